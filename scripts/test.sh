@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: installs what the tests need, then gofmt, go vet,
+# staticcheck and the whole test suite with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+bad=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+go vet ./...
+bin/staticcheck ./...
+go test -race -timeout 20m "$@" ./...
