@@ -184,3 +184,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestExtHandshake(t *testing.T) {
+	b, err := ExtHandshake{V: "murder dev", Reqq: 2000}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "d1:mde4:reqqi2000e1:v10:murder deve"; string(b) != want {
+		t.Fatalf("got %s, want %s", b, want)
+	}
+	tests := []struct {
+		in      string
+		reqq    int
+		v       string
+		wantErr bool
+	}{
+		{"d1:md11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei100e4:reqqi250e1:v12:Deluge 2.1.1e", 250, "Deluge 2.1.1", false},
+		{"d1:mdee", 0, "", false},
+		{"not bencode", 0, "", true},
+		{"d4:reqq3:abce", 0, "", true},
+	}
+	for _, tt := range tests {
+		h, err := ParseExtHandshake([]byte(tt.in))
+		if (err != nil) != tt.wantErr || h.Reqq != tt.reqq || h.V != tt.v {
+			t.Errorf("ParseExtHandshake(%q) = %+v, %v; want reqq %d v %q err %v", tt.in, h, err, tt.reqq, tt.v, tt.wantErr)
+		}
+	}
+}
