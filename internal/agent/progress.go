@@ -157,10 +157,10 @@ func (r *JSONReporter) Close() error {
 
 // barReporter draws one progress bar with mpb.
 type barReporter struct {
-	mu    sync.Mutex
-	out   io.Writer
-	p     *mpb.Progress
-	bar   *mpb.Bar
+	mu   sync.Mutex
+	out  io.Writer
+	p    *mpb.Progress
+	bar  *mpb.Bar
 	evMu sync.Mutex // guards ev alone: mpb's render goroutine reads it
 	ev   Event
 }
