@@ -1,0 +1,444 @@
+// Package fleet runs commands on many hosts over SSH: the murder.toml
+// inventory, an SSH runner that verifies host keys against known_hosts, file
+// copies that need nothing but a POSIX shell on the remote side, and a
+// bounded fan-out that reports per host.
+package fleet
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Defaults for an inventory that leaves a value out.
+const (
+	DefaultRemoteMurderPath = "/opt/murder"
+	DefaultTempPath         = "/tmp"
+	DefaultTrackerPort      = 8998
+	DefaultSeedTime         = 30 * time.Second
+	DefaultSSHPort          = 22
+	DefaultConcurrency      = 100
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultCommandTimeout   = 10 * time.Minute
+	DefaultPeerTimeout      = time.Hour
+)
+
+// Inventory is a parsed murder.toml: where murder lives on the hosts, how to
+// reach them, and which host plays which role.
+type Inventory struct {
+	RemoteMurderPath string        // folder on each host; the binary is RemoteMurderPath/murder
+	TempPath         string        // temp path on each host (artifacts, pid and log files)
+	TrackerPort      int           // port the tracker listens on
+	SeedTime         time.Duration // how long peers seed on after they finish
+	PeerTimeout      time.Duration // bound on one host's whole download
+	MaxUploadRate    string        // passed to seed and peer as --max-upload-rate ("" = no limit)
+	MaxDownloadRate  string        // passed to peer as --max-download-rate ("" = no limit)
+
+	SSH SSHConfig
+
+	Tracker Host   // runs the tracker
+	Seeder  Host   // holds the files and seeds them
+	Peers   []Host // receive the files
+}
+
+// Host is one entry of the inventory, written [user@]host[:port].
+type Host struct {
+	Spec     string // as written in the inventory
+	User     string // "" = the ssh section's user
+	Name     string // host name or address to connect to
+	Port     int    // 0 = the ssh section's port
+	Announce string // address announced to the tracker; "" = the address SSH connected to
+}
+
+// String returns the host as written in the inventory.
+func (h Host) String() string { return h.Spec }
+
+// All returns every distinct host of the inventory: tracker, seeder, then
+// the peers, each once.
+func (inv *Inventory) All() []Host {
+	var out []Host
+	seen := make(map[string]bool)
+	for _, h := range append([]Host{inv.Tracker, inv.Seeder}, inv.Peers...) {
+		k := h.key()
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (h Host) key() string { return h.User + "@" + h.Name + ":" + strconv.Itoa(h.Port) }
+
+// Binary returns the path of the murder binary on the hosts.
+func (inv *Inventory) Binary() string {
+	return strings.TrimSuffix(inv.RemoteMurderPath, "/") + "/murder"
+}
+
+// file mirrors murder.toml; every field has a toml tag so that unknown keys
+// are reported.
+type file struct {
+	RemoteMurderPath string              `toml:"remote_murder_path"`
+	TempPath         string              `toml:"temp_path"`
+	TrackerPort      *int                `toml:"tracker_port"`
+	SeedTime         string              `toml:"seed_time"`
+	PeerTimeout      string              `toml:"peer_timeout"`
+	MaxUploadRate    string              `toml:"max_upload_rate"`
+	MaxDownloadRate  string              `toml:"max_download_rate"`
+	SSH              sshFile             `toml:"ssh"`
+	Roles            rolesFile           `toml:"roles"`
+	Hosts            map[string]hostFile `toml:"hosts"`
+}
+
+type sshFile struct {
+	User           string   `toml:"user"`
+	Port           *int     `toml:"port"`
+	IdentityFiles  []string `toml:"identity_files"`
+	KnownHosts     string   `toml:"known_hosts"`
+	Concurrency    *int     `toml:"concurrency"`
+	ConnectTimeout string   `toml:"connect_timeout"`
+	CommandTimeout string   `toml:"command_timeout"`
+}
+
+type rolesFile struct {
+	Tracker string   `toml:"tracker"`
+	Seeder  string   `toml:"seeder"`
+	Peers   []string `toml:"peers"`
+}
+
+type hostFile struct {
+	Address string `toml:"address"`
+}
+
+// LoadInventory reads and checks a murder.toml file.
+func LoadInventory(path string) (*Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	inv, err := ParseInventory(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return inv, nil
+}
+
+// ParseInventory parses murder.toml content. Unknown keys, bad host specs,
+// bad durations and missing roles are errors that say where they are.
+func ParseInventory(data []byte) (*Inventory, error) {
+	var f file
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0].String()
+		if line := keyLine(data, und[0]); line > 0 {
+			return nil, fmt.Errorf("fleet: line %d: unknown key %q", line, k)
+		}
+		return nil, fmt.Errorf("fleet: unknown key %q", k)
+	}
+	lineOf := func(key string) string {
+		if l := keyLine(data, splitKey(key)); l > 0 {
+			return fmt.Sprintf("line %d: ", l)
+		}
+		return ""
+	}
+
+	inv := &Inventory{
+		RemoteMurderPath: f.RemoteMurderPath,
+		TempPath:         f.TempPath,
+		TrackerPort:      DefaultTrackerPort,
+		SeedTime:         DefaultSeedTime,
+		PeerTimeout:      DefaultPeerTimeout,
+		MaxUploadRate:    f.MaxUploadRate,
+		MaxDownloadRate:  f.MaxDownloadRate,
+		SSH: SSHConfig{
+			User:           f.SSH.User,
+			Port:           DefaultSSHPort,
+			IdentityFiles:  f.SSH.IdentityFiles,
+			KnownHosts:     f.SSH.KnownHosts,
+			Concurrency:    DefaultConcurrency,
+			ConnectTimeout: DefaultConnectTimeout,
+			CommandTimeout: DefaultCommandTimeout,
+		},
+	}
+	if inv.RemoteMurderPath == "" {
+		inv.RemoteMurderPath = DefaultRemoteMurderPath
+	}
+	if inv.TempPath == "" {
+		inv.TempPath = DefaultTempPath
+	}
+	for key, p := range map[string]string{"remote_murder_path": inv.RemoteMurderPath, "temp_path": inv.TempPath} {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("fleet: %s%s must be an absolute path, got %q", lineOf(key), key, p)
+		}
+	}
+	if f.TrackerPort != nil {
+		if *f.TrackerPort < 1 || *f.TrackerPort > 65535 {
+			return nil, fmt.Errorf("fleet: %stracker_port %d out of range 1-65535", lineOf("tracker_port"), *f.TrackerPort)
+		}
+		inv.TrackerPort = *f.TrackerPort
+	}
+	durations := []struct {
+		key string
+		val string
+		dst *time.Duration
+	}{
+		{"seed_time", f.SeedTime, &inv.SeedTime},
+		{"peer_timeout", f.PeerTimeout, &inv.PeerTimeout},
+		{"ssh.connect_timeout", f.SSH.ConnectTimeout, &inv.SSH.ConnectTimeout},
+		{"ssh.command_timeout", f.SSH.CommandTimeout, &inv.SSH.CommandTimeout},
+	}
+	for _, d := range durations {
+		if d.val == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("fleet: %s%s: bad duration %q (want e.g. \"30s\", \"5m\")", lineOf(d.key), d.key, d.val)
+		}
+		*d.dst = v
+	}
+	if inv.SSH.ConnectTimeout == 0 || inv.PeerTimeout == 0 || inv.SSH.CommandTimeout == 0 {
+		return nil, errors.New("fleet: timeouts must be greater than zero")
+	}
+	if f.SSH.Port != nil {
+		if *f.SSH.Port < 1 || *f.SSH.Port > 65535 {
+			return nil, fmt.Errorf("fleet: %sssh.port %d out of range 1-65535", lineOf("ssh.port"), *f.SSH.Port)
+		}
+		inv.SSH.Port = *f.SSH.Port
+	}
+	if f.SSH.Concurrency != nil {
+		if *f.SSH.Concurrency < 1 {
+			return nil, fmt.Errorf("fleet: %sssh.concurrency must be at least 1, got %d", lineOf("ssh.concurrency"), *f.SSH.Concurrency)
+		}
+		inv.SSH.Concurrency = *f.SSH.Concurrency
+	}
+	for _, r := range []struct{ key, val string }{{"max_upload_rate", f.MaxUploadRate}, {"max_download_rate", f.MaxDownloadRate}} {
+		if strings.ContainsAny(r.val, " \t\n'\"\\$`;&|<>") {
+			return nil, fmt.Errorf("fleet: %s%s: bad rate %q", lineOf(r.key), r.key, r.val)
+		}
+	}
+
+	if len(f.Roles.Peers) == 0 {
+		return nil, errors.New("fleet: roles.peers is empty: list the hosts that receive the files")
+	}
+	seen := make(map[string]bool)
+	for _, spec := range f.Roles.Peers {
+		h, err := ParseHost(spec)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %sroles.peers: %w", lineOf("roles.peers"), err)
+		}
+		if seen[h.key()] {
+			return nil, fmt.Errorf("fleet: %sroles.peers: %q listed twice", lineOf("roles.peers"), spec)
+		}
+		seen[h.key()] = true
+		inv.Peers = append(inv.Peers, h)
+	}
+	inv.Tracker, inv.Seeder = inv.Peers[0], inv.Peers[0]
+	if f.Roles.Tracker != "" {
+		if inv.Tracker, err = ParseHost(f.Roles.Tracker); err != nil {
+			return nil, fmt.Errorf("fleet: %sroles.tracker: %w", lineOf("roles.tracker"), err)
+		}
+	}
+	if f.Roles.Seeder != "" {
+		if inv.Seeder, err = ParseHost(f.Roles.Seeder); err != nil {
+			return nil, fmt.Errorf("fleet: %sroles.seeder: %w", lineOf("roles.seeder"), err)
+		}
+	}
+
+	known := make(map[string]bool)
+	for _, h := range inv.All() {
+		known[h.Name] = true
+	}
+	for name, hf := range f.Hosts {
+		if !known[name] {
+			return nil, fmt.Errorf("fleet: %shosts.%s: not a host of any role", lineOfKey(data, "hosts", name), name)
+		}
+		if hf.Address != "" {
+			if _, err := netipParse(hf.Address); err != nil {
+				return nil, fmt.Errorf("fleet: %shosts.%s.address: %q is not an IP address", lineOfKey(data, "hosts", name, "address"), name, hf.Address)
+			}
+		}
+	}
+	apply := func(h *Host) {
+		if hf, ok := f.Hosts[h.Name]; ok {
+			h.Announce = hf.Address
+		}
+	}
+	apply(&inv.Tracker)
+	apply(&inv.Seeder)
+	for i := range inv.Peers {
+		apply(&inv.Peers[i])
+	}
+	return inv, nil
+}
+
+func netipParse(s string) (net.IP, error) {
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, errors.New("bad address")
+	}
+	return ip, nil
+}
+
+// ParseHost parses a host spec [user@]host[:port]; IPv6 addresses with a
+// port are written in brackets ([::1]:2222).
+func ParseHost(spec string) (Host, error) {
+	h := Host{Spec: spec}
+	if spec == "" {
+		return h, errors.New("empty host")
+	}
+	if strings.ContainsAny(spec, " \t\r\n/'\"\\$`;&|<>()") {
+		return h, fmt.Errorf("bad host %q: unexpected character", spec)
+	}
+	rest := spec
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		h.User, rest = rest[:i], rest[i+1:]
+		if h.User == "" || strings.Contains(h.User, "@") {
+			return h, fmt.Errorf("bad host %q: empty or bad user", spec)
+		}
+	}
+	switch {
+	case strings.HasPrefix(rest, "["):
+		end := strings.Index(rest, "]")
+		if end < 0 {
+			return h, fmt.Errorf("bad host %q: missing ]", spec)
+		}
+		h.Name = rest[1:end]
+		if net.ParseIP(h.Name) == nil {
+			return h, fmt.Errorf("bad host %q: %q in brackets is not an IP address", spec, h.Name)
+		}
+		tail := rest[end+1:]
+		if tail != "" {
+			if !strings.HasPrefix(tail, ":") {
+				return h, fmt.Errorf("bad host %q: unexpected %q after ]", spec, tail)
+			}
+			p, err := parsePort(tail[1:])
+			if err != nil {
+				return h, fmt.Errorf("bad host %q: %w", spec, err)
+			}
+			h.Port = p
+		}
+	case strings.Count(rest, ":") > 1:
+		if net.ParseIP(rest) == nil {
+			return h, fmt.Errorf("bad host %q: write an IPv6 address with a port as [addr]:port", spec)
+		}
+		h.Name = rest
+	default:
+		name, port, found := strings.Cut(rest, ":")
+		h.Name = name
+		if found {
+			p, err := parsePort(port)
+			if err != nil {
+				return h, fmt.Errorf("bad host %q: %w", spec, err)
+			}
+			h.Port = p
+		}
+	}
+	if h.Name == "" {
+		return h, fmt.Errorf("bad host %q: empty host name", spec)
+	}
+	return h, nil
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("bad port %q", s)
+	}
+	return p, nil
+}
+
+func lineOfKey(data []byte, key ...string) string {
+	if l := keyLine(data, key); l > 0 {
+		return fmt.Sprintf("line %d: ", l)
+	}
+	return ""
+}
+
+// keyLine finds the line where a key is set, by following table headers and
+// key assignments. It returns 0 when the key is not found.
+func keyLine(data []byte, key []string) int {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var table []string
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		if strings.HasPrefix(s, "[") {
+			s = strings.TrimLeft(s, "[")
+			if i := strings.Index(s, "]"); i >= 0 {
+				s = s[:i]
+			}
+			table = splitKey(s)
+			if hasPrefix(table, key) && len(table) == len(key) {
+				return line
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(s, "=")
+		if !ok {
+			continue
+		}
+		full := append(append([]string(nil), table...), splitKey(k)...)
+		if hasPrefix(full, key) {
+			return line
+		}
+	}
+	return 0
+}
+
+func hasPrefix(full, key []string) bool {
+	if len(key) == 0 || len(full) < len(key) {
+		return false
+	}
+	for i := range key {
+		if full[i] != key[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// splitKey splits a dotted TOML key into its parts, honouring quotes.
+func splitKey(k string) []string {
+	var parts []string
+	var cur strings.Builder
+	var quote byte
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteByte(c)
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '.':
+			parts = append(parts, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		case c == ' ' || c == '\t':
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(parts, strings.TrimSpace(cur.String()))
+}
