@@ -1,0 +1,401 @@
+package bundle
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// ExtractOptions tunes Extract. The zero value refuses to touch a
+// destination that is not empty.
+type ExtractOptions struct {
+	// Replace lets Extract replace a destination that exists and is not
+	// empty (Murder's --unsafe-please-delete).
+	Replace bool
+}
+
+// ErrUnsafeEntry is returned (wrapped) for an archive entry that would
+// land outside the destination or is of a refused kind (device, FIFO).
+var ErrUnsafeEntry = errors.New("bundle: unsafe archive entry")
+
+// ErrUnknownFormat is returned (wrapped) when an archive's name has none
+// of the suffixes .tgz, .tar.zst or .tar.
+var ErrUnknownFormat = errors.New("bundle: unknown archive format")
+
+// Extract unpacks the archive at archivePath into dest, atomically and
+// safely (see Publish and Unpack). The format comes from the file name
+// (TAG.tgz, TAG.tar.zst or TAG.tar).
+func Extract(ctx context.Context, archivePath, dest string, opts ExtractOptions) error {
+	format, _, ok := ParseArtifactName(filepath.Base(archivePath))
+	if !ok {
+		return fmt.Errorf("%w: %s (want TAG.tgz, TAG.tar.zst or TAG.tar)", ErrUnknownFormat, archivePath)
+	}
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	defer f.Close()
+	return Publish(dest, opts.Replace, func(dir string) error {
+		if err := Unpack(ctx, f, format, dir); err != nil {
+			return fmt.Errorf("extract %s: %w", archivePath, err)
+		}
+		return nil
+	})
+}
+
+// Unpack reads an archive in format f from r and unpacks it into dir, an
+// existing directory that should be empty. It is not atomic (Extract is);
+// on error dir holds part of the tree.
+//
+// Nothing is written outside dir: entries with absolute names or ".."
+// are refused, as are symlinks that point outside dir, writes through
+// symlinks, hard links to names outside dir or to symlinks, device nodes
+// and FIFOs. Setuid, setgid and sticky bits are dropped; owners are not
+// restored.
+func Unpack(ctx context.Context, r io.Reader, f Format, dir string) error {
+	switch f {
+	case Tar:
+		return unpackTar(ctx, r, dir)
+	case TGZ:
+		zr, err := pgzip.NewReader(r)
+		if err != nil {
+			return fmt.Errorf("bundle: gzip: %w", err)
+		}
+		defer zr.Close()
+		if err := unpackTar(ctx, zr, dir); err != nil {
+			return err
+		}
+		return drain(zr, "gzip")
+	case TarZst:
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return fmt.Errorf("bundle: zstd: %w", err)
+		}
+		defer zr.Close()
+		if err := unpackTar(ctx, zr, dir); err != nil {
+			return err
+		}
+		return drain(zr, "zstd")
+	}
+	return fmt.Errorf("%w: %d", ErrUnknownFormat, int(f))
+}
+
+// drain reads the compressed stream to its end so its checksum is checked.
+func drain(r io.Reader, what string) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("bundle: %s: %w", what, err)
+	}
+	return nil
+}
+
+type dirMeta struct {
+	name  string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+// extractor holds the state of one Unpack. Since dir starts empty and only
+// the extractor writes to it, links knows every symlink in the tree.
+type extractor struct {
+	root  *os.Root
+	links map[string]string // symlink name -> target
+	dirs  map[string]dirMeta
+	buf   []byte
+}
+
+func unpackTar(ctx context.Context, r io.Reader, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	defer root.Close()
+	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]dirMeta{}, buf: make([]byte, 1<<20)}
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("bundle: tar: %w", err)
+		}
+		if err := x.entry(ctx, h, tr); err != nil {
+			return err
+		}
+	}
+	if err := x.checkLinks(); err != nil {
+		return err
+	}
+	return x.finishDirs()
+}
+
+func unsafeEntry(name, why string) error {
+	return fmt.Errorf("%w %q: %s", ErrUnsafeEntry, name, why)
+}
+
+// cleanName checks an entry name and returns it cleaned, slash-separated
+// and relative; "." stands for the root itself.
+func cleanName(name string) (string, error) {
+	if name == "" {
+		return "", unsafeEntry(name, "empty name")
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", unsafeEntry(name, "absolute path")
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", unsafeEntry(name, "'..' in path")
+		}
+	}
+	clean := path.Clean(name)
+	if clean != "." && !filepath.IsLocal(filepath.FromSlash(clean)) {
+		return "", unsafeEntry(name, "not a local path")
+	}
+	return clean, nil
+}
+
+// throughLink returns the first proper prefix of name that is a symlink.
+func (x *extractor) throughLink(name string) (string, bool) {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' {
+			if _, ok := x.links[name[:i]]; ok {
+				return name[:i], true
+			}
+		}
+	}
+	return "", false
+}
+
+func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error {
+	name, err := cleanName(h.Name)
+	if err != nil {
+		return err
+	}
+	if l, ok := x.throughLink(name); ok {
+		return unsafeEntry(h.Name, "written through symlink "+l)
+	}
+	perm := fs.FileMode(h.Mode) & fs.ModePerm // drops setuid, setgid, sticky
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if name == "." {
+			return nil
+		}
+		if _, ok := x.links[name]; ok {
+			return unsafeEntry(h.Name, "directory over a symlink")
+		}
+		if err := x.root.MkdirAll(name, 0o755); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		x.dirs[name] = dirMeta{name: name, mode: perm, mtime: h.ModTime}
+		return nil
+	case tar.TypeReg, tar.TypeGNUSparse:
+		if err := x.prepare(h.Name, name); err != nil {
+			return err
+		}
+		f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		_, err = io.CopyBuffer(f, &ctxReader{ctx: ctx, r: r}, x.buf)
+		if err == nil {
+			err = f.Chmod(perm)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("bundle: %s: %w", name, err)
+		}
+		return x.chtimes(name, h.ModTime)
+	case tar.TypeSymlink:
+		if err := checkLinkTarget(name, h.Linkname); err != nil {
+			return unsafeEntry(h.Name, err.Error())
+		}
+		if err := x.prepare(h.Name, name); err != nil {
+			return err
+		}
+		if err := x.root.Symlink(h.Linkname, name); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		x.links[name] = h.Linkname
+		return nil
+	case tar.TypeLink:
+		target, err := cleanName(h.Linkname)
+		if err != nil || target == "." {
+			return unsafeEntry(h.Name, "hard link to "+h.Linkname+" outside the tree")
+		}
+		if l, ok := x.throughLink(target); ok {
+			return unsafeEntry(h.Name, "hard link through symlink "+l)
+		}
+		if _, ok := x.links[target]; ok {
+			return unsafeEntry(h.Name, "hard link to a symlink")
+		}
+		if target == name {
+			return nil
+		}
+		if err := x.prepare(h.Name, name); err != nil {
+			return err
+		}
+		if err := x.root.Link(target, name); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		return nil
+	case tar.TypeChar, tar.TypeBlock:
+		return unsafeEntry(h.Name, "device nodes are refused")
+	case tar.TypeFifo:
+		return unsafeEntry(h.Name, "FIFOs are refused")
+	}
+	return unsafeEntry(h.Name, fmt.Sprintf("unsupported entry type %q", h.Typeflag))
+}
+
+// prepare makes the parent directories of name and removes whatever an
+// earlier entry put at name, as tar does, so the new entry is created
+// fresh (O_EXCL) and never written through a symlink.
+func (x *extractor) prepare(orig, name string) error {
+	if name == "." {
+		return unsafeEntry(orig, "names the root")
+	}
+	if dir := path.Dir(name); dir != "." {
+		if err := x.root.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+	}
+	fi, err := x.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	if fi.IsDir() {
+		return unsafeEntry(orig, "replaces a directory")
+	}
+	if err := x.root.Remove(name); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	delete(x.links, name)
+	return nil
+}
+
+func (x *extractor) chtimes(name string, mtime time.Time) error {
+	if mtime.IsZero() {
+		return nil
+	}
+	if err := x.root.Chtimes(name, mtime, mtime); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	return nil
+}
+
+// checkLinkTarget refuses absolute targets and targets that leave the tree
+// by their text alone.
+func checkLinkTarget(name, target string) error {
+	if target == "" {
+		return errors.New("empty symlink target")
+	}
+	if strings.HasPrefix(target, "/") {
+		return fmt.Errorf("symlink to absolute path %s", target)
+	}
+	if j := path.Join(path.Dir(name), target); !filepath.IsLocal(filepath.FromSlash(j)) && j != "." {
+		return fmt.Errorf("symlink to %s points outside the tree", target)
+	}
+	return nil
+}
+
+// maxLinkHops bounds symlink resolution, like the kernel's ELOOP limit.
+const maxLinkHops = 40
+
+// checkLinks resolves every symlink through the others, now that all
+// exist, so that chains that only leave the tree together (a link whose
+// target runs through another link and then "..") are refused too.
+func (x *extractor) checkLinks() error {
+	for name, target := range x.links {
+		if err := x.resolve(name, target); err != nil {
+			return unsafeEntry(name, err.Error())
+		}
+	}
+	return nil
+}
+
+func (x *extractor) resolve(name, target string) error {
+	var stack []string
+	if d := path.Dir(name); d != "." {
+		stack = strings.Split(d, "/")
+	}
+	todo := strings.Split(target, "/")
+	hops := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return fmt.Errorf("symlink to %s leads outside the tree", target)
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		p := strings.Join(append(stack, c), "/")
+		t, ok := x.links[p]
+		if !ok {
+			stack = append(stack, c)
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return fmt.Errorf("symlink to %s: too many levels of symlinks", target)
+		}
+		if strings.HasPrefix(t, "/") {
+			return fmt.Errorf("symlink to %s leads outside the tree", target)
+		}
+		todo = append(strings.Split(t, "/"), todo...)
+	}
+	return nil
+}
+
+// finishDirs sets directory modes and mtimes once nothing more is written
+// into them, deepest first.
+func (x *extractor) finishDirs() error {
+	dirs := make([]dirMeta, 0, len(x.dirs))
+	for _, d := range x.dirs {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool {
+		di, dj := strings.Count(dirs[i].name, "/"), strings.Count(dirs[j].name, "/")
+		if di != dj {
+			return di > dj
+		}
+		return dirs[i].name < dirs[j].name
+	})
+	for _, d := range dirs {
+		if fi, err := x.root.Lstat(d.name); err != nil || !fi.IsDir() {
+			continue // replaced by a later entry
+		}
+		if err := x.root.Chmod(d.name, d.mode); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		if err := x.chtimes(d.name, d.mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}

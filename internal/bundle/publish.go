@@ -1,0 +1,130 @@
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// ErrNotEmpty is returned (wrapped) when the destination exists, is not an
+// empty directory, and replacing it was not asked for.
+var ErrNotEmpty = errors.New("bundle: destination exists and is not empty")
+
+// Publish places a new tree at dest atomically. It creates a temporary
+// directory beside dest, calls fill with it, and renames it to dest only
+// when fill succeeds. On any failure dest is left exactly as it was and the
+// temporary directory is removed.
+//
+// When dest exists and is anything but an empty directory, Publish refuses
+// with ErrNotEmpty unless replace is set (Murder's --unsafe-please-delete);
+// then the old dest is swapped out in one rename and removed afterwards.
+// Missing parents of dest are created.
+func Publish(dest string, replace bool, fill func(dir string) error) (err error) {
+	if dest == "" {
+		return errors.New("bundle: no destination given")
+	}
+	dest, err = filepath.Abs(dest)
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	parent, base := filepath.Dir(dest), filepath.Base(dest)
+	if parent == dest {
+		return fmt.Errorf("bundle: refusing to publish over %s", dest)
+	}
+	if err := checkDest(dest, replace); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("bundle: destination: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".murder-new-*")
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	defer func() {
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil && !os.IsNotExist(rerr) {
+			err = fmt.Errorf("bundle: remove old destination: %w", rerr)
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	// Check again: dest may have appeared while fill ran.
+	if err := checkDest(dest, replace); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(tmp, dest); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		return nil
+	}
+	// dest exists (an empty directory, or anything with replace): swap.
+	// After the swap tmp holds the old tree, which the deferred RemoveAll
+	// deletes.
+	if err := exchange(tmp, dest); err == nil {
+		return nil
+	}
+	old, err := os.MkdirTemp(parent, "."+base+".murder-old-*")
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	if err := os.Rename(dest, filepath.Join(old, base)); err != nil {
+		_ = os.Remove(old)
+		return fmt.Errorf("bundle: move old destination aside: %w", err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		if rerr := os.Rename(filepath.Join(old, base), dest); rerr != nil {
+			return fmt.Errorf("bundle: %w (and the old destination is left at %s: %v)", err, old, rerr)
+		}
+		_ = os.Remove(old)
+		return fmt.Errorf("bundle: %w", err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("bundle: remove old destination: %w", err)
+	}
+	return nil
+}
+
+// checkDest refuses a dest that exists and is not an empty directory,
+// unless replace.
+func checkDest(dest string, replace bool) error {
+	if replace {
+		return nil
+	}
+	fi, err := os.Lstat(dest)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bundle: destination: %w", err)
+	}
+	if fi.IsDir() {
+		empty, err := isEmptyDir(dest)
+		if err != nil {
+			return fmt.Errorf("bundle: destination: %w", err)
+		}
+		if empty {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s (use --unsafe-please-delete to replace it)", ErrNotEmpty, dest)
+}
+
+func isEmptyDir(name string) (bool, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	if err == io.EOF {
+		return true, nil
+	}
+	return false, err
+}
