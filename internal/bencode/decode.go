@@ -166,7 +166,7 @@ func (d *decoder) str() ([]byte, error) {
 	n := 0
 	i := d.off
 	for ; i < len(d.data) && d.data[i] >= '0' && d.data[i] <= '9'; i++ {
-		if i-start >= 19 {
+		if i-start >= 18 {
 			return nil, d.syntaxAt(start, "string length too large")
 		}
 		n = n*10 + int(d.data[i]-'0')

@@ -57,6 +57,8 @@ type MetaInfo struct {
 	InfoBytes bencode.RawMessage
 	// extra holds top-level keys murder does not interpret, kept on write.
 	extra map[string]bencode.RawMessage
+	// parsed records the keys the file had, so empty values are kept too.
+	parsed map[string]bool
 }
 
 // Info is the info dictionary.
@@ -172,8 +174,9 @@ func Parse(data []byte) (*MetaInfo, error) {
 	if err := bencode.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	m := &MetaInfo{extra: map[string]bencode.RawMessage{}}
+	m := &MetaInfo{extra: map[string]bencode.RawMessage{}, parsed: map[string]bool{}}
 	for key, raw := range top {
+		m.parsed[key] = true
 		var err error
 		switch key {
 		case "announce":
@@ -358,19 +361,19 @@ func (m *MetaInfo) Bytes() ([]byte, error) {
 		top[k] = v
 	}
 	top["info"] = m.InfoBytes
-	if m.Announce != "" {
+	if m.Announce != "" || m.parsed["announce"] {
 		top["announce"] = m.Announce
 	}
-	if len(m.AnnounceList) > 0 {
+	if len(m.AnnounceList) > 0 || m.parsed["announce-list"] {
 		top["announce-list"] = m.AnnounceList
 	}
-	if m.CreationDate != 0 {
+	if m.CreationDate != 0 || m.parsed["creation date"] {
 		top["creation date"] = m.CreationDate
 	}
-	if m.Comment != "" {
+	if m.Comment != "" || m.parsed["comment"] {
 		top["comment"] = m.Comment
 	}
-	if m.CreatedBy != "" {
+	if m.CreatedBy != "" || m.parsed["created by"] {
 		top["created by"] = m.CreatedBy
 	}
 	b, err := bencode.Marshal(top)
