@@ -1,0 +1,5 @@
+package storage
+
+import "syscall"
+
+var errReadOnlyFS error = syscall.EROFS

@@ -1,0 +1,282 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/murder-deploy/murder/internal/metainfo"
+)
+
+type tfile struct {
+	path []string
+	n    int64
+	pad  bool
+}
+
+// makeInfo builds an Info over random contents for files and returns it
+// with the torrent's whole byte space (pad files as zeros).
+func makeInfo(t *testing.T, name string, pieceLen int64, files []tfile) (*metainfo.Info, []byte) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, uint64(len(files))))
+	var data []byte
+	info := &metainfo.Info{Name: name, PieceLength: pieceLen}
+	for _, f := range files {
+		b := make([]byte, f.n)
+		if !f.pad {
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+		}
+		data = append(data, b...)
+		fl := metainfo.File{Length: f.n, Path: f.path}
+		if f.pad {
+			fl.Attr = "p"
+		}
+		info.Files = append(info.Files, fl)
+	}
+	if len(files) == 1 && files[0].path == nil {
+		info.Length = files[0].n
+		info.Files = nil
+	}
+	for off := int64(0); off < int64(len(data)); off += pieceLen {
+		sum := sha1.Sum(data[off:min(off+pieceLen, int64(len(data)))])
+		info.Pieces = append(info.Pieces, sum[:]...)
+	}
+	return info, data
+}
+
+func writeAll(t *testing.T, s *Storage, data []byte) {
+	t.Helper()
+	for k := range s.Info().NumPieces() {
+		off := s.PieceOffset(k)
+		if err := s.WritePiece(k, data[off:off+s.Info().PieceSize(k)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var layouts = []struct {
+	name     string
+	pieceLen int64
+	files    []tfile
+}{
+	{"single", 1024, []tfile{{n: 10*1024 + 17}}},
+	{"single exact", 512, []tfile{{n: 4096}}},
+	{"multi", 1000, []tfile{{[]string{"a"}, 1500, false}, {[]string{"d", "b"}, 10, false}, {[]string{"d", "empty"}, 0, false}, {[]string{"c"}, 4000, false}}},
+	{"pad files", 1024, []tfile{{[]string{"a"}, 1000, false}, {[]string{".pad", "24"}, 24, true}, {[]string{"b"}, 2048, false}, {[]string{".pad", "0"}, 0, true}, {[]string{"c"}, 5, false}}},
+}
+
+func TestReadWriteLayouts(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			info, data := makeInfo(t, "art", l.pieceLen, l.files)
+			dir := t.TempDir()
+			s, err := Open(info, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			writeAll(t, s, data)
+			got := make([]byte, len(data))
+			if _, err := s.ReadAt(got, 0); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("read back differs from written data")
+			}
+			// Files on disk hold exactly their bytes; pad files do not exist.
+			var off int64
+			for _, f := range l.files {
+				p := filepath.Join(append([]string{dir, "art"}, f.path...)...)
+				if f.path == nil {
+					p = filepath.Join(dir, "art")
+				}
+				b, err := os.ReadFile(p)
+				if f.pad {
+					if err == nil {
+						t.Errorf("pad file %s was created", p)
+					}
+				} else if err != nil || !bytes.Equal(b, data[off:off+f.n]) {
+					t.Errorf("file %s: %d bytes, err %v; want its %d bytes", p, len(b), err, f.n)
+				}
+				off += f.n
+			}
+			have, err := s.Verify(context.Background(), nil)
+			if err != nil || !have.Full() {
+				t.Fatalf("Verify: %d/%d pieces, %v", have.Count(), info.NumPieces(), err)
+			}
+		})
+	}
+}
+
+func TestResumeAfterPartialWrites(t *testing.T) {
+	l := layouts[3]
+	info, data := makeInfo(t, "art", l.pieceLen, l.files)
+	dir := t.TempDir()
+	s, err := Open(info, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write pieces 0 and 2 whole, half of piece 1.
+	for _, k := range []int{0, 2} {
+		off := s.PieceOffset(k)
+		if err := s.WritePiece(k, data[off:off+info.PieceSize(k)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.WriteAt(data[1024:1536], 1024); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(info, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	calls := 0
+	have, err := s.Verify(context.Background(), func(done, total int) {
+		calls++
+		if total != info.NumPieces() || done != calls {
+			t.Errorf("progress(%d, %d) at call %d", done, total, calls)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range info.NumPieces() {
+		if want := k == 0 || k == 2; have.Has(k) != want {
+			t.Errorf("piece %d: have %v, want %v", k, have.Has(k), want)
+		}
+	}
+}
+
+func TestCorruptPieceDetected(t *testing.T) {
+	info, data := makeInfo(t, "art", 1024, []tfile{{n: 8192}})
+	dir := t.TempDir()
+	s, err := Open(info, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writeAll(t, s, data)
+	if _, err := s.WriteAt([]byte{data[3000] ^ 1}, 3000); err != nil {
+		t.Fatal(err)
+	}
+	have, err := s.Verify(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have.Has(2) || have.Count() != 7 {
+		t.Fatalf("have %08b, want every piece but 2", have.Bytes())
+	}
+	bad := append([]byte(nil), data[:1024]...)
+	bad[5] ^= 0x80
+	if s.CheckPiece(0, bad) || !s.CheckPiece(0, data[:1024]) || s.CheckPiece(0, data[:1023]) {
+		t.Fatal("CheckPiece does not tell good from bad data")
+	}
+}
+
+func TestFreshFilesNotHashed(t *testing.T) {
+	info, _ := makeInfo(t, "art", 1024, []tfile{{n: 4096}})
+	s, err := Open(info, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fi, err := os.Stat(s.Paths()[0]); err != nil || fi.Size() != 4096 {
+		t.Fatalf("file not created at full size: %v %v", fi, err)
+	}
+	have, err := s.Verify(context.Background(), nil)
+	if err != nil || have.Count() != 0 {
+		t.Fatalf("got %d pieces, %v; want none", have.Count(), err)
+	}
+}
+
+func TestUnsafePaths(t *testing.T) {
+	for _, p := range [][]string{{".."}, {"a", "..", ".."}, {"/etc"}, {"a/b"}, {""}} {
+		info := &metainfo.Info{Name: "art", PieceLength: 16, Pieces: make([]byte, 20), Files: []metainfo.File{{Length: 1, Path: p}}}
+		if _, err := Open(info, t.TempDir()); err == nil {
+			t.Errorf("Open accepted path %q", p)
+		}
+	}
+	info := &metainfo.Info{Name: "../x", PieceLength: 16, Pieces: make([]byte, 20), Length: 1}
+	if _, err := Open(info, t.TempDir()); err == nil {
+		t.Error("Open accepted name ../x")
+	}
+}
+
+func TestCursor(t *testing.T) {
+	l := layouts[3]
+	info, data := makeInfo(t, "art", l.pieceLen, l.files)
+	s, err := Open(info, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writeAll(t, s, data)
+	c := s.NewCursor()
+	defer c.Close()
+	tests := []struct {
+		off, n int64
+		inFile bool
+	}{
+		{0, 1000, true}, {10, 100, true}, {990, 20, false}, {1000, 24, false}, {1024, 2048, true}, {3000, 72, true}, {3072, 5, true}, {1020, 10, false},
+	}
+	for _, tt := range tests {
+		f, err := c.File(tt.off, tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (f != nil) != tt.inFile {
+			t.Errorf("File(%d, %d) = %v, want in one file %v", tt.off, tt.n, f, tt.inFile)
+			continue
+		}
+		if f != nil {
+			b := make([]byte, tt.n)
+			if _, err := f.Read(b); err != nil || !bytes.Equal(b, data[tt.off:tt.off+tt.n]) {
+				t.Errorf("File(%d, %d) reads wrong bytes (%v)", tt.off, tt.n, err)
+			}
+		}
+	}
+}
+
+func TestBitfield(t *testing.T) {
+	bf := NewBitfield(10)
+	bf.Set(0)
+	bf.Set(9)
+	bf.Set(10) // out of range: ignored
+	if got := bf.Bytes(); !bytes.Equal(got, []byte{0x80, 0x40}) || bf.Count() != 2 || bf.Full() {
+		t.Fatalf("got %08b count %d", got, bf.Count())
+	}
+	bf.SetAll()
+	if got := bf.Bytes(); !bytes.Equal(got, []byte{0xff, 0xc0}) || !bf.Full() {
+		t.Fatalf("SetAll: got %08b", got)
+	}
+	bf.Clear(9)
+	if bf.Has(9) || !bf.Has(8) || bf.Has(-1) {
+		t.Fatal("Clear/Has wrong")
+	}
+	tests := []struct {
+		in    []byte
+		n     int
+		count int
+		err   bool
+	}{
+		{[]byte{0xff, 0xff}, 10, 10, false}, // spare bits set: accepted, cleared
+		{[]byte{0xff}, 10, 0, true},
+		{[]byte{0xff, 0, 0}, 10, 0, true},
+		{[]byte{}, 0, 0, false},
+	}
+	for _, tt := range tests {
+		bf, err := ParseBitfield(tt.in, tt.n)
+		if (err != nil) != tt.err || (err == nil && bf.Count() != tt.count) {
+			t.Errorf("ParseBitfield(%x, %d) = %v, %v", tt.in, tt.n, bf, err)
+		}
+	}
+}
