@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/murder-deploy/murder/internal/tracker"
+)
+
+func newTrackerCmd() *cobra.Command {
+	var (
+		cfg       tracker.Config
+		logFormat string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
+		Use:   "tracker",
+		Short: "Run the BitTorrent tracker that coordinates a deploy",
+		Long: `tracker runs murder's HTTP BitTorrent tracker. Seeders and peers announce
+to http://HOST:PORT/announce; counts per torrent are at /scrape.
+
+Swarm state lives in memory. A peer that misses two announce intervals is
+dropped; a stopped event drops it at once. Peers get a random sample of the
+swarm, never themselves, and seeders get no other seeders.
+
+With --allow-dir only the torrents whose .torrent files lie in DIR are
+tracked, DIR is re-read when it changes, and each file is served at
+/torrents/NAME (NAME may also be the file name without ".torrent", or a tag
+when exactly one TAG.*.torrent exists).
+
+The tracker stops gracefully on SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := trackerLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if cfg.Interval < time.Second {
+				return &exitError{code: 2, err: fmt.Errorf("--interval %s is too short, want at least 1s", cfg.Interval)}
+			}
+			if cfg.MaxNumWant < 1 {
+				return &exitError{code: 2, err: fmt.Errorf("--numwant-max must be at least 1")}
+			}
+			cfg.Logger = log
+			srv, err := tracker.NewServer(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", tracker.DefaultListen, "address to listen on, host:port (an empty host listens on all addresses)")
+	f.DurationVar(&cfg.Interval, "interval", tracker.DefaultInterval, "announce interval sent to peers; peers silent for two intervals are dropped")
+	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers returned to one announce, whatever numwant asks (the default is 50)")
+	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
+	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
+	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every announce), info, warn or error")
+	return cmd
+}
+
+// trackerLogger builds the tracker's logger from its flags.
+func trackerLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,209 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for MemStore.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func testPeer(i int) Peer {
+	var id [20]byte
+	copy(id[:], fmt.Sprintf("peer-%015d", i))
+	return Peer{ID: id, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), uint16(1000+i))}
+}
+
+// fillSwarm announces seeders 0..s-1 and leechers s..s+l-1.
+func fillSwarm(t *testing.T, st *MemStore, ih [20]byte, s, l int) {
+	t.Helper()
+	for i := range s + l {
+		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: i < s, Event: EventStarted}
+		if _, _, err := st.Announce(context.Background(), &a, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestMemStoreSelection(t *testing.T) {
+	tests := []struct {
+		name             string
+		seeders, leechs  int
+		requester        int // index of the announcing peer; >= seeders+leechs is a new peer
+		requesterSeeder  bool
+		numWant          int
+		wantN            int
+		wantOnlyLeechers bool
+	}{
+		{"leecher gets everyone else", 3, 4, 5, false, 50, 6, false},
+		{"new leecher gets everyone", 3, 4, 100, false, 50, 7, false},
+		{"seeder gets leechers only", 3, 4, 0, true, 50, 4, true},
+		{"new seeder gets leechers only", 3, 4, 100, true, 50, 4, true},
+		{"leecher turning seeder excludes itself", 3, 4, 4, true, 50, 3, true},
+		{"seeder among seeders gets nothing", 5, 0, 1, true, 50, 0, true},
+		{"numwant caps, floyd", 30, 170, 7, false, 10, 10, false},
+		{"numwant caps, fisher-yates", 30, 70, 99, false, 60, 60, false},
+		{"numwant caps seeder", 30, 170, 2, true, 25, 25, true},
+		{"numwant zero", 3, 4, 5, false, 0, 0, false},
+		{"large numwant over map", 10, 990, 500, false, 300, 300, false},
+	}
+	ih := hash20("swarm")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := NewMemStore(MemStoreConfig{Shards: 4})
+			fillSwarm(t, st, ih, tt.seeders, tt.leechs)
+			me := testPeer(tt.requester)
+			a := PeerAnnounce{InfoHash: ih, Peer: me, Seeder: tt.requesterSeeder, NumWant: tt.numWant}
+			got, _, err := st.Announce(context.Background(), &a, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.wantN {
+				t.Fatalf("got %d peers, want %d", len(got), tt.wantN)
+			}
+			seen := map[[20]byte]bool{}
+			for _, p := range got {
+				if p.ID == me.ID {
+					t.Errorf("requester got itself")
+				}
+				if seen[p.ID] {
+					t.Errorf("peer %q twice", p.ID)
+				}
+				seen[p.ID] = true
+				var idx int
+				fmt.Sscanf(string(p.ID[5:]), "%d", &idx)
+				if tt.wantOnlyLeechers && idx < tt.seeders {
+					t.Errorf("seeder %d handed to a seeder", idx)
+				}
+				if p != testPeer(idx) {
+					t.Errorf("peer %d has address %v, want %v", idx, p.Addr, testPeer(idx).Addr)
+				}
+			}
+		})
+	}
+}
+
+// TestMemStoreSampleSpreads checks that repeated samples reach every peer,
+// which a fixed window would not.
+func TestMemStoreSampleSpreads(t *testing.T) {
+	st := NewMemStore(MemStoreConfig{})
+	ih := hash20("spread")
+	fillSwarm(t, st, ih, 0, 100)
+	seen := map[[20]byte]bool{}
+	for range 300 {
+		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(1000), NumWant: 10}
+		got, _, _ := st.Announce(context.Background(), &a, nil)
+		for _, p := range got {
+			seen[p.ID] = true
+		}
+		a.Event = EventStopped
+		st.Announce(context.Background(), &a, nil)
+	}
+	if len(seen) != 100 {
+		t.Errorf("300 samples of 10 reached %d of 100 peers", len(seen))
+	}
+}
+
+func TestMemStoreLifecycle(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	st := NewMemStore(MemStoreConfig{PeerTTL: 30 * time.Second, Now: clock.Now})
+	ctx := context.Background()
+	ih := hash20("life")
+	stats := func() ScrapeStats {
+		m, _ := st.Scrape(ctx, [][20]byte{ih})
+		return m[ih]
+	}
+	announce := func(i int, seeder bool, event string) ScrapeStats {
+		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: seeder, Event: event, NumWant: 50}
+		_, s, _ := st.Announce(ctx, &a, nil)
+		return s
+	}
+	steps := []struct {
+		name string
+		do   func() ScrapeStats
+		want ScrapeStats
+	}{
+		{"two leechers start", func() ScrapeStats { announce(1, false, EventStarted); return announce(2, false, EventStarted) }, ScrapeStats{Incomplete: 2}},
+		{"seeder starts", func() ScrapeStats { return announce(3, true, EventStarted) }, ScrapeStats{Complete: 1, Incomplete: 2}},
+		{"leecher completes", func() ScrapeStats { return announce(1, true, EventCompleted) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 1}},
+		{"repeated completed is not counted", func() ScrapeStats { return announce(1, true, EventCompleted) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 1}},
+		{"stopped removes at once", func() ScrapeStats { return announce(3, true, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 1}},
+		{"stopped for an unknown peer", func() ScrapeStats { return announce(9, false, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 1}},
+		{"peer 2 re-announces at 20s", func() ScrapeStats { clock.Add(20 * time.Second); return announce(2, false, "") }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 1}},
+		{"sweep at 31s drops peer 1 only", func() ScrapeStats { clock.Add(11 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 1}},
+		{"sweep at 51s drops peer 2", func() ScrapeStats { clock.Add(20 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Downloaded: 1}},
+	}
+	for _, s := range steps {
+		if got := s.do(); got != s.want {
+			t.Fatalf("%s: got %+v, want %+v", s.name, got, s.want)
+		}
+	}
+	if n, p := st.Len(); n != 1 || p != 0 {
+		t.Errorf("store holds %d torrents, %d peers; want the completed torrent kept with 0 peers", n, p)
+	}
+
+	// A swarm that never completed anything is forgotten when empty.
+	ih2 := hash20("gone")
+	a := PeerAnnounce{InfoHash: ih2, Peer: testPeer(1)}
+	st.Announce(ctx, &a, nil)
+	clock.Add(time.Minute)
+	st.Sweep(clock.Now())
+	if m, _ := st.Scrape(ctx, [][20]byte{ih2}); len(m) != 0 {
+		t.Errorf("expired swarm still scraped: %+v", m)
+	}
+}
+
+func TestMemStoreConcurrent(t *testing.T) {
+	st := NewMemStore(MemStoreConfig{Shards: 8})
+	ctx := context.Background()
+	const workers, torrents, peers = 8, 16, 50
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]Peer, 0, 50)
+			for i := range torrents * peers {
+				ih := hash20(fmt.Sprint("t", i%torrents))
+				p := testPeer(w*10000 + i/torrents)
+				a := PeerAnnounce{InfoHash: ih, Peer: p, Seeder: i%3 == 0, NumWant: 20}
+				buf, _, _ = st.Announce(ctx, &a, buf[:0])
+			}
+		})
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			st.Sweep(time.Now())
+			st.Scrape(ctx, nil)
+		}
+	}()
+	wg.Wait()
+	all, _ := st.Scrape(ctx, nil)
+	if len(all) != torrents {
+		t.Fatalf("got %d torrents, want %d", len(all), torrents)
+	}
+	for ih, s := range all {
+		if s.Complete+s.Incomplete != workers*peers {
+			t.Errorf("torrent %q has %d peers, want %d", ih, s.Complete+s.Incomplete, workers*peers)
+		}
+	}
+}
