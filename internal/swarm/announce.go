@@ -1,0 +1,108 @@
+package swarm
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/tracker"
+)
+
+const (
+	defaultInterval = 30 * time.Second
+	minRetry        = 2 * time.Second
+	maxRetry        = 60 * time.Second
+	stoppedTimeout  = 5 * time.Second
+	numWant         = 200
+)
+
+// announceLoop announces started, then at the tracker's interval (sooner
+// while there are no peers), completed once the download completes, and
+// stopped when ctx ends.
+func (s *Swarm) announceLoop(ctx context.Context) {
+	tiers := s.mi.Trackers()
+	if len(tiers) == 0 {
+		return
+	}
+	client := tracker.NewClient(tiers, tracker.ClientConfig{Logger: s.log})
+	port := 0
+	if a, ok := s.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	req := func(event string) tracker.AnnounceRequest {
+		s.mu.Lock()
+		left := s.total - s.bytesDone
+		s.mu.Unlock()
+		return tracker.AnnounceRequest{
+			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
+			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
+			Event: event, NumWant: numWant,
+		}
+	}
+	event := "started"
+	started := false
+	wasComplete := isClosed(s.complete)
+	retry := minRetry
+	for {
+		resp, err := client.Announce(ctx, req(event))
+		if ctx.Err() != nil {
+			break
+		}
+		wait := retry
+		if err != nil {
+			s.log.Warn("announce", "event", event, "err", err)
+			retry = min(2*retry, maxRetry)
+		} else {
+			started = true
+			retry = minRetry
+			event = ""
+			wait = resp.Interval
+			if wait <= 0 {
+				wait = defaultInterval
+			}
+			s.mu.Lock()
+			s.pending = append(s.pending, resp.Peers...)
+			lonely := len(s.conns) == 0 && !s.have.Full()
+			s.mu.Unlock()
+			s.poke()
+			if lonely {
+				wait = max(min(wait, 5*time.Second), resp.MinInterval)
+			}
+		}
+		var completeCh <-chan struct{}
+		if !wasComplete {
+			completeCh = s.complete
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-completeCh:
+			wasComplete = true
+			if started {
+				event = "completed"
+			}
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if !started {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stoppedTimeout)
+	defer cancel()
+	if _, err := client.Announce(sctx, req("stopped")); err != nil {
+		s.log.Debug("announce stopped", "err", err)
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,418 @@
+package swarm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/peerwire"
+	"github.com/murder-deploy/murder/internal/storage"
+)
+
+type blockKey struct {
+	index uint32
+	begin uint32
+}
+
+type upload struct {
+	index, begin, length uint32
+}
+
+// conn is one peer connection. Fields below mu are guarded by Swarm.mu;
+// the write queue by wmu.
+type conn struct {
+	s        *Swarm
+	nc       net.Conn
+	addr     netip.AddrPort
+	id       [20]byte
+	fast     bool
+	ext      bool
+	outgoing bool
+	lastRecv atomic.Int64 // unix nanos
+
+	// guarded by Swarm.mu
+	bits           *storage.Bitfield
+	seed           bool
+	gotFirst       bool
+	amChoking      bool
+	amInterested   bool
+	peerChoking    bool
+	peerInterested bool
+	reqs           map[blockKey]time.Time
+	maxReqs        int
+	depth          int
+	rate           float64
+	gotBytes       int64
+	lastBlock      time.Time
+	minRTT         time.Duration
+	snubbed        bool
+	rejected       map[uint32]bool
+	closed         bool
+
+	// write queue
+	wmu     sync.Mutex
+	ctrl    []byte
+	uploads []upload
+	wclosed bool
+	wsig    chan struct{}
+}
+
+func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
+	defer nc.Close()
+	ap, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	c := &conn{
+		s: s, nc: nc, addr: ap, outgoing: outgoing,
+		amChoking: true, peerChoking: true,
+		reqs:     make(map[blockKey]time.Time),
+		maxReqs:  defaultReqq,
+		depth:    64,
+		rejected: make(map[uint32]bool),
+		wsig:     make(chan struct{}, 1),
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	br := bufio.NewReaderSize(nc, 256<<10)
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	var h peerwire.Handshake
+	h.SetFast()
+	h.SetExtended()
+	h.InfoHash = s.infoHash
+	h.PeerID = s.peerID
+	if err := peerwire.WriteHandshake(nc, h); err != nil {
+		return
+	}
+	ph, err := peerwire.ReadHandshake(br)
+	if err != nil {
+		s.log.Debug("handshake", "peer", ap, "err", err)
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	if ph.InfoHash != s.infoHash {
+		s.log.Debug("handshake for another torrent", "peer", ap)
+		return
+	}
+	c.id = ph.PeerID
+	c.fast = ph.Fast()
+	c.ext = ph.Extended()
+	if ph.PeerID == s.peerID {
+		s.mu.Lock()
+		if outgoing {
+			s.self[ap] = true
+		}
+		s.mu.Unlock()
+		return
+	}
+	if !s.register(c) {
+		return
+	}
+	s.log.Debug("connected", "peer", ap, "outgoing", outgoing, "fast", c.fast, "ext", c.ext)
+	c.lastRecv.Store(time.Now().UnixNano())
+
+	var wg sync.WaitGroup
+	wg.Go(func() { c.writeLoop(ctx) })
+	err = c.readLoop(ctx, br)
+	s.unregister(c)
+	c.closeWriter()
+	nc.Close()
+	wg.Wait()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		s.log.Debug("peer closed", "peer", ap, "err", err)
+	}
+}
+
+// register adds c to the swarm and queues its first messages.
+func (s *Swarm) register(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.bannedAddrs[c.addr] || s.bannedIDs[c.id] || len(s.conns) >= s.cfg.MaxConns {
+		return false
+	}
+	for o := range s.conns {
+		if o.id == c.id {
+			return false
+		}
+	}
+	c.bits = storage.NewBitfield(s.numPieces)
+	c.lastBlock = time.Now()
+	s.conns[c] = struct{}{}
+	var b []byte
+	switch {
+	case c.fast && s.have.Full():
+		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.HaveAll})
+	case c.fast && s.have.Count() == 0:
+		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.HaveNone})
+	case s.have.Count() > 0:
+		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Bitfield, Bitfield: s.have.Bytes()})
+	}
+	if c.ext {
+		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq}).Marshal(); err == nil {
+			b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, Payload: p})
+		}
+	}
+	c.send(b)
+	return true
+}
+
+func (s *Swarm) unregister(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	delete(s.conns, c)
+	if c.seed {
+		s.seeds--
+	} else {
+		for k := range s.numPieces {
+			if c.bits.Has(k) {
+				s.avail[k]--
+			}
+		}
+	}
+	s.releaseAll(c, false)
+	if !s.closing {
+		for o := range s.conns {
+			s.fill(o)
+		}
+	}
+}
+
+// send queues encoded messages.
+func (c *conn) send(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	c.wmu.Lock()
+	if !c.wclosed {
+		c.ctrl = append(c.ctrl, b...)
+	}
+	c.wmu.Unlock()
+	c.signal()
+}
+
+func (c *conn) sendMsg(m peerwire.Message) {
+	var buf [32]byte
+	c.send(peerwire.AppendMessage(buf[:0], m))
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wsig <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) closeWriter() {
+	c.wmu.Lock()
+	c.wclosed = true
+	c.wmu.Unlock()
+	c.signal()
+}
+
+// queueUpload queues a block for sending; false when the queue is full.
+func (c *conn) queueUpload(u upload) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed || len(c.uploads) >= ourReqq+64 {
+		return false
+	}
+	c.uploads = append(c.uploads, u)
+	if len(c.uploads) == 1 {
+		c.signal()
+	}
+	return true
+}
+
+// cancelUpload removes a queued block; false when it was not queued.
+func (c *conn) cancelUpload(u upload) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for i, q := range c.uploads {
+		if q == u {
+			c.uploads = append(c.uploads[:i], c.uploads[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// dropUploads clears the upload queue (on choke).
+func (c *conn) dropUploads() []upload {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	u := c.uploads
+	c.uploads = nil
+	return u
+}
+
+// writeLoop drains the write queue: control messages first, then one
+// block at a time, flushing when the queue is empty.
+func (c *conn) writeLoop(ctx context.Context) {
+	s := c.s
+	bw := bufio.NewWriterSize(c.nc, 128<<10)
+	tcp, _ := c.nc.(*net.TCPConn)
+	cur := s.st.NewCursor()
+	defer cur.Close()
+	var spare []byte
+	var blockBuf []byte
+	keepAlive := time.NewTimer(keepAliveEvery)
+	defer keepAlive.Stop()
+	corked := false
+	fail := func() { c.nc.Close() }
+	for {
+		c.wmu.Lock()
+		closed := c.wclosed
+		ctrl := c.ctrl
+		c.ctrl = spare[:0]
+		var u upload
+		hasUp := false
+		if len(c.uploads) > 0 && !closed {
+			u, c.uploads = c.uploads[0], c.uploads[1:]
+			if len(c.uploads) == 0 {
+				c.uploads = nil
+			}
+			hasUp = true
+		}
+		c.wmu.Unlock()
+		if closed {
+			return
+		}
+		if len(ctrl) > 0 {
+			if _, err := bw.Write(ctrl); err != nil {
+				fail()
+				return
+			}
+		}
+		spare = ctrl
+		if hasUp {
+			if tcp != nil && !corked {
+				setCork(tcp, true)
+				corked = true
+			}
+			if err := c.writeBlock(ctx, bw, tcp, cur, &blockBuf, u); err != nil {
+				s.log.Debug("upload", "peer", c.addr, "err", err)
+				fail()
+				return
+			}
+			continue
+		}
+		if len(ctrl) > 0 {
+			continue
+		}
+		if bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				fail()
+				return
+			}
+		}
+		if corked {
+			setCork(tcp, false)
+			corked = false
+		}
+		if !keepAlive.Stop() {
+			select {
+			case <-keepAlive.C:
+			default:
+			}
+		}
+		keepAlive.Reset(keepAliveEvery)
+		select {
+		case <-c.wsig:
+		case <-keepAlive.C:
+			if _, err := bw.Write([]byte{0, 0, 0, 0}); err != nil {
+				fail()
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, tcp *net.TCPConn, cur *storage.Cursor, blockBuf *[]byte, u upload) error {
+	s := c.s
+	n := int(u.length)
+	if s.upLimit != nil {
+		if err := s.upLimit.WaitN(ctx, n); err != nil {
+			return err
+		}
+	}
+	off := s.st.PieceOffset(int(u.index)) + int64(u.begin)
+	var hdr [peerwire.PieceHeaderLen]byte
+	if _, err := bw.Write(peerwire.AppendPieceHeader(hdr[:0], u.index, u.begin, n)); err != nil {
+		return err
+	}
+	var f io.Reader
+	if tcp != nil {
+		file, err := cur.File(off, int64(n))
+		if err != nil {
+			return err
+		}
+		if file != nil {
+			f = file
+		}
+	}
+	if f != nil {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		m, err := io.Copy(tcp, &io.LimitedReader{R: f, N: int64(n)})
+		if err != nil {
+			return err
+		}
+		if m != int64(n) {
+			return fmt.Errorf("swarm: short read of piece %d", u.index)
+		}
+	} else {
+		if cap(*blockBuf) < n {
+			*blockBuf = make([]byte, n)
+		}
+		b := (*blockBuf)[:n]
+		if _, err := s.st.ReadAt(b, off); err != nil {
+			return err
+		}
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
+	}
+	s.uploaded.Add(int64(n))
+	return nil
+}
+
+// readLoop decodes messages until the connection fails.
+func (c *conn) readLoop(ctx context.Context, br *bufio.Reader) error {
+	s := c.s
+	dec := peerwire.NewDecoder(br, 0)
+	for {
+		m, err := dec.Decode()
+		if err != nil {
+			return err
+		}
+		c.lastRecv.Store(time.Now().UnixNano())
+		if m.KeepAlive {
+			continue
+		}
+		if m.ID == peerwire.Piece {
+			s.downloaded.Add(int64(len(m.Block)))
+			if s.downLimit != nil {
+				if err := s.downLimit.WaitN(ctx, len(m.Block)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.handle(c, &m); err != nil {
+			return err
+		}
+	}
+}

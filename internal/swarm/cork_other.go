@@ -1,0 +1,7 @@
+//go:build !linux
+
+package swarm
+
+import "net"
+
+func setCork(c *net.TCPConn, on bool) {}

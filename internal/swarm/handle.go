@@ -1,0 +1,189 @@
+package swarm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/peerwire"
+	"github.com/murder-deploy/murder/internal/storage"
+)
+
+// handle applies one message from c. An error drops the connection.
+func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := !c.gotFirst
+	c.gotFirst = true
+	switch m.ID {
+	case peerwire.Choke:
+		c.peerChoking = true
+		if !c.fast {
+			s.releaseAll(c, false)
+		}
+	case peerwire.Unchoke:
+		c.peerChoking = false
+		s.fill(c)
+	case peerwire.Interested:
+		c.peerInterested = true
+		if c.amChoking {
+			c.amChoking = false
+			c.sendMsg(peerwire.Message{ID: peerwire.Unchoke})
+		}
+	case peerwire.NotInterested:
+		c.peerInterested = false
+	case peerwire.Have:
+		k := int(m.Index)
+		if k >= s.numPieces {
+			return fmt.Errorf("swarm: have %d of %d pieces", k, s.numPieces)
+		}
+		if !c.seed && !c.bits.Has(k) {
+			c.bits.Set(k)
+			s.avail[k]++
+			if c.bits.Full() {
+				s.becameSeed(c)
+			}
+			if !s.have.Has(k) && !c.amInterested {
+				s.setInterested(c, true)
+			}
+			s.fill(c)
+		}
+	case peerwire.Bitfield:
+		if !first {
+			return fmt.Errorf("swarm: bitfield after the first message")
+		}
+		bf, err := storage.ParseBitfield(m.Bitfield, s.numPieces)
+		if err != nil {
+			return fmt.Errorf("swarm: %w", err)
+		}
+		c.bits = bf
+		if bf.Full() {
+			c.seed = true
+			s.seeds++
+		} else {
+			for k := range s.numPieces {
+				if bf.Has(k) {
+					s.avail[k]++
+				}
+			}
+		}
+		s.updateInterest(c)
+	case peerwire.HaveAll:
+		if !first || !c.fast {
+			return fmt.Errorf("swarm: unexpected have all")
+		}
+		c.bits.SetAll()
+		c.seed = true
+		s.seeds++
+		s.updateInterest(c)
+	case peerwire.HaveNone:
+		if !first || !c.fast {
+			return fmt.Errorf("swarm: unexpected have none")
+		}
+	case peerwire.Request:
+		return s.onRequest(c, m)
+	case peerwire.Cancel:
+		u := upload{m.Index, m.Begin, m.Length}
+		if c.cancelUpload(u) && c.fast {
+			c.sendMsg(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	case peerwire.Piece:
+		s.onPiece(c, m)
+	case peerwire.Reject:
+		if !c.fast {
+			return fmt.Errorf("swarm: reject without fast extension")
+		}
+		k := blockKey{m.Index, m.Begin}
+		if _, ok := c.reqs[k]; ok {
+			s.release(c, k, false)
+			if !c.peerChoking {
+				c.rejected[m.Index] = true
+			}
+			s.fill(c)
+		}
+	case peerwire.Extended:
+		if m.ExtID == peerwire.ExtHandshakeID {
+			if h, err := peerwire.ParseExtHandshake(m.Payload); err == nil && h.Reqq > 0 {
+				c.maxReqs = min(h.Reqq, ourReqq)
+				c.updateDepth()
+			}
+		}
+	default:
+		// Port, suggest, allowed fast and unknown messages are ignored.
+	}
+	return nil
+}
+
+func (s *Swarm) becameSeed(c *conn) {
+	for k := range s.numPieces {
+		s.avail[k]--
+	}
+	c.seed = true
+	s.seeds++
+}
+
+func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
+	k := int(m.Index)
+	reject := func() {
+		if c.fast {
+			c.sendMsg(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	}
+	if m.Length == 0 || m.Length > peerwire.MaxRequest {
+		return fmt.Errorf("swarm: request of %d bytes", m.Length)
+	}
+	if k >= s.numPieces || int64(m.Begin)+int64(m.Length) > s.info.PieceSize(k) {
+		return fmt.Errorf("swarm: request outside piece %d", k)
+	}
+	if c.amChoking || !s.have.Has(k) {
+		reject()
+		return nil
+	}
+	if !c.queueUpload(upload{m.Index, m.Begin, m.Length}) {
+		reject()
+	}
+	return nil
+}
+
+func (s *Swarm) setInterested(c *conn, on bool) {
+	if c.amInterested == on {
+		return
+	}
+	c.amInterested = on
+	id := peerwire.NotInterested
+	if on {
+		id = peerwire.Interested
+	}
+	c.sendMsg(peerwire.Message{ID: id})
+}
+
+// updateInterest sends interested or not interested as c's pieces and
+// ours demand.
+func (s *Swarm) updateInterest(c *conn) {
+	want := false
+	if !s.have.Full() {
+		if c.seed {
+			want = true
+		} else {
+			ours, theirs := s.have.Bytes(), c.bits.Bytes()
+			for i := range theirs {
+				if theirs[i]&^ours[i] != 0 {
+					want = true
+					break
+				}
+			}
+		}
+	}
+	s.setInterested(c, want)
+}
+
+// updateDepth sizes c's request pipeline from its rate and latency: the
+// bytes it delivers in a few round trips (at least 50 ms worth), within
+// the peer's reqq.
+func (c *conn) updateDepth() {
+	window := max(4*c.minRTT, 50*time.Millisecond)
+	d := int(c.rate*window.Seconds()/peerwire.BlockSize) + minDepth
+	if c.snubbed {
+		d = 2
+	}
+	c.depth = min(max(d, 2), maxDepth, c.maxReqs)
+}

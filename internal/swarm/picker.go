@@ -1,0 +1,388 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha1"
+	"net/netip"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/peerwire"
+)
+
+// peerKey names a peer for bad-data bookkeeping.
+type peerKey struct {
+	addr netip.AddrPort
+	id   [20]byte
+}
+
+func (c *conn) key() peerKey { return peerKey{c.addr, c.id} }
+
+// attempt is a failed download of a piece: each block's hash and source.
+type attempt struct {
+	hashes [][20]byte
+	src    []peerKey
+}
+
+// piece is a piece being downloaded. Guarded by Swarm.mu.
+type piece struct {
+	index     int
+	size      int
+	nblocks   int
+	buf       []byte
+	bufp      *[]byte
+	reqCount  []uint8 // outstanding requests per block
+	got       []bool
+	ngot      int
+	src       []peerKey
+	hint      int // no free block before this index
+	verifying bool
+	owner     *conn // after a failure the piece comes whole from one peer
+	attempts  []attempt
+}
+
+func (p *piece) blockLen(b int) int {
+	return min(peerwire.BlockSize, p.size-b*peerwire.BlockSize)
+}
+
+func (s *Swarm) startPiece(k int) *piece {
+	size := int(s.info.PieceSize(k))
+	nb := (size + peerwire.BlockSize - 1) / peerwire.BlockSize
+	bp := s.bufPool.Get().(*[]byte)
+	p := &piece{
+		index: k, size: size, nblocks: nb,
+		buf: (*bp)[:size], bufp: bp,
+		reqCount: make([]uint8, nb),
+		got:      make([]bool, nb),
+		src:      make([]peerKey, nb),
+	}
+	s.pieces[k] = p
+	s.active = append(s.active, p)
+	return p
+}
+
+func (s *Swarm) dropActive(p *piece) {
+	delete(s.pieces, p.index)
+	for i, q := range s.active {
+		if q == p {
+			s.active = append(s.active[:i], s.active[i+1:]...)
+			break
+		}
+	}
+	s.bufPool.Put(p.bufp)
+	p.buf, p.bufp = nil, nil
+}
+
+// fill tops up c's request pipeline: first blocks of pieces in progress,
+// then new pieces (random at first, then rarest-first with random
+// tie-break), then in endgame blocks already requested from others.
+func (s *Swarm) fill(c *conn) {
+	if c.closed || c.peerChoking || !c.amInterested || s.have.Full() {
+		return
+	}
+	need := c.depth - len(c.reqs)
+	if need <= 0 {
+		return
+	}
+	var out []byte
+	now := time.Now()
+	request := func(p *piece, b int) {
+		k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
+		c.reqs[k] = now
+		p.reqCount[b]++
+		out = peerwire.AppendMessage(out, peerwire.Message{ID: peerwire.Request, Index: k.index, Begin: k.begin, Length: uint32(p.blockLen(b))})
+		need--
+	}
+	take := func(p *piece) {
+		for b := p.hint; b < p.nblocks && need > 0; b++ {
+			free := !p.got[b] && p.reqCount[b] == 0
+			if b == p.hint {
+				p.hint++
+			}
+			if free {
+				request(p, b)
+			}
+		}
+	}
+	usable := func(p *piece) bool {
+		if p.verifying || !c.bits.Has(p.index) || c.rejected[uint32(p.index)] {
+			return false
+		}
+		if p.attempts != nil {
+			if p.owner == nil && p.hint == 0 && p.ngot == 0 && !p.anyRequested() {
+				p.owner = c
+			}
+			return p.owner == c
+		}
+		return true
+	}
+	for _, p := range s.active {
+		if need <= 0 {
+			break
+		}
+		if p.hint < p.nblocks && usable(p) {
+			take(p)
+		}
+	}
+	for need > 0 && len(s.pieces) < s.maxActive {
+		k := s.pickNew(c)
+		if k < 0 {
+			break
+		}
+		take(s.startPiece(k))
+	}
+	if need > 0 && s.numPieces-s.have.Count() == len(s.pieces) {
+		// Endgame: every missing piece is in progress. Ask for blocks
+		// others were asked for too; the first copy wins, the rest are
+		// cancelled.
+		for _, p := range s.active {
+			if need <= 0 {
+				break
+			}
+			if !usable(p) || p.owner != nil {
+				continue
+			}
+			for b := 0; b < p.nblocks && need > 0; b++ {
+				k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
+				if _, mine := c.reqs[k]; p.got[b] || mine || p.reqCount[b] >= 2 {
+					continue
+				}
+				request(p, b)
+			}
+		}
+	}
+	c.send(out)
+}
+
+func (p *piece) anyRequested() bool {
+	for _, n := range p.reqCount {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pickNew chooses a piece c has that nobody is fetching: at random for the
+// first few pieces, rarest-first with random tie-break after.
+func (s *Swarm) pickNew(c *conn) int {
+	best, ties := -1, 0
+	var bestAvail int32
+	random := s.have.Count() < randomFirst
+	for k := range s.numPieces {
+		if s.have.Has(k) || !c.bits.Has(k) || c.rejected[uint32(k)] {
+			continue
+		}
+		if _, busy := s.pieces[k]; busy {
+			continue
+		}
+		a := s.avail[k]
+		if random {
+			a = 0
+		}
+		switch {
+		case best < 0 || a < bestAvail:
+			best, bestAvail, ties = k, a, 1
+		case a == bestAvail:
+			ties++
+			if s.rng.IntN(ties) == 0 {
+				best = k
+			}
+		}
+	}
+	return best
+}
+
+// release forgets c's request for block k. With cancel, a cancel message
+// is sent.
+func (s *Swarm) release(c *conn, k blockKey, cancel bool) {
+	t, ok := c.reqs[k]
+	if !ok {
+		return
+	}
+	delete(c.reqs, k)
+	if p := s.pieces[int(k.index)]; p != nil {
+		b := int(k.begin) / peerwire.BlockSize
+		if p.reqCount[b] > 0 {
+			p.reqCount[b]--
+		}
+		if p.reqCount[b] == 0 && !p.got[b] && b < p.hint {
+			p.hint = b
+		}
+		if cancel {
+			c.sendMsg(peerwire.Message{ID: peerwire.Cancel, Index: k.index, Begin: k.begin, Length: uint32(p.blockLen(b))})
+		}
+	}
+	_ = t
+}
+
+// releaseAll returns every outstanding request of c to the picker.
+func (s *Swarm) releaseAll(c *conn, cancel bool) {
+	for k := range c.reqs {
+		s.release(c, k, cancel)
+	}
+	for _, p := range s.active {
+		if p.owner == c {
+			p.owner = nil
+		}
+	}
+}
+
+// onPiece stores a received block and hands a completed piece to the
+// verifiers.
+func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
+	k := blockKey{m.Index, m.Begin}
+	now := time.Now()
+	if t, ok := c.reqs[k]; ok {
+		rtt := now.Sub(t)
+		if c.minRTT == 0 || rtt < c.minRTT {
+			c.minRTT = rtt
+		}
+		delete(c.reqs, k)
+		c.lastBlock = now
+		if c.snubbed {
+			c.snubbed = false
+			c.updateDepth()
+		}
+	}
+	c.gotBytes += int64(len(m.Block))
+	p := s.pieces[int(m.Index)]
+	if p == nil || p.verifying || m.Begin%peerwire.BlockSize != 0 {
+		s.fill(c)
+		return
+	}
+	b := int(m.Begin) / peerwire.BlockSize
+	if b >= p.nblocks || len(m.Block) != p.blockLen(b) || (p.owner != nil && p.owner != c) {
+		s.fill(c)
+		return
+	}
+	if p.reqCount[b] > 0 {
+		p.reqCount[b]--
+	}
+	if p.got[b] {
+		s.fill(c)
+		return
+	}
+	copy(p.buf[m.Begin:], m.Block)
+	p.got[b] = true
+	p.ngot++
+	p.src[b] = c.key()
+	if p.reqCount[b] > 0 {
+		// Endgame duplicates: cancel them.
+		for o := range s.conns {
+			if _, ok := o.reqs[k]; ok && o != c {
+				s.release(o, k, true)
+			}
+		}
+	}
+	if p.ngot == p.nblocks {
+		p.verifying = true
+		s.verifyCh <- verifyJob{p: p, buf: p.buf, suspect: p.attempts != nil}
+	}
+	s.fill(c)
+}
+
+// verifier hashes completed pieces and writes the good ones.
+func (s *Swarm) verifier(ctx context.Context, fail func(error)) {
+	for {
+		var j verifyJob
+		select {
+		case <-ctx.Done():
+			return
+		case j = <-s.verifyCh:
+		}
+		ok := s.st.CheckPiece(j.p.index, j.buf)
+		var err error
+		if ok {
+			err = s.st.WritePiece(j.p.index, j.buf)
+		}
+		var hashes [][20]byte
+		if !ok || j.suspect {
+			hashes = blockHashes(j.buf)
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		s.pieceDone(j.p, ok, hashes)
+	}
+}
+
+func blockHashes(b []byte) [][20]byte {
+	var out [][20]byte
+	for off := 0; off < len(b); off += peerwire.BlockSize {
+		out = append(out, sha1.Sum(b[off:min(off+peerwire.BlockSize, len(b))]))
+	}
+	return out
+}
+
+// pieceDone records a verified piece, or bookkeeps a failed one.
+func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		s.log.Warn("piece failed verification", "piece", p.index)
+		srcs := map[peerKey]bool{}
+		for _, k := range p.src {
+			srcs[k] = true
+		}
+		if len(srcs) == 1 {
+			s.ban(p.src[0], p.index)
+		} else {
+			p.attempts = append(p.attempts, attempt{hashes: hashes, src: append([]peerKey(nil), p.src...)})
+		}
+		clear(p.got)
+		clear(p.src)
+		p.ngot, p.hint, p.verifying, p.owner = 0, 0, false, nil
+		for c := range s.conns {
+			s.fill(c)
+		}
+		return
+	}
+	for _, a := range p.attempts {
+		for b, h := range a.hashes {
+			if b < len(hashes) && h != hashes[b] {
+				s.ban(a.src[b], p.index)
+			}
+		}
+	}
+	s.dropActive(p)
+	s.have.Set(p.index)
+	s.bytesDone += int64(p.size)
+	full := s.have.Full()
+	have := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: uint32(p.index)})
+	for c := range s.conns {
+		if !c.bits.Has(p.index) {
+			c.send(have)
+		}
+		if full {
+			s.setInterested(c, false)
+		}
+	}
+	if full {
+		s.log.Info("download complete", "bytes", s.total)
+		s.completedAt = time.Now()
+		close(s.complete)
+		s.poke()
+		return
+	}
+	for c := range s.conns {
+		s.fill(c)
+	}
+}
+
+// ban drops the peer and refuses it from now on.
+func (s *Swarm) ban(k peerKey, piece int) {
+	if s.bannedIDs[k.id] {
+		return
+	}
+	s.log.Warn("banning peer for bad data", "peer", k.addr, "piece", piece)
+	s.bannedIDs[k.id] = true
+	s.bannedAddrs[k.addr] = true
+	s.nbanned++
+	for c := range s.conns {
+		if c.key() == k {
+			s.bannedAddrs[c.addr] = true
+			c.nc.Close()
+		}
+	}
+}

@@ -1,0 +1,456 @@
+// Package swarm is murder's BitTorrent transfer engine: it listens for and
+// dials peers found through the tracker, picks pieces rarest-first with
+// deep request pipelines, verifies every piece before announcing it, and
+// serves blocks to every interested peer. A seeder is a swarm whose
+// bitfield is full; a peer becomes one when it completes.
+//
+// The policy is tuned for trusted datacenter networks: every interested
+// peer is unchoked (no tit-for-tat), pipelines are sized from each
+// connection's rate and latency, uploads use sendfile and received pieces
+// are hashed on all cores off the socket read loops.
+package swarm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/peerwire"
+	"github.com/murder-deploy/murder/internal/storage"
+)
+
+// Config configures a Swarm. The zero value works.
+type Config struct {
+	// ListenAddr is the TCP address to listen on; "" picks a random port
+	// on all interfaces (IPv4 and IPv6).
+	ListenAddr string
+	// AnnounceIP is the IP sent to the tracker; "" lets the tracker use
+	// the address it sees.
+	AnnounceIP string
+	// PeerID identifies this peer; zero means random with murder's prefix.
+	PeerID [20]byte
+	// MaxConns limits connections; 0 means DefaultMaxConns.
+	MaxConns int
+	// UploadRate and DownloadRate limit payload bytes per second; 0 means
+	// unlimited.
+	UploadRate   int64
+	DownloadRate int64
+	// ClientName is sent as the BEP 10 "v" field; "" means "murder".
+	ClientName string
+	// Logger receives connection and piece events; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultMaxConns is the connection limit when Config.MaxConns is 0.
+const DefaultMaxConns = 200
+
+// Stats is a snapshot of a swarm's progress.
+type Stats struct {
+	BytesDone  int64 // verified bytes on disk
+	BytesTotal int64
+	Downloaded int64 // payload bytes received
+	Uploaded   int64 // payload bytes sent
+	DownRate   float64
+	UpRate     float64 // bytes per second, smoothed
+	Peers      int
+	Banned     int // peers dropped for sending bad data
+}
+
+// Timeouts and sizes of the engine.
+const (
+	handshakeTimeout = 10 * time.Second
+	dialTimeout      = 10 * time.Second
+	keepAliveEvery   = 60 * time.Second
+	idleTimeout      = 150 * time.Second
+	requestTimeout   = 20 * time.Second
+	redialAfter      = 15 * time.Second
+	tickEvery        = 500 * time.Millisecond
+	ourReqq          = 2000 // requests we queue per peer
+	defaultReqq      = 250  // assumed when a peer does not say
+	maxDepth         = 1000
+	minDepth         = 16
+	activeBudget     = 256 << 20 // bytes of pieces in flight
+	randomFirst      = 4         // pieces picked at random before rarest-first
+)
+
+// Swarm transfers one torrent. Create it with New and start it with Run.
+type Swarm struct {
+	cfg       Config
+	log       *slog.Logger
+	mi        *metainfo.MetaInfo
+	info      *metainfo.Info
+	st        *storage.Storage
+	infoHash  [20]byte
+	peerID    [20]byte
+	numPieces int
+	total     int64
+	maxActive int
+
+	upLimit   *rate.Limiter
+	downLimit *rate.Limiter
+	verifyCh  chan verifyJob
+	bufPool   sync.Pool
+
+	downloaded atomic.Int64
+	uploaded   atomic.Int64
+
+	lnMu sync.Mutex
+	ln   net.Listener
+
+	complete chan struct{}
+	wake     chan struct{} // AddPeer and completion notify Run
+
+	mu          sync.Mutex
+	have        *storage.Bitfield
+	bytesDone   int64
+	avail       []int32 // per piece, from peers that are not seeds
+	seeds       int     // connected peers with every piece
+	pieces      map[int]*piece
+	active      []*piece // same pieces, in start order
+	conns       map[*conn]struct{}
+	pending     []netip.AddrPort
+	dialing     map[netip.AddrPort]bool
+	lastDial    map[netip.AddrPort]time.Time
+	self        map[netip.AddrPort]bool
+	bannedAddrs map[netip.AddrPort]bool
+	bannedIDs   map[[20]byte]bool
+	nbanned     int
+	rng         *mrand.Rand
+	downRate    float64
+	upRate      float64
+	fatal       error
+	completedAt time.Time
+	closing     bool
+}
+
+type verifyJob struct {
+	p       *piece
+	buf     []byte
+	suspect bool // earlier attempts failed: compare blocks
+}
+
+// New prepares a swarm for mi with its storage and the pieces already
+// verified (have, which New takes over). A full bitfield makes a seeder.
+func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.Bitfield) (*Swarm, error) {
+	info := &mi.Info
+	n := info.NumPieces()
+	if have == nil {
+		have = storage.NewBitfield(n)
+	}
+	if have.Len() != n {
+		return nil, fmt.Errorf("swarm: bitfield of %d pieces for a torrent of %d", have.Len(), n)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.ClientName == "" {
+		cfg.ClientName = "murder"
+	}
+	s := &Swarm{
+		cfg:         cfg,
+		log:         log,
+		mi:          mi,
+		info:        info,
+		st:          st,
+		infoHash:    mi.InfoHash(),
+		peerID:      cfg.PeerID,
+		numPieces:   n,
+		total:       info.TotalLength(),
+		have:        have,
+		avail:       make([]int32, n),
+		pieces:      make(map[int]*piece),
+		conns:       make(map[*conn]struct{}),
+		dialing:     make(map[netip.AddrPort]bool),
+		lastDial:    make(map[netip.AddrPort]time.Time),
+		self:        make(map[netip.AddrPort]bool),
+		bannedAddrs: make(map[netip.AddrPort]bool),
+		bannedIDs:   make(map[[20]byte]bool),
+		complete:    make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		upLimit:     newLimiter(cfg.UploadRate),
+		downLimit:   newLimiter(cfg.DownloadRate),
+	}
+	if s.peerID == ([20]byte{}) {
+		copy(s.peerID[:], "-MU0100-")
+		if _, err := rand.Read(s.peerID[8:]); err != nil {
+			return nil, fmt.Errorf("swarm: peer id: %w", err)
+		}
+	}
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("swarm: seed: %w", err)
+	}
+	s.rng = mrand.New(mrand.NewChaCha8(seed))
+	s.maxActive = max(8, int(activeBudget/max(info.PieceLength, 1)))
+	s.verifyCh = make(chan verifyJob, s.maxActive+1)
+	pl := int(info.PieceLength)
+	s.bufPool.New = func() any { b := make([]byte, pl); return &b }
+	for k := range n {
+		if have.Has(k) {
+			s.bytesDone += info.PieceSize(k)
+		}
+	}
+	if have.Full() {
+		close(s.complete)
+	}
+	return s, nil
+}
+
+func newLimiter(bps int64) *rate.Limiter {
+	if bps <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(bps), int(max(bps, 4*peerwire.MaxRequest)))
+}
+
+// Listen opens the listening socket; Run calls it when it was not called.
+func (s *Swarm) Listen() error {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	addr := s.cfg.ListenAddr
+	if addr == "" {
+		addr = ":0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("swarm: listen: %w", err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the listening address, or nil before Listen or Run.
+func (s *Swarm) Addr() net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Complete returns a channel closed once every piece is verified on disk.
+func (s *Swarm) Complete() <-chan struct{} { return s.complete }
+
+// PeerID returns the swarm's peer id.
+func (s *Swarm) PeerID() [20]byte { return s.peerID }
+
+// AddPeer dials a peer directly, in addition to those from the tracker.
+// Peers added before Run are dialed when it starts.
+func (s *Swarm) AddPeer(addr netip.AddrPort) {
+	s.mu.Lock()
+	s.pending = append(s.pending, addr)
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Swarm) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns a snapshot of the swarm's counters and rates.
+func (s *Swarm) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		BytesDone:  s.bytesDone,
+		BytesTotal: s.total,
+		Downloaded: s.downloaded.Load(),
+		Uploaded:   s.uploaded.Load(),
+		DownRate:   s.downRate,
+		UpRate:     s.upRate,
+		Peers:      len(s.conns),
+		Banned:     s.nbanned,
+	}
+}
+
+// Run listens, announces to the torrent's trackers, connects to peers and
+// transfers until ctx is cancelled; then it announces "stopped", closes
+// every connection and returns nil. It returns an error when listening
+// fails or the storage cannot be written.
+func (s *Swarm) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	fail := func(err error) {
+		s.mu.Lock()
+		if s.fatal == nil {
+			s.fatal = err
+		}
+		s.mu.Unlock()
+		cancel(err)
+	}
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() { s.verifier(ctx, fail) })
+	}
+	wg.Go(func() { s.acceptLoop(ctx, &wg) })
+	var annWG sync.WaitGroup
+	annWG.Go(func() { s.announceLoop(ctx) })
+
+	ticker := time.NewTicker(tickEvery)
+	defer ticker.Stop()
+	last := time.Now()
+	var lastDown, lastUp int64
+	for {
+		s.dialPending(ctx, &wg)
+		select {
+		case <-ctx.Done():
+			s.shutdown()
+			annWG.Wait()
+			wg.Wait()
+			s.mu.Lock()
+			err := s.fatal
+			s.mu.Unlock()
+			return err
+		case <-s.wake:
+		case now := <-ticker.C:
+			d, u := s.downloaded.Load(), s.uploaded.Load()
+			dt := now.Sub(last).Seconds()
+			s.tick(now, float64(d-lastDown)/dt, float64(u-lastUp)/dt)
+			last, lastDown, lastUp = now, d, u
+		}
+	}
+}
+
+func (s *Swarm) shutdown() {
+	s.lnMu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.lnMu.Unlock()
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Swarm) acceptLoop(ctx context.Context, wg *sync.WaitGroup) {
+	s.lnMu.Lock()
+	ln := s.ln
+	s.lnMu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("accept", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		s.mu.Lock()
+		full := len(s.conns) >= s.cfg.MaxConns || s.closing
+		s.mu.Unlock()
+		if full {
+			nc.Close()
+			continue
+		}
+		wg.Go(func() { s.serveConn(ctx, nc, false) })
+	}
+}
+
+// dialPending dials peers queued by AddPeer or the tracker.
+func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = nil
+	var dial []netip.AddrPort
+	now := time.Now()
+	for _, a := range pending {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
+			now.Sub(s.lastDial[a]) < redialAfter || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns {
+			continue
+		}
+		s.dialing[a] = true
+		s.lastDial[a] = now
+		dial = append(dial, a)
+	}
+	s.mu.Unlock()
+	for _, a := range dial {
+		wg.Go(func() {
+			d := net.Dialer{Timeout: dialTimeout}
+			nc, err := d.DialContext(ctx, "tcp", a.String())
+			s.mu.Lock()
+			delete(s.dialing, a)
+			s.mu.Unlock()
+			if err != nil {
+				s.log.Debug("dial", "peer", a, "err", err)
+				return
+			}
+			s.serveConn(ctx, nc, true)
+		})
+	}
+}
+
+func (s *Swarm) connectedTo(a netip.AddrPort) bool {
+	for c := range s.conns {
+		if c.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// tick runs the periodic work: rates, pipeline depths, request timeouts,
+// idle connections.
+func (s *Swarm) tick(now time.Time, down, up float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.downRate = 0.5*s.downRate + 0.5*down
+	s.upRate = 0.5*s.upRate + 0.5*up
+	for c := range s.conns {
+		got := c.gotBytes
+		c.gotBytes = 0
+		c.rate = 0.5*c.rate + 0.5*float64(got)/tickEvery.Seconds()
+		c.updateDepth()
+		if now.Sub(time.Unix(0, c.lastRecv.Load())) > idleTimeout {
+			s.log.Debug("idle peer", "peer", c.addr)
+			c.nc.Close()
+			continue
+		}
+		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > requestTimeout {
+			s.log.Debug("request timeout", "peer", c.addr, "outstanding", len(c.reqs))
+			c.snubbed = true
+			s.releaseAll(c, true)
+			c.lastBlock = now
+		}
+	}
+	if !s.have.Full() {
+		for c := range s.conns {
+			s.updateInterest(c)
+			s.fill(c)
+		}
+	}
+}
