@@ -358,9 +358,15 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		// OpenSSH may not deliver the signal; closing the channel stops
+		// the session either way, and the goroutine ends when the server
+		// lets go of the channel.
 		s.Signal(ssh.SIGKILL)
 		s.Close()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("remote command timed out after %s", c.timeout)
 		}
