@@ -66,6 +66,10 @@ type Server struct {
 	allow *allowList
 	log   *slog.Logger
 
+	// headerTimeout bounds how long a client may take to send its
+	// request headers; tests shorten it.
+	headerTimeout time.Duration
+
 	bufs  sync.Pool // *[]byte reply buffers
 	peers sync.Pool // *[]Peer sample buffers
 }
@@ -91,7 +95,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.AllowPoll <= 0 {
 		cfg.AllowPoll = 2 * time.Second
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, headerTimeout: 5 * time.Second}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -135,8 +139,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadHeaderTimeout: s.headerTimeout,
+		ReadTimeout:       2 * s.headerTimeout,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       max(2*s.cfg.Interval, 30*time.Second),
 		MaxHeaderBytes:    8 << 10,

@@ -21,9 +21,19 @@ import (
 // ends, and checks that it then shuts down cleanly.
 func startServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with a hook that adjusts the server before
+// it starts serving.
+func startServerWith(t *testing.T, cfg Config, adjust func(*Server)) (*Server, string) {
+	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if adjust != nil {
+		adjust(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

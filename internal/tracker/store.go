@@ -33,7 +33,9 @@ type PeerAnnounce struct {
 // the swarm, a random sample that never holds the announcing peer and holds
 // no seeders when the announcing peer is a seeder. Scrape returns the counts
 // of the given torrents, or of every torrent when none is given; a torrent
-// the store does not know is left out.
+// the store does not know is left out. A download counts as completed when
+// a known leecher announces that it has everything, whatever the event, or
+// when an unknown peer announces the completed event.
 type Store interface {
 	Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error)
 	Scrape(ctx context.Context, infoHashes [][20]byte) (map[[20]byte]ScrapeStats, error)
@@ -124,6 +126,9 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	slot, exists := sw.index[a.Peer.ID]
 	if a.Event == EventStopped {
 		if exists {
+			if slot >= 0 && a.Seeder {
+				sw.downloaded++ // finished and left at once, as aria2c does
+			}
 			sw.remove(slot)
 		}
 		st := sw.stats()
@@ -149,7 +154,7 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		sw.remove(slot)
 		sw.add(e, a.Seeder)
 	}
-	if a.Event == EventCompleted && a.Seeder && !wasSeeder {
+	if a.Seeder && (exists && !wasSeeder || !exists && a.Event == EventCompleted) {
 		sw.downloaded++
 	}
 	return dst, sw.stats(), nil

@@ -146,11 +146,13 @@ func TestMemStoreLifecycle(t *testing.T) {
 		{"seeder starts", func() ScrapeStats { return announce(3, true, EventStarted) }, ScrapeStats{Complete: 1, Incomplete: 2}},
 		{"leecher completes", func() ScrapeStats { return announce(1, true, EventCompleted) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 1}},
 		{"repeated completed is not counted", func() ScrapeStats { return announce(1, true, EventCompleted) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 1}},
-		{"stopped removes at once", func() ScrapeStats { return announce(3, true, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 1}},
-		{"stopped for an unknown peer", func() ScrapeStats { return announce(9, false, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 1}},
-		{"peer 2 re-announces at 20s", func() ScrapeStats { clock.Add(20 * time.Second); return announce(2, false, "") }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 1}},
-		{"sweep at 31s drops peer 1 only", func() ScrapeStats { clock.Add(11 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 1}},
-		{"sweep at 51s drops peer 2", func() ScrapeStats { clock.Add(20 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Downloaded: 1}},
+		{"leecher finishing and stopping at once counts", func() ScrapeStats { announce(4, false, ""); return announce(4, true, EventStopped) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 2}},
+		{"seeder stopping does not count", func() ScrapeStats { announce(5, true, ""); return announce(5, true, EventStopped) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 2}},
+		{"stopped removes at once", func() ScrapeStats { return announce(3, true, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
+		{"stopped for an unknown peer", func() ScrapeStats { return announce(9, false, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
+		{"peer 2 re-announces at 20s", func() ScrapeStats { clock.Add(20 * time.Second); return announce(2, false, "") }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
+		{"sweep at 31s drops peer 1 only", func() ScrapeStats { clock.Add(11 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 2}},
+		{"sweep at 51s drops peer 2", func() ScrapeStats { clock.Add(20 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Downloaded: 2}},
 	}
 	for _, s := range steps {
 		if got := s.do(); got != s.want {

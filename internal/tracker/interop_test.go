@@ -1,0 +1,215 @@
+package tracker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/metainfo"
+)
+
+// needTool skips the test when a tool is missing, except in CI, which
+// installs every tool, so a skip there would hide a failure.
+func needTool(t *testing.T, name string, check ...string) {
+	t.Helper()
+	var err error
+	if len(check) > 0 {
+		err = exec.Command(check[0], check[1:]...).Run()
+	} else {
+		_, err = exec.LookPath(name)
+	}
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI: %v", name, err)
+	}
+	t.Skipf("%s not available: %v", name, err)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitScrape polls the tracker until cond holds for ih's counts.
+func waitScrape(t *testing.T, c *Client, ih [20]byte, what string, cond func(ScrapeStats) bool) ScrapeStats {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := c.Scrape(context.Background(), ih)
+		if err == nil && cond(got[ih]) {
+			return got[ih]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: scrape %+v, %v", what, got[ih], err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var aria2Quiet = []string{
+	"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+	"--console-log-level=warn", "--summary-interval=0", "--download-result=hide", "--interface=127.0.0.1",
+	"--disable-ipv6=true",
+}
+
+// libtorrentScript joins a torrent as a leecher, reports the peer count of
+// the tracker's reply, downloads, and leaves (sending stopped).
+const libtorrentScript = `
+import sys, time, libtorrent as lt
+torrent, save, port = sys.argv[1], sys.argv[2], sys.argv[3]
+s = lt.session({
+    'listen_interfaces': '127.0.0.1:' + port,
+    'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
+    'allow_multiple_connections_per_ip': True,
+    'enable_outgoing_utp': False, 'enable_incoming_utp': False,
+    'alert_mask': lt.alert.category_t.tracker_notification | lt.alert.category_t.error_notification,
+})
+h = s.add_torrent({'ti': lt.torrent_info(torrent), 'save_path': save})
+deadline = time.time() + 60
+while time.time() < deadline and not h.status().is_seeding:
+    for a in s.pop_alerts():
+        if isinstance(a, lt.tracker_reply_alert):
+            print('tracker_reply', a.num_peers, flush=True)
+        elif isinstance(a, lt.tracker_error_alert):
+            print('tracker_error', a.message(), flush=True)
+    time.sleep(0.1)
+print('seeding' if h.status().is_seeding else 'timeout', flush=True)
+time.sleep(1)  # let the completed announce go out
+s.remove_torrent(h)
+time.sleep(1)  # and the stopped one
+`
+
+// TestInterop runs real clients through the tracker: an aria2c seeder and
+// an aria2c downloader, then a libtorrent session, with scrape counts checked
+// along the way.
+func TestInterop(t *testing.T) {
+	needTool(t, "aria2c")
+	needTool(t, "mktorrent")
+	needTool(t, "python3-libtorrent", "/usr/bin/python3", "-c", "import libtorrent")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	_, base := startServer(t, Config{Interval: 5 * time.Second})
+	dir := t.TempDir()
+	seedDir, dl1, dl2 := filepath.Join(dir, "seed"), filepath.Join(dir, "dl1"), filepath.Join(dir, "dl2")
+	for _, d := range []string{seedDir, dl1, dl2} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	payload := make([]byte, 3<<20+12345)
+	rand.Read(payload)
+	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin"), payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	torrent := filepath.Join(dir, "payload.torrent")
+	if out, err := exec.CommandContext(ctx, "mktorrent", "-a", base+"/announce", "-l", "16",
+		"-o", torrent, filepath.Join(seedDir, "payload.bin")).CombinedOutput(); err != nil {
+		t.Fatalf("mktorrent: %v\n%s", err, out)
+	}
+	m, err := metainfo.Load(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := [20]byte(m.InfoHash())
+	c := NewClient(m.Trackers(), ClientConfig{})
+
+	// aria2c seeds the file it did not download.
+	seedCtx, stopSeeder := context.WithCancel(ctx)
+	defer stopSeeder()
+	var seedLog bytes.Buffer
+	seeder := exec.CommandContext(seedCtx, "aria2c", slices.Concat(aria2Quiet, []string{
+		"--dir=" + seedDir, "--bt-seed-unverified=true", "--seed-ratio=0.0", "--check-integrity=false",
+		fmt.Sprintf("--listen-port=%d", freePort(t)), torrent})...)
+	seeder.Stdout, seeder.Stderr = &seedLog, &seedLog
+	if err := seeder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stopSeeder()
+		seeder.Wait()
+		if t.Failed() {
+			t.Logf("aria2c seeder output:\n%s", seedLog.String())
+		}
+	}()
+	waitScrape(t, c, ih, "the aria2c seeder", func(s ScrapeStats) bool { return s.Complete == 1 })
+
+	// A second aria2c downloads it through the tracker.
+	out, err := exec.CommandContext(ctx, "aria2c", slices.Concat(aria2Quiet, []string{
+		"--dir=" + dl1, "--seed-time=0", fmt.Sprintf("--listen-port=%d", freePort(t)), torrent})...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("aria2c download: %v\n%s", err, out)
+	}
+	checkFile(t, filepath.Join(dl1, "payload.bin"), payload)
+	st := waitScrape(t, c, ih, "the aria2c download to be counted", func(s ScrapeStats) bool { return s.Downloaded == 1 && s.Incomplete == 0 })
+	if st.Complete != 1 {
+		t.Errorf("after the aria2c download: %+v, want the seeder alone", st)
+	}
+
+	// Two more peers that libtorrent must be told about; they keep
+	// announcing so they do not expire while libtorrent works.
+	fakes := []AnnounceRequest{
+		{InfoHash: ih, PeerID: hash20("fake-peer-one"), Port: freePort(t), Left: 1, IP: "127.0.0.2"},
+		{InfoHash: ih, PeerID: hash20("fake-peer-two"), Port: freePort(t), Left: 1, IP: "127.0.0.3"},
+	}
+	fakeCtx, stopFakes := context.WithCancel(ctx)
+	fakesDone := make(chan struct{})
+	go func() {
+		defer close(fakesDone)
+		for fakeCtx.Err() == nil {
+			for _, f := range fakes {
+				c.Announce(fakeCtx, f)
+			}
+			select {
+			case <-fakeCtx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	defer func() { stopFakes(); <-fakesDone }()
+	waitScrape(t, c, ih, "the fake peers", func(s ScrapeStats) bool { return s.Incomplete == 2 })
+
+	// libtorrent announces, hears of the seeder and both fake peers (and not
+	// of itself), and downloads.
+	port := freePort(t)
+	out, err = exec.CommandContext(ctx, "/usr/bin/python3", "-c", libtorrentScript, torrent, dl2, fmt.Sprint(port)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("libtorrent: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "tracker_reply 3\n") || !strings.HasSuffix(strings.TrimSpace(string(out)), "seeding") {
+		t.Fatalf("libtorrent output:\n%s\nwant a tracker reply with 3 peers, then seeding", out)
+	}
+	checkFile(t, filepath.Join(dl2, "payload.bin"), payload)
+	st = waitScrape(t, c, ih, "the libtorrent download to be counted", func(s ScrapeStats) bool { return s.Downloaded == 2 && s.Complete == 1 })
+	if st.Incomplete != 2 {
+		t.Errorf("after libtorrent left: %+v, want the seeder and the two fake leechers", st)
+	}
+}
+
+func checkFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d bytes differ from the %d-byte original", path, len(got), len(want))
+	}
+}
