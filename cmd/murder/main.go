@@ -40,6 +40,7 @@ a seeder serves the first copy and the peers copy from each other.`,
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newTrackerCmd(),
 	)
 	return root
 }
