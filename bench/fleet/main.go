@@ -1,0 +1,708 @@
+// Command fleet benchmarks murder's swarm on a test bed of many hosts
+// against the lower bound and two baselines measured in the same run.
+//
+//	go run ./bench/fleet -n 32 -size 64MiB -rate 64Mbit
+//
+// The bed (internal/testbed, needs root) has a tracker host, a seeder host
+// and N peer hosts; the seeder and every peer are capped at -rate up and
+// down. Each contender moves one file of -size bytes from the seeder to
+// every peer:
+//
+//   - murder: murder seed plus murder peer on every host (--path-is-file),
+//     done times from the peers' JSON "done" events;
+//   - aria2: aria2c seeding and aria2c on every host, with murder's
+//     tracker, done times from --on-bt-download-complete;
+//   - central: the seeder sends the file to every host at once over TCP
+//     (sendfile), the way a plain copy to each server would.
+//
+// For each it prints the time until the first, median and last peer was
+// done, each also as a ratio to the bound T = max(F/U_seed, F/D,
+// N·F/(U_seed + ΣU)) (Kumar and Ross), and the bytes the seeder's link
+// sent (wire bytes, so a little above the payload). Contenders alternate
+// within each round, with sync and a pause before every timed run.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/bencode"
+	"github.com/murder-deploy/murder/internal/testbed"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "fleet: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	n         int
+	size      int64
+	rate      int64
+	pieceSize string
+	bin       string // directory with murder and the aria2 hook, shared into hosts
+	murder    string
+	bed       *testbed.Bed
+	tracker   *testbed.Host
+	seeder    *testbed.Host
+	peers     []*testbed.Host
+	torrent   string // inside hosts
+	data      string // inside the seeder host
+	trackerP  *exec.Cmd
+	verbose   bool
+}
+
+const (
+	trackerPort = "8998"
+	peerPort    = "6881"
+	artName     = "artifact.bin"
+)
+
+func run() error {
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	n := fs.Int("n", 32, "number of peer hosts (plus one seeder and one tracker host)")
+	sizeFlag := fs.String("size", "64MiB", "artifact size (KiB, MiB, GiB suffixes)")
+	rateFlag := fs.String("rate", "64Mbit", "link cap of the seeder and of every peer, each way (Mbit, Gbit, MiB suffixes; bytes/s without)")
+	rounds := fs.Int("rounds", 1, "rounds; each runs every contender once, alternating")
+	contenders := fs.String("contenders", "murder,aria2,central", "comma-separated contenders to run: murder, aria2, central")
+	pieceSize := fs.String("piece-size", "", "murder create --piece-size (default: murder's choice)")
+	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
+	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
+	verbose := fs.Bool("v", false, "print each contender's progress")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	size, err := parseSize(*sizeFlag)
+	if err != nil {
+		return err
+	}
+	rate, err := parseSize(*rateFlag)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, verbose: *verbose}
+	b.bin, err = os.MkdirTemp("", "murder-bench-fleet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.bin)
+	b.murder = filepath.Join(b.bin, "murder")
+	if *murderBin != "" {
+		data, err := os.ReadFile(*murderBin)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(b.murder, data, 0o755); err != nil {
+			return err
+		}
+	} else {
+		build := exec.CommandContext(ctx, "go", "build", "-o", b.murder, "./cmd/murder")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build murder: %w: %s", err, out)
+		}
+	}
+	hook := "#!/bin/sh\ndate +%s.%N > /tmp/aria2-done\n"
+	if err := os.WriteFile(filepath.Join(b.bin, "aria2-done.sh"), []byte(hook), 0o755); err != nil {
+		return err
+	}
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	defer b.bed.Close()
+
+	bound := b.bound()
+	fmt.Printf("fleet: N=%d peers, F=%s, U=D=%s (%.1f Mbit/s) on seeder and peers, bound T=%.2fs\n",
+		b.n, *sizeFlag, *rateFlag, float64(rate)*8/1e6, bound.Seconds())
+	results := map[string][]result{}
+	names := strings.Split(*contenders, ",")
+	for r := range *rounds {
+		order := slices.Clone(names)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, name := range order {
+			pause()
+			var res result
+			var err error
+			switch name {
+			case "murder":
+				res, err = b.runMurder(ctx)
+			case "aria2":
+				res, err = b.runAria2(ctx)
+			case "central":
+				res, err = b.runCentral(ctx)
+			default:
+				return fmt.Errorf("unknown contender %q", name)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F\n",
+				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size))
+			results[name] = append(results[name], res)
+			b.clean()
+		}
+	}
+	fmt.Printf("\n%-8s %8s %8s %8s %9s %9s %9s %12s\n", "", "first", "median", "last", "first/T", "median/T", "last/T", "seeder sent")
+	for _, name := range names {
+		rs := results[name]
+		f, m, l, tx := medianOf(rs, result.first), medianOf(rs, result.median), medianOf(rs, result.last), medianTx(rs)
+		fmt.Printf("%-8s %7.2fs %7.2fs %7.2fs %9.3f %9.3f %9.3f %10.2f F\n", name,
+			f.Seconds(), m.Seconds(), l.Seconds(),
+			f.Seconds()/bound.Seconds(), m.Seconds()/bound.Seconds(), l.Seconds()/bound.Seconds(), float64(tx)/float64(b.size))
+	}
+	return nil
+}
+
+// bound is T = max(F/U_seed, F/D, N·F/(U_seed + ΣU)).
+func (b *bench) bound() time.Duration {
+	f, u := float64(b.size), float64(b.rate)
+	t := max(f/u, f/u, float64(b.n)*f/(u+float64(b.n)*u))
+	return time.Duration(t * float64(time.Second))
+}
+
+func (b *bench) setup(ctx context.Context) error {
+	link := testbed.Link{Up: b.rate, Down: b.rate}
+	bed, err := testbed.New(ctx, testbed.Config{Hosts: b.n + 2, Link: link, Share: []string{b.bin}})
+	if err != nil {
+		return err
+	}
+	b.bed = bed
+	b.tracker, b.seeder, b.peers = bed.Host(0), bed.Host(1), bed.Hosts()[2:]
+	// The tracker's own link is not part of the measurement.
+	if err := b.tracker.SetLink(ctx, testbed.Link{}); err != nil {
+		return err
+	}
+	src := "/srv/murder/src/" + artName
+	if err := os.MkdirAll(filepath.Dir(b.seeder.Path(src)), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(b.seeder.Path(src))
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, b.size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	args := []string{"create", "--tag", "bench", "--path-is-file", "--files-path", src, "--temp-path", "/srv/murder/out",
+		"--tracker", b.trackerAddr()}
+	if b.pieceSize != "" {
+		args = append(args, "--piece-size", b.pieceSize)
+	}
+	out, err := b.seeder.Run(ctx, b.murder, args...)
+	if err != nil {
+		return err
+	}
+	fmt.Print(string(out))
+	b.data = "/srv/murder/out/" + artName
+	b.torrent = "/srv/murder/out/" + artName + ".torrent"
+	tor, err := os.ReadFile(b.seeder.Path(b.torrent))
+	if err != nil {
+		return err
+	}
+	for _, h := range b.peers {
+		if err := os.MkdirAll(filepath.Dir(h.Path(b.torrent)), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(h.Path(b.torrent), tor, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) trackerAddr() string {
+	return net.JoinHostPort(b.tracker.Addr().String(), trackerPort)
+}
+
+// startTracker (re)starts murder tracker, so no contender sees another's
+// peers.
+func (b *bench) startTracker(ctx context.Context) error {
+	if b.trackerP != nil {
+		b.trackerP.Process.Kill()
+		b.trackerP.Wait()
+	}
+	cmd := b.tracker.Command(ctx, b.murder, "tracker", "--listen", b.trackerAddr(), "--interval", "5s")
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.trackerP = cmd
+	return waitFor(ctx, 10*time.Second, func() bool {
+		c, err := b.seeder.DialContext(ctx, "tcp", b.trackerAddr())
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// waitSeeded waits until the tracker counts a seeder for the torrent.
+func (b *bench) waitSeeded(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: b.seeder.DialContext, DisableKeepAlives: true}}
+	return waitFor(ctx, 30*time.Second, func() bool {
+		resp, err := client.Get("http://" + b.trackerAddr() + "/scrape")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var v struct {
+			Files map[string]struct {
+				Complete int64 `bencode:"complete"`
+			} `bencode:"files"`
+		}
+		if bencode.Unmarshal(body, &v) != nil {
+			return false
+		}
+		for _, f := range v.Files {
+			if f.Complete > 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out waiting")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+type result struct {
+	done     []time.Duration // per peer, sorted
+	seederTx int64
+}
+
+func (r result) first() time.Duration  { return r.done[0] }
+func (r result) last() time.Duration   { return r.done[len(r.done)-1] }
+func (r result) median() time.Duration { return r.done[len(r.done)/2] }
+
+func medianOf(rs []result, f func(result) time.Duration) time.Duration {
+	var v []time.Duration
+	for _, r := range rs {
+		v = append(v, f(r))
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func medianTx(rs []result) int64 {
+	var v []int64
+	for _, r := range rs {
+		v = append(v, r.seederTx)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func txBytes(ctx context.Context, h *testbed.Host) (int64, error) {
+	out, err := h.Run(ctx, "cat", "/sys/class/net/eth0/statistics/tx_bytes")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+}
+
+// runMurder times murder seed + murder peer on every host.
+func (b *bench) runMurder(ctx context.Context) (result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := b.startTracker(ctx); err != nil {
+		return result{}, err
+	}
+	seed := b.seeder.Command(ctx, b.murder, "seed", "--torrent", b.torrent, "--data", b.data,
+		"--ip", b.seeder.Addr().String(), "--listen", net.JoinHostPort(b.seeder.Addr().String(), peerPort))
+	seed.Stderr = b.logTo("seeder")
+	if err := seed.Start(); err != nil {
+		return result{}, err
+	}
+	defer stopCmd(seed)
+	if err := b.waitSeeded(ctx); err != nil {
+		return result{}, fmt.Errorf("seeder never announced: %w", err)
+	}
+	tx0, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	type doneAt struct {
+		i   int
+		d   time.Duration
+		err error
+	}
+	ch := make(chan doneAt, len(b.peers))
+	var cmds []*exec.Cmd
+	for i, h := range b.peers {
+		cmd := h.Command(ctx, b.murder, "peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m",
+			"--temp-path", "/tmp/m", "--path-is-file", "--ip", h.Addr().String(),
+			"--listen", net.JoinHostPort(h.Addr().String(), peerPort),
+			"--progress", "json", "--seed-time", "30m", "--timeout", "15m")
+		cmd.Stderr = b.logTo(h.Name())
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return result{}, err
+		}
+		if err := cmd.Start(); err != nil {
+			return result{}, err
+		}
+		cmds = append(cmds, cmd)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				var ev struct {
+					Event   string `json:"event"`
+					Message string `json:"message"`
+				}
+				if json.Unmarshal(sc.Bytes(), &ev) != nil {
+					continue
+				}
+				switch ev.Event {
+				case "done":
+					ch <- doneAt{i: i, d: time.Since(start)}
+					io.Copy(io.Discard, stdout)
+					return
+				case "error":
+					ch <- doneAt{i: i, err: errors.New(ev.Message)}
+					return
+				}
+			}
+			ch <- doneAt{i: i, err: fmt.Errorf("%s: murder peer ended without done", h.Name())}
+		}()
+	}
+	defer func() {
+		var wg sync.WaitGroup
+		for _, c := range cmds {
+			wg.Go(func() { stopCmd(c) })
+		}
+		wg.Wait()
+	}()
+	var res result
+	for range b.peers {
+		select {
+		case d := <-ch:
+			if d.err != nil {
+				return result{}, d.err
+			}
+			res.done = append(res.done, d.d)
+			b.progress("murder: %s done at %.2fs", b.peers[d.i].Name(), d.d.Seconds())
+		case <-ctx.Done():
+			return result{}, ctx.Err()
+		}
+	}
+	tx1, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	res.seederTx = tx1 - tx0
+	slices.Sort(res.done)
+	return res, nil
+}
+
+// runAria2 times an aria2c swarm with murder's tracker.
+func (b *bench) runAria2(ctx context.Context) (result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := b.startTracker(ctx); err != nil {
+		return result{}, err
+	}
+	common := []string{"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+		"--listen-port=" + peerPort, "--seed-ratio=0.0", "--seed-time=30", "--file-allocation=none",
+		"--console-log-level=warn", "--summary-interval=0", "--bt-max-peers=0", "--check-certificate=false"}
+	seedArgs := append(slices.Clone(common), "--bt-external-ip="+b.seeder.Addr().String(),
+		"--bt-seed-unverified=true", "--check-integrity=false", "-d", filepath.Dir(b.data), b.torrent)
+	seed := b.seeder.Command(ctx, "aria2c", seedArgs...)
+	seed.Stdout, seed.Stderr = b.logTo("aria2 seeder"), b.logTo("aria2 seeder")
+	if err := seed.Start(); err != nil {
+		return result{}, err
+	}
+	defer stopCmd(seed)
+	if err := b.waitSeeded(ctx); err != nil {
+		return result{}, fmt.Errorf("aria2 seeder never announced: %w", err)
+	}
+	tx0, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	var cmds []*exec.Cmd
+	exited := make(chan int, len(b.peers))
+	for i, h := range b.peers {
+		os.Remove(h.Path("/tmp/aria2-done"))
+		args := append(slices.Clone(common), "--bt-external-ip="+h.Addr().String(),
+			"--on-bt-download-complete="+filepath.Join(b.bin, "aria2-done.sh"), "-d", "/tmp/a", b.torrent)
+		cmd := h.Command(ctx, "aria2c", args...)
+		cmd.Stdout, cmd.Stderr = b.logTo(h.Name()), b.logTo(h.Name())
+		if err := cmd.Start(); err != nil {
+			return result{}, err
+		}
+		cmds = append(cmds, cmd)
+		go func() { cmd.Wait(); exited <- i }()
+	}
+	defer func() {
+		for _, c := range cmds {
+			c.Process.Signal(syscall.SIGTERM)
+		}
+		for range cmds {
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		for _, c := range cmds {
+			c.Process.Kill()
+		}
+	}()
+	var res result
+	seen := make([]bool, len(b.peers))
+	err = waitFor(ctx, 15*time.Minute, func() bool {
+		for i, h := range b.peers {
+			if seen[i] {
+				continue
+			}
+			data, err := os.ReadFile(h.Path("/tmp/aria2-done"))
+			if err != nil || !strings.HasSuffix(string(data), "\n") {
+				continue
+			}
+			at, err := parseEpoch(strings.TrimSpace(string(data)))
+			if err != nil {
+				continue
+			}
+			seen[i] = true
+			res.done = append(res.done, at.Sub(start))
+			b.progress("aria2: %s done at %.2fs", h.Name(), at.Sub(start).Seconds())
+		}
+		return len(res.done) == len(b.peers)
+	})
+	if err != nil {
+		return result{}, fmt.Errorf("%d of %d aria2 peers done: %w", len(res.done), len(b.peers), err)
+	}
+	tx1, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	res.seederTx = tx1 - tx0
+	slices.Sort(res.done)
+	return res, nil
+}
+
+func parseEpoch(s string) (time.Time, error) {
+	sec, frac, _ := strings.Cut(s, ".")
+	secs, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	frac = (frac + "000000000")[:9]
+	ns, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(secs, ns), nil
+}
+
+// runCentral sends the file from the seeder host to every peer host at
+// once, one TCP connection each, and times each host's copy.
+func (b *bench) runCentral(ctx context.Context) (result, error) {
+	tx0, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	type doneAt struct {
+		d   time.Duration
+		err error
+	}
+	ch := make(chan doneAt, len(b.peers))
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var addrs []string
+	for _, h := range b.peers {
+		ln, err := h.Listen("tcp", net.JoinHostPort(h.Addr().String(), "7000"))
+		if err != nil {
+			return result{}, err
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	start := time.Now()
+	for i, h := range b.peers {
+		go func() {
+			c, err := lns[i].Accept()
+			if err != nil {
+				ch <- doneAt{err: err}
+				return
+			}
+			defer c.Close()
+			p := h.Path("/tmp/central.bin")
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			f, err := os.Create(p)
+			if err != nil {
+				ch <- doneAt{err: err}
+				return
+			}
+			n, err := io.Copy(f, c)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil && n != b.size {
+				err = fmt.Errorf("%s received %d bytes, want %d", h.Name(), n, b.size)
+			}
+			ch <- doneAt{d: time.Since(start), err: err}
+		}()
+		go func() {
+			c, err := b.seeder.DialContext(ctx, "tcp", addrs[i])
+			if err != nil {
+				ch <- doneAt{err: err}
+				return
+			}
+			defer c.Close()
+			f, err := os.Open(b.seeder.Path(b.data))
+			if err != nil {
+				ch <- doneAt{err: err}
+				return
+			}
+			defer f.Close()
+			if _, err := io.Copy(c, f); err != nil {
+				ch <- doneAt{err: err}
+			}
+		}()
+	}
+	var res result
+	for range b.peers {
+		select {
+		case d := <-ch:
+			if d.err != nil {
+				return result{}, d.err
+			}
+			res.done = append(res.done, d.d)
+			b.progress("central: host done at %.2fs", d.d.Seconds())
+		case <-ctx.Done():
+			return result{}, ctx.Err()
+		}
+	}
+	tx1, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	res.seederTx = tx1 - tx0
+	slices.Sort(res.done)
+	return res, nil
+}
+
+// clean removes what a contender wrote on the peers.
+func (b *bench) clean() {
+	for _, h := range b.peers {
+		for _, p := range []string{"/tmp/m", "/srv/murder/m", "/tmp/a", "/tmp/central.bin", "/tmp/aria2-done"} {
+			os.RemoveAll(h.Path(p))
+		}
+	}
+}
+
+func stopCmd(c *exec.Cmd) {
+	c.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		c.Process.Kill()
+		<-done
+	}
+}
+
+// pause lets the disk settle before a timed run.
+func pause() {
+	exec.Command("sync").Run()
+	time.Sleep(2 * time.Second)
+}
+
+func (b *bench) logTo(name string) io.Writer {
+	if !b.verbose {
+		return nil
+	}
+	return &prefixWriter{prefix: name + ": "}
+}
+
+func (b *bench) progress(format string, args ...any) {
+	if b.verbose {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}
+}
+
+type prefixWriter struct {
+	mu     sync.Mutex
+	prefix string
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		fmt.Fprintf(os.Stderr, "%s%s\n", w.prefix, line)
+	}
+	return len(p), nil
+}
+
+// parseSize reads "64MiB", "1GiB", "512KiB", "64Mbit", "1Gbit" or bytes.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"Gbit", 1e9 / 8}, {"Mbit", 1e6 / 8}, {"Kbit", 1e3 / 8}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(num, 64)
+			if err != nil || f <= 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return int64(f * u.mult), nil
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad size %q (want for example 64MiB or 64Mbit)", s)
+	}
+	return v, nil
+}
