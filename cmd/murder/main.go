@@ -41,6 +41,8 @@ a seeder serves the first copy and the peers copy from each other.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newTrackerCmd(),
+		newFleetCmd(),
+		newDeployCmd(),
 	)
 	return root
 }

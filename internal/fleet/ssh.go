@@ -320,6 +320,14 @@ func (c *Conn) RemoteIP() string {
 // Close closes the connection.
 func (c *Conn) Close() error { return c.client.Close() }
 
+// WithTimeout returns a view of the connection whose commands are bounded
+// by d instead of the runner's command timeout.
+func (c *Conn) WithTimeout(d time.Duration) *Conn {
+	cc := *c
+	cc.timeout = d
+	return &cc
+}
+
 // ExitError is returned by Run when the remote command exits non-zero.
 type ExitError struct {
 	Status int

@@ -1,0 +1,151 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+// Options are the deploy's settings.
+type Options struct {
+	Tag       string // name of the deploy (required)
+	FilesPath string // directory on the seeder to distribute (required)
+	PeerOptions
+}
+
+// Summary is what a deploy did.
+type Summary struct {
+	Hosts     int           // peers in the inventory
+	Succeeded int           // peers with the files in place
+	Bytes     int64         // artifact bytes in place, summed over the peers
+	Wall      time.Duration // wall time of the whole deploy
+}
+
+// Throughput is the aggregate rate: bytes placed per second of wall time.
+func (s *Summary) Throughput() float64 {
+	if s.Wall <= 0 {
+		return 0
+	}
+	return float64(s.Bytes) / s.Wall.Seconds()
+}
+
+// Print writes the summary.
+func (s *Summary) Print(f *Fleet) {
+	f.say("\ndeployed to %d/%d hosts: %s in %s, %s/s aggregate", s.Succeeded, s.Hosts, humanBytes(s.Bytes), roundDur(s.Wall), humanBytes(int64(s.Throughput())))
+}
+
+// Deploy runs Murder's deploy strategy in one go: copy murder to the hosts,
+// start the tracker unless it is running, create the torrent on the
+// seeder, seed, peer on every reachable host, stop seeding, stop the
+// tracker if this run started it, and clean the temp files. Peers that fail
+// are reported (fleet.HostErrors) while the others finish; a failure of
+// the tracker or seeder host stops the deploy.
+func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
+	if err := ValidTag(opt.Tag); err != nil {
+		return nil, err
+	}
+	if opt.FilesPath == "" {
+		return nil, errors.New("deploy: --files-path is required")
+	}
+	if opt.Destination == "" {
+		return nil, errors.New("deploy: --destination-path is required")
+	}
+	start := time.Now()
+	sum := &Summary{Hosts: len(f.inv.Peers)}
+	var failed []error
+
+	// Hosts that fail a step drop out of the later ones.
+	bad := map[string]bool{}
+	note := func(err error) {
+		for _, he := range fleet.HostErrors(err) {
+			bad[he.Host.Spec] = true
+			failed = append(failed, he)
+		}
+	}
+	role := func(h fleet.Host, what string) error {
+		if bad[h.Spec] {
+			return fmt.Errorf("deploy: the %s host %s failed; stopping", what, h.Spec)
+		}
+		return nil
+	}
+	result := func(err error) (*Summary, error) {
+		sum.Wall = time.Since(start)
+		if err != nil {
+			failed = append(failed, err)
+		}
+		if len(failed) == 0 {
+			return sum, nil
+		}
+		total := len(f.inv.All())
+		return sum, &fleet.FailedHostsError{Failed: len(fleet.HostErrors(errors.Join(failed...))), Total: total, Err: errors.Join(failed...)}
+	}
+
+	note(f.distribute(ctx, f.inv.All()))
+	if err := errors.Join(role(f.inv.Tracker, "tracker"), role(f.inv.Seeder, "seeder")); err != nil {
+		return result(err)
+	}
+	started, err := f.StartTracker(ctx)
+	note(err)
+	if err := role(f.inv.Tracker, "tracker"); err != nil {
+		return result(err)
+	}
+	stopTracker := func() {
+		if started {
+			// Use a fresh context so that an interrupted deploy still stops
+			// the tracker it started.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			note(f.StopTracker(sctx))
+			cancel()
+		}
+	}
+	if err := f.CreateTorrent(ctx, opt.Tag, opt.FilesPath); err != nil {
+		note(err)
+		stopTracker()
+		return result(firstNonHost(err))
+	}
+	if err := f.StartSeeding(ctx, opt.Tag); err != nil {
+		note(err)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		f.StopSeeding(sctx, opt.Tag)
+		cancel()
+		stopTracker()
+		return result(firstNonHost(err))
+	}
+	var peers []fleet.Host
+	for _, h := range f.inv.Peers {
+		if !bad[h.Spec] {
+			peers = append(peers, h)
+		}
+	}
+	rep, err := f.peer(ctx, opt.Tag, opt.PeerOptions, peers)
+	note(err)
+	if rep != nil {
+		sum.Succeeded, sum.Bytes = rep.Succeeded, rep.Bytes
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	note(f.StopSeeding(sctx, opt.Tag))
+	stopTracker()
+	var ok []fleet.Host
+	for _, h := range f.inv.All() {
+		if !bad[h.Spec] {
+			ok = append(ok, h)
+		}
+	}
+	note(f.clean(sctx, opt.Tag, ok))
+	return result(nil)
+}
+
+// firstNonHost returns err unless it is only per-host failures (already
+// noted), in which case nil.
+func firstNonHost(err error) error {
+	for _, he := range fleet.HostErrors(err) {
+		if he.Host.Spec == "" {
+			return he.Err
+		}
+	}
+	return nil
+}

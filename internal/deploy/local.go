@@ -1,0 +1,447 @@
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/metainfo"
+)
+
+// LocalConfig configures a deploy on this machine alone.
+type LocalConfig struct {
+	Peers              int    // number of peers (required, >= 1)
+	FilesPath          string // directory (or file) to distribute (required)
+	Destination        string // each peer extracts into Destination/peer-K/TAG (required)
+	Tag                string // "" = DefaultTag(FilesPath, now)
+	NoTagDirectory     bool
+	UnsafePleaseDelete bool
+	// Binary is the murder binary to run; "" means the running executable.
+	Binary string
+	// Timeout bounds the whole run; 0 means one hour.
+	Timeout time.Duration
+	// MaxUploadRate and MaxDownloadRate are passed to seed and peer ("" = no limit).
+	MaxUploadRate, MaxDownloadRate string
+	// KeepTemp keeps the work directory (artifact, logs) after success.
+	KeepTemp bool
+	Out      io.Writer // human report; nil discards it
+	Live     bool      // redraw the progress line in place
+	Logger   *slog.Logger
+}
+
+var tagChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// DefaultTag names a deploy after what it distributes and when: the base
+// name of filesPath and a UTC timestamp, e.g. "build-20260101-120000".
+func DefaultTag(filesPath string, now time.Time) string {
+	base := tagChars.ReplaceAllString(filepath.Base(filepath.Clean(filesPath)), "-")
+	base = strings.Trim(strings.ReplaceAll(base, "..", "-"), "-.")
+	if base == "" {
+		base = "files"
+	}
+	return base + "-" + now.UTC().Format("20060102-150405")
+}
+
+// Local runs the whole pipeline on this machine: a tracker, a seeder and
+// N peers as processes of the murder binary on 127.0.0.1 with free ports,
+// each peer extracting into Destination/peer-K. It returns a summary when
+// every peer has finished, successfully or not.
+func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
+	start := time.Now()
+	if cfg.Peers < 1 {
+		return nil, fmt.Errorf("deploy: --local needs at least 1 peer, got %d", cfg.Peers)
+	}
+	if cfg.FilesPath == "" {
+		return nil, errors.New("deploy: --files-path is required")
+	}
+	if cfg.Destination == "" {
+		return nil, errors.New("deploy: --destination-path is required")
+	}
+	fi, err := os.Stat(cfg.FilesPath)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: files path: %w", err)
+	}
+	if cfg.Tag == "" {
+		cfg.Tag = DefaultTag(cfg.FilesPath, start)
+	}
+	if err := ValidTag(cfg.Tag); err != nil {
+		return nil, err
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Hour
+	}
+	if cfg.Binary == "" {
+		if cfg.Binary, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("deploy: find the murder binary: %w", err)
+		}
+	}
+	dest, err := filepath.Abs(cfg.Destination)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	files, err := filepath.Abs(cfg.FilesPath)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	// Refuse before starting anything when a peer would refuse.
+	if !cfg.UnsafePleaseDelete {
+		for k := 1; k <= cfg.Peers; k++ {
+			d := filepath.Join(dest, "peer-"+strconv.Itoa(k))
+			if !cfg.NoTagDirectory {
+				d = filepath.Join(d, cfg.Tag)
+			}
+			if ents, err := os.ReadDir(d); err == nil && len(ents) > 0 {
+				return nil, fmt.Errorf("deploy: %s exists and is not empty: pick another --tag, or pass --unsafe-please-delete to replace it", d)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	work, err := os.MkdirTemp("", "murder-local-")
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	l := &localRun{cfg: cfg, work: work, out: cfg.Out}
+	ok := false
+	defer func() {
+		l.stopAll()
+		if ok && !cfg.KeepTemp {
+			os.RemoveAll(work)
+		} else {
+			fmt.Fprintf(cfg.Out, "logs and artifact kept in %s\n", work)
+		}
+	}()
+	say := func(format string, args ...any) { fmt.Fprintf(cfg.Out, format+"\n", args...) }
+	say("murder deploy --local: %s -> %s/peer-{1..%d}, tag %s", files, dest, cfg.Peers, cfg.Tag)
+
+	// Tracker.
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	trackerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if err := waitUntil(ctx, 10*time.Second, tr, func() error {
+		_, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", nil)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker"))
+	}
+	say("==> tracker on %s", trackerAddr)
+
+	// Artifact and torrent.
+	seedDir := filepath.Join(work, "seed")
+	createArgs := []string{"create", "--tag", cfg.Tag, "--files-path", files, "--tracker", trackerAddr, "--temp-path", seedDir}
+	if !fi.IsDir() {
+		createArgs = append(createArgs, "--path-is-file")
+	}
+	out, err := exec.CommandContext(ctx, cfg.Binary, createArgs...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("deploy: murder create: %s", oneLine(strings.TrimPrefix(strings.TrimSpace(string(out)), "murder: ")))
+	}
+	torrents, _ := filepath.Glob(filepath.Join(seedDir, "*.torrent"))
+	if len(torrents) != 1 {
+		return nil, fmt.Errorf("deploy: murder create left %d .torrent files in %s, want 1", len(torrents), seedDir)
+	}
+	torrent := torrents[0]
+	mi, err := metainfo.Load(torrent)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	hash := mi.InfoHash()
+	size := mi.Info.TotalLength()
+	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), humanBytes(size), mi.Info.NumPieces(), hash)
+
+	// Seeder.
+	seedArgs := []string{"seed", "--torrent", torrent, "--ip", "127.0.0.1", "--listen", "127.0.0.1:0"}
+	if cfg.MaxUploadRate != "" {
+		seedArgs = append(seedArgs, "--max-upload-rate", cfg.MaxUploadRate)
+	}
+	sd, err := l.start(ctx, "seed", nil, seedArgs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitUntil(ctx, 2*time.Minute, sd, func() error {
+		st, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", &hash)
+		if err != nil {
+			return err
+		}
+		if st[hash].Complete == 0 {
+			return errors.New("seeder has not announced yet")
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("deploy: seeder: %w%s", err, l.logTail("seed"))
+	}
+	say("==> seeding")
+
+	// Peers.
+	say("==> peer (%d peers)", cfg.Peers)
+	prog := newProgress(cfg.Out, cfg.Live, "peer", cfg.Peers)
+	pctx, stopProg := context.WithCancel(ctx)
+	defer stopProg()
+	var pwg sync.WaitGroup
+	pwg.Add(1)
+	go func() { defer pwg.Done(); prog.run(pctx) }()
+	peerStart := time.Now()
+	errs := make([]error, cfg.Peers)
+	var wg sync.WaitGroup
+	for k := 1; k <= cfg.Peers; k++ {
+		name := "peer-" + strconv.Itoa(k)
+		args := []string{"peer", "--torrent", torrent,
+			"--destination-path", filepath.Join(dest, name),
+			"--temp-path", filepath.Join(work, name),
+			"--ip", "127.0.0.1", "--listen", "127.0.0.1:0",
+			// Peers seed on until every peer is done; then they are stopped.
+			"--seed-time", cfg.Timeout.String(), "--timeout", cfg.Timeout.String(),
+			"--progress", "json"}
+		if cfg.NoTagDirectory {
+			args = append(args, "--no-tag-directory")
+		}
+		if cfg.UnsafePleaseDelete {
+			args = append(args, "--unsafe-please-delete")
+		}
+		if !fi.IsDir() {
+			args = append(args, "--path-is-file")
+		}
+		if cfg.MaxUploadRate != "" {
+			args = append(args, "--max-upload-rate", cfg.MaxUploadRate)
+		}
+		if cfg.MaxDownloadRate != "" {
+			args = append(args, "--max-download-rate", cfg.MaxDownloadRate)
+		}
+		stdout, perr := l.pipe()
+		if perr != nil {
+			return nil, perr
+		}
+		p, err := l.start(ctx, name, stdout, args...)
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := followPeer(stdout.r, p, name, prog)
+			if err != nil {
+				err = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: fmt.Errorf("%w%s", err, l.logTail(name))}
+			}
+			errs[k-1] = err
+			prog.finish(name, err == nil, errString(err))
+		}()
+	}
+	wg.Wait()
+	stopProg()
+	pwg.Wait()
+	sum := &Summary{Hosts: cfg.Peers}
+	for _, e := range errs {
+		if e == nil {
+			sum.Succeeded++
+			sum.Bytes += size
+		}
+	}
+	say("  %d/%d peers have %s in place in %s", sum.Succeeded, cfg.Peers, cfg.Tag, roundDur(time.Since(peerStart)))
+	l.stopAll()
+	sum.Wall = time.Since(start)
+	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
+	if err := errors.Join(errs...); err != nil {
+		return sum, &fleet.FailedHostsError{Failed: cfg.Peers - sum.Succeeded, Total: cfg.Peers, Err: err}
+	}
+	if ctx.Err() != nil {
+		return sum, fmt.Errorf("deploy: %w", ctx.Err())
+	}
+	ok = true
+	return sum, nil
+}
+
+// followPeer reads a peer's JSON events until it reports done or error,
+// or exits.
+func followPeer(r io.Reader, p *localProc, name string, prog *progress) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var result error
+	done := false
+	for sc.Scan() {
+		var ev peerEvent
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		switch ev.Event {
+		case "done":
+			prog.update(name, ev)
+			done = true
+		case "error":
+			result = errors.New(ev.Message)
+		default:
+			prog.update(name, ev)
+		}
+		if done || result != nil {
+			break
+		}
+	}
+	go io.Copy(io.Discard, r) // keep the pipe drained while it seeds on
+	if done {
+		return nil
+	}
+	if result != nil {
+		return result
+	}
+	<-p.exited
+	return fmt.Errorf("peer exited before the files were in place (%v)", p.err)
+}
+
+type localRun struct {
+	cfg   LocalConfig
+	work  string
+	out   io.Writer
+	mu    sync.Mutex
+	procs []*localProc
+}
+
+type localProc struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+type pipePair struct {
+	r *os.File
+	w *os.File
+}
+
+func (l *localRun) pipe() (*pipePair, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	return &pipePair{r: r, w: w}, nil
+}
+
+// start runs the murder binary with args, logging stderr (and stdout
+// unless a pipe is given) to WORK/NAME.log.
+func (l *localRun) start(ctx context.Context, name string, stdout *pipePair, args ...string) (*localProc, error) {
+	logf, err := os.Create(filepath.Join(l.work, name+".log"))
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	cmd := exec.Command(l.cfg.Binary, args...)
+	cmd.Stderr = logf
+	cmd.Stdout = logf
+	if stdout != nil {
+		cmd.Stdout = stdout.w
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("deploy: start murder %s: %w", args[0], err)
+	}
+	logf.Close()
+	if stdout != nil {
+		stdout.w.Close()
+	}
+	p := &localProc{name: name, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	l.mu.Lock()
+	l.procs = append(l.procs, p)
+	l.mu.Unlock()
+	return p, nil
+}
+
+// stopAll sends SIGTERM to every process still running, and SIGKILL to
+// those that have not exited 10 seconds later. It is safe to call twice.
+func (l *localRun) stopAll() {
+	l.mu.Lock()
+	procs := l.procs
+	l.procs = nil
+	l.mu.Unlock()
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+		case <-deadline:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	}
+}
+
+// logTail returns the last lines of a process's log, for error messages.
+func (l *localRun) logTail(name string) string {
+	b, err := os.ReadFile(filepath.Join(l.work, name+".log"))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return " (log: " + oneLine(strings.Join(lines, " | ")) + ")"
+}
+
+// waitUntil polls check until it succeeds, p exits, ctx ends or limit
+// passes.
+func waitUntil(ctx context.Context, limit time.Duration, p *localProc, check func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("murder %s exited (%v)", p.name, p.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", limit, err)
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("deploy: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,72 @@
+package deploy
+
+import (
+	"strings"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+// shellLib is prepended to every remote script. It finds daemons only
+// through their pid files, and believes a pid file only when the process
+// it names is this murder binary running the expected subcommand, so a
+// recycled pid is never killed.
+const shellLib = `
+murder_alive() {
+  [ -f "$1" ] || return 1
+  p=$(cat "$1" 2>/dev/null) || return 1
+  case "$p" in ''|*[!0-9]*) return 1;; esac
+  [ -r "/proc/$p/cmdline" ] || return 1
+  a0=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | sed -n 1p)
+  a1=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | sed -n 2p)
+  [ "$a0" = "$BIN" ] && [ "$a1" = "$2" ] || return 1
+  echo "$p"
+}
+murder_start() {
+  pf=$1; out=$2; errf=$3; shift 3
+  : > "$out"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$BIN" "$@" </dev/null >>"$out" 2>>"$errf" &
+  else
+    nohup "$BIN" "$@" </dev/null >>"$out" 2>>"$errf" &
+  fi
+  echo $! > "$pf.tmp.$$" && mv -f "$pf.tmp.$$" "$pf"
+}
+murder_stop() {
+  if p=$(murder_alive "$1" "$2"); then
+    kill "$p" 2>/dev/null || true
+    i=0
+    while [ $i -lt 100 ] && murder_alive "$1" "$2" >/dev/null; do sleep 0.1; i=$((i+1)); done
+    if murder_alive "$1" "$2" >/dev/null; then kill -9 "$p" 2>/dev/null || true; sleep 0.2; fi
+    echo "stopped $2 (pid $p)"
+  else
+    echo "$2 not running"
+  fi
+  rm -f "$1"
+}
+`
+
+// script builds a remote script: strict mode, the binary and temp path as
+// variables, the helper functions, then the lines.
+func (f *Fleet) script(lines ...string) string {
+	var b strings.Builder
+	b.WriteString("set -e\n")
+	b.WriteString("BIN=" + fleet.Quote(f.inv.Binary()) + "\n")
+	b.WriteString("T=" + fleet.Quote(f.inv.TempPath) + "\n")
+	b.WriteString(shellLib)
+	b.WriteString("mkdir -p \"$T\"\n")
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Remote file names under the temp path.
+func trackerPid() string            { return "$T/murder-tracker.pid" }
+func trackerLog() string            { return "$T/murder-tracker.log" }
+func seedPid(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+tag+".pid") }
+func seedLog(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+tag+".log") }
+func peerPid(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".pid") }
+func peerLog(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".log") }
+func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") }
+func torrentName(tag string) string { return tag + ".tgz.torrent" }
