@@ -104,4 +104,3 @@ DESTINATION/TAG is refused unless --unsafe-please-delete.`,
 	_ = cmd.MarkFlagRequired("destination-path")
 	return cmd
 }
-

@@ -201,4 +201,3 @@ murder deploy does all of it in one command.`,
 		stopAllSeeding, peer, stopPeering, stopAllPeering, clean)
 	return cmd
 }
-
