@@ -56,7 +56,7 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", tracker.DefaultListen, "address to listen on, host:port (an empty host listens on all addresses)")
 	f.DurationVar(&cfg.Interval, "interval", tracker.DefaultInterval, "announce interval sent to peers; peers silent for two intervals are dropped")
-	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers returned to one announce, whatever numwant asks (the default is 50)")
+	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers one announce gets, whatever its numwant asks (an announce without numwant gets 50)")
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
 	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
