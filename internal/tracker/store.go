@@ -49,6 +49,9 @@ type MemStoreConfig struct {
 	// PeerTTL is how long a peer stays without announcing again; 0 means
 	// two default intervals (30 s).
 	PeerTTL time.Duration
+	// TorrentTTL is how long a torrent without peers keeps its count of
+	// completed downloads; 0 means 24 hours.
+	TorrentTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -61,6 +64,7 @@ type MemStore struct {
 	shards []memShard
 	mask   uint32
 	ttl    time.Duration
+	keep   time.Duration
 	now    func() time.Time
 }
 
@@ -78,6 +82,7 @@ type swarm struct {
 	leechers   []entry
 	index      map[[20]byte]int32
 	downloaded int
+	lastSeen   int64 // unix nanoseconds of the last announce
 }
 
 type entry struct {
@@ -96,6 +101,10 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 	if s.ttl <= 0 {
 		s.ttl = 2 * DefaultInterval
 	}
+	s.keep = cfg.TorrentTTL
+	if s.keep <= 0 {
+		s.keep = 24 * time.Hour
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -111,7 +120,8 @@ func (s *MemStore) shard(ih *[20]byte) *memShard {
 
 // Announce implements Store.
 func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error) {
-	expires := s.now().Add(s.ttl).UnixNano()
+	now := s.now()
+	expires := now.Add(s.ttl).UnixNano()
 	sh := s.shard(&a.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -123,6 +133,7 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		sw = &swarm{index: make(map[[20]byte]int32)}
 		sh.swarms[a.InfoHash] = sw
 	}
+	sw.lastSeen = now.UnixNano()
 	slot, exists := sw.index[a.Peer.ID]
 	if a.Event == EventStopped {
 		if exists {
@@ -186,16 +197,18 @@ func (s *MemStore) Scrape(_ context.Context, infoHashes [][20]byte) (map[[20]byt
 	return out, nil
 }
 
-// Sweep drops the peers whose time ran out before now, and the swarms left
-// empty that never saw a completed download.
+// Sweep drops the peers whose time ran out before now, and the torrents left
+// without peers, except those with completed downloads, which are kept for
+// TorrentTTL after their last announce so that scrape still counts them.
 func (s *MemStore) Sweep(now time.Time) {
 	t := now.UnixNano()
+	forget := now.Add(-s.keep).UnixNano()
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for ih, sw := range sh.swarms {
 			sw.expire(t)
-			if sw.empty() && sw.downloaded == 0 {
+			if sw.empty() && (sw.downloaded == 0 || sw.lastSeen < forget) {
 				delete(sh.swarms, ih)
 			}
 		}

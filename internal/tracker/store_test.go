@@ -163,6 +163,13 @@ func TestMemStoreLifecycle(t *testing.T) {
 		t.Errorf("store holds %d torrents, %d peers; want the completed torrent kept with 0 peers", n, p)
 	}
 
+	// The completed count goes after TorrentTTL (24 h) without announces.
+	clock.Add(24 * time.Hour)
+	st.Sweep(clock.Now())
+	if n, _ := st.Len(); n != 0 {
+		t.Errorf("store holds %d torrents a day after the last announce, want 0", n)
+	}
+
 	// A swarm that never completed anything is forgotten when empty.
 	ih2 := hash20("gone")
 	a := PeerAnnounce{InfoHash: ih2, Peer: testPeer(1)}
