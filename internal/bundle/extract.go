@@ -62,7 +62,7 @@ func Extract(ctx context.Context, archivePath, dest string, opts ExtractOptions)
 // Nothing is written outside dir: entries with absolute names or ".."
 // are refused, as are symlinks that point outside dir, writes through
 // symlinks, hard links to names outside dir or to symlinks, device nodes
-// and FIFOs. Setuid, setgid and sticky bits are dropped; owners are not
+// and FIFOs; sparse files too. Setuid, setgid and sticky bits are dropped; owners are not
 // restored.
 func Unpack(ctx context.Context, r io.Reader, f Format, dir string) error {
 	switch f {
@@ -111,8 +111,11 @@ type dirMeta struct {
 type extractor struct {
 	root  *os.Root
 	links map[string]string // symlink name -> target
-	dirs  map[string]dirMeta
-	buf   []byte
+	dirs  map[string]int    // directory name -> index in dirList
+	// dirList keeps directories in archive order, so that the work done
+	// (and the code coverage seen by the fuzzer) does not depend on map order.
+	dirList []dirMeta
+	buf     []byte
 }
 
 func unpackTar(ctx context.Context, r io.Reader, dir string) error {
@@ -121,7 +124,7 @@ func unpackTar(ctx context.Context, r io.Reader, dir string) error {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]dirMeta{}, buf: make([]byte, 1<<20)}
+	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]int{}, buf: make([]byte, 256<<10)}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -201,9 +204,18 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 		if err := x.root.MkdirAll(name, 0o755); err != nil {
 			return fmt.Errorf("bundle: %w", err)
 		}
-		x.dirs[name] = dirMeta{name: name, mode: perm, mtime: h.ModTime}
+		d := dirMeta{name: name, mode: perm, mtime: h.ModTime}
+		if i, ok := x.dirs[name]; ok {
+			x.dirList[i] = d
+		} else {
+			x.dirs[name] = len(x.dirList)
+			x.dirList = append(x.dirList, d)
+		}
 		return nil
-	case tar.TypeReg, tar.TypeGNUSparse:
+	case tar.TypeReg:
+		if isSparse(h) {
+			return unsafeEntry(h.Name, "sparse files are refused")
+		}
 		if err := x.prepare(h.Name, name); err != nil {
 			return err
 		}
@@ -258,12 +270,25 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 			return fmt.Errorf("bundle: %w", err)
 		}
 		return nil
+	case tar.TypeGNUSparse:
+		return unsafeEntry(h.Name, "sparse files are refused")
 	case tar.TypeChar, tar.TypeBlock:
 		return unsafeEntry(h.Name, "device nodes are refused")
 	case tar.TypeFifo:
 		return unsafeEntry(h.Name, "FIFOs are refused")
 	}
 	return unsafeEntry(h.Name, fmt.Sprintf("unsupported entry type %q", h.Typeflag))
+}
+
+// isSparse reports a PAX sparse file. Sparse entries are refused: murder
+// never writes them, and a few bytes of sparse map can expand to terabytes.
+func isSparse(h *tar.Header) bool {
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // prepare makes the parent directories of name and removes whatever an
@@ -327,8 +352,13 @@ const maxLinkHops = 40
 // exist, so that chains that only leave the tree together (a link whose
 // target runs through another link and then "..") are refused too.
 func (x *extractor) checkLinks() error {
-	for name, target := range x.links {
-		if err := x.resolve(name, target); err != nil {
+	names := make([]string, 0, len(x.links))
+	for name := range x.links {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := x.resolve(name, x.links[name]); err != nil {
 			return unsafeEntry(name, err.Error())
 		}
 	}
@@ -375,11 +405,8 @@ func (x *extractor) resolve(name, target string) error {
 // finishDirs sets directory modes and mtimes once nothing more is written
 // into them, deepest first.
 func (x *extractor) finishDirs() error {
-	dirs := make([]dirMeta, 0, len(x.dirs))
-	for _, d := range x.dirs {
-		dirs = append(dirs, d)
-	}
-	sort.Slice(dirs, func(i, j int) bool {
+	dirs := x.dirList
+	sort.SliceStable(dirs, func(i, j int) bool {
 		di, dj := strings.Count(dirs[i].name, "/"), strings.Count(dirs[j].name, "/")
 		if di != dj {
 			return di > dj
