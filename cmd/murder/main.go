@@ -40,6 +40,8 @@ a seeder serves the first copy and the peers copy from each other.`,
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newCreateCmd(),
+		newShowCmd(),
 		newTrackerCmd(),
 		newFleetCmd(),
 		newDeployCmd(),

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/murder-deploy/murder/internal/metainfo"
+)
+
+// showFile is one file of a torrent in `murder show --json`.
+type showFile struct {
+	Path   string `json:"path"`
+	Length int64  `json:"length"`
+	Pad    bool   `json:"pad,omitempty"`
+}
+
+// showOutput is what `murder show --json` prints.
+type showOutput struct {
+	Name         string        `json:"name"`
+	InfoHash     metainfo.Hash `json:"info_hash"`
+	Length       int64         `json:"length"`
+	PieceLength  int64         `json:"piece_length"`
+	Pieces       int           `json:"pieces"`
+	Private      bool          `json:"private"`
+	SHA256       string        `json:"sha256,omitempty"`
+	Trackers     [][]string    `json:"trackers"`
+	CreatedBy    string        `json:"created_by,omitempty"`
+	CreationDate int64         `json:"creation_date,omitempty"`
+	Comment      string        `json:"comment,omitempty"`
+	Files        []showFile    `json:"files"`
+}
+
+func newShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show FILE",
+		Short: "Print what a .torrent file holds",
+		Long: `show prints a .torrent file's name, length, piece length and count, info
+hash (on a line starting with "info hash:"), trackers, the whole-file sha256
+when the torrent carries one, and its files. It reads torrents made by any
+tool.`,
+		Example: `  murder show /tmp/v42.tgz.torrent
+  murder show --json /tmp/v42.tgz.torrent`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := metainfo.Load(args[0])
+			if err != nil {
+				return fmt.Errorf("show: %w", err)
+			}
+			o := showOutput{
+				Name:         m.Info.Name,
+				InfoHash:     m.InfoHash(),
+				Length:       m.Info.TotalLength(),
+				PieceLength:  m.Info.PieceLength,
+				Pieces:       m.Info.NumPieces(),
+				Private:      m.Info.Private,
+				Trackers:     m.Trackers(),
+				CreatedBy:    m.CreatedBy,
+				CreationDate: m.CreationDate,
+				Comment:      m.Comment,
+				Files:        []showFile{},
+			}
+			if o.Trackers == nil {
+				o.Trackers = [][]string{}
+			}
+			if m.Info.SHA256 != nil {
+				o.SHA256 = hex.EncodeToString(m.Info.SHA256)
+			}
+			for _, f := range m.Info.FileList() {
+				o.Files = append(o.Files, showFile{Path: strings.Join(f.Path, "/"), Length: f.Length, Pad: f.IsPad()})
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(o)
+			}
+			fmt.Fprintf(out, "name: %s\n", o.Name)
+			fmt.Fprintf(out, "info hash: %s\n", o.InfoHash)
+			fmt.Fprintf(out, "length: %d (%s)\n", o.Length, humanBytes(o.Length))
+			fmt.Fprintf(out, "piece length: %d (%s)\n", o.PieceLength, humanBytes(o.PieceLength))
+			fmt.Fprintf(out, "pieces: %d\n", o.Pieces)
+			if o.SHA256 != "" {
+				fmt.Fprintf(out, "sha256: %s\n", o.SHA256)
+			}
+			if o.Private {
+				fmt.Fprintln(out, "private: yes")
+			}
+			for i, tier := range o.Trackers {
+				fmt.Fprintf(out, "tracker tier %d: %s\n", i+1, strings.Join(tier, " "))
+			}
+			if o.CreatedBy != "" {
+				fmt.Fprintf(out, "created by: %s\n", o.CreatedBy)
+			}
+			if o.CreationDate != 0 {
+				fmt.Fprintf(out, "creation date: %s\n", time.Unix(o.CreationDate, 0).UTC().Format(time.RFC3339))
+			}
+			if o.Comment != "" {
+				fmt.Fprintf(out, "comment: %s\n", o.Comment)
+			}
+			if m.Info.MultiFile() {
+				fmt.Fprintf(out, "files: %d\n", len(o.Files))
+				for _, f := range o.Files {
+					pad := ""
+					if f.Pad {
+						pad = " (pad)"
+					}
+					fmt.Fprintf(out, "  %12d  %s%s\n", f.Length, f.Path, pad)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of text")
+	return cmd
+}
