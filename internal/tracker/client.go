@@ -45,6 +45,7 @@ type Client struct {
 
 	mu    sync.Mutex
 	tiers [][]string
+	ids   map[string]string // announce URL -> tracker id
 }
 
 // NewClient returns a client for the given announce-list tiers. Empty URLs
@@ -115,13 +116,27 @@ func (c *Client) Announce(ctx context.Context, req AnnounceRequest) (*AnnounceRe
 	var resp *AnnounceResponse
 	err := c.each(ctx, "announce", func(u string) (string, error) { return u, nil },
 		func(ctx context.Context, u string) error {
-			body, err := c.get(ctx, u, query)
+			q := query
+			c.mu.Lock()
+			if id := c.ids[u]; id != "" {
+				q += "&trackerid=" + string(appendEscaped(nil, []byte(id)))
+			}
+			c.mu.Unlock()
+			body, err := c.get(ctx, u, q)
 			if err != nil {
 				return err
 			}
 			r, err := DecodeAnnounceResponse(body)
 			if err != nil {
 				return err
+			}
+			if r.TrackerID != "" {
+				c.mu.Lock()
+				if c.ids == nil {
+					c.ids = make(map[string]string)
+				}
+				c.ids[u] = r.TrackerID
+				c.mu.Unlock()
 			}
 			resp = r
 			return nil

@@ -154,6 +154,19 @@ func TestClientAnnounce(t *testing.T) {
 	}
 }
 
+func TestClientTrackerID(t *testing.T) {
+	ts, last := replyServer(t, 200, "d8:intervali15e5:peers0:10:tracker id4:a b?e")
+	c := NewClient([][]string{{ts.URL + "/announce"}}, ClientConfig{})
+	for i, want := range []bool{false, true} {
+		if _, err := c.Announce(context.Background(), AnnounceRequest{Port: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.HasSuffix(last.Load().(string), "&trackerid=a%20b%3F"); got != want {
+			t.Errorf("announce %d sent %q: trackerid sent = %v, want %v", i, last.Load(), got, want)
+		}
+	}
+}
+
 func TestClientFailover(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL + "/announce"

@@ -40,6 +40,7 @@ func DecodeAnnounceResponse(body []byte) (*AnnounceResponse, error) {
 	resp.Complete = nonNegInt(d["complete"])
 	resp.Incomplete = nonNegInt(d["incomplete"])
 	resp.Warning, _ = d["warning message"].(string)
+	resp.TrackerID, _ = d["tracker id"].(string)
 
 	var err error
 	switch p := d["peers"].(type) {

@@ -63,6 +63,9 @@ type AnnounceResponse struct {
 	Peers []netip.AddrPort
 	// Warning is the tracker's "warning message", if any.
 	Warning string
+	// TrackerID is the reply's "tracker id"; the Client sends it back on
+	// later announces to the same tracker.
+	TrackerID string
 }
 
 // ScrapeStats are the counts a tracker keeps for one torrent (BEP 48).
