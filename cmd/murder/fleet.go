@@ -74,13 +74,10 @@ func hostFailure(cmd *cobra.Command, err error, total int) error {
 		return nil
 	}
 	deploy.PrintFailures(cmd.OutOrStdout(), err, total)
-	if he := fleet.HostErrors(err); len(he) == 1 && he[0].Host.Spec == "" {
-		return he[0].Err
+	if fe, ok := err.(*fleet.FailedHostsError); ok {
+		return fe
 	}
-	if _, ok := err.(*fleet.FailedHostsError); ok {
-		return err
-	}
-	return &fleet.FailedHostsError{Failed: len(fleet.HostErrors(err)), Total: total, Err: err}
+	return fleet.NewFailedHostsError(err, total)
 }
 
 func newFleetCmd() *cobra.Command {

@@ -79,8 +79,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		if len(failed) == 0 {
 			return sum, nil
 		}
-		total := len(f.inv.All())
-		return sum, &fleet.FailedHostsError{Failed: len(fleet.HostErrors(errors.Join(failed...))), Total: total, Err: errors.Join(failed...)}
+		return sum, fleet.NewFailedHostsError(errors.Join(failed...), len(f.inv.All()))
 	}
 
 	note(f.distribute(ctx, f.inv.All()))

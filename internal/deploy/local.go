@@ -271,7 +271,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	sum.Wall = time.Since(start)
 	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
 	if err := errors.Join(errs...); err != nil {
-		return sum, &fleet.FailedHostsError{Failed: cfg.Peers - sum.Succeeded, Total: cfg.Peers, Err: err}
+		return sum, fleet.NewFailedHostsError(err, cfg.Peers)
 	}
 	if ctx.Err() != nil {
 		return sum, fmt.Errorf("deploy: %w", ctx.Err())

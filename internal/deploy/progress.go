@@ -172,7 +172,12 @@ func (p *progress) run(ctx context.Context) {
 // PrintFailures writes a table of the hosts in err (as made by fleet.Each)
 // and why they failed. It writes nothing when err is nil.
 func PrintFailures(w io.Writer, err error, total int) {
-	he := fleet.HostErrors(err)
+	var he []*fleet.HostError
+	for _, e := range fleet.HostErrors(err) {
+		if e.Host.Spec != "" {
+			he = append(he, e)
+		}
+	}
 	if len(he) == 0 {
 		return
 	}
@@ -181,11 +186,7 @@ func PrintFailures(w io.Writer, err error, total int) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tERROR")
 	for _, e := range he {
-		name := e.Host.Spec
-		if name == "" {
-			name = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\n", name, oneLine(e.Err.Error()))
+		fmt.Fprintf(tw, "%s\t%s\n", e.Host.Spec, oneLine(e.Err.Error()))
 	}
 	tw.Flush()
 }

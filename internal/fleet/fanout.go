@@ -48,28 +48,30 @@ func Each(ctx context.Context, hosts []Host, limit int, fn func(ctx context.Cont
 	return errors.Join(errs...)
 }
 
-// HostErrors flattens an error made by Each (or joins of them) into its
-// per-host failures, sorted by host; other errors are returned under an
-// empty host.
+// HostErrors flattens an error made by Each (or joins and wraps of such
+// errors) into its per-host failures, one per host (the first seen),
+// sorted by host; other errors are returned under an empty host.
 func HostErrors(err error) []*HostError {
 	var out []*HostError
+	seen := make(map[string]bool)
 	var walk func(error)
 	walk = func(e error) {
-		if e == nil {
-			return
-		}
-		var he *HostError
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
+		switch x := e.(type) {
+		case nil:
+		case *HostError:
+			if !seen[x.Host.Spec] || x.Host.Spec == "" {
+				seen[x.Host.Spec] = true
+				out = append(out, x)
 			}
-			return
+		case interface{ Unwrap() []error }:
+			for _, y := range x.Unwrap() {
+				walk(y)
+			}
+		case *FailedHostsError:
+			walk(x.Err)
+		default:
+			out = append(out, &HostError{Err: e})
 		}
-		if errors.As(e, &he) {
-			out = append(out, he)
-			return
-		}
-		out = append(out, &HostError{Err: e})
 	}
 	walk(err)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Host.Spec < out[j].Host.Spec })
@@ -82,7 +84,24 @@ type FailedHostsError struct {
 	Err           error // the joined per-host errors
 }
 
+// NewFailedHostsError wraps per-host failures (as made by Each) out of
+// total hosts.
+func NewFailedHostsError(err error, total int) *FailedHostsError {
+	n := 0
+	for _, he := range HostErrors(err) {
+		if he.Host.Spec != "" {
+			n++
+		}
+	}
+	return &FailedHostsError{Failed: n, Total: total, Err: err}
+}
+
 func (e *FailedHostsError) Error() string {
+	for _, he := range HostErrors(e.Err) {
+		if he.Host.Spec == "" {
+			return he.Err.Error()
+		}
+	}
 	return fmt.Sprintf("%d of %d hosts failed", e.Failed, e.Total)
 }
 func (e *FailedHostsError) Unwrap() error { return e.Err }

@@ -282,10 +282,14 @@ func (r *Runner) Dial(ctx context.Context, h Host) (*Conn, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	var hkErr error
 	cfg := &ssh.ClientConfig{
-		User:              usr,
-		Auth:              r.auth,
-		HostKeyCallback:   r.hostKeyCallback,
+		User: usr,
+		Auth: r.auth,
+		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			hkErr = r.hostKeyCallback(hostname, remote, key)
+			return hkErr
+		},
 		HostKeyAlgorithms: r.hostKeyAlgorithms(addr),
 		Timeout:           r.cfg.ConnectTimeout,
 	}
@@ -299,8 +303,8 @@ func (r *Runner) Dial(ctx context.Context, h Host) (*Conn, error) {
 	}
 	if err != nil {
 		nc.Close()
-		if errors.Is(err, ErrHostKey) {
-			return nil, err
+		if hkErr != nil {
+			return nil, hkErr
 		}
 		return nil, fmt.Errorf("ssh %s@%s: %w", usr, addr, err)
 	}

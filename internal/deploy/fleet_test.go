@@ -1,0 +1,296 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/fleet/fleettest"
+	"github.com/murder-deploy/murder/internal/testbed"
+)
+
+// fleetBed is a test bed whose host 0 is the operator's machine and whose
+// other hosts run sshd; the test's work directory (binary, keys,
+// inventory, source tree) is visible in every host at the same path.
+type fleetBed struct {
+	bed   *testbed.Bed
+	work  string
+	src   string
+	key   string
+	known string
+	ops   *testbed.Host
+	good  []*testbed.Host
+	down  *testbed.Host // no sshd
+	wrong *testbed.Host // sshd whose key does not match known_hosts
+}
+
+const (
+	bedDest   = "/srv/murder/out"
+	bedRemote = "/usr/local/murder"
+)
+
+func needBed(t *testing.T) {
+	t.Helper()
+	if err := testbed.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must be able to build a test bed: %v", err)
+		}
+		t.Skip(err)
+	}
+	fleettest.NeedSSHD(t)
+}
+
+func newFleetBed(t *testing.T, good int) *fleetBed {
+	t.Helper()
+	needBed(t)
+	work, err := os.MkdirTemp("", "murder-fleet-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	os.Chmod(work, 0o755)
+	// The servers live as long as ctx: until the test ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	bed, err := testbed.New(ctx, testbed.Config{Hosts: good + 3, Share: []string{work, filepath.Dir(murderBin)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := bed.Close(); err != nil {
+			t.Errorf("close bed: %v", err)
+		}
+	})
+	fb := &fleetBed{bed: bed, work: work, ops: bed.Host(0)}
+	client := fleettest.NewKey(t)
+	fb.key = client.WriteKey(t, work, "id_ed25519")
+	impostor := fleettest.NewKey(t)
+	var known strings.Builder
+	for i := 1; i < bed.Len(); i++ {
+		h := bed.Host(i)
+		switch i {
+		case good + 1:
+			fb.down = h
+			continue
+		case good + 2:
+			fb.wrong = h
+		default:
+			fb.good = append(fb.good, h)
+		}
+		s, err := h.StartSSHD(ctx, string(client.AuthKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == fb.wrong {
+			fmt.Fprintf(&known, "%s %s", h.Addr(), impostor.AuthKey)
+		} else {
+			known.WriteString(s.KnownHostsLine() + "\n")
+		}
+	}
+	fb.known = filepath.Join(work, "known_hosts")
+	if err := os.WriteFile(fb.known, []byte(known.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fb.src = filepath.Join(work, "build")
+	makeTree(t, fb.src)
+	return fb
+}
+
+// inventory writes a murder.toml over the given hosts (the first is
+// tracker and seeder) and returns its path.
+func (fb *fleetBed) inventory(t *testing.T, name, seedTime string, hosts ...*testbed.Host) string {
+	t.Helper()
+	var peers []string
+	for _, h := range hosts {
+		peers = append(peers, fmt.Sprintf("%q", "root@"+h.Addr().String()))
+	}
+	body := fmt.Sprintf(`# written by %s
+remote_murder_path = %q
+temp_path = "/tmp"
+tracker_port = 8998
+seed_time = %q
+peer_timeout = "2m"
+
+[ssh]
+identity_files = [%q]
+known_hosts = %q
+concurrency = 8
+connect_timeout = "5s"
+command_timeout = "2m"
+
+[roles]
+peers = [%s]
+
+[hosts.%q]
+address = %q
+`, t.Name(), bedRemote, seedTime, fb.key, fb.known, strings.Join(peers, ", "), hosts[0].Addr().String(), hosts[0].Addr().String())
+	p := filepath.Join(fb.work, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// murder runs the murder binary on the operator's host.
+func (fb *fleetBed) murder(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := fb.ops.Command(ctx, murderBin, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + fb.work}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// remote runs a shell command on a host directly (not through murder).
+func remote(t *testing.T, h *testbed.Host, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := h.Run(ctx, "sh", "-c", script)
+	if err != nil {
+		t.Fatalf("%s: %s: %v\n%s", h.Addr(), script, err, out)
+	}
+	return string(out)
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestFleetDeploy(t *testing.T) {
+	fb := newFleetBed(t, 8)
+	all := append(append([]*testbed.Host{}, fb.good...), fb.down, fb.wrong)
+	inv := fb.inventory(t, "murder.toml", "1s", all...)
+
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest)
+	t.Logf("murder deploy:\n%s", out)
+	if exitCode(err) != 1 {
+		t.Fatalf("deploy with a down host and a wrong host key: exit %v, want 1", err)
+	}
+	for _, h := range fb.good {
+		sameTree(t, fb.src, h.Path(bedDest+"/v1"))
+	}
+	for _, h := range []*testbed.Host{fb.down, fb.wrong} {
+		if _, err := os.Stat(h.Path(bedDest + "/v1")); err == nil {
+			t.Errorf("failed host %s has the files", h.Addr())
+		}
+	}
+	table := out[strings.Index(out, "FAILED HOSTS"):]
+	if !strings.Contains(table, "FAILED HOSTS (2 of 10)") {
+		t.Errorf("want a table of 2 failed hosts out of 10:\n%s", table)
+	}
+	for _, want := range []string{
+		fb.down.Addr().String() + " ", "connect",
+		fb.wrong.Addr().String() + " ", "does not match",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("failure table lacks %q:\n%s", want, table)
+		}
+	}
+	if !strings.Contains(out, "deployed to 8/10 hosts") {
+		t.Errorf("summary lacks 8/10 hosts:\n%s", out)
+	}
+	// The deploy stopped what it started and cleaned up.
+	for _, h := range fb.good {
+		if left := remote(t, h, "ls /tmp | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' || true"); left != "" {
+			t.Errorf("%s: temp files left: %s", h.Addr(), left)
+		}
+	}
+}
+
+func TestFleetTasksTwice(t *testing.T) {
+	fb := newFleetBed(t, 8)
+	// Peers seed on for long enough that stop-peering has work to do.
+	inv := fb.inventory(t, "good.toml", "10m", fb.good...)
+	seeder := fb.good[0]
+	// run runs a task twice; each round must succeed, and print want1
+	// and want2.
+	run := func(want1, want2 string, args ...string) {
+		t.Helper()
+		for round, want := range []string{want1, want2} {
+			out, err := fb.murder(t, append([]string{"fleet", "-c", inv}, args...)...)
+			if err != nil {
+				t.Fatalf("murder fleet %s (round %d): %v\n%s", strings.Join(args, " "), round+1, err, out)
+			}
+			if !strings.Contains(out, want) {
+				t.Errorf("murder fleet %s (round %d): output lacks %q:\n%s", strings.Join(args, " "), round+1, want, out)
+			}
+		}
+	}
+	pidOf := func(h *testbed.Host, file string) string {
+		return strings.TrimSpace(remote(t, h, "cat /tmp/"+file+" 2>/dev/null || true"))
+	}
+
+	run("copied to 8", "already current on 8", "distribute-files")
+	run("tracker started", "already running", "start-tracker")
+	trackerPid := pidOf(seeder, "murder-tracker.pid")
+	if trackerPid == "" {
+		t.Fatal("no tracker pid file")
+	}
+	run("info hash:", "info hash:", "create-torrent", "--tag", "v2", "--files-path", fb.src)
+	run("fetched", "fetched", "download-torrent", "--tag", "v2")
+	run("started", "already running", "start-seeding", "--tag", "v2")
+	if got := pidOf(seeder, "murder-tracker.pid"); got != trackerPid {
+		t.Errorf("second start-tracker replaced the tracker: pid %s, want %s", got, trackerPid)
+	}
+	run("8/8 peers have v2", "8/8 peers have v2", "peer", "--tag", "v2", "--destination-path", bedDest, "--unsafe-please-delete")
+	for _, h := range fb.good {
+		sameTree(t, fb.src, h.Path(bedDest+"/v2"))
+	}
+	// A peer without --unsafe-please-delete refuses the existing tree.
+	out, err := fb.murder(t, "fleet", "-c", inv, "peer", "--tag", "v2", "--destination-path", bedDest)
+	if exitCode(err) != 1 || !strings.Contains(out, "FAILED HOSTS (8 of 8)") {
+		t.Errorf("peer onto an existing tree: exit %v, want 1 with 8 failed hosts:\n%s", err, out)
+	}
+	for _, h := range fb.good {
+		sameTree(t, fb.src, h.Path(bedDest+"/v2"))
+	}
+	// Once more, so that the peers are seeding when stop-peering runs.
+	if out, err := fb.murder(t, "fleet", "-c", inv, "peer", "--tag", "v2", "--destination-path", bedDest, "--unsafe-please-delete"); err != nil {
+		t.Fatalf("peer: %v\n%s", err, out)
+	}
+	// A pid file naming a process that is not murder: stops must leave
+	// that process alone.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sleeper := fb.good[1].Command(ctx, "sleep", "600")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); sleeper.Wait() }()
+	remote(t, fb.good[1], fmt.Sprintf("echo %d > /tmp/murder-peer-stale.pid", sleeper.Process.Pid))
+
+	run("stopped 8 peer", "stopped 0 peer", "stop-peering", "--tag", "v2")
+	run("stopped 0 peer", "stopped 0 peer", "stop-all-peering")
+	if err := sleeper.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("stop-all-peering killed a process that is not murder: %v", err)
+	}
+	run("stopped seed", "seed not running", "stop-seeding", "--tag", "v2")
+	run("stopped 0 seed", "stopped 0 seed", "stop-all-seeding")
+	run("stopped tracker", "tracker not running", "stop-tracker")
+	run("removed", "removed", "clean-temp-files", "--tag", "v2")
+	for _, h := range fb.good {
+		if left := remote(t, h, "ls /tmp | grep -e '^v2\\.' -e '^murder-seed' -e '^murder-peer' -e '^murder-tracker' || true"); left != "" {
+			t.Errorf("%s: temp files left after clean-temp-files: %s", h.Addr(), left)
+		}
+		if ps := remote(t, h, "for p in /proc/[0-9]*; do { tr '\\0' ' ' < $p/cmdline; } 2>/dev/null | grep '^"+bedRemote+"/murder ' || true; done"); ps != "" {
+			t.Errorf("%s: murder processes left: %s", h.Addr(), ps)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(fb.work, "v2.tgz.torrent")); err == nil {
+		t.Error("local torrent left after clean-temp-files")
+	}
+}
