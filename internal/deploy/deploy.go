@@ -126,6 +126,10 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	if ctx.Err() != nil {
+		// Interrupted: do not leave peers downloading on their own.
+		f.StopPeering(sctx, opt.Tag)
+	}
 	note(f.StopSeeding(sctx, opt.Tag))
 	stopTracker()
 	var ok []fleet.Host

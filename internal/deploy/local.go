@@ -125,6 +125,10 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
 	l := &localRun{cfg: cfg, work: work, out: cfg.Out}
+	// The processes run in their own process groups, so a Ctrl-C reaches
+	// only this one; it stops them in order.
+	stopOnCancel := context.AfterFunc(ctx, l.stopAll)
+	defer stopOnCancel()
 	ok := false
 	defer func() {
 		l.stopAll()
@@ -152,7 +156,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		_, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", nil)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker"))
+		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker", ""))
 	}
 	say("==> tracker on %s", trackerAddr)
 
@@ -198,7 +202,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("deploy: seeder: %w%s", err, l.logTail("seed"))
+		return nil, fmt.Errorf("deploy: seeder: %w%s", err, l.logTail("seed", ""))
 	}
 	say("==> seeding")
 
@@ -249,11 +253,17 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		go func() {
 			defer wg.Done()
 			err := followPeer(stdout.r, p, name, prog)
-			if err != nil {
-				err = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: fmt.Errorf("%w%s", err, l.logTail(name))}
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				err = errors.New("stopped before it finished")
+			default:
+				err = fmt.Errorf("%w%s", err, l.logTail(name, err.Error()))
 			}
-			errs[k-1] = err
 			prog.finish(name, err == nil, errString(err))
+			if err != nil {
+				errs[k-1] = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: err}
+			}
 		}()
 	}
 	wg.Wait()
@@ -270,11 +280,14 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	l.stopAll()
 	sum.Wall = time.Since(start)
 	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
-	if err := errors.Join(errs...); err != nil {
-		return sum, fleet.NewFailedHostsError(err, cfg.Peers)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return sum, fmt.Errorf("deploy: --timeout %s passed before every peer finished", cfg.Timeout)
 	}
 	if ctx.Err() != nil {
-		return sum, fmt.Errorf("deploy: %w", ctx.Err())
+		return sum, errors.New("deploy: interrupted")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return sum, fleet.NewFailedHostsError(err, cfg.Peers)
 	}
 	ok = true
 	return sum, nil
@@ -402,17 +415,22 @@ func (l *localRun) stopAll() {
 	}
 }
 
-// logTail returns the last lines of a process's log, for error messages.
-func (l *localRun) logTail(name string) string {
+// logTail returns the last line of a process's log for an error message,
+// unless msg already says it.
+func (l *localRun) logTail(name, msg string) string {
 	b, err := os.ReadFile(filepath.Join(l.work, name+".log"))
-	if err != nil || len(b) == 0 {
+	if err != nil {
 		return ""
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 3 {
-		lines = lines[len(lines)-3:]
+	last := strings.TrimPrefix(strings.TrimSpace(lines[len(lines)-1]), "murder: ")
+	if last == "" || strings.Contains(msg, last) {
+		return ""
 	}
-	return " (log: " + oneLine(strings.Join(lines, " | ")) + ")"
+	if len(last) > 300 {
+		last = last[:300] + "..."
+	}
+	return " (log: " + last + ")"
 }
 
 // waitUntil polls check until it succeeds, p exits, ctx ends or limit

@@ -26,6 +26,10 @@ type peerEvent struct {
 	Message    string  `json:"message"`
 }
 
+// maxHostLines is the largest fleet for which every finished host gets a
+// line of its own.
+const maxHostLines = 50
+
 type hostState struct {
 	done, total int64
 	rate        float64
@@ -84,7 +88,10 @@ func (p *progress) finish(host string, ok bool, msg string) {
 	}
 	p.clearLocked()
 	if ok {
-		fmt.Fprintf(p.out, "  %-24s done in %s\n", host, roundDur(time.Since(p.start)))
+		// Large fleets get the status line and the failures only.
+		if p.n <= maxHostLines {
+			fmt.Fprintf(p.out, "  %-24s done in %s\n", host, roundDur(time.Since(p.start)))
+		}
 	} else {
 		fmt.Fprintf(p.out, "  %-24s FAILED: %s\n", host, msg)
 	}
