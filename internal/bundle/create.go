@@ -163,7 +163,7 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	if opts.PieceLength != 0 {
 		pieces = newHashSet([]int64{opts.PieceLength}, nil)
 	} else {
-		pieces = newHashSet(candidateLengths(estimate, metainfo.ChoosePieceLength), metainfo.ChoosePieceLength)
+		pieces = newHashSet([]int64{metainfo.ChoosePieceLength(guessSize(estimate, opts))}, metainfo.ChoosePieceLength)
 	}
 	sum256 := sha256.New()
 	counter := &countWriter{}
@@ -189,8 +189,8 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	copy(res.SHA256[:], sum256.Sum(nil))
 	pieceLen, sums, ok := pieces.Sum()
 	if !ok {
-		// The size fell outside the candidates (a tar stream with long-name
-		// headers can be a little larger than estimated): hash again.
+		// The guessed piece length was wrong for the size the artifact
+		// came out at: hash it again from the file, still on all cores.
 		written := tmpName
 		if written == "" {
 			written = opts.FilesPath
@@ -234,6 +234,17 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	return res, nil
+}
+
+// guessSize guesses the artifact's size from the tar stream's size, to
+// pick the piece length before compression is done. Piece lengths are
+// powers of two, so a guess within a factor of about two of the real
+// ratio is right; when it is not, Create hashes the artifact once more.
+func guessSize(tarSize int64, opts CreateOptions) int64 {
+	if opts.PathIsFile || opts.Format == Tar {
+		return tarSize
+	}
+	return tarSize / 5 * 2 // source trees and builds compress to 25-50 %
 }
 
 // writeArtifact writes what fill produces to a temporary file in dir, and

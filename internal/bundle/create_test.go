@@ -326,25 +326,23 @@ func TestTorrentLoadsInOtherClients(t *testing.T) {
 	})
 }
 
-func TestCandidateLengths(t *testing.T) {
-	choose := metainfo.ChoosePieceLength
-	for _, upper := range []int64{0, 1, 100 << 20, 1 << 30, 50 << 30} {
-		ls := candidateLengths(upper, choose)
-		if ls[0] != choose(upper) {
-			t.Errorf("upper %d: first %d, want %d", upper, ls[0], choose(upper))
-		}
-		// Every size up to upper must find its length among the candidates.
-		for s := upper; ; s = s * 7 / 8 {
-			found := false
-			for _, l := range ls {
-				found = found || l == choose(s)
+// TestCreateGuessMissed packs a tree that compresses far better than
+// guessed, so the piece length first guessed is wrong and the artifact
+// must be hashed again with the right one.
+func TestCreateGuessMissed(t *testing.T) {
+	src := t.TempDir()
+	f, err := os.Create(filepath.Join(src, "sparse-zeros"))
+	must(t, err)
+	must(t, f.Truncate(96<<20)) // sparse: costs no disk
+	must(t, f.Close())
+	for _, format := range []Format{TGZ, TarZst} {
+		t.Run(format.String(), func(t *testing.T) {
+			res := create(t, CreateOptions{FilesPath: src, Format: format})
+			guessed := metainfo.ChoosePieceLength(guessSize(96<<20, CreateOptions{Format: format}))
+			if want := metainfo.ChoosePieceLength(res.Size); res.PieceLength != want || want == guessed {
+				t.Errorf("piece length %d, want %d for %d bytes (guessed %d)", res.PieceLength, want, res.Size, guessed)
 			}
-			if !found {
-				t.Errorf("upper %d: size %d needs %d, not in %v", upper, s, choose(s), ls)
-			}
-			if s == 0 {
-				break
-			}
-		}
+			checkArtifact(t, res)
+		})
 	}
 }

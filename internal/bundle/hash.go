@@ -99,11 +99,10 @@ func (h *pieceHasher) Abort() {
 	h.wg.Wait()
 }
 
-// hashSet hashes the stream at several candidate piece lengths at once,
-// because the piece length is chosen from the artifact's size, which is
-// only known once compression is done. Candidates below the length the
-// bytes written so far already call for are dropped as the stream grows,
-// so the extra hashing stays small.
+// hashSet hashes the stream at one or more candidate piece lengths at
+// once, because the piece length is chosen from the artifact's size, which
+// is only known once compression is done. Candidates below the length the
+// bytes written so far already call for are dropped as the stream grows.
 type hashSet struct {
 	choose  func(int64) int64 // nil: a single fixed length
 	lengths []int64
@@ -117,21 +116,6 @@ func newHashSet(lengths []int64, choose func(int64) int64) *hashSet {
 		s.hashers = append(s.hashers, newPieceHasher(l))
 	}
 	return s
-}
-
-// candidateLengths lists the piece lengths choose may give for an artifact
-// of at most upper bytes, largest first.
-func candidateLengths(upper int64, choose func(int64) int64) []int64 {
-	var out []int64
-	for s := upper; ; s /= 2 {
-		l := choose(s)
-		if len(out) == 0 || out[len(out)-1] != l {
-			out = append(out, l)
-		}
-		if s == 0 {
-			return out
-		}
-	}
 }
 
 func (s *hashSet) Write(p []byte) (int, error) {
