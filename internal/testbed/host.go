@@ -305,7 +305,7 @@ func shape(ctx context.Context, ns, dev string, rate int64) error {
 		return nil
 	}
 	burst := max(rate/100, 32<<10)
-	limit := max(rate/10, 256<<10) + burst
+	limit := max(rate/50, 64<<10) + burst
 	return run(ctx, "tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf",
 		"rate", strconv.FormatInt(rate*8, 10)+"bit",
 		"burst", strconv.FormatInt(burst, 10),

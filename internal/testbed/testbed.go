@@ -343,9 +343,20 @@ func leftoverPid(name string) (int, bool) {
 	return pid, true
 }
 
+// alive reports whether pid is a running process; a zombie (killed, not
+// yet reaped) counts as gone.
 func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+2 >= len(data) {
+		return true
+	}
+	state := data[i+2]
+	return state != 'Z' && state != 'X'
 }
 
 // run runs a command and returns its combined output in the error.
