@@ -396,6 +396,9 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 				if json.Unmarshal(sc.Bytes(), &ev) != nil {
 					continue
 				}
+				if i == 0 {
+					b.progress("murder %s %.2fs: %s", h.Name(), time.Since(start).Seconds(), sc.Text())
+				}
 				switch ev.Event {
 				case "done":
 					ch <- doneAt{i: i, d: time.Since(start)}
