@@ -172,3 +172,13 @@ func FuzzParseInventory(f *testing.F) {
 		}
 	})
 }
+
+func TestExampleInventory(t *testing.T) {
+	inv, err := LoadInventory(filepath.Join("..", "..", "murder.toml.example"))
+	if err != nil {
+		t.Fatalf("murder.toml.example: %v", err)
+	}
+	if inv.Tracker.Name != "tracker01" || len(inv.Peers) != 4 || inv.Peers[2].Announce != "198.18.0.13" {
+		t.Errorf("murder.toml.example parsed as %+v", inv)
+	}
+}

@@ -308,3 +308,38 @@ func TestEachBounded(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestDialTimeout(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	dir := t.TempDir()
+	key := fleettest.NewKey(t).WriteKey(t, dir, "id")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A server that accepts connections and never says a word.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	r, err := NewRunner(SSHConfig{User: "x", IdentityFiles: []string{key}, KnownHosts: known, ConnectTimeout: 300 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = r.Dial(context.Background(), Host{Spec: "silent", Name: "127.0.0.1", Port: port})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("got %v, want a handshake timeout", err)
+	}
+}

@@ -1,0 +1,52 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+func TestProgressLine(t *testing.T) {
+	var out bytes.Buffer
+	p := newProgress(&out, false, "peer", 4)
+	p.update("a", peerEvent{Event: "progress", BytesDone: 50 << 20, BytesTotal: 100 << 20, DownRate: 10 << 20})
+	p.update("b", peerEvent{Event: "progress", BytesDone: 30 << 20, BytesTotal: 100 << 20, DownRate: 10 << 20})
+	p.finish("c", true, "")
+	p.finish("d", false, "connect: refused")
+	// c finished (counted whole), d failed (nothing), a and b at 80 MiB of
+	// 200; unknown totals are taken from the hosts that reported.
+	got := p.line()
+	for _, want := range []string{"peer: 1/4 hosts done, 1 failed", "80.0 MiB of 400.0 MiB", "20.0 MiB/s", "ETA 16s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("line %q lacks %q", got, want)
+		}
+	}
+	if s := out.String(); !strings.Contains(s, "c ") || !strings.Contains(s, "d                        FAILED: connect: refused") {
+		t.Errorf("host lines:\n%s", s)
+	}
+}
+
+func TestPrintFailures(t *testing.T) {
+	err := errors.Join(
+		&fleet.HostError{Host: fleet.Host{Spec: "w02"}, Err: errors.New("connect:\n refused")},
+		&fleet.HostError{Host: fleet.Host{Spec: "w01"}, Err: errors.New("host key")},
+		&fleet.HostError{Host: fleet.Host{Spec: "w01"}, Err: errors.New("later step")},
+	)
+	var out bytes.Buffer
+	PrintFailures(&out, fleet.NewFailedHostsError(err, 5), 5)
+	want := "\nFAILED HOSTS (2 of 5)\nHOST  ERROR\nw01   host key\nw02   connect: refused\n"
+	if out.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", out.String(), want)
+	}
+	if got := fleet.NewFailedHostsError(err, 5).Error(); got != "2 of 5 hosts failed" {
+		t.Errorf("error: got %q", got)
+	}
+	out.Reset()
+	PrintFailures(&out, nil, 5)
+	if out.Len() != 0 {
+		t.Errorf("no failures printed %q", out.String())
+	}
+}
