@@ -40,6 +40,8 @@ a seeder serves the first copy and the peers copy from each other.`,
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newSeedCmd(),
+		newPeerCmd(),
 		newCreateCmd(),
 		newShowCmd(),
 		newTrackerCmd(),

@@ -149,3 +149,10 @@ func StatusWriter(fd int) (io.WriteCloser, error) {
 	}
 	return f, nil
 }
+
+// NewStatusReporter returns the Reporter a detached child writes to its
+// status pipe (see StatusWriter): JSON lines, closing the pipe after the
+// done or error event so the parent sees the end of the stream.
+func NewStatusReporter(w io.WriteCloser) *JSONReporter {
+	return &JSONReporter{w: w, closeFinal: true}
+}

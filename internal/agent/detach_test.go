@@ -32,13 +32,13 @@ func runDetachChild(mode string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	rep := NewJSONReporter(w)
+	rep := NewStatusReporter(w)
 	rep.Report(Event{Event: EventProgress, Tag: "t", BytesDone: 1, BytesTotal: 2})
 	switch mode {
 	case "done":
 		rep.Report(Event{Event: EventDone, Tag: "t", BytesDone: 2, BytesTotal: 2})
-		rep.Close()
-		time.Sleep(300 * time.Millisecond) // outlive the parent's Detach call
+		rep.Report(Event{Event: EventProgress, Tag: "t"}) // dropped: pipe closed after done
+		time.Sleep(300 * time.Millisecond)                // outlive the parent's Detach call
 		sid, _ := unix.Getsid(0)
 		fmt.Println("child still running after done")
 		_ = os.WriteFile(os.Args[len(os.Args)-1], fmt.Appendf(nil, "%d", sid), 0o644)

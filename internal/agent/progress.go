@@ -40,6 +40,8 @@ type Event struct {
 	DownRate   int64  `json:"down_rate"`
 	UpRate     int64  `json:"up_rate"`
 	Peers      int    `json:"peers"`
+	Downloaded int64  `json:"downloaded"` // payload bytes received this run
+	Uploaded   int64  `json:"uploaded"`   // payload bytes sent this run
 	Path       string `json:"path,omitempty"`
 	Message    string `json:"message,omitempty"`
 }
@@ -113,10 +115,11 @@ func (nopReporter) Close() error { return nil }
 
 // JSONReporter writes each event as one JSON object per line.
 type JSONReporter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	closed bool
-	err    error
+	mu         sync.Mutex
+	w          io.Writer
+	closed     bool
+	err        error
+	closeFinal bool // close after done or error (status pipe)
 }
 
 // NewJSONReporter returns a Reporter that writes JSON lines to w.
@@ -138,6 +141,9 @@ func (r *JSONReporter) Report(ev Event) {
 		return
 	}
 	_, r.err = r.w.Write(append(b, '\n'))
+	if r.closeFinal && (ev.Event == EventDone || ev.Event == EventError) {
+		r.closeLocked()
+	}
 }
 
 // Close stops the reporter and closes the writer if it is an io.Closer
@@ -145,6 +151,10 @@ func (r *JSONReporter) Report(ev Event) {
 func (r *JSONReporter) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.closeLocked()
+}
+
+func (r *JSONReporter) closeLocked() error {
 	if r.closed {
 		return nil
 	}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/murder-deploy/murder/internal/agent"
+)
+
+func newPeerCmd() *cobra.Command {
+	var (
+		cfg              agent.PeerConfig
+		upload, download string
+		progress         string
+		detach           bool
+		statusFD         int
+		logLevel         string
+	)
+	cmd := &cobra.Command{
+		Use:   "peer --torrent FILE --destination-path DIR",
+		Short: "Download an artifact, place it, and seed it on",
+		Long: `peer downloads the torrent's artifact into --temp-path, verifies every
+piece (and the whole file's sha256 when the torrent carries one), then
+extracts it atomically into DIR/TAG, or into DIR with --no-tag-directory. TAG
+is the artifact's name without .tgz, .tar.zst or .tar. With --path-is-file, or
+when the torrent is not one of murder's archives, the downloaded files are
+placed as they are (a multi-file torrent keeps its tree).
+
+If the destination exists and is not empty, peer refuses unless
+--unsafe-please-delete is given. Other entries of DIR are left alone. On any
+failure the destination is left as it was.
+
+After success it seeds on for --seed-time and exits. A restarted peer reuses
+the pieces already verified in --temp-path.
+
+Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
+(104,857,600, as curl and aria2 read it); 0 means no limit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.UploadRate, err = parseRateFlag("--max-upload-rate", upload); err != nil {
+				return err
+			}
+			if cfg.DownloadRate, err = parseRateFlag("--max-download-rate", download); err != nil {
+				return err
+			}
+			mode, err := agent.ParseProgressMode(progress)
+			if err != nil {
+				return err
+			}
+			level, err := parseLogLevel(logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+
+			var rep agent.Reporter
+			if statusFD > 0 {
+				// A detached child: events go to the parent's pipe.
+				w, err := agent.StatusWriter(statusFD)
+				if err != nil {
+					return err
+				}
+				rep = agent.NewStatusReporter(w)
+			} else {
+				rep = agent.NewReporter(mode, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			defer rep.Close()
+			logger := slog.New(slog.NewTextHandler(agent.LogWriter(rep, cmd.ErrOrStderr()), &slog.HandlerOptions{Level: level}))
+
+			if detach && statusFD == 0 {
+				temp := cfg.TempPath
+				if err := os.MkdirAll(temp, 0o755); err != nil {
+					return fmt.Errorf("temp path: %w", err)
+				}
+				logPath := filepath.Join(temp, "murder-peer-"+filepath.Base(cfg.Torrent)+".log")
+				pid, err := agent.Detach(ctx, agent.DetachConfig{
+					Args:     detachedArgs(os.Args[1:]),
+					LogPath:  logPath,
+					Reporter: rep,
+					Logger:   logger,
+				})
+				if err != nil {
+					return err
+				}
+				logger.Info("files in place; seeding on in the background", "pid", pid, "log", logPath)
+				return nil
+			}
+			cfg.Reporter = rep
+			cfg.Logger = logger
+			return agent.Peer(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Torrent, "torrent", "", "the .torrent file to download (required)")
+	f.StringVar(&cfg.Destination, "destination-path", "", "directory that receives TAG/ with the extracted files (required)")
+	f.BoolVar(&cfg.NoTagDirectory, "no-tag-directory", false, "place the files in --destination-path itself, not in a TAG subdirectory")
+	f.BoolVar(&cfg.UnsafePleaseDelete, "unsafe-please-delete", false, "replace a destination that exists and is not empty (its contents are deleted)")
+	f.BoolVar(&cfg.PathIsFile, "path-is-file", false, "place the downloaded file as it is instead of extracting it")
+	f.StringVar(&cfg.TempPath, "temp-path", agent.DefaultTempPath, "directory for the download; kept so an interrupted run resumes")
+	f.StringVar(&cfg.AnnounceIP, "ip", "", "IP address to announce to the tracker (default: the address the tracker sees)")
+	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
+	f.DurationVar(&cfg.SeedTime, "seed-time", agent.DefaultPeerSeedTime, "keep seeding this long after the files are in place (0: exit at once)")
+	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
+	f.StringVar(&download, "max-download-rate", "0", "download limit in bytes per second (0: no limit)")
+	f.StringVar(&progress, "progress", string(agent.ProgressAuto), "progress display: auto (bar on a terminal), bar, json (one JSON object per line on stdout) or none")
+	f.DurationVar(&cfg.Timeout, "timeout", 0, "fail if the files are not in place after this long, e.g. 10m (0: no limit); also ends seeding")
+	f.BoolVar(&detach, "detach", false, "return as soon as the files are in place and seed on in a background process (log in --temp-path)")
+	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
+	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")
+	_ = f.MarkHidden("status-fd")
+	_ = cmd.MarkFlagRequired("torrent")
+	_ = cmd.MarkFlagRequired("destination-path")
+	return cmd
+}
+
+// detachedArgs turns this command line into the detached child's: without
+// --detach, reporting on the status pipe instead of the terminal.
+func detachedArgs(args []string) []string {
+	out := make([]string, 0, len(args)+2)
+	for _, a := range args {
+		if a == "--detach" || strings.HasPrefix(a, "--detach=") {
+			continue
+		}
+		out = append(out, a)
+	}
+	return append(out, fmt.Sprintf("--status-fd=%d", agent.StatusFD), "--progress=none")
+}
+
+// parseRateFlag parses a rate flag, naming the flag in the error.
+func parseRateFlag(name, v string) (int64, error) {
+	r, err := agent.ParseRate(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+// parseLogLevel maps a --log-level value to a slog level.
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/murder-deploy/murder/internal/agent"
+)
+
+func newSeedCmd() *cobra.Command {
+	var cfg agent.SeedConfig
+	var upload, logLevel string
+	cmd := &cobra.Command{
+		Use:   "seed --torrent FILE [--data PATH]",
+		Short: "Serve a complete artifact to peers",
+		Long: `seed verifies the artifact against the torrent, announces it to the
+torrent's trackers and serves it to peers until it is stopped (SIGINT or
+SIGTERM) or until --seed-time passes. On the way out it announces "stopped".
+
+Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
+(104,857,600, as curl and aria2 read it); 0 means no limit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.UploadRate, err = parseRateFlag("--max-upload-rate", upload); err != nil {
+				return err
+			}
+			level, err := parseLogLevel(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			return agent.Seed(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Torrent, "torrent", "", "the .torrent file to serve (required)")
+	f.StringVar(&cfg.Data, "data", "", "the artifact (file, or directory of a multi-file torrent); default: the torrent's name next to the torrent file, else in --temp-path")
+	f.StringVar(&cfg.TempPath, "temp-path", agent.DefaultTempPath, "where to look for the artifact when --data is not given and it is not next to the torrent")
+	f.StringVar(&cfg.AnnounceIP, "ip", "", "IP address to announce to the tracker (default: the address the tracker sees)")
+	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
+	f.DurationVar(&cfg.SeedTime, "seed-time", 0, "stop seeding after this long, e.g. 10m (default: until stopped)")
+	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
+	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
+	_ = cmd.MarkFlagRequired("torrent")
+	return cmd
+}

@@ -1,0 +1,333 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/murder-deploy/murder/internal/bundle"
+	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/swarm"
+)
+
+// ErrTimeout is the cause (see context.Cause) of a run stopped by
+// PeerConfig.Timeout.
+var ErrTimeout = errors.New("agent: timed out")
+
+// DefaultTempPath is where downloads go when PeerConfig.TempPath is empty.
+const DefaultTempPath = "/tmp"
+
+// DefaultPeerSeedTime is how long `murder peer` seeds on by default, as
+// Murder did.
+const DefaultPeerSeedTime = 30 * time.Second
+
+// PeerConfig configures one `murder peer` run. Only Torrent and
+// Destination are required.
+type PeerConfig struct {
+	// Torrent is the path of the .torrent file.
+	Torrent string
+	// Destination is Murder's destination path: the artifact is extracted
+	// into Destination/TAG, or into Destination itself with NoTagDirectory.
+	Destination string
+	// NoTagDirectory places the files in Destination instead of
+	// Destination/TAG.
+	NoTagDirectory bool
+	// UnsafePleaseDelete empties a non-empty effective destination;
+	// without it the peer refuses one.
+	UnsafePleaseDelete bool
+	// PathIsFile places the downloaded files as they are, without
+	// extracting, even when they look like an archive.
+	PathIsFile bool
+	// TempPath holds the download (TempPath/NAME) across runs, so an
+	// interrupted run resumes. Empty means DefaultTempPath.
+	TempPath string
+	// AnnounceIP is the IP address sent to the tracker; empty lets the
+	// tracker use the connection's source address.
+	AnnounceIP string
+	// ListenAddr is the peer-wire listen address; empty picks a port.
+	ListenAddr string
+	// SeedTime is how long to keep seeding after the files are in place;
+	// zero exits at once.
+	SeedTime time.Duration
+	// UploadRate and DownloadRate cap the transfer in bytes per second;
+	// zero means no limit.
+	UploadRate, DownloadRate int64
+	// Timeout bounds the whole run; zero means none. When it passes before
+	// the files are in place the run fails with ErrTimeout; during the
+	// seeding afterwards it only ends the seeding.
+	Timeout time.Duration
+	// Reporter receives progress events; nil drops them.
+	Reporter Reporter
+	// ProgressInterval is the time between progress events; zero means 1s.
+	ProgressInterval time.Duration
+	// Logger receives human-readable messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Peer downloads the torrent's artifact into the temp path (reusing pieces
+// already verified there), checks its SHA-256 when the torrent carries one,
+// places it atomically at the effective destination (extracting murder's
+// archives), reports done, and seeds on for SeedTime. The destination is
+// either complete or untouched when Peer returns an error.
+func Peer(ctx context.Context, cfg PeerConfig) (err error) {
+	rep := cfg.Reporter
+	if rep == nil {
+		rep = nopReporter{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &peerRun{cfg: cfg, rep: rep, log: log}
+	defer func() {
+		if err != nil {
+			rep.Report(p.event(EventError, err.Error()))
+		}
+	}()
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, ErrTimeout)
+		defer cancel()
+	}
+	return p.run(ctx)
+}
+
+type peerRun struct {
+	cfg   PeerConfig
+	rep   Reporter
+	log   *slog.Logger
+	mi    *metainfo.MetaInfo
+	art   Artifact
+	sw    *swarm.Swarm
+	state string
+	total int64
+	done  int64 // bytes verified before the swarm exists
+}
+
+func (p *peerRun) event(name, msg string) Event {
+	ev := Event{Event: name, Tag: p.art.Tag, State: p.state, BytesTotal: p.total, BytesDone: p.done, Message: msg}
+	if p.sw != nil {
+		st := p.sw.Stats()
+		ev.BytesDone, ev.BytesTotal = st.BytesDone, st.BytesTotal
+		ev.DownRate, ev.UpRate, ev.Peers = int64(st.DownRate), int64(st.UpRate), st.Peers
+		ev.Downloaded, ev.Uploaded = st.Downloaded, st.Uploaded
+	}
+	if name == EventDone {
+		ev.Path = p.art.Destination
+		ev.BytesDone = ev.BytesTotal
+	}
+	return ev
+}
+
+func (p *peerRun) setState(s string) {
+	p.state = s
+	p.rep.Report(p.event(EventProgress, ""))
+}
+
+func (p *peerRun) run(ctx context.Context) error {
+	cfg := p.cfg
+	if cfg.Torrent == "" {
+		return errors.New("agent: no torrent given")
+	}
+	if cfg.Destination == "" {
+		return errors.New("agent: no destination path given")
+	}
+	mi, err := metainfo.Load(cfg.Torrent)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	p.mi = mi
+	p.total = mi.Info.TotalLength()
+	p.art = ResolveArtifact(&mi.Info, cfg.Destination, cfg.NoTagDirectory, cfg.PathIsFile)
+	if err := checkDestination(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Destination, 0o755); err != nil {
+		return fmt.Errorf("agent: destination: %w", err)
+	}
+	temp := cfg.TempPath
+	if temp == "" {
+		temp = DefaultTempPath
+	}
+	if err := os.MkdirAll(temp, 0o755); err != nil {
+		return fmt.Errorf("agent: temp path: %w", err)
+	}
+	unlock, err := lockDownload(temp, mi.Info.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	st, err := storage.Open(&mi.Info, temp)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer st.Close()
+
+	p.setState(StateChecking)
+	pieces := mi.Info.NumPieces()
+	have, err := st.Verify(ctx, nil)
+	if err != nil {
+		return p.stopped(ctx, fmt.Errorf("agent: check %s: %w", filepath.Join(temp, mi.Info.Name), err))
+	}
+	for k := range pieces {
+		if have.Has(k) {
+			p.done += mi.Info.PieceSize(k)
+		}
+	}
+	if have.Count() > 0 {
+		p.log.Info("resuming", "have_pieces", have.Count(), "pieces", pieces)
+	}
+
+	sw, err := swarm.New(swarm.Config{
+		ListenAddr:   cfg.ListenAddr,
+		AnnounceIP:   cfg.AnnounceIP,
+		UploadRate:   cfg.UploadRate,
+		DownloadRate: cfg.DownloadRate,
+		Logger:       p.log,
+	}, mi, st, have)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := sw.Listen(); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	p.log.Info("downloading", "name", mi.Info.Name, "info_hash", mi.InfoHash().String(), "listen", sw.Addr().String())
+	p.sw = sw
+	swCtx, stopSwarm := context.WithCancel(ctx)
+	defer stopSwarm()
+	runErr := make(chan error, 1)
+	go func() { runErr <- sw.Run(swCtx) }()
+	// The swarm is stopped (announcing "stopped") on every way out.
+	defer func() {
+		stopSwarm()
+		select {
+		case <-runErr:
+		case <-time.After(20 * time.Second):
+			p.log.Warn("swarm did not stop in time")
+		}
+	}()
+
+	p.setState(StateDownloading)
+	interval := cfg.ProgressInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	start := time.Now()
+wait:
+	for {
+		select {
+		case <-sw.Complete():
+			break wait
+		case err := <-runErr:
+			runErr <- err // for the deferred stop
+			select {
+			case <-sw.Complete():
+				break wait
+			default:
+			}
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return p.stopped(ctx, fmt.Errorf("agent: download %s: %w", mi.Info.Name, err))
+		case <-ctx.Done():
+			return p.stopped(ctx, nil)
+		case <-tick.C:
+			p.rep.Report(p.event(EventProgress, ""))
+		}
+	}
+	stats := sw.Stats()
+	p.log.Info("download complete", "name", mi.Info.Name, "bytes", p.total,
+		"downloaded", stats.Downloaded, "seconds", time.Since(start).Seconds())
+	p.setState(StateDownloaded)
+
+	p.setState(StatePlacing)
+	if err := p.place(ctx, temp); err != nil {
+		return p.stopped(ctx, err)
+	}
+	p.state = StateSeeding
+	p.rep.Report(p.event(EventDone, ""))
+	p.log.Info("files in place", "path", p.art.Destination)
+
+	if cfg.SeedTime <= 0 {
+		return nil
+	}
+	p.log.Info("seeding on", "for", cfg.SeedTime)
+	timer := time.NewTimer(cfg.SeedTime)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			// The files are in place: an interrupt or the overall timeout
+			// only cuts the seeding short.
+			return nil
+		case err := <-runErr:
+			runErr <- err
+			if err != nil {
+				p.log.Warn("seeding stopped early", "err", err)
+			}
+			return nil
+		case <-tick.C:
+			p.rep.Report(p.event(EventProgress, ""))
+		}
+	}
+}
+
+// stopped turns a failure while ctx may have ended into the error to report:
+// a timeout says so with how far the download got.
+func (p *peerRun) stopped(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	cause := context.Cause(ctx)
+	ev := p.event(EventProgress, "")
+	if errors.Is(cause, ErrTimeout) {
+		return fmt.Errorf("%w after %s while %s %s (%s of %s, %d peers)", ErrTimeout, p.cfg.Timeout, p.state,
+			p.art.Tag, FormatBytes(float64(ev.BytesDone)), FormatBytes(float64(ev.BytesTotal)), ev.Peers)
+	}
+	return fmt.Errorf("agent: %s %s: %w", p.state, p.art.Tag, cause)
+}
+
+func (p *peerRun) place(ctx context.Context, temp string) error {
+	info := &p.mi.Info
+	data := filepath.Join(temp, info.Name)
+	if len(info.SHA256) > 0 && !info.MultiFile() {
+		if err := checkSHA256(ctx, data, info.SHA256); err != nil {
+			return err
+		}
+	}
+	replace := p.cfg.UnsafePleaseDelete
+	if p.art.Archive {
+		if err := bundle.Extract(ctx, data, p.art.Destination, bundle.ExtractOptions{Replace: replace}); err != nil {
+			return fmt.Errorf("agent: extract %s: %w", info.Name, err)
+		}
+		return nil
+	}
+	return placeRaw(ctx, info, temp, p.art.Destination, replace)
+}
+
+// lockDownload takes an exclusive lock on TEMP/.NAME.murder-lock so two
+// peers never write the same download at once.
+func lockDownload(temp, name string) (unlock func(), err error) {
+	path := filepath.Join(temp, "."+name+".murder-lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("agent: lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("agent: another murder peer is downloading %s into %s", name, temp)
+	}
+	return func() { f.Close() }, nil
+}

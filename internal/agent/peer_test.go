@@ -1,0 +1,342 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/metainfo"
+)
+
+// peerConfig is a loopback peer configuration for tests.
+func peerConfig(t *testing.T, torrent, dest string) PeerConfig {
+	return PeerConfig{
+		Torrent:          torrent,
+		Destination:      dest,
+		TempPath:         filepath.Join(t.TempDir(), "tmp"),
+		ListenAddr:       "127.0.0.1:0",
+		Timeout:          60 * time.Second,
+		ProgressInterval: 20 * time.Millisecond,
+	}
+}
+
+func TestPeerEndToEnd(t *testing.T) {
+	announce := startTracker(t)
+	tree, art := makeArtifact(t, "v1", announce)
+	startSeed(t, announce, art.TorrentPath, art.ArtifactPath)
+
+	dest := t.TempDir()
+	// An earlier tag in DIR must be left alone.
+	if err := os.MkdirAll(filepath.Join(dest, "v0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dest, "v0", "keep"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cfg := peerConfig(t, art.TorrentPath, dest)
+	cfg.Reporter = NewJSONReporter(&out)
+	cfg.SeedTime = 100 * time.Millisecond
+	if err := Peer(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, tree, filepath.Join(dest, "v1"))
+	if b, err := os.ReadFile(filepath.Join(dest, "v0", "keep")); err != nil || string(b) != "old" {
+		t.Errorf("other tag v0/keep = %q, %v; want it untouched", b, err)
+	}
+
+	// Progress: well-formed lines, bytes_done never falls, exactly one done
+	// (not the last line: seeding follows), no error.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last int64
+	done := -1
+	for i, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %d %q: %v", i, l, err)
+		}
+		for _, k := range []string{"event", "tag", "bytes_done", "bytes_total", "down_rate", "up_rate", "peers"} {
+			if _, ok := m[k]; !ok {
+				t.Fatalf("line %d %q lacks %q", i, l, k)
+			}
+		}
+		var ev Event
+		json.Unmarshal([]byte(l), &ev)
+		if ev.Tag != "v1" || ev.BytesTotal != art.Size {
+			t.Fatalf("line %d: tag %q total %d, want v1 and %d", i, ev.Tag, ev.BytesTotal, art.Size)
+		}
+		if ev.BytesDone < last {
+			t.Fatalf("line %d: bytes_done fell from %d to %d", i, last, ev.BytesDone)
+		}
+		last = ev.BytesDone
+		switch ev.Event {
+		case EventDone:
+			if done >= 0 {
+				t.Fatalf("second done event on line %d", i)
+			}
+			done = i
+			if ev.BytesDone != art.Size || ev.Path != filepath.Join(dest, "v1") {
+				t.Fatalf("done event %+v: want bytes_done %d and path %s", ev, art.Size, filepath.Join(dest, "v1"))
+			}
+		case EventError:
+			t.Fatalf("error event %q", l)
+		}
+	}
+	if done < 0 || done == len(lines)-1 && cfg.SeedTime > 5*cfg.ProgressInterval {
+		t.Fatalf("done at line %d of %d; want it before the seeding progress", done, len(lines))
+	}
+}
+
+func TestPeerDestinationRules(t *testing.T) {
+	announce := startTracker(t)
+	tree, art := makeArtifact(t, "v2", announce)
+	startSeed(t, announce, art.TorrentPath, art.ArtifactPath)
+
+	tests := []struct {
+		name      string
+		existing  map[string]string // files under DIR before the run
+		noTagDir  bool
+		unsafe    bool
+		wantErr   error
+		wantAt    string // where the tree must land (relative to DIR)
+		untouched []string
+	}{
+		{name: "missing destination is created", wantAt: "v2"},
+		{name: "empty tag directory is used", existing: map[string]string{"v2/": ""}, wantAt: "v2"},
+		{name: "non-empty refused", existing: map[string]string{"v2/old": "x", "v1/keep": "k"},
+			wantErr: ErrDestinationNotEmpty, untouched: []string{"v2/old", "v1/keep"}},
+		{name: "unsafe please delete replaces", existing: map[string]string{"v2/old": "x", "v1/keep": "k"},
+			unsafe: true, wantAt: "v2", untouched: []string{"v1/keep"}},
+		{name: "no tag directory, non-empty refused", existing: map[string]string{"other": "o"},
+			noTagDir: true, wantErr: ErrDestinationNotEmpty, untouched: []string{"other"}},
+		{name: "no tag directory into empty dir", noTagDir: true, wantAt: "."},
+		{name: "no tag directory, unsafe replaces all", existing: map[string]string{"other": "o"},
+			noTagDir: true, unsafe: true, wantAt: "."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "deploy")
+			for name, content := range tt.existing {
+				p := filepath.Join(dir, name)
+				if strings.HasSuffix(name, "/") {
+					os.MkdirAll(p, 0o755)
+					continue
+				}
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, []byte(content), 0o644)
+			}
+			cfg := peerConfig(t, art.TorrentPath, dir)
+			cfg.NoTagDirectory, cfg.UnsafePleaseDelete = tt.noTagDir, tt.unsafe
+			var got events
+			cfg.Reporter = &got
+			err := Peer(context.Background(), cfg)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Peer error = %v, want %v", err, tt.wantErr)
+				}
+				// Refused before downloading anything.
+				if _, err := os.Stat(filepath.Join(cfg.TempPath, art.MetaInfo.Info.Name)); err == nil {
+					t.Errorf("refused peer still downloaded into the temp path")
+				}
+				evs := got.all()
+				if len(evs) == 0 || evs[len(evs)-1].Event != EventError || evs[len(evs)-1].Message == "" {
+					t.Errorf("last event %+v, want an error with a message", evs)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range tt.untouched {
+				if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != tt.existing[name] {
+					t.Errorf("%s = %q, %v; want it untouched", name, b, err)
+				}
+			}
+			if tt.wantAt != "" {
+				sameTree(t, tree, filepath.Join(dir, tt.wantAt))
+			}
+		})
+	}
+}
+
+func TestPeerRawPlacement(t *testing.T) {
+	announce := startTracker(t)
+	src := t.TempDir()
+	writeTree(t, filepath.Join(src, "site"))
+	if err := os.WriteFile(filepath.Join(src, "app.bin"), bytes.Repeat([]byte("murder"), 300000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, tarArt := makeArtifact(t, "v5", announce)
+
+	multi, _ := makeTorrent(t, src, "site", announce, 32<<10)
+	single, _ := makeTorrent(t, src, "app.bin", announce, 32<<10)
+	startSeed(t, announce, multi, filepath.Join(src, "site"))
+	startSeed(t, announce, single, filepath.Join(src, "app.bin"))
+	startSeed(t, announce, tarArt.TorrentPath, tarArt.ArtifactPath)
+
+	tests := []struct {
+		name       string
+		torrent    string
+		pathIsFile bool
+		want, at   string // tree or file to compare, and where it lands under DIR
+	}{
+		{name: "multi-file keeps its tree", torrent: multi, want: filepath.Join(src, "site"), at: "site"},
+		{name: "single non-archive file", torrent: single, want: filepath.Join(src, "app.bin"), at: "app.bin/app.bin"},
+		{name: "path is file leaves an archive packed", torrent: tarArt.TorrentPath, pathIsFile: true,
+			want: tarArt.ArtifactPath, at: "v5/v5.tar"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := peerConfig(t, tt.torrent, dir)
+			cfg.PathIsFile = tt.pathIsFile
+			if err := Peer(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
+				sameTree(t, tt.want, filepath.Join(dir, tt.at))
+			} else if got, want := fileDigest(t, filepath.Join(dir, tt.at)), fileDigest(t, tt.want); got != want {
+				t.Fatalf("%s has sha256 %s, want %s", tt.at, got, want)
+			}
+		})
+	}
+}
+
+func TestPeerSHA256Mismatch(t *testing.T) {
+	announce := startTracker(t)
+	_, art := makeArtifact(t, "v3", announce)
+	// Same pieces, wrong whole-file digest: every piece verifies, the
+	// final check must not.
+	info := art.MetaInfo.Info
+	info.SHA256 = bytes.Repeat([]byte{0xab}, 32)
+	mi, err := metainfo.New(info, []string{announce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	torrent := filepath.Join(t.TempDir(), "v3.tar.torrent")
+	if err := metainfo.WriteFile(torrent, mi, false); err != nil {
+		t.Fatal(err)
+	}
+	startSeed(t, announce, torrent, art.ArtifactPath)
+
+	dir := t.TempDir()
+	err = Peer(context.Background(), peerConfig(t, torrent, dir))
+	if !errors.Is(err, ErrSHA256Mismatch) {
+		t.Fatalf("Peer error = %v, want %v", err, ErrSHA256Mismatch)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v3")); !os.IsNotExist(err) {
+		t.Fatalf("destination v3 exists after a sha256 mismatch (%v)", err)
+	}
+}
+
+func TestPeerResume(t *testing.T) {
+	announce := startTracker(t)
+	tree, art := makeArtifact(t, "v4", announce)
+	startSeed(t, announce, art.TorrentPath, art.ArtifactPath)
+	dir := t.TempDir()
+	temp := filepath.Join(t.TempDir(), "tmp")
+
+	// First run: slow, stopped once about a third has been verified.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := &events{fn: func(ev Event) {
+		if ev.BytesDone >= art.Size/3 {
+			cancel()
+		}
+	}}
+	cfg := peerConfig(t, art.TorrentPath, dir)
+	cfg.TempPath = temp
+	cfg.DownloadRate = 1 << 20
+	cfg.Reporter = first
+	if err := Peer(ctx, cfg); err == nil {
+		t.Fatal("interrupted Peer returned nil")
+	}
+	var had int64
+	for _, ev := range first.all() {
+		had = max(had, ev.BytesDone)
+	}
+	if had < art.Size/3 || had == art.Size {
+		t.Fatalf("first run stopped with %d of %d bytes; want a partial download", had, art.Size)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v4")); !os.IsNotExist(err) {
+		t.Fatalf("destination exists after an interrupted run (%v)", err)
+	}
+
+	second := &events{}
+	cfg.DownloadRate = 0
+	cfg.Reporter = second
+	if err := Peer(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, tree, filepath.Join(dir, "v4"))
+	evs := second.all()
+	var fromDisk int64 = -1
+	var downloaded int64
+	for _, ev := range evs {
+		if ev.State == StateDownloading && fromDisk < 0 {
+			fromDisk = ev.BytesDone
+		}
+		downloaded = max(downloaded, ev.Downloaded)
+	}
+	t.Logf("first run had %d of %d; second started from %d and downloaded %d", had, art.Size, fromDisk, downloaded)
+	if fromDisk < had {
+		t.Errorf("second run started from %d verified bytes, want at least %d", fromDisk, had)
+	}
+	if downloaded > art.Size-fromDisk {
+		t.Errorf("second run downloaded %d bytes, want at most the missing %d", downloaded, art.Size-fromDisk)
+	}
+}
+
+func TestPeerTimeout(t *testing.T) {
+	announce := startTracker(t)
+	_, art := makeArtifact(t, "v6", announce) // nobody seeds it
+	dir := t.TempDir()
+	var got events
+	cfg := peerConfig(t, art.TorrentPath, dir)
+	cfg.Timeout = 300 * time.Millisecond
+	cfg.Reporter = &got
+	err := Peer(context.Background(), cfg)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Peer error = %v, want %v", err, ErrTimeout)
+	}
+	if !strings.Contains(err.Error(), "300ms") {
+		t.Errorf("timeout error %q does not say how long", err)
+	}
+	evs := got.all()
+	if len(evs) == 0 || evs[len(evs)-1].Event != EventError {
+		t.Fatalf("events %+v, want an error last", evs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v6")); !os.IsNotExist(err) {
+		t.Fatalf("destination exists after a timeout (%v)", err)
+	}
+}
+
+func TestPeerBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.torrent")
+	os.WriteFile(bad, []byte("d4:infoi1ee"), 0o644)
+	tests := []struct {
+		name string
+		cfg  PeerConfig
+	}{
+		{"no torrent", PeerConfig{Destination: dir}},
+		{"no destination", PeerConfig{Torrent: bad}},
+		{"missing torrent", PeerConfig{Torrent: filepath.Join(dir, "nope.torrent"), Destination: dir}},
+		{"malformed torrent", PeerConfig{Torrent: bad, Destination: dir}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Peer(context.Background(), tt.cfg)
+			if err == nil {
+				t.Fatal("Peer succeeded")
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q spans lines", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestSeedRefusesWrongData(t *testing.T) {
+	_, art := makeArtifact(t, "s1", "http://127.0.0.1:1/announce")
+	good, err := os.ReadFile(art.ArtifactPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)/2] ^= 0xff
+	short := good[:len(good)-1]
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		data string
+	}{
+		{"one flipped byte", write("corrupt.tar", corrupt)},
+		{"one byte short", write("short.tar", short)},
+		{"a directory", dir},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Seed(context.Background(), SeedConfig{Torrent: art.TorrentPath, Data: tt.data, ListenAddr: "127.0.0.1:0"})
+			if !errors.Is(err, ErrDataMismatch) {
+				t.Fatalf("Seed error = %v, want %v", err, ErrDataMismatch)
+			}
+		})
+	}
+	// Missing data names both places it looked.
+	err = Seed(context.Background(), SeedConfig{Torrent: filepath.Join(dir, "x.torrent"), TempPath: dir})
+	if err == nil {
+		t.Fatal("Seed without data succeeded")
+	}
+}
+
+func TestSeedFindsDataAndStopsAfterSeedTime(t *testing.T) {
+	_, art := makeArtifact(t, "s2", "http://127.0.0.1:1/announce")
+	tests := []struct {
+		name string
+		cfg  SeedConfig
+	}{
+		// bundle.Create writes the torrent next to the artifact.
+		{"next to the torrent", SeedConfig{Torrent: art.TorrentPath}},
+		{"in the temp path", SeedConfig{Torrent: copyTo(t, art.TorrentPath, t.TempDir()), TempPath: filepath.Dir(art.ArtifactPath)}},
+		{"renamed data", SeedConfig{Torrent: art.TorrentPath, Data: copyTo(t, art.ArtifactPath, t.TempDir(), "other-name")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.ListenAddr = "127.0.0.1:0"
+			tt.cfg.SeedTime = 50 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := Seed(ctx, tt.cfg); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("Seed did not stop after its seed time")
+			}
+		})
+	}
+}
+
+func copyTo(t *testing.T, src, dir string, name ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	if len(name) > 0 {
+		dst = filepath.Join(dir, name[0])
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}

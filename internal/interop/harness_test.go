@@ -1,0 +1,343 @@
+package interop
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/tracker"
+)
+
+// murderBin is the murder binary built once by TestMain.
+var murderBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "murder-interop-bin-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	murderBin = filepath.Join(dir, "murder")
+	build := exec.Command("go", "build", "-o", murderBin, "github.com/murder-deploy/murder/cmd/murder")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "interop: build murder:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// pythonLT is the interpreter that has Debian's python3-libtorrent.
+const pythonLT = "/usr/bin/python3"
+
+// need skips the test when a tool is missing, but fails it in CI, where
+// every tool is installed and a skip would hide a failure.
+func need(t *testing.T, tool string) {
+	t.Helper()
+	var err error
+	if tool == "libtorrent" {
+		err = exec.Command(pythonLT, "-c", "import libtorrent").Run()
+	} else {
+		_, err = exec.LookPath(tool)
+	}
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI: %v", tool, err)
+	}
+	t.Skipf("%s not available: %v", tool, err)
+}
+
+// startTracker runs murder's tracker in-process on loopback and returns its
+// announce URL.
+func startTracker(t *testing.T) string {
+	t.Helper()
+	srv, err := tracker.NewServer(tracker.Config{Interval: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts.URL + "/announce"
+}
+
+// waitSeeders polls the tracker's scrape until it counts n seeders of mi.
+func waitSeeders(t *testing.T, announce string, mi *metainfo.MetaInfo, n int) {
+	t.Helper()
+	su, err := tracker.ScrapeURL(announce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := mi.InfoHash()
+	u := su + "?info_hash=" + escapeBytes(ih[:])
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(u)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			stats, err := tracker.DecodeScrapeResponse(body)
+			if err == nil && stats[ih].Complete >= n {
+				return
+			}
+			last = fmt.Sprintf("%v %q", err, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("tracker %s never counted %d seeders of %s (last reply %s)", announce, n, mi.Info.Name, last)
+}
+
+func escapeBytes(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		fmt.Fprintf(&sb, "%%%02X", c)
+	}
+	return sb.String()
+}
+
+// proc is a child process whose output is kept in files for failure
+// messages. It runs in its own process group so its children stop with it.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lineLog
+	done chan struct{}
+	err  error
+}
+
+// lineLog collects a process's output and lets tests wait for a line.
+type lineLog struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []string
+	seen  chan struct{}
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for {
+		i := bytes.IndexByte(l.buf.Bytes(), '\n')
+		if i < 0 {
+			break
+		}
+		l.lines = append(l.lines, string(l.buf.Next(i + 1)[:i]))
+	}
+	close(l.seen)
+	l.seen = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n") + "\n" + l.buf.String()
+}
+
+// start runs name with args; the process is stopped when the test ends.
+func start(t *testing.T, dir string, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: filepath.Base(name), done: make(chan struct{}), out: &lineLog{seen: make(chan struct{})}}
+	p.cmd = exec.Command(name, args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("output of %s %s:\n%s", p.name, strings.Join(args, " "), p.out.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL after 5 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// waitLine waits until the output has a line containing s.
+func (p *proc) waitLine(t *testing.T, s string, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		p.out.mu.Lock()
+		for _, l := range p.out.lines {
+			if strings.Contains(l, s) {
+				p.out.mu.Unlock()
+				return
+			}
+		}
+		seen := p.out.seen
+		p.out.mu.Unlock()
+		select {
+		case <-seen:
+		case <-p.done:
+			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.err, s, p.out.String())
+		case <-deadline:
+			t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, d, p.out.String())
+		}
+	}
+}
+
+// wait waits for the process to exit and fails the test if it fails.
+func (p *proc) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("%s failed: %v\n%s", p.name, p.err, p.out.String())
+		}
+	case <-time.After(d):
+		t.Fatalf("%s did not finish within %s:\n%s", p.name, d, p.out.String())
+	}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago. Some
+// clients cannot report the port they picked, so tests choose one.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// writeTree writes a small tree of random files under dir and returns it.
+func writeTree(t *testing.T, dir string) string {
+	t.Helper()
+	files := map[string]int{
+		"bin/app":            3<<20 + 12345,
+		"etc/app.conf":       700,
+		"share/data/big.bin": 5 << 20,
+		"share/empty":        0,
+		"README":             1 << 10,
+	}
+	for name, size := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, randomBytes(t, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// treeDigest maps each regular file's path under root to its SHA-256 and
+// each directory to "dir".
+func treeDigest(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case d.IsDir():
+			out[rel] = "dir"
+		case d.Type().IsRegular():
+			out[rel] = fileDigest(t, p)
+		default:
+			out[rel] = d.Type().String()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func fileDigest(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	w, g := treeDigest(t, want), treeDigest(t, got)
+	for k, v := range w {
+		if g[k] != v {
+			t.Errorf("%s: got %q, want %q", k, g[k], v)
+		}
+	}
+	for k := range g {
+		if _, ok := w[k]; !ok {
+			t.Errorf("%s: unexpected entry in %s", k, got)
+		}
+	}
+}
+
+func sameFile(t *testing.T, want, got string) {
+	t.Helper()
+	if w, g := fileDigest(t, want), fileDigest(t, got); w != g {
+		t.Fatalf("%s differs from %s (sha256 %s, want %s)", got, want, g, w)
+	}
+}
