@@ -586,9 +586,12 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	go func() { defer wg.Done(); prog.run(pctx) }()
 	start := time.Now()
 	var mu sync.Mutex
-	err = f.each(ctx, peers, func(ctx context.Context, c *fleet.Conn) error {
-		err := f.peerOne(ctx, c, tag, opt, prog)
-		prog.finish(c.Host.Spec, err == nil, errString(err))
+	err = fleet.Each(ctx, peers, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
+		c, err := f.conn(ctx, h)
+		if err == nil {
+			err = f.peerOne(ctx, c, tag, opt, prog)
+		}
+		prog.finish(h.Spec, err == nil, errString(err))
 		if err == nil {
 			mu.Lock()
 			rep.Succeeded++
@@ -641,7 +644,17 @@ func (f *Fleet) peerOne(ctx context.Context, c *fleet.Conn, tag string, opt Peer
 	// first; then the new one starts detached and its JSON events are
 	// streamed back until it reports done or error (sed quits there, so the
 	// session ends while the peer seeds on).
+	check := ":"
+	if !opt.UnsafePleaseDelete {
+		// Refuse before downloading, as the peer would after.
+		eff := strings.TrimSuffix(opt.Destination, "/") + "/" + tag
+		if opt.NoTagDirectory {
+			eff = opt.Destination
+		}
+		check = "d=" + fleet.Quote(eff) + `; if [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then echo "destination exists and is not empty: $d (use --unsafe-please-delete to replace it)" >&2; exit 3; fi`
+	}
 	script := f.script(
+		check,
 		"murder_stop "+peerPid(tag)+" peer >/dev/null",
 		": > "+peerLog(tag),
 		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+strings.Join(args, " "),

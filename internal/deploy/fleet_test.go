@@ -252,6 +252,10 @@ func TestFleetTasksTwice(t *testing.T) {
 	}
 	// A peer without --unsafe-please-delete refuses the existing tree.
 	out, err := fb.murder(t, "fleet", "-c", inv, "peer", "--tag", "v2", "--destination-path", bedDest)
+	t.Logf("peer onto an existing tree:\n%s", out)
+	if !strings.Contains(out, "--unsafe-please-delete") {
+		t.Errorf("the refusal does not say how to override it:\n%s", out)
+	}
 	if exitCode(err) != 1 || !strings.Contains(out, "FAILED HOSTS (8 of 8)") {
 		t.Errorf("peer onto an existing tree: exit %v, want 1 with 8 failed hosts:\n%s", err, out)
 	}
