@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -101,7 +103,13 @@ A usual run, as with Murder's Capistrano tasks:
   murder fleet -c murder.toml stop-tracker
 
 murder deploy does all of it in one command.`,
-		Args: cobra.NoArgs,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("fleet: name a task (murder fleet --help lists them)")
+			}
+			return fmt.Errorf("fleet: unknown task %q (murder fleet --help lists them)", args[0])
+		},
 	}
 	ff.register(cmd)
 
@@ -151,6 +159,7 @@ murder deploy does all of it in one command.`,
 			return hostFailure(cmd, fl.CreateTorrent(cmd.Context(), tag, filesPath), 1)
 		})
 	create.Flags().StringVar(&filesPath, "files-path", "", "directory on the seeder host to distribute (required)")
+	_ = create.MarkFlagRequired("files-path")
 	download := task("download-torrent", "Bring TEMP/TAG.tgz.torrent from the seeder to the local temp path", true,
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
 			return hostFailure(cmd, fl.DownloadTorrent(cmd.Context(), tag), 1)
@@ -181,6 +190,7 @@ murder deploy does all of it in one command.`,
 		})
 	peer.Flags().StringVar(&popt.Destination, "destination-path", "", "absolute directory on each peer; the files land in DESTINATION/TAG (required)")
 	peer.Flags().BoolVar(&popt.NoTagDirectory, "no-tag-directory", false, "place the files in --destination-path itself, not in a TAG subdirectory")
+	_ = peer.MarkFlagRequired("destination-path")
 	peer.Flags().BoolVar(&popt.UnsafePleaseDelete, "unsafe-please-delete", false, "replace a destination that exists and is not empty (its contents are deleted)")
 	stopPeering := task("stop-peering", "Stop the peers of TAG that still seed (succeeds when none run)", true,
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
