@@ -211,6 +211,24 @@ func TestFleetDeploy(t *testing.T) {
 	}
 }
 
+func TestFleetDeploySeederDown(t *testing.T) {
+	fb := newFleetBed(t, 2)
+	// The first peer is tracker and seeder by default, and it is down.
+	inv := fb.inventory(t, "down.toml", "1s", fb.down, fb.good[0], fb.good[1])
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v3", "--files-path", fb.src, "--destination-path", bedDest)
+	t.Logf("murder deploy:\n%s", out)
+	if exitCode(err) != 1 {
+		t.Fatalf("deploy with the seeder down: exit %v, want 1", err)
+	}
+	want := "murder: deploy: the tracker host root@" + fb.down.Addr().String() + " failed; stopping"
+	if !strings.Contains(out, want) || !strings.Contains(out, "FAILED HOSTS (1 of 3)") {
+		t.Errorf("output lacks %q or the failure table", want)
+	}
+	if strings.Contains(out, "==> peer") {
+		t.Error("deploy went on to the peers without a seeder")
+	}
+}
+
 func TestFleetTasksTwice(t *testing.T) {
 	fb := newFleetBed(t, 8)
 	// Peers seed on for long enough that stop-peering has work to do.

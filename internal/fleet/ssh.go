@@ -309,7 +309,43 @@ func (r *Runner) Dial(ctx context.Context, h Host) (*Conn, error) {
 		return nil, fmt.Errorf("ssh %s@%s: %w", usr, addr, err)
 	}
 	nc.SetDeadline(time.Time{})
-	return &Conn{Host: h, client: ssh.NewClient(c, chans, reqs), timeout: r.cfg.CommandTimeout, remote: nc.RemoteAddr()}, nil
+	client := ssh.NewClient(c, chans, reqs)
+	go keepAlive(client)
+	return &Conn{Host: h, client: client, timeout: r.cfg.CommandTimeout, remote: nc.RemoteAddr()}, nil
+}
+
+// keepAlive sends an SSH keepalive every 30 seconds so that a connection
+// left idle during a long step (the tracker's while peers download) is not
+// dropped by firewalls; a server that stops answering closes it.
+func keepAlive(c *ssh.Client) {
+	closed := make(chan struct{})
+	go func() { c.Wait(); close(closed) }()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		select {
+		case <-closed:
+			return
+		case err := <-reply:
+			if err != nil {
+				c.Close()
+				return
+			}
+		case <-time.After(time.Minute):
+			c.Close()
+			return
+		}
+	}
 }
 
 // RemoteIP returns the address SSH connected to.

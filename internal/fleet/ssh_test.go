@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+
 	"github.com/murder-deploy/murder/internal/fleet/fleettest"
 )
 
@@ -341,5 +344,56 @@ func TestDialTimeout(t *testing.T) {
 	_, err = r.Dial(context.Background(), Host{Spec: "silent", Name: "127.0.0.1", Port: port})
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Errorf("got %v, want a handshake timeout", err)
+	}
+}
+
+func TestRunnerAgent(t *testing.T) {
+	fleettest.NeedSSHD(t)
+	dir := t.TempDir()
+	client := fleettest.NewKey(t)
+	srv := fleettest.StartSSHD(t, "127.0.0.1", 0, fleettest.Options{}, client)
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, []byte(srv.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An ssh agent holding the client key, on a unix socket.
+	keyring := agent.NewKeyring()
+	priv, err := ssh.ParseRawPrivateKey(client.PEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	t.Setenv("HOME", dir) // no default identity files
+	r, err := NewRunner(SSHConfig{User: "root", KnownHosts: known}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h, _ := ParseHost(srv.Addr)
+	c, err := r.Dial(context.Background(), h)
+	if err != nil {
+		t.Fatalf("dial with the agent's key: %v", err)
+	}
+	defer c.Close()
+	if out, err := c.Output(context.Background(), "echo agent"); err != nil || out != "agent\n" {
+		t.Errorf("got %q, %v", out, err)
 	}
 }
