@@ -146,9 +146,9 @@ func ParseInventory(data []byte) (*Inventory, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()
 		if line := keyLine(data, und[0]); line > 0 {
-			return nil, fmt.Errorf("fleet: line %d: unknown key %q", line, k)
+			return nil, fmt.Errorf("fleet: line %d: unknown key %s", line, k)
 		}
-		return nil, fmt.Errorf("fleet: unknown key %q", k)
+		return nil, fmt.Errorf("fleet: unknown key %s", k)
 	}
 	lineOf := func(key string) string {
 		if l := keyLine(data, splitKey(key)); l > 0 {
