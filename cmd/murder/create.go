@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -38,29 +39,35 @@ line starting with "info hash:".`,
   murder create --tag db --files-path ./dump.sql --path-is-file --tracker t:8998`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.Tag == "" && !cmd.Flags().Changed("tag") {
-				return fmt.Errorf("create: --tag is required")
+			usage := func(format string, a ...any) error {
+				return &exitError{code: 2, err: fmt.Errorf("create: "+format, a...)}
+			}
+			if !cmd.Flags().Changed("tag") {
+				return usage("--tag is required")
 			}
 			if opts.FilesPath == "" {
-				return fmt.Errorf("create: --files-path is required")
+				return usage("--files-path is required")
 			}
 			if len(opts.Trackers) == 0 {
-				return fmt.Errorf("create: at least one --tracker HOST:PORT is required")
+				return usage("at least one --tracker HOST:PORT is required")
 			}
 			f, err := bundle.ParseFormat(format)
 			if err != nil {
-				return fmt.Errorf("create: %w", err)
+				return usage("--format: %w", err)
 			}
 			opts.Format = f
 			if pieceSize != "" {
 				n, err := parseSize(pieceSize)
 				if err != nil {
-					return fmt.Errorf("create: --piece-size: %w", err)
+					return usage("--piece-size: %w", err)
 				}
 				opts.PieceLength = n
 			}
 			opts.CreatedBy = "murder " + version
 			res, err := bundle.Create(cmd.Context(), opts)
+			if errors.Is(err, bundle.ErrBadTag) || errors.Is(err, bundle.ErrBadTracker) {
+				return usage("%w", err)
+			}
 			if err != nil {
 				return fmt.Errorf("create: %w", err)
 			}

@@ -69,6 +69,10 @@ type CreateResult struct {
 	MetaInfo     *metainfo.MetaInfo
 }
 
+// ErrBadTracker is returned (wrapped) for a tracker address that is
+// neither HOST:PORT nor an http(s) URL.
+var ErrBadTracker = errors.New("bundle: bad tracker")
+
 // ErrExists is returned (wrapped) when an output file exists and
 // CreateOptions.Force is not set.
 var ErrExists = errors.New("bundle: output exists")
@@ -320,10 +324,13 @@ func compress(ctx context.Context, w io.Writer, opts CreateOptions, entries []en
 		if opts.Compression != 0 {
 			level = zstd.EncoderLevel(opts.Compression)
 		}
+		// One stream encoding in the background (concurrency 2): on a
+		// couple of cores it beats splitting into parallel jobs, which
+		// copies more, and it compresses better. A fixed setting also keeps
+		// the bytes the same on every machine.
 		zw, err := zstd.NewWriter(w,
 			zstd.WithEncoderLevel(level),
-			zstd.WithEncoderConcurrency(max(workers, 2)),
-			zstd.WithConcurrentBlocks(true))
+			zstd.WithEncoderConcurrency(2))
 		if err != nil {
 			return fmt.Errorf("bundle: zstd: %w", err)
 		}
@@ -371,30 +378,30 @@ func TrackerURL(s string) (string, error) {
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
 		if err != nil {
-			return "", fmt.Errorf("bundle: bad tracker URL %q: %w", s, err)
+			return "", fmt.Errorf("%w URL %q: %w", ErrBadTracker, s, err)
 		}
 		if u.Scheme != "http" && u.Scheme != "https" {
-			return "", fmt.Errorf("bundle: bad tracker URL %q: want http or https", s)
+			return "", fmt.Errorf("%w URL %q: want http or https", ErrBadTracker, s)
 		}
 		if u.Hostname() == "" {
-			return "", fmt.Errorf("bundle: bad tracker URL %q: no host", s)
+			return "", fmt.Errorf("%w URL %q: no host", ErrBadTracker, s)
 		}
 		if p := u.Port(); p != "" {
 			if _, err := parsePort(p); err != nil {
-				return "", fmt.Errorf("bundle: bad tracker URL %q: %w", s, err)
+				return "", fmt.Errorf("%w URL %q: %w", ErrBadTracker, s, err)
 			}
 		}
 		return s, nil
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", fmt.Errorf("bundle: bad tracker %q: want HOST:PORT or an http(s) URL", s)
+		return "", fmt.Errorf("%w %q: want HOST:PORT or an http(s) URL", ErrBadTracker, s)
 	}
 	if host == "" || strings.ContainsAny(host, "/?#@ \t") {
-		return "", fmt.Errorf("bundle: bad tracker %q: bad host", s)
+		return "", fmt.Errorf("%w %q: bad host", ErrBadTracker, s)
 	}
 	if _, err := parsePort(port); err != nil {
-		return "", fmt.Errorf("bundle: bad tracker %q: %w", s, err)
+		return "", fmt.Errorf("%w %q: %w", ErrBadTracker, s, err)
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/announce", nil
 }

@@ -185,6 +185,9 @@ func (x *extractor) throughLink(name string) (string, bool) {
 }
 
 func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error {
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return nil // metadata only, as `git archive` writes (the commit id)
+	}
 	name, err := cleanName(h.Name)
 	if err != nil {
 		return err

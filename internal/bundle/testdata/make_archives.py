@@ -39,6 +39,11 @@ write("good-simple.tar", [
     entry("dir/hard", LNK, link="dir/file.txt"),
     entry("top", SYM, link="dir/link"),
 ])
+# A PAX global header, as `git archive` writes, carries no file.
+with tarfile.open("good-pax-global.tar", "w", format=tarfile.PAX_FORMAT,
+                  pax_headers={"comment": "0123456789abcdef0123456789abcdef01234567"}) as tf:
+    ti, f = entry("file.txt", data=b"from git archive\n")
+    tf.addfile(ti, f)
 write("hostile-absolute.tar", [entry("/tmp/murder-absolute", data=b"x")])
 write("hostile-dotdot.tar", [entry("a/../../escape", data=b"x")])
 write("hostile-symlink-abs.tar", [entry("etc", SYM, link="/etc")])
