@@ -263,8 +263,19 @@ type Conn struct {
 }
 
 // Dial connects to h, verifying its host key; the whole connect and
-// handshake is bounded by the connect timeout.
+// handshake is bounded by the connect timeout. A connect that times out is
+// tried once more, since a lost SYN on a busy network looks the same.
 func (r *Runner) Dial(ctx context.Context, h Host) (*Conn, error) {
+	c, err := r.dial(ctx, h)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+		r.log.Debug("connect timed out; trying again", "host", h.Spec)
+		c, err = r.dial(ctx, h)
+	}
+	return c, err
+}
+
+func (r *Runner) dial(ctx context.Context, h Host) (*Conn, error) {
 	port := h.Port
 	if port == 0 {
 		port = r.cfg.Port
