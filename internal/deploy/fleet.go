@@ -352,7 +352,7 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 	}
 	err = f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script(
-			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+fleet.Quote(filesPath)+
+			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+
 				` --tracker `+fleet.Quote(trackerAddr)+` --temp-path "$T" --force 2>&1`,
 		))
 		if err != nil {
@@ -364,6 +364,18 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 		return f.fetchTorrent(ctx, c, tag)
 	})
 	return err
+}
+
+// remotePath quotes a path for the remote shell, expanding a leading ~/ to
+// the remote user's home as Murder's files_path="~/files" did.
+func remotePath(p string) string {
+	switch {
+	case p == "~":
+		return `"$HOME"`
+	case strings.HasPrefix(p, "~/"):
+		return `"$HOME"/` + fleet.Quote(p[2:])
+	}
+	return fleet.Quote(p)
 }
 
 func (f *Fleet) trackerAddr(ctx context.Context) (string, error) {

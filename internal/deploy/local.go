@@ -77,6 +77,13 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploy: files path: %w", err)
 	}
+	if !fi.IsDir() {
+		// A single file is distributed as it is, under its own name.
+		if cfg.Tag != "" {
+			return nil, errors.New("deploy: --tag names a directory's archive; a single file keeps its name (DESTINATION/peer-K/NAME/NAME)")
+		}
+		cfg.Tag = filepath.Base(cfg.FilesPath)
+	}
 	if cfg.Tag == "" {
 		cfg.Tag = DefaultTag(cfg.FilesPath, start)
 	}
@@ -216,6 +223,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	go func() { defer pwg.Done(); prog.run(pctx) }()
 	peerStart := time.Now()
 	errs := make([]error, cfg.Peers)
+	var firstPath string // where peer-1 placed the files
 	var wg sync.WaitGroup
 	for k := 1; k <= cfg.Peers; k++ {
 		name := "peer-" + strconv.Itoa(k)
@@ -252,7 +260,10 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := followPeer(stdout.r, p, name, prog)
+			path, err := followPeer(stdout.r, p, name, prog)
+			if err == nil && k == 1 {
+				firstPath = path
+			}
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
@@ -276,7 +287,11 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			sum.Bytes += size
 		}
 	}
-	say("  %d/%d peers have %s in place in %s", sum.Succeeded, cfg.Peers, cfg.Tag, roundDur(time.Since(peerStart)))
+	where := ""
+	if rel, err := filepath.Rel(filepath.Join(dest, "peer-1"), firstPath); err == nil && firstPath != "" && !strings.HasPrefix(rel, "..") {
+		where = " at " + filepath.Join(dest, "peer-K", rel)
+	}
+	say("  %d/%d peers have %s in place%s in %s", sum.Succeeded, cfg.Peers, cfg.Tag, where, roundDur(time.Since(peerStart)))
 	l.stopAll()
 	sum.Wall = time.Since(start)
 	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
@@ -293,12 +308,13 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	return sum, nil
 }
 
-// followPeer reads a peer's JSON events until it reports done or error,
-// or exits.
-func followPeer(r io.Reader, p *localProc, name string, prog *progress) error {
+// followPeer reads a peer's JSON events until it reports done (returning
+// where the files are) or error, or exits.
+func followPeer(r io.Reader, p *localProc, name string, prog *progress) (string, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	var result error
+	var path string
 	done := false
 	for sc.Scan() {
 		var ev peerEvent
@@ -309,6 +325,7 @@ func followPeer(r io.Reader, p *localProc, name string, prog *progress) error {
 		case "done":
 			prog.update(name, ev)
 			done = true
+			path = ev.Path
 		case "error":
 			result = errors.New(ev.Message)
 		default:
@@ -320,13 +337,13 @@ func followPeer(r io.Reader, p *localProc, name string, prog *progress) error {
 	}
 	go io.Copy(io.Discard, r) // keep the pipe drained while it seeds on
 	if done {
-		return nil
+		return path, nil
 	}
 	if result != nil {
-		return result
+		return "", result
 	}
 	<-p.exited
-	return fmt.Errorf("peer exited before the files were in place (%v)", p.err)
+	return "", fmt.Errorf("peer exited before the files were in place (%v)", p.err)
 }
 
 type localRun struct {

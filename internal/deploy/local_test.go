@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -86,5 +87,28 @@ func TestDefaultTag(t *testing.T) {
 		if err := ValidTag(DefaultTag(tt.path, at)); err != nil {
 			t.Errorf("DefaultTag(%q) is not a valid tag: %v", tt.path, err)
 		}
+	}
+}
+
+func TestDeployLocalFile(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "db.dump")
+	data := []byte(strings.Repeat("row\n", 300000))
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "out")
+	out, err := exec.Command(murderBin, "deploy", "--local", "2", "--files-path", src, "--destination-path", dest).CombinedOutput()
+	if err != nil {
+		t.Fatalf("murder deploy --local 2 of a file: %v\n%s", err, out)
+	}
+	for _, k := range []string{"1", "2"} {
+		got, err := os.ReadFile(filepath.Join(dest, "peer-"+k, "db.dump", "db.dump"))
+		if err != nil || string(got) != string(data) {
+			t.Errorf("peer-%s: file differs (%v)", k, err)
+		}
+	}
+	if !strings.Contains(string(out), "in place at "+filepath.Join(dest, "peer-K", "db.dump")) {
+		t.Errorf("output does not say where the file is:\n%s", out)
 	}
 }

@@ -50,3 +50,31 @@ func TestPrintFailures(t *testing.T) {
 		t.Errorf("no failures printed %q", out.String())
 	}
 }
+
+func TestRemotePath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/srv/build", `'/srv/build'`},
+		{"~/files", `"$HOME"/'files'`},
+		{"~", `"$HOME"`},
+		{"~bob/x", `'~bob/x'`},
+		{"it's", `'it'\''s'`},
+	}
+	for _, tt := range tests {
+		if got := remotePath(tt.in); got != tt.want {
+			t.Errorf("remotePath(%q): got %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestValidTag(t *testing.T) {
+	for _, ok := range []string{"v42", "Deploy20100101", "build-20260102-030405", "a.b_c"} {
+		if err := ValidTag(ok); err != nil {
+			t.Errorf("ValidTag(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a/b", "..", "a..b", "x\x00", "a b", "$(reboot)", "a;b", "`x`"} {
+		if err := ValidTag(bad); err == nil {
+			t.Errorf("ValidTag(%q): got nil, want an error", bad)
+		}
+	}
+}
