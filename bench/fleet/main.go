@@ -70,6 +70,8 @@ type bench struct {
 	data      string // inside the seeder host
 	trackerP  *exec.Cmd
 	verbose   bool
+	trace     string // directory for per-peer logs of murder runs, or ""
+	round     int
 }
 
 const (
@@ -89,6 +91,7 @@ func run() error {
 	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "print each contender's progress")
+	trace := fs.String("trace", "", "directory to write each murder process's progress events and debug log to (ROUND-HOST.log)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -105,7 +108,12 @@ func run() error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, verbose: *verbose}
+	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, verbose: *verbose, trace: *trace}
+	if b.trace != "" {
+		if err := os.MkdirAll(b.trace, 0o755); err != nil {
+			return err
+		}
+	}
 	b.bin, err = os.MkdirTemp("", "murder-bench-fleet-")
 	if err != nil {
 		return err
@@ -142,6 +150,7 @@ func run() error {
 	results := map[string][]result{}
 	names := strings.Split(*contenders, ",")
 	for r := range *rounds {
+		b.round = r + 1
 		order := slices.Clone(names)
 		if r%2 == 1 {
 			slices.Reverse(order)
@@ -163,8 +172,9 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F\n",
-				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size))
+			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%\n",
+				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
+				100*res.peerUse(b.n, b.rate))
 			results[name] = append(results[name], res)
 			b.clean()
 		}
@@ -311,6 +321,13 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 type result struct {
 	done     []time.Duration // per peer, sorted
 	seederTx int64
+	peersTx  int64 // what all peers' links sent, until the last was done
+}
+
+// peerUse is the share of the peers' upload capacity the run used until
+// the last peer was done.
+func (r result) peerUse(n int, rate int64) float64 {
+	return float64(r.peersTx) / (float64(n) * float64(rate) * r.last().Seconds())
 }
 
 func (r result) first() time.Duration  { return r.done[0] }
@@ -353,6 +370,11 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 	seed := b.seeder.Command(ctx, b.murder, "seed", "--torrent", b.torrent, "--data", b.data,
 		"--ip", b.seeder.Addr().String(), "--listen", net.JoinHostPort(b.seeder.Addr().String(), peerPort))
 	seed.Stderr = b.logTo("seeder")
+	if f := b.traceFile(b.seeder.Name() + "-seed"); f != nil {
+		defer f.Close()
+		seed.Args = append(seed.Args, "--log-level", "debug")
+		seed.Stderr = f
+	}
 	if err := seed.Start(); err != nil {
 		return result{}, err
 	}
@@ -361,6 +383,10 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 		return result{}, fmt.Errorf("seeder never announced: %w", err)
 	}
 	tx0, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	ptx0, err := b.peersTx(ctx)
 	if err != nil {
 		return result{}, err
 	}
@@ -378,6 +404,12 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 			"--listen", net.JoinHostPort(h.Addr().String(), peerPort),
 			"--progress", "json", "--seed-time", "30m", "--timeout", "15m")
 		cmd.Stderr = b.logTo(h.Name())
+		tf := b.traceFile(h.Name())
+		if tf != nil {
+			defer tf.Close()
+			cmd.Args = append(cmd.Args, "--log-level", "debug")
+			cmd.Stderr = tf
+		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return result{}, err
@@ -388,6 +420,7 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 		cmds = append(cmds, cmd)
 		go func() {
 			sc := bufio.NewScanner(stdout)
+			sentDone := false
 			for sc.Scan() {
 				var ev struct {
 					Event   string `json:"event"`
@@ -399,15 +432,26 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 				if i == 0 {
 					b.progress("murder %s %.2fs: %s", h.Name(), time.Since(start).Seconds(), sc.Text())
 				}
+				if tf != nil {
+					fmt.Fprintf(tf, "%.3fs %s\n", time.Since(start).Seconds(), sc.Text())
+				}
 				switch ev.Event {
 				case "done":
 					ch <- doneAt{i: i, d: time.Since(start)}
-					io.Copy(io.Discard, stdout)
-					return
+					sentDone = true
+					if tf == nil {
+						io.Copy(io.Discard, stdout)
+						return
+					}
 				case "error":
-					ch <- doneAt{i: i, err: errors.New(ev.Message)}
+					if !sentDone {
+						ch <- doneAt{i: i, err: errors.New(ev.Message)}
+					}
 					return
 				}
+			}
+			if sentDone {
+				return
 			}
 			ch <- doneAt{i: i, err: fmt.Errorf("%s: murder peer ended without done", h.Name())}
 		}()
@@ -437,8 +481,26 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	res.seederTx = tx1 - tx0
+	ptx1, err := b.peersTx(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	res.peersTx = ptx1 - ptx0
 	slices.Sort(res.done)
 	return res, nil
+}
+
+// peersTx sums what the peers' links have sent so far.
+func (b *bench) peersTx(ctx context.Context) (int64, error) {
+	var sum int64
+	for _, h := range b.peers {
+		n, err := txBytes(ctx, h)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 // runAria2 times an aria2c swarm with murder's tracker.
@@ -463,6 +525,10 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 		return result{}, fmt.Errorf("aria2 seeder never announced: %w", err)
 	}
 	tx0, err := txBytes(ctx, b.seeder)
+	if err != nil {
+		return result{}, err
+	}
+	ptx0, err := b.peersTx(ctx)
 	if err != nil {
 		return result{}, err
 	}
@@ -524,6 +590,11 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	res.seederTx = tx1 - tx0
+	ptx1, err := b.peersTx(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	res.peersTx = ptx1 - ptx0
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -660,6 +731,33 @@ func pause() {
 	exec.Command("sync").Run()
 	time.Sleep(2 * time.Second)
 }
+
+// traceFile opens ROUND-NAME.log in the trace directory, or returns nil.
+func (b *bench) traceFile(name string) *syncFile {
+	if b.trace == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(b.trace, fmt.Sprintf("%d-%s.log", b.round, name)))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fleet: trace: %v\n", err)
+		return nil
+	}
+	return &syncFile{f: f}
+}
+
+// syncFile is a file written by a process's stderr and our event copy.
+type syncFile struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (s *syncFile) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.f.Write(p)
+}
+
+func (s *syncFile) Close() error { return s.f.Close() }
 
 func (b *bench) logTo(name string) io.Writer {
 	if !b.verbose {
