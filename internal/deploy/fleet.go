@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/tracker"
@@ -242,9 +244,18 @@ func (f *Fleet) StartTracker(ctx context.Context) (started bool, err error) {
 // scrape asks the tracker, through the tracker host's SSH connection, for
 // its counts.
 func (f *Fleet) scrape(ctx context.Context, c *fleet.Conn, hash *metainfo.Hash) (map[[20]byte]tracker.ScrapeStats, error) {
+	port := strconv.Itoa(f.inv.TrackerPort)
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return c.DialTCP(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(f.inv.TrackerPort)))
+			nc, err := c.DialTCP(ctx, net.JoinHostPort("127.0.0.1", port))
+			var oce *ssh.OpenChannelError
+			if errors.As(err, &oce) {
+				// The host's sshd forbids forwarding: ask the tracker
+				// directly, at the address the peers use.
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", net.JoinHostPort(announceIP(f.inv.Tracker, c), port))
+			}
+			return nc, err
 		},
 		DisableKeepAlives: true,
 	}

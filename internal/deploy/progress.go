@@ -106,6 +106,7 @@ func (p *progress) clearLocked() {
 
 func (p *progress) drawLocked() {
 	if p.live && p.last != "" {
+		p.last = p.line()
 		fmt.Fprint(p.out, p.last)
 	}
 }
