@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +108,7 @@ type Options struct {
 	// command to run.
 	Command func(argv []string) *exec.Cmd
 	Env     []string // extra environment for sshd sessions (SetEnv)
+	Config  []string // extra sshd_config lines, e.g. "AllowTcpForwarding no"
 }
 
 // StartSSHD starts sshd on ip (a loopback or test-bed address) and a free
@@ -142,7 +144,6 @@ UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
-AllowTcpForwarding yes
 LogLevel ERROR
 MaxStartups 100:30:200
 MaxSessions 50
@@ -150,6 +151,9 @@ MaxSessions 50
 	for _, e := range opt.Env {
 		conf += "SetEnv " + e + "\n"
 	}
+	// sshd takes the first value of a keyword, so the caller's lines go
+	// before the defaults below.
+	conf = strings.Join(opt.Config, "\n") + "\n" + conf + "AllowTcpForwarding yes\n"
 	confPath := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
