@@ -51,9 +51,6 @@ type CreateOptions struct {
 	Force bool
 	// CreatedBy fills the torrent's "created by" field when not empty.
 	CreatedBy string
-	// Compression sets the gzip level (1-9) or zstd level (1-4, see
-	// zstd.EncoderLevel); zero picks the default of the format.
-	Compression int
 }
 
 // CreateResult describes what Create wrote.
@@ -299,11 +296,7 @@ func compress(ctx context.Context, w io.Writer, opts CreateOptions, entries []en
 	case Tar:
 		return writeTar(ctx, w, opts.FilesPath, entries)
 	case TGZ:
-		level := opts.Compression
-		if level == 0 {
-			level = pgzip.DefaultCompression
-		}
-		zw, err := pgzip.NewWriterLevel(w, level)
+		zw, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
 		if err != nil {
 			return fmt.Errorf("bundle: %w", err)
 		}
@@ -320,16 +313,12 @@ func compress(ctx context.Context, w io.Writer, opts CreateOptions, entries []en
 		}
 		return nil
 	case TarZst:
-		level := zstd.SpeedDefault
-		if opts.Compression != 0 {
-			level = zstd.EncoderLevel(opts.Compression)
-		}
 		// One stream encoding in the background (concurrency 2): on a
 		// couple of cores it beats splitting into parallel jobs, which
 		// copies more, and it compresses better. A fixed setting also keeps
 		// the bytes the same on every machine.
 		zw, err := zstd.NewWriter(w,
-			zstd.WithEncoderLevel(level),
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			zstd.WithEncoderConcurrency(2))
 		if err != nil {
 			return fmt.Errorf("bundle: zstd: %w", err)
