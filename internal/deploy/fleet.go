@@ -609,20 +609,43 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	go func() { defer wg.Done(); prog.run(pctx) }()
 	start := time.Now()
 	var mu sync.Mutex
-	err = fleet.Each(ctx, peers, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
-		c, err := f.conn(ctx, h)
-		if err == nil {
-			err = f.peerOne(ctx, c, tag, opt, prog)
-		}
+	var followErrs []error
+	done := func(h fleet.Host, err error) {
 		prog.finish(h.Spec, err == nil, errString(err))
+		mu.Lock()
+		defer mu.Unlock()
 		if err == nil {
-			mu.Lock()
 			rep.Succeeded++
 			rep.Bytes += size
-			mu.Unlock()
 		}
-		return err
+	}
+	// Starting is bounded by the SSH concurrency; following is not, so that
+	// every peer of a large fleet is in the swarm at once.
+	var follow sync.WaitGroup
+	startErr := fleet.Each(ctx, peers, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
+		c, err := f.conn(ctx, h)
+		if err == nil {
+			err = f.peerStart(ctx, c, tag, opt)
+		}
+		if err != nil {
+			done(h, err)
+			return err
+		}
+		follow.Add(1)
+		go func() {
+			defer follow.Done()
+			err := f.peerFollow(ctx, c, tag, prog)
+			done(h, err)
+			if err != nil {
+				mu.Lock()
+				followErrs = append(followErrs, &fleet.HostError{Host: h, Err: err})
+				mu.Unlock()
+			}
+		}()
+		return nil
 	})
+	follow.Wait()
+	err = errors.Join(append([]error{startErr}, followErrs...)...)
 	stop()
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
@@ -637,7 +660,9 @@ func errString(err error) string {
 	return oneLine(err.Error())
 }
 
-func (f *Fleet) peerOne(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, prog *progress) error {
+// peerStart sends the .torrent to a peer and starts `murder peer` there,
+// detached, with its pid file, log and JSON progress in the temp path.
+func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions) error {
 	remoteTorrent := strings.TrimSuffix(f.inv.TempPath, "/") + "/" + torrentName(tag)
 	if _, err := c.CopyFile(ctx, f.localTorrent(tag), remoteTorrent, 0o644, true); err != nil {
 		return err
@@ -663,10 +688,6 @@ func (f *Fleet) peerOne(ctx context.Context, c *fleet.Conn, tag string, opt Peer
 	if f.inv.MaxDownloadRate != "" {
 		args = append(args, "--max-download-rate", fleet.Quote(f.inv.MaxDownloadRate))
 	}
-	// A peer of this tag still seeding from an earlier run is stopped
-	// first; then the new one starts detached and its JSON events are
-	// streamed back until it reports done or error (sed quits there, so the
-	// session ends while the peer seeds on).
 	check := ":"
 	if !opt.UnsafePleaseDelete {
 		// Refuse before downloading, as the peer would after.
@@ -676,11 +697,25 @@ func (f *Fleet) peerOne(ctx context.Context, c *fleet.Conn, tag string, opt Peer
 		}
 		check = "d=" + fleet.Quote(eff) + `; if [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then echo "destination exists and is not empty: $d (use --unsafe-please-delete to replace it)" >&2; exit 3; fi`
 	}
-	script := f.script(
+	// A peer of this tag still seeding from an earlier run is stopped
+	// first.
+	_, err := c.Output(ctx, f.script(
 		check,
 		"murder_stop "+peerPid(tag)+" peer >/dev/null",
 		": > "+peerLog(tag),
 		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+strings.Join(args, " "),
+	))
+	if err != nil {
+		return fmt.Errorf("peer: %w", err)
+	}
+	return nil
+}
+
+// peerFollow streams a started peer's JSON events into prog until it
+// reports done or error (sed quits there, so the session ends while the
+// peer seeds on), or exits.
+func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog *progress) error {
+	script := f.script(
 		"p=$(cat "+peerPid(tag)+")",
 		"tail -n +1 -f --pid=\"$p\" "+peerJSON(tag)+" 2>/dev/null | sed -u -n -e p -e '/\"event\": *\"done\"/q' -e '/\"event\": *\"error\"/q'",
 	)
