@@ -255,10 +255,10 @@ func writeArtifact(ctx context.Context, dir, name string, sink io.Writer, fill f
 	if err != nil {
 		return "", fmt.Errorf("bundle: %w", err)
 	}
-	bw := bufio.NewWriterSize(io.MultiWriter(f, sink), 1<<20)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
+	aw := newAsyncWriter(io.MultiWriter(f, sink), 1<<20, 8)
+	err = fill(aw)
+	if cerr := aw.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = f.Chmod(0o644)
