@@ -78,7 +78,7 @@ func ltDownload(t *testing.T, torrent, dir string) {
 func startMurderSeed(t *testing.T, torrent, data string) *proc {
 	t.Helper()
 	p := start(t, ".", murderBin, "seed", "--torrent", torrent, "--data", data,
-		"--listen", "127.0.0.1:0")
+		"--listen", "127.0.0.1:0", "--log-level", "debug")
 	p.waitLine(t, "msg=seeding", 60*time.Second)
 	return p
 }
@@ -89,7 +89,7 @@ func murderPeer(t *testing.T, torrent, dest string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"peer", "--torrent", torrent, "--destination-path", dest,
 		"--temp-path", filepath.Join(t.TempDir(), "tmp"), "--listen", "127.0.0.1:0",
-		"--seed-time", "0", "--timeout", "60s", "--progress", "json"}, extra...)
+		"--seed-time", "0", "--timeout", "60s", "--progress", "json", "--log-level", "debug"}, extra...)
 	p := start(t, ".", murderBin, args...)
 	p.wait(t, 70*time.Second)
 	return p

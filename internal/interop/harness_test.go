@@ -85,6 +85,12 @@ func startTracker(t *testing.T) string {
 // waitSeeders polls the tracker's scrape until it counts n seeders of mi.
 func waitSeeders(t *testing.T, announce string, mi *metainfo.MetaInfo, n int) {
 	t.Helper()
+	waitSeedersVia(t, http.DefaultClient, announce, mi, n)
+}
+
+// waitSeedersVia is waitSeeders with the given HTTP client.
+func waitSeedersVia(t *testing.T, client *http.Client, announce string, mi *metainfo.MetaInfo, n int) {
+	t.Helper()
 	su, err := tracker.ScrapeURL(announce)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +100,7 @@ func waitSeeders(t *testing.T, announce string, mi *metainfo.MetaInfo, n int) {
 	deadline := time.Now().Add(30 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(u)
+		resp, err := client.Get(u)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -162,12 +168,23 @@ func (l *lineLog) String() string {
 // start runs name with args; the process is stopped when the test ends.
 func start(t *testing.T, dir string, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: filepath.Base(name), done: make(chan struct{}), out: &lineLog{seen: make(chan struct{})}}
-	p.cmd = exec.Command(name, args...)
-	p.cmd.Dir = dir
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	return startCmd(t, filepath.Base(name), cmd)
+}
+
+// startCmd starts cmd in a process group of its own; it is stopped when
+// the test ends.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	args := cmd.Args[1:]
+	p := &proc{name: name, done: make(chan struct{}), out: &lineLog{seen: make(chan struct{})}, cmd: cmd}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if p.cmd.SysProcAttr == nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	p.cmd.SysProcAttr.Setpgid = true
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
