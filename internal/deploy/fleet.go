@@ -198,7 +198,7 @@ func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host) error {
 			return err
 		}
 		if _, err := c.Output(ctx, fleet.Quote(f.inv.Binary())+" version"); err != nil {
-			return fmt.Errorf("%s does not run there: %w", f.inv.Binary(), err)
+			return fmt.Errorf("deploy: %s does not run there: %w", f.inv.Binary(), err)
 		}
 		mu.Lock()
 		if res == fleet.Unchanged {
@@ -225,7 +225,7 @@ func (f *Fleet) StartTracker(ctx context.Context) (started bool, err error) {
 			"echo started",
 		))
 		if err != nil {
-			return fmt.Errorf("start tracker: %w", err)
+			return fmt.Errorf("deploy: start tracker: %w", err)
 		}
 		started = strings.TrimSpace(out) == "started"
 		if err := f.waitTracker(ctx, c); err != nil {
@@ -317,7 +317,7 @@ func (f *Fleet) waitTracker(ctx context.Context, c *fleet.Conn) error {
 			last = err
 		}
 		if out, err := c.Output(ctx, f.script("murder_alive "+trackerPid()+" tracker >/dev/null && echo alive || echo dead")); err == nil && strings.TrimSpace(out) == "dead" {
-			return fmt.Errorf("tracker exited: %s", f.remoteTail(ctx, c, trackerLog()))
+			return fmt.Errorf("deploy: tracker exited: %s", f.remoteTail(ctx, c, trackerLog()))
 		}
 		select {
 		case <-ctx.Done():
@@ -325,7 +325,7 @@ func (f *Fleet) waitTracker(ctx context.Context, c *fleet.Conn) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("tracker does not answer on port %d: %v; log: %s", f.inv.TrackerPort, last, f.remoteTail(ctx, c, trackerLog()))
+	return fmt.Errorf("deploy: tracker does not answer on port %d: %v; log: %s", f.inv.TrackerPort, last, f.remoteTail(ctx, c, trackerLog()))
 }
 
 // StopTracker stops the tracker; stopping one that is not running succeeds.
@@ -334,7 +334,7 @@ func (f *Fleet) StopTracker(ctx context.Context) error {
 	return f.one(ctx, f.inv.Tracker, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script("murder_stop "+trackerPid()+" tracker"))
 		if err != nil {
-			return fmt.Errorf("stop tracker: %w", err)
+			return fmt.Errorf("deploy: stop tracker: %w", err)
 		}
 		f.say("  %s", strings.TrimSpace(out))
 		return nil
@@ -367,7 +367,7 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 				` --tracker `+fleet.Quote(trackerAddr)+` --temp-path "$T" --force 2>&1`,
 		))
 		if err != nil {
-			return fmt.Errorf("create: %w", err)
+			return fmt.Errorf("deploy: create: %w", err)
 		}
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 			f.say("  %s", l)
@@ -400,7 +400,7 @@ func (f *Fleet) trackerAddr(ctx context.Context) (string, error) {
 
 func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) error {
 	if err := os.MkdirAll(f.cfg.LocalTempPath, 0o755); err != nil {
-		return fmt.Errorf("local temp path: %w", err)
+		return fmt.Errorf("deploy: local temp path: %w", err)
 	}
 	remote := strings.TrimSuffix(f.inv.TempPath, "/") + "/" + torrentName(tag)
 	if err := c.FetchFile(ctx, remote, f.localTorrent(tag)); err != nil {
@@ -460,7 +460,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			"echo started",
 		))
 		if err != nil {
-			return fmt.Errorf("start seeding: %w", err)
+			return fmt.Errorf("deploy: start seeding: %w", err)
 		}
 		state := strings.TrimSpace(out)
 		for i := 0; ; i++ {
@@ -470,10 +470,10 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			}
 			alive, _ := c.Output(ctx, f.script("murder_alive "+seedPid(tag)+" seed >/dev/null && echo alive || echo dead"))
 			if strings.TrimSpace(alive) == "dead" {
-				return fmt.Errorf("seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
+				return fmt.Errorf("deploy: seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
 			}
 			if i == 600 {
-				return fmt.Errorf("seeder has not announced to the tracker after 2 minutes (scrape: %v); log: %s", err, f.remoteTail(ctx, c, seedLog(tag)))
+				return fmt.Errorf("deploy: seeder has not announced to the tracker after 2 minutes (scrape: %v); log: %s", err, f.remoteTail(ctx, c, seedLog(tag)))
 			}
 			select {
 			case <-ctx.Done():
@@ -496,7 +496,7 @@ func (f *Fleet) StopSeeding(ctx context.Context, tag string) error {
 	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script("murder_stop "+seedPid(tag)+" seed"))
 		if err != nil {
-			return fmt.Errorf("stop seeding: %w", err)
+			return fmt.Errorf("deploy: stop seeding: %w", err)
 		}
 		f.say("  %s", strings.TrimSpace(out))
 		return nil
@@ -514,7 +514,7 @@ func (f *Fleet) stopAll(ctx context.Context, task, kind string, hosts []fleet.Ho
 			`for pf in "$T"/murder-`+kind+`-*.pid; do [ -e "$pf" ] || continue; murder_stop "$pf" `+kind+`; done`,
 		))
 		if err != nil {
-			return fmt.Errorf("%s: %w", task, err)
+			return fmt.Errorf("deploy: %s: %w", task, err)
 		}
 		n := strings.Count(out, "stopped "+kind)
 		mu.Lock()
@@ -548,7 +548,7 @@ func (f *Fleet) StopPeering(ctx context.Context, tag string) error {
 	err := f.each(ctx, f.inv.Peers, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script("murder_stop "+peerPid(tag)+" peer"))
 		if err != nil {
-			return fmt.Errorf("stop peering: %w", err)
+			return fmt.Errorf("deploy: stop peering: %w", err)
 		}
 		if strings.HasPrefix(out, "stopped") {
 			mu.Lock()
@@ -706,7 +706,7 @@ func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt Pe
 		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+strings.Join(args, " "),
 	))
 	if err != nil {
-		return fmt.Errorf("peer: %w", err)
+		return fmt.Errorf("deploy: peer: %w", err)
 	}
 	return nil
 }
@@ -750,15 +750,15 @@ func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog 
 	<-parsed
 	switch {
 	case result != nil:
-		return fmt.Errorf("peer: %w", result)
+		return fmt.Errorf("deploy: peer: %w", result)
 	case sawDone:
 		return nil
 	case runErr != nil:
-		return fmt.Errorf("peer: %w", runErr)
+		return fmt.Errorf("deploy: peer: %w", runErr)
 	case !sawEvent:
-		return fmt.Errorf("peer exited without output: %s", f.remoteTail(ctx, c, peerLog(tag)))
+		return fmt.Errorf("deploy: peer exited without output: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	default:
-		return fmt.Errorf("peer exited before the files were in place: %s", f.remoteTail(ctx, c, peerLog(tag)))
+		return fmt.Errorf("deploy: peer exited before the files were in place: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	}
 }
 
@@ -783,7 +783,7 @@ func (f *Fleet) clean(ctx context.Context, tag string, hosts []fleet.Host) error
 			`murder_alive `+trackerPid()+` tracker >/dev/null || rm -f `+trackerPid()+` `+trackerLog(),
 		))
 		if err != nil {
-			return fmt.Errorf("clean temp files: %w", err)
+			return fmt.Errorf("deploy: clean temp files: %w", err)
 		}
 		return nil
 	})

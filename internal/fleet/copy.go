@@ -25,7 +25,7 @@ const sha256Cmd = `{ if command -v sha256sum >/dev/null 2>&1; then sha256sum "$f
 func (c *Conn) RemoteSHA256(ctx context.Context, file string) (string, error) {
 	out, err := c.Output(ctx, "f="+Quote(file)+"; if [ -f \"$f\" ]; then "+sha256Cmd+"; fi")
 	if err != nil {
-		return "", fmt.Errorf("checksum %s: %w", file, err)
+		return "", fmt.Errorf("fleet: checksum %s: %w", file, err)
 	}
 	return strings.TrimSpace(out), nil
 }
@@ -48,12 +48,12 @@ const (
 func (c *Conn) CopyFile(ctx context.Context, src, dst string, mode os.FileMode, skipSame bool) (CopyResult, error) {
 	f, err := os.Open(src)
 	if err != nil {
-		return 0, fmt.Errorf("copy: %w", err)
+		return 0, fmt.Errorf("fleet: copy: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return 0, fmt.Errorf("copy: read %s: %w", src, err)
+		return 0, fmt.Errorf("fleet: copy: read %s: %w", src, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if skipSame {
@@ -66,7 +66,7 @@ func (c *Conn) CopyFile(ctx context.Context, src, dst string, mode os.FileMode, 
 		}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("copy: %w", err)
+		return 0, fmt.Errorf("fleet: copy: %w", err)
 	}
 	script := strings.Join([]string{
 		"set -e",
@@ -82,7 +82,7 @@ func (c *Conn) CopyFile(ctx context.Context, src, dst string, mode os.FileMode, 
 		`trap - EXIT`,
 	}, "\n")
 	if err := c.Run(ctx, script, f, nil, nil); err != nil {
-		return 0, fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		return 0, fmt.Errorf("fleet: copy %s to %s: %w", src, dst, err)
 	}
 	return Copied, nil
 }
@@ -95,11 +95,11 @@ func (c *Conn) FetchFile(ctx context.Context, src, dst string) error {
 		return err
 	}
 	if want == "" {
-		return fmt.Errorf("fetch %s: no such file on %s", src, c.Host)
+		return fmt.Errorf("fleet: fetch %s: no such file on %s", src, c.Host)
 	}
 	tmp, err := os.CreateTemp(pathDir(dst), ".murder-fetch-*")
 	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
+		return fmt.Errorf("fleet: fetch: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
@@ -108,16 +108,16 @@ func (c *Conn) FetchFile(ctx context.Context, src, dst string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", src, err)
+		return fmt.Errorf("fleet: fetch %s: %w", src, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("fetch %s: checksum mismatch: got %s, want %s", src, got, want)
+		return fmt.Errorf("fleet: fetch %s: checksum mismatch: got %s, want %s", src, got, want)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("fetch: %w", err)
+		return fmt.Errorf("fleet: fetch: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("fetch: %w", err)
+		return fmt.Errorf("fleet: fetch: %w", err)
 	}
 	return nil
 }

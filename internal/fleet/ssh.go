@@ -290,7 +290,7 @@ func (r *Runner) dial(ctx context.Context, h Host) (*Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("fleet: connect: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	var hkErr error
@@ -310,14 +310,14 @@ func (r *Runner) dial(ctx context.Context, h Host) (*Conn, error) {
 			c.Close()
 		}
 		nc.Close()
-		return nil, fmt.Errorf("connect %s: ssh handshake timed out after %s", addr, r.cfg.ConnectTimeout)
+		return nil, fmt.Errorf("fleet: connect %s: ssh handshake timed out after %s", addr, r.cfg.ConnectTimeout)
 	}
 	if err != nil {
 		nc.Close()
 		if hkErr != nil {
 			return nil, hkErr
 		}
-		return nil, fmt.Errorf("ssh %s@%s: %w", usr, addr, err)
+		return nil, fmt.Errorf("fleet: ssh %s@%s: %w", usr, addr, err)
 	}
 	nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(c, chans, reqs)
@@ -401,7 +401,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	defer cancel()
 	s, err := c.client.NewSession()
 	if err != nil {
-		return fmt.Errorf("ssh session: %w", err)
+		return fmt.Errorf("fleet: ssh session: %w", err)
 	}
 	defer s.Close()
 	tail := &tailBuffer{max: 2048}
@@ -427,7 +427,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 		case <-time.After(2 * time.Second):
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("remote command timed out after %s", c.timeout)
+			return fmt.Errorf("fleet: remote command timed out after %s", c.timeout)
 		}
 		return ctx.Err()
 	}
@@ -438,9 +438,9 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 		}
 		var em *ssh.ExitMissingError
 		if errors.As(err, &em) {
-			return fmt.Errorf("remote command ended without an exit status: %s", tail.String())
+			return fmt.Errorf("fleet: remote command ended without an exit status: %s", tail.String())
 		}
-		return fmt.Errorf("ssh: %w", err)
+		return fmt.Errorf("fleet: ssh: %w", err)
 	}
 	return nil
 }
