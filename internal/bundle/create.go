@@ -39,7 +39,8 @@ type CreateOptions struct {
 	// Format of the archive; the zero value is TGZ.
 	Format Format
 	// Exclude adds glob patterns (path.Match syntax, matched against both
-	// the base name and the path relative to FilesPath) to DefaultExcludes.
+	// the base name and the path relative to FilesPath) to ".git*", which
+	// is always left out.
 	Exclude []string
 	// PieceLength overrides the piece length: a power of two from 16 KiB to
 	// 256 MiB. Zero chooses one from the size of the tar stream.

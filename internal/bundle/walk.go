@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// DefaultExcludes are the patterns every archive skips, as Murder's
+// defaultExclude is the pattern every archive skips, as Murder's
 // `tar --exclude .git*` did: .git, .gitignore, .github, ...
-var DefaultExcludes = []string{".git*"}
+const defaultExclude = ".git*"
 
 // entry is one file system object to archive.
 type entry struct {
@@ -30,7 +30,7 @@ type matcher struct {
 }
 
 func newMatcher(extra []string) (*matcher, error) {
-	m := &matcher{patterns: append(append([]string(nil), DefaultExcludes...), extra...)}
+	m := &matcher{patterns: append([]string{defaultExclude}, extra...)}
 	for _, p := range m.patterns {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("bundle: bad exclude pattern %q: %w", p, err)
