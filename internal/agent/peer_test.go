@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
 
@@ -348,5 +350,38 @@ func TestPeerBadInput(t *testing.T) {
 				t.Errorf("error %q spans lines", err)
 			}
 		})
+	}
+}
+
+func TestPeerHostileArchive(t *testing.T) {
+	announce := startTracker(t)
+	src := t.TempDir()
+	// A tar whose second entry climbs out of the destination.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []struct{ name, body string }{{"ok.txt", "fine"}, {"../../escaped.txt", "evil"}} {
+		tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	if err := os.WriteFile(filepath.Join(src, "v9.tar"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	torrent, _ := makeTorrent(t, src, "v9.tar", announce, 16<<10)
+	startSeed(t, announce, torrent, filepath.Join(src, "v9.tar"))
+
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	err := Peer(context.Background(), peerConfig(t, torrent, dir))
+	if !errors.Is(err, bundle.ErrUnsafeEntry) {
+		t.Fatalf("Peer error = %v, want %v", err, bundle.ErrUnsafeEntry)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v9")); !os.IsNotExist(err) {
+		t.Errorf("destination exists after a refused archive (%v)", err)
+	}
+	for _, p := range []string{filepath.Join(root, "escaped.txt"), filepath.Join(root, "a", "escaped.txt"), filepath.Join(dir, "escaped.txt")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was written outside the destination", p)
+		}
 	}
 }
