@@ -246,7 +246,7 @@ wait:
 		}
 	}
 	stats := sw.Stats()
-	p.log.Info("download complete", "name", mi.Info.Name, "bytes", p.total,
+	p.log.Info("all pieces verified", "name", mi.Info.Name, "bytes", p.total,
 		"downloaded", stats.Downloaded, "seconds", time.Since(start).Seconds())
 	p.setState(StateDownloaded)
 
