@@ -44,7 +44,7 @@ type Storage struct {
 	readOnly bool
 }
 
-// Open opens (creating sparse where missing) the files of info under dir:
+// Open opens (creating and preallocating where missing) the files of info under dir:
 // dir/Name for a single-file torrent, dir/Name/path... for a multi-file
 // one. Files that cannot be opened for writing are opened read-only, which
 // is enough to seed them.
@@ -123,7 +123,7 @@ func (s *Storage) openFile(f *file) error {
 		return fmt.Errorf("storage: %s is not a regular file", f.path)
 	}
 	if fi.Size() < f.length && !s.readOnly {
-		if err := h.Truncate(f.length); err != nil {
+		if err := allocate(h, f.length); err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
 	}

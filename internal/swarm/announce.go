@@ -29,6 +29,10 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 	if a, ok := s.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
+	if port <= 0 || port > 65535 {
+		s.log.Warn("not announcing: no listening port")
+		return
+	}
 	req := func(event string) tracker.AnnounceRequest {
 		s.mu.Lock()
 		left := s.total - s.bytesDone

@@ -12,8 +12,15 @@ import (
 func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Bitfield, have all and have none must precede the other core
+	// messages; extension messages (aria2 and libtorrent send their BEP 10
+	// handshake first) do not count.
 	first := !c.gotFirst
-	c.gotFirst = true
+	switch m.ID {
+	case peerwire.Extended, peerwire.AllowedFast, peerwire.Suggest, peerwire.Port:
+	default:
+		c.gotFirst = true
+	}
 	switch m.ID {
 	case peerwire.Choke:
 		c.peerChoking = true
@@ -48,25 +55,37 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			s.fill(c)
 		}
 	case peerwire.Bitfield:
-		if !first {
-			return fmt.Errorf("swarm: bitfield after the first message")
-		}
 		bf, err := storage.ParseBitfield(m.Bitfield, s.numPieces)
 		if err != nil {
 			return fmt.Errorf("swarm: %w", err)
 		}
-		c.bits = bf
-		if bf.Full() {
-			c.seed = true
-			s.seeds++
-		} else {
+		if first {
+			c.bits = bf
+			if bf.Full() {
+				c.seed = true
+				s.seeds++
+			} else {
+				for k := range s.numPieces {
+					if bf.Has(k) {
+						s.avail[k]++
+					}
+				}
+			}
+		} else if !c.seed {
+			// aria2 batches its haves into a later bitfield: take it as
+			// an update.
 			for k := range s.numPieces {
-				if bf.Has(k) {
+				if bf.Has(k) && !c.bits.Has(k) {
+					c.bits.Set(k)
 					s.avail[k]++
 				}
 			}
+			if c.bits.Full() {
+				s.becameSeed(c)
+			}
 		}
 		s.updateInterest(c)
+		s.fill(c)
 	case peerwire.HaveAll:
 		if !first || !c.fast {
 			return fmt.Errorf("swarm: unexpected have all")
@@ -75,6 +94,7 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 		c.seed = true
 		s.seeds++
 		s.updateInterest(c)
+		s.fill(c)
 	case peerwire.HaveNone:
 		if !first || !c.fast {
 			return fmt.Errorf("swarm: unexpected have none")

@@ -305,7 +305,9 @@ func (s *Swarm) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		cancel(err)
 	}
-	for range runtime.GOMAXPROCS(0) {
+	// More verifiers than cores, so a write stalled on the disk does not
+	// keep the other cores from hashing.
+	for range 2 * runtime.GOMAXPROCS(0) {
 		wg.Go(func() { s.verifier(ctx, fail) })
 	}
 	wg.Go(func() { s.acceptLoop(ctx, &wg) })

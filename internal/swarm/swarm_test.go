@@ -218,21 +218,29 @@ func TestSwarmOfPeers(t *testing.T) {
 	}
 }
 
-// badPeer is a minimal peer that claims every piece and answers requests
-// with wrong bytes.
-type badPeer struct {
+// testPeer is a minimal seeding peer written against peerwire alone. It
+// sends its BEP 10 handshake before have all (as aria2 and libtorrent
+// do) and answers requests with the right bytes, or with wrong ones when
+// data is nil.
+type testPeer struct {
 	ln     net.Listener
 	mi     *metainfo.MetaInfo
+	data   []byte
+	id     [20]byte
 	served atomic.Int64
 	wg     sync.WaitGroup
 }
 
-func startBadPeer(t *testing.T, mi *metainfo.MetaInfo) *badPeer {
+func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte) *testPeer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &badPeer{ln: ln, mi: mi}
+	b := &testPeer{ln: ln, mi: mi, data: data}
+	copy(b.id[:], "-XX0001-goodtestpeer")
+	if data == nil {
+		copy(b.id[:], "-XX0001-corruptpeer!")
+	}
 	b.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -246,13 +254,16 @@ func startBadPeer(t *testing.T, mi *metainfo.MetaInfo) *badPeer {
 	return b
 }
 
-func (b *badPeer) serve(c net.Conn) {
+func (b *testPeer) addr() netip.AddrPort { return netip.MustParseAddrPort(b.ln.Addr().String()) }
+
+func (b *testPeer) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var h peerwire.Handshake
 	h.SetFast()
+	h.SetExtended()
 	h.InfoHash = b.mi.InfoHash()
-	copy(h.PeerID[:], "-XX0001-corruptpeer!")
+	h.PeerID = b.id
 	if peerwire.WriteHandshake(c, h) != nil {
 		return
 	}
@@ -261,7 +272,10 @@ func (b *badPeer) serve(c net.Conn) {
 		return
 	}
 	w := bufio.NewWriter(c)
+	ext, _ := peerwire.ExtHandshake{V: "test", Reqq: 500}.Marshal()
+	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Extended, Payload: ext}))
 	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveAll}))
+	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.AllowedFast, Index: 0}))
 	w.Flush()
 	dec := peerwire.NewDecoder(br, 0)
 	for {
@@ -273,7 +287,13 @@ func (b *badPeer) serve(c net.Conn) {
 		case peerwire.Interested:
 			w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Unchoke}))
 		case peerwire.Request:
-			block := bytes.Repeat([]byte{0xAB}, int(m.Length))
+			var block []byte
+			if b.data == nil {
+				block = bytes.Repeat([]byte{0xAB}, int(m.Length))
+			} else {
+				off := int(m.Index)*int(b.mi.Info.PieceLength) + int(m.Begin)
+				block = b.data[off : off+int(m.Length)]
+			}
 			w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: block}))
 			b.served.Add(1)
 		}
@@ -282,6 +302,110 @@ func (b *badPeer) serve(c net.Conn) {
 				return
 			}
 		}
+	}
+}
+
+func TestDownloadFromExtFirstPeer(t *testing.T) {
+	mi, data := makeTorrent(t, 1<<20+100, 64<<10, nil)
+	good := startTestPeer(t, mi, data)
+	p, path := newNode(t, mi, nil, false, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, p)
+	p.AddPeer(good.addr())
+	waitComplete(t, ctx, p)
+	cancel()
+	wait()
+	checkFile(t, path, data)
+}
+
+// TestServeMessageOrders talks to a seeder with a raw connection, in the
+// message orders other clients use, and checks that it serves a block.
+func TestServeMessageOrders(t *testing.T) {
+	mi, data := makeTorrent(t, 256<<10, 64<<10, nil)
+	ext, _ := peerwire.ExtHandshake{V: "x"}.Marshal()
+	msg := func(m peerwire.Message) []byte { return peerwire.AppendMessage(nil, m) }
+	tests := []struct {
+		name   string
+		before [][]byte
+		after  [][]byte // sent after the block arrived
+	}{
+		{"extended then have none (aria2)", [][]byte{msg(peerwire.Message{ID: peerwire.Extended, Payload: ext}), msg(peerwire.Message{ID: peerwire.HaveNone}), msg(peerwire.Message{ID: peerwire.AllowedFast, Index: 1})}, nil},
+		{"bitfield later as update (aria2)", [][]byte{msg(peerwire.Message{ID: peerwire.HaveNone})}, [][]byte{msg(peerwire.Message{ID: peerwire.Bitfield, Bitfield: []byte{0x80}})}},
+		{"bitfield with spare bits", [][]byte{msg(peerwire.Message{ID: peerwire.Bitfield, Bitfield: []byte{0x0f}})}, nil},
+		{"nothing first", nil, [][]byte{msg(peerwire.Message{ID: peerwire.Have, Index: 2})}},
+	}
+	seeder, _ := newNode(t, mi, data, true, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, seeder)
+	defer func() { cancel(); wait() }()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", seeder.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			var h peerwire.Handshake
+			h.SetFast()
+			h.SetExtended()
+			h.InfoHash = mi.InfoHash()
+			copy(h.PeerID[:], "-XX0001-rawclient000")
+			h.PeerID[19] = byte(i)
+			if err := peerwire.WriteHandshake(c, h); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			if _, err := peerwire.ReadHandshake(br); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range tt.before {
+				c.Write(b)
+			}
+			c.Write(msg(peerwire.Message{ID: peerwire.Interested}))
+			dec := peerwire.NewDecoder(br, 0)
+			requested := false
+			for range 100 {
+				m, err := dec.Decode()
+				if err != nil {
+					t.Fatalf("seeder closed the connection: %v", err)
+				}
+				switch m.ID {
+				case peerwire.Unchoke:
+					if !requested {
+						c.Write(msg(peerwire.Message{ID: peerwire.Request, Index: 1, Begin: 16384, Length: 16384}))
+						requested = true
+					}
+				case peerwire.Piece:
+					if m.Index != 1 || m.Begin != 16384 || !bytes.Equal(m.Block, data[64<<10+16384:64<<10+32768]) {
+						t.Fatalf("got piece %d+%d with wrong bytes", m.Index, m.Begin)
+					}
+					for _, b := range tt.after {
+						c.Write(b)
+					}
+					// The connection must stay up: a keep-alive and a
+					// second request are still answered.
+					c.Write([]byte{0, 0, 0, 0})
+					c.Write(msg(peerwire.Message{ID: peerwire.Request, Index: 3, Begin: 0, Length: 100}))
+					for range 10 {
+						m, err := dec.Decode()
+						if err != nil {
+							t.Fatalf("seeder closed the connection after the block: %v", err)
+						}
+						if m.ID == peerwire.Piece {
+							if !bytes.Equal(m.Block, data[3*64<<10:3*64<<10+100]) {
+								t.Fatal("second block has wrong bytes")
+							}
+							return
+						}
+					}
+					t.Fatal("no second block")
+				}
+			}
+			t.Fatal("no block after 100 messages")
+		})
 	}
 }
 
@@ -296,8 +420,8 @@ func TestCorruptPeerBanned(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mi, data := makeTorrent(t, 2<<20, 64<<10, nil)
-			bad := startBadPeer(t, mi)
-			badAddr := netip.MustParseAddrPort(bad.ln.Addr().String())
+			bad := startTestPeer(t, mi, nil)
+			badAddr := bad.addr()
 			seeder, _ := newNode(t, mi, data, true, Config{})
 			p1, path1 := newNode(t, mi, data, false, Config{})
 			p2, path2 := newNode(t, mi, data, false, Config{})
@@ -326,8 +450,7 @@ func TestCorruptPeerBanned(t *testing.T) {
 			wait()
 			checkFile(t, path1, data)
 			checkFile(t, path2, data)
-			var badID [20]byte
-			copy(badID[:], "-XX0001-corruptpeer!")
+			badID := bad.id
 			for i, p := range []*Swarm{p1, p2, seeder} {
 				p.mu.Lock()
 				for id := range p.bannedIDs {
