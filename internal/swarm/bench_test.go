@@ -49,6 +49,7 @@ func BenchmarkTransfer(b *testing.B) {
 		wait := runAll(b, pctx, peer)
 		peer.AddPeer(addrOf(b, seeder))
 		waitComplete(b, pctx, peer)
+		b.Logf("round: %.0f MiB/s", float64(mib)/time.Since(start).Seconds())
 		secs += time.Since(start).Seconds()
 		cpu += (cpuTime() - c0).Seconds()
 		b.StopTimer()

@@ -97,6 +97,8 @@ type Swarm struct {
 	numPieces int
 	total     int64
 	maxActive int
+	// reqTimeout is requestTimeout; tests shorten it.
+	reqTimeout time.Duration
 
 	upLimit   *rate.Limiter
 	downLimit *rate.Limiter
@@ -185,6 +187,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 		wake:        make(chan struct{}, 1),
 		upLimit:     newLimiter(cfg.UploadRate),
 		downLimit:   newLimiter(cfg.DownloadRate),
+		reqTimeout:  requestTimeout,
 	}
 	if s.peerID == ([20]byte{}) {
 		copy(s.peerID[:], "-MU0100-")
@@ -442,9 +445,15 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 			c.nc.Close()
 			continue
 		}
-		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > requestTimeout {
+		if s.have.Full() && c.seed {
+			// Two seeds have nothing to exchange.
+			c.nc.Close()
+			continue
+		}
+		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > s.reqTimeout {
 			s.log.Debug("request timeout", "peer", c.addr, "outstanding", len(c.reqs))
 			c.snubbed = true
+			c.updateDepth()
 			s.releaseAll(c, true)
 			c.lastBlock = now
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // makeTorrent returns a single-file torrent over n random bytes.
@@ -226,6 +228,7 @@ type testPeer struct {
 	ln     net.Listener
 	mi     *metainfo.MetaInfo
 	data   []byte
+	stall  bool // accept requests, never answer
 	id     [20]byte
 	served atomic.Int64
 	wg     sync.WaitGroup
@@ -287,6 +290,10 @@ func (b *testPeer) serve(c net.Conn) {
 		case peerwire.Interested:
 			w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Unchoke}))
 		case peerwire.Request:
+			if b.stall {
+				b.served.Add(1)
+				continue
+			}
 			var block []byte
 			if b.data == nil {
 				block = bytes.Repeat([]byte{0xAB}, int(m.Length))
@@ -493,4 +500,72 @@ func TestRunStopsOnCancel(t *testing.T) {
 	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
 		t.Error("still listening after Run returned")
 	}
+}
+
+func TestTrackerSwarm(t *testing.T) {
+	srv, err := tracker.NewServer(tracker.Config{Interval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	mi, data := makeTorrent(t, 3<<20+5, 64<<10, []string{ts.URL + "/announce"})
+	seeder, _ := newNode(t, mi, data, true, Config{UploadRate: 6 << 20})
+	var nodes []*Swarm
+	var paths []string
+	for range 3 {
+		p, path := newNode(t, mi, nil, false, Config{})
+		nodes = append(nodes, p)
+		paths = append(paths, path)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, append([]*Swarm{seeder}, nodes...)...)
+	for _, p := range nodes {
+		waitComplete(t, ctx, p)
+	}
+	cancel()
+	wait()
+	for _, path := range paths {
+		checkFile(t, path, data)
+	}
+}
+
+func TestStalledPeerRequestsMoveOn(t *testing.T) {
+	mi, data := makeTorrent(t, 1<<20, 64<<10, nil)
+	stall := startTestPeer(t, mi, data)
+	stall.stall = true
+	p, path := newNode(t, mi, nil, false, Config{})
+	p.reqTimeout = 300 * time.Millisecond
+	seeder, _ := newNode(t, mi, data, true, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, p, seeder)
+	p.AddPeer(stall.addr())
+	for i := 0; stall.served.Load() == 0 && i < 1000; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if stall.served.Load() == 0 {
+		t.Fatal("the stalling peer got no requests")
+	}
+	// Its requests time out and return to the picker.
+	released := false
+	for i := 0; !released && i < 500; i++ {
+		time.Sleep(10 * time.Millisecond)
+		p.mu.Lock()
+		for c := range p.conns {
+			if c.addr == stall.addr() && c.snubbed && len(c.reqs) <= 2 {
+				released = true
+			}
+		}
+		p.mu.Unlock()
+	}
+	if !released {
+		t.Fatal("requests to the stalling peer were not released")
+	}
+	p.AddPeer(addrOf(t, seeder))
+	waitComplete(t, ctx, p)
+	cancel()
+	wait()
+	checkFile(t, path, data)
 }
