@@ -53,7 +53,9 @@ type conn struct {
 	lastBlock      time.Time
 	minRTT         time.Duration
 	snubbed        bool
-	rejected       map[uint32]bool
+	rejected       map[uint32]bool   // pieces the peer refused; cleared now and then
+	suggested      []int             // pieces the peer suggested (BEP 6)
+	assigned       *storage.Bitfield // super-seeding: pieces we sent or are sending it
 	closed         bool
 
 	// write queue
@@ -145,6 +147,7 @@ func (s *Swarm) register(c *conn) bool {
 		}
 	}
 	c.bits = storage.NewBitfield(s.numPieces)
+	c.assigned = storage.NewBitfield(s.numPieces)
 	c.lastBlock = time.Now()
 	s.conns[c] = struct{}{}
 	var b []byte

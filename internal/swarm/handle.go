@@ -127,8 +127,14 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 				c.updateDepth()
 			}
 		}
+	case peerwire.Suggest:
+		if k := int(m.Index); k < s.numPieces && len(c.suggested) < maxSuggested {
+			c.suggested = append(c.suggested, k)
+			delete(c.rejected, m.Index)
+			s.fill(c)
+		}
 	default:
-		// Port, suggest, allowed fast and unknown messages are ignored.
+		// Port, allowed fast and unknown messages are ignored.
 	}
 	return nil
 }
@@ -157,6 +163,24 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 	if c.amChoking || !s.have.Has(k) {
 		reject()
 		return nil
+	}
+	if s.superSeed && s.unsent > 0 && c.fast && !c.assigned.Has(k) && s.heldElsewhere(k, c) {
+		// Another peer has this piece or is being sent it and can pass it
+		// on: steer the requester to a piece nobody has, if one is left.
+		if u := s.pickUnsent(c); u >= 0 {
+			reject()
+			c.sendMsg(peerwire.Message{ID: peerwire.Suggest, Index: uint32(u)})
+			return nil
+		}
+	}
+	if s.superSeed && !c.assigned.Has(k) {
+		c.assigned.Set(k)
+		if s.sentTo[k] == 0 {
+			s.unsent--
+		} else if s.unsent > 0 {
+			s.earlyDups++
+		}
+		s.sentTo[k]++
 	}
 	if !c.queueUpload(upload{m.Index, m.Begin, m.Length}) {
 		reject()
@@ -206,4 +230,37 @@ func (c *conn) updateDepth() {
 		d = 2
 	}
 	c.depth = min(max(d, 2), maxDepth, c.maxReqs)
+}
+
+// heldElsewhere reports whether a peer other than c has piece k or is
+// being sent it by us.
+func (s *Swarm) heldElsewhere(k int, c *conn) bool {
+	for o := range s.conns {
+		if o != c && (o.bits.Has(k) || o.assigned.Has(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickUnsent returns a random piece that c lacks and that was not sent
+// to, and is not held by, anyone; or -1. When no such piece is left for
+// anyone, super-seeding ends.
+func (s *Swarm) pickUnsent(c *conn) int {
+	start := s.rng.IntN(s.numPieces)
+	left := false
+	for i := range s.numPieces {
+		k := (start + i) % s.numPieces
+		if s.sentTo[k] != 0 || s.heldElsewhere(k, nil) {
+			continue
+		}
+		left = true
+		if !c.bits.Has(k) {
+			return k
+		}
+	}
+	if !left {
+		s.unsent = 0
+	}
+	return -1
 }

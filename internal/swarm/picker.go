@@ -130,10 +130,10 @@ func (s *Swarm) fill(c *conn) {
 		}
 		take(s.startPiece(k))
 	}
-	if need > 0 && s.numPieces-s.have.Count() == len(s.pieces) {
+	if need > 0 && !c.seed && s.numPieces-s.have.Count() == len(s.pieces) {
 		// Endgame: every missing piece is in progress. Ask for blocks
 		// others were asked for too; the first copy wins, the rest are
-		// cancelled.
+		// cancelled. Seeds are spared: their upload is the scarce one.
 		for _, p := range s.active {
 			if need <= 0 {
 				break
@@ -165,6 +165,13 @@ func (p *piece) anyRequested() bool {
 // pickNew chooses a piece c has that nobody is fetching: at random for the
 // first few pieces, rarest-first with random tie-break after.
 func (s *Swarm) pickNew(c *conn) int {
+	for len(c.suggested) > 0 {
+		k := c.suggested[0]
+		c.suggested = c.suggested[1:]
+		if _, busy := s.pieces[k]; !busy && !s.have.Has(k) && c.bits.Has(k) {
+			return k
+		}
+	}
 	best, ties := -1, 0
 	var bestAvail int32
 	random := s.have.Count() < randomFirst
@@ -351,9 +358,7 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	full := s.have.Full()
 	have := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: uint32(p.index)})
 	for c := range s.conns {
-		if !c.bits.Has(p.index) {
-			c.send(have)
-		}
+		c.send(have)
 		if full {
 			s.setInterested(c, false)
 		}

@@ -83,6 +83,8 @@ const (
 	minDepth         = 16
 	activeBudget     = 256 << 20 // bytes of pieces in flight
 	randomFirst      = 4         // pieces picked at random before rarest-first
+	rejectMemory     = 3 * time.Second
+	maxSuggested     = 64
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
@@ -97,6 +99,9 @@ type Swarm struct {
 	numPieces int
 	total     int64
 	maxActive int
+	// superSeed is set for a swarm that starts as the seeder: until every
+	// piece went out once, it steers peers to pieces nobody has.
+	superSeed bool
 	// reqTimeout is requestTimeout; tests shorten it.
 	reqTimeout time.Duration
 
@@ -132,8 +137,12 @@ type Swarm struct {
 	rng         *mrand.Rand
 	downRate    float64
 	upRate      float64
+	sentTo      []int32 // super-seeding: peers each piece went to
+	unsent      int     // pieces not sent to anyone yet
+	earlyDups   int     // pieces sent twice while others were unsent
 	fatal       error
 	completedAt time.Time
+	lastClear   time.Time
 	closing     bool
 }
 
@@ -211,6 +220,9 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 	}
 	if have.Full() {
 		close(s.complete)
+		s.superSeed = n > 1
+		s.sentTo = make([]int32, n)
+		s.unsent = n
 	}
 	return s, nil
 }
@@ -435,7 +447,14 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 	defer s.mu.Unlock()
 	s.downRate = 0.5*s.downRate + 0.5*down
 	s.upRate = 0.5*s.upRate + 0.5*up
+	clearRejected := now.Sub(s.lastClear) > rejectMemory
+	if clearRejected {
+		s.lastClear = now
+	}
 	for c := range s.conns {
+		if clearRejected {
+			clear(c.rejected)
+		}
 		got := c.gotBytes
 		c.gotBytes = 0
 		c.rate = 0.5*c.rate + 0.5*float64(got)/tickEvery.Seconds()

@@ -218,6 +218,18 @@ func TestSwarmOfPeers(t *testing.T) {
 	if fromPeers == 0 {
 		t.Errorf("peers uploaded nothing to each other")
 	}
+	seeder.mu.Lock()
+	hist := map[int32]int{}
+	for _, n := range seeder.sentTo {
+		hist[n]++
+	}
+	early := seeder.earlyDups
+	seeder.mu.Unlock()
+	t.Logf("pieces by times sent: %v", hist)
+	if early != 0 || hist[0] != 0 {
+		t.Errorf("seeder sent %d pieces twice before every piece once (%d never sent)", early, hist[0])
+	}
+	t.Logf("seeder sent %.2f copies, peers %.2f", float64(seeder.Stats().Uploaded)/float64(len(data)), float64(fromPeers)/float64(len(data)))
 }
 
 // testPeer is a minimal seeding peer written against peerwire alone. It
