@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ type conn struct {
 	s        *Swarm
 	nc       net.Conn
 	addr     netip.AddrPort
+	listen   netip.AddrPort // where the peer listens (BEP 10 "p"), when known
 	id       [20]byte
 	fast     bool
 	ext      bool
@@ -142,9 +144,17 @@ func (s *Swarm) register(c *conn) bool {
 		return false
 	}
 	for o := range s.conns {
-		if o.id == c.id {
-			return false
+		if o.id != c.id {
+			continue
 		}
+		// Two peers that dialed each other at once: both keep the
+		// connection dialed by the lower peer id.
+		lowerDials := bytes.Compare(s.peerID[:], c.id[:]) < 0
+		if c.outgoing == lowerDials && o.outgoing != lowerDials {
+			o.nc.Close()
+			break
+		}
+		return false
 	}
 	c.bits = storage.NewBitfield(s.numPieces)
 	c.assigned = storage.NewBitfield(s.numPieces)
@@ -160,7 +170,7 @@ func (s *Swarm) register(c *conn) bool {
 		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Bitfield, Bitfield: s.have.Bytes()})
 	}
 	if c.ext {
-		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq}).Marshal(); err == nil {
+		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq, P: s.listenPort()}).Marshal(); err == nil {
 			b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, Payload: p})
 		}
 	}

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/peerwire"
@@ -122,9 +123,14 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 		}
 	case peerwire.Extended:
 		if m.ExtID == peerwire.ExtHandshakeID {
-			if h, err := peerwire.ParseExtHandshake(m.Payload); err == nil && h.Reqq > 0 {
-				c.maxReqs = min(h.Reqq, ourReqq)
-				c.updateDepth()
+			if h, err := peerwire.ParseExtHandshake(m.Payload); err == nil {
+				if h.Reqq > 0 {
+					c.maxReqs = min(h.Reqq, ourReqq)
+					c.updateDepth()
+				}
+				if h.P > 0 && h.P < 65536 {
+					c.listen = netip.AddrPortFrom(c.addr.Addr(), uint16(h.P))
+				}
 			}
 		}
 	case peerwire.Suggest:

@@ -263,6 +263,13 @@ func (s *Swarm) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+func (s *Swarm) listenPort() int {
+	if a, ok := s.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
 // Complete returns a channel closed once every piece is verified on disk.
 func (s *Swarm) Complete() <-chan struct{} { return s.complete }
 
@@ -433,7 +440,7 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 
 func (s *Swarm) connectedTo(a netip.AddrPort) bool {
 	for c := range s.conns {
-		if c.addr == a {
+		if c.addr == a || c.listen == a {
 			return true
 		}
 	}

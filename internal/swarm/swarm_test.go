@@ -581,3 +581,34 @@ func TestStalledPeerRequestsMoveOn(t *testing.T) {
 	wait()
 	checkFile(t, path, data)
 }
+
+func TestSimultaneousDialsKeepOneConnection(t *testing.T) {
+	mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
+	for round := range 5 {
+		p1, _ := newNode(t, mi, data, true, Config{UploadRate: 1 << 20})
+		p2, _ := newNode(t, mi, nil, false, Config{})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		wait := runAll(t, ctx, p1, p2)
+		p1.AddPeer(addrOf(t, p2))
+		p2.AddPeer(addrOf(t, p1))
+		waitComplete(t, ctx, p2)
+		// Both ends agree on the surviving connection: p2 stays
+		// connected to p1 until p1 notices two seeds.
+		var dirs []bool
+		for _, s := range []*Swarm{p1, p2} {
+			s.mu.Lock()
+			for c := range s.conns {
+				dirs = append(dirs, c.outgoing)
+			}
+			s.mu.Unlock()
+		}
+		cancel()
+		wait()
+		if len(dirs) == 2 && dirs[0] == dirs[1] {
+			t.Errorf("round %d: both ends think they dialed (%v)", round, dirs)
+		}
+		if len(dirs) > 2 {
+			t.Errorf("round %d: %d connections between two peers", round, len(dirs))
+		}
+	}
+}
