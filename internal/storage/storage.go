@@ -347,57 +347,22 @@ func (s *Storage) touchesCreated(k int) bool {
 	return false
 }
 
-// Cursor gives one reader (an uploading connection) its own file handles,
-// so blocks can be sent with sendfile from the handle's file position
-// without disturbing other readers.
-type Cursor struct {
-	s   *Storage
-	idx int
-	f   *os.File
-}
-
-// NewCursor returns a Cursor; Close it when done.
-func (s *Storage) NewCursor() *Cursor { return &Cursor{s: s, idx: -1} }
-
-// File returns a file handle positioned at the start of [off, off+n) of
-// the torrent's byte space when that range lies within one data file, or
-// nil when it crosses files or touches a pad file (use ReadAt then).
-func (c *Cursor) File(off, n int64) (*os.File, error) {
-	s := c.s
-	if off < 0 || off+n > s.total {
-		return nil, fmt.Errorf("storage: range %d+%d outside %d bytes", off, n, s.total)
+// FileRange returns the data file holding [off, off+n) of the torrent's
+// byte space and the range's offset in it, or nil when the range crosses
+// files or touches a pad file (use ReadAt then). The file is shared: use
+// it only with calls that take an explicit offset (pread, sendfile with
+// an offset), never its file position.
+func (s *Storage) FileRange(off, n int64) (*os.File, int64) {
+	if off < 0 || n <= 0 || off+n > s.total {
+		return nil, 0
 	}
 	i := s.fileAt(off)
 	if i >= len(s.files) {
-		return nil, nil
+		return nil, 0
 	}
 	f := s.files[i]
 	if f.f == nil || off+n > f.off+f.length {
-		return nil, nil
+		return nil, 0
 	}
-	if c.idx != i {
-		if c.f != nil {
-			c.f.Close()
-			c.f = nil
-		}
-		h, err := os.Open(f.path)
-		if err != nil {
-			return nil, fmt.Errorf("storage: %w", err)
-		}
-		c.f, c.idx = h, i
-	}
-	if _, err := c.f.Seek(off-f.off, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
-	}
-	return c.f, nil
-}
-
-// Close releases the cursor's file handle.
-func (c *Cursor) Close() error {
-	if c.f == nil {
-		return nil
-	}
-	err := c.f.Close()
-	c.f, c.idx = nil, -1
-	return err
+	return f.f, off - f.off
 }

@@ -211,7 +211,7 @@ func TestUnsafePaths(t *testing.T) {
 	}
 }
 
-func TestCursor(t *testing.T) {
+func TestFileRange(t *testing.T) {
 	l := layouts[3]
 	info, data := makeInfo(t, "art", l.pieceLen, l.files)
 	s, err := Open(info, t.TempDir())
@@ -220,8 +220,6 @@ func TestCursor(t *testing.T) {
 	}
 	defer s.Close()
 	writeAll(t, s, data)
-	c := s.NewCursor()
-	defer c.Close()
 	tests := []struct {
 		off, n int64
 		inFile bool
@@ -229,18 +227,15 @@ func TestCursor(t *testing.T) {
 		{0, 1000, true}, {10, 100, true}, {990, 20, false}, {1000, 24, false}, {1024, 2048, true}, {3000, 72, true}, {3072, 5, true}, {1020, 10, false},
 	}
 	for _, tt := range tests {
-		f, err := c.File(tt.off, tt.n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, fo := s.FileRange(tt.off, tt.n)
 		if (f != nil) != tt.inFile {
-			t.Errorf("File(%d, %d) = %v, want in one file %v", tt.off, tt.n, f, tt.inFile)
+			t.Errorf("FileRange(%d, %d) = %v, want in one file %v", tt.off, tt.n, f, tt.inFile)
 			continue
 		}
 		if f != nil {
 			b := make([]byte, tt.n)
-			if _, err := f.Read(b); err != nil || !bytes.Equal(b, data[tt.off:tt.off+tt.n]) {
-				t.Errorf("File(%d, %d) reads wrong bytes (%v)", tt.off, tt.n, err)
+			if _, err := f.ReadAt(b, fo); err != nil || !bytes.Equal(b, data[tt.off:tt.off+tt.n]) {
+				t.Errorf("FileRange(%d, %d) reads wrong bytes (%v)", tt.off, tt.n, err)
 			}
 		}
 	}

@@ -63,7 +63,10 @@ type conn struct {
 	// write queue
 	wmu     sync.Mutex
 	ctrl    []byte
-	uploads []upload
+	uploads []upload // pending from uhead on
+	uhead   int
+	hdr     [peerwire.PieceHeaderLen]byte
+	reqBuf  []byte // scratch for request batches, guarded by Swarm.mu
 	wclosed bool
 	wsig    chan struct{}
 }
@@ -239,11 +242,16 @@ func (c *conn) closeWriter() {
 func (c *conn) queueUpload(u upload) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wclosed || len(c.uploads) >= ourReqq+64 {
+	pending := len(c.uploads) - c.uhead
+	if c.wclosed || pending >= ourReqq+64 {
 		return false
 	}
+	if c.uhead > 0 && len(c.uploads) == cap(c.uploads) {
+		n := copy(c.uploads, c.uploads[c.uhead:])
+		c.uploads, c.uhead = c.uploads[:n], 0
+	}
 	c.uploads = append(c.uploads, u)
-	if len(c.uploads) == 1 {
+	if pending == 0 {
 		c.signal()
 	}
 	return true
@@ -253,22 +261,13 @@ func (c *conn) queueUpload(u upload) bool {
 func (c *conn) cancelUpload(u upload) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	for i, q := range c.uploads {
-		if q == u {
+	for i := c.uhead; i < len(c.uploads); i++ {
+		if c.uploads[i] == u {
 			c.uploads = append(c.uploads[:i], c.uploads[i+1:]...)
 			return true
 		}
 	}
 	return false
-}
-
-// dropUploads clears the upload queue (on choke).
-func (c *conn) dropUploads() []upload {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	u := c.uploads
-	c.uploads = nil
-	return u
 }
 
 // writeLoop drains the write queue: control messages first, then one
@@ -277,8 +276,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 	s := c.s
 	bw := bufio.NewWriterSize(c.nc, 128<<10)
 	tcp, _ := c.nc.(*net.TCPConn)
-	cur := s.st.NewCursor()
-	defer cur.Close()
+	sender := newFileSender(c.nc)
 	var spare []byte
 	var blockBuf []byte
 	keepAlive := time.NewTimer(keepAliveEvery)
@@ -292,10 +290,11 @@ func (c *conn) writeLoop(ctx context.Context) {
 		c.ctrl = spare[:0]
 		var u upload
 		hasUp := false
-		if len(c.uploads) > 0 && !closed {
-			u, c.uploads = c.uploads[0], c.uploads[1:]
-			if len(c.uploads) == 0 {
-				c.uploads = nil
+		if c.uhead < len(c.uploads) && !closed {
+			u = c.uploads[c.uhead]
+			c.uhead++
+			if c.uhead == len(c.uploads) {
+				c.uploads, c.uhead = c.uploads[:0], 0
 			}
 			hasUp = true
 		}
@@ -315,7 +314,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 				setCork(tcp, true)
 				corked = true
 			}
-			if err := c.writeBlock(ctx, bw, tcp, cur, &blockBuf, u); err != nil {
+			if err := c.writeBlock(ctx, bw, sender, &blockBuf, u); err != nil {
 				s.log.Debug("upload", "peer", c.addr, "err", err)
 				fail()
 				return
@@ -353,7 +352,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 	}
 }
 
-func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, tcp *net.TCPConn, cur *storage.Cursor, blockBuf *[]byte, u upload) error {
+func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, sender *fileSender, blockBuf *[]byte, u upload) error {
 	s := c.s
 	n := int(u.length)
 	if s.upLimit != nil {
@@ -362,30 +361,15 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, tcp *net.TCPCon
 		}
 	}
 	off := s.st.PieceOffset(int(u.index)) + int64(u.begin)
-	var hdr [peerwire.PieceHeaderLen]byte
-	if _, err := bw.Write(peerwire.AppendPieceHeader(hdr[:0], u.index, u.begin, n)); err != nil {
+	if _, err := bw.Write(peerwire.AppendPieceHeader(c.hdr[:0], u.index, u.begin, n)); err != nil {
 		return err
 	}
-	var f io.Reader
-	if tcp != nil {
-		file, err := cur.File(off, int64(n))
-		if err != nil {
-			return err
-		}
-		if file != nil {
-			f = file
-		}
-	}
-	if f != nil {
+	if f, fo := s.st.FileRange(off, int64(n)); f != nil && sender != nil {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		m, err := io.Copy(tcp, &io.LimitedReader{R: f, N: int64(n)})
-		if err != nil {
-			return err
-		}
-		if m != int64(n) {
-			return fmt.Errorf("swarm: short read of piece %d", u.index)
+		if err := sender.send(f, fo, n); err != nil {
+			return fmt.Errorf("swarm: sendfile piece %d: %w", u.index, err)
 		}
 	} else {
 		if cap(*blockBuf) < n {

@@ -83,7 +83,7 @@ func (s *Swarm) fill(c *conn) {
 	if need <= 0 {
 		return
 	}
-	var out []byte
+	out := c.reqBuf[:0]
 	now := time.Now()
 	request := func(p *piece, b int) {
 		k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
@@ -151,6 +151,7 @@ func (s *Swarm) fill(c *conn) {
 		}
 	}
 	c.send(out)
+	c.reqBuf = out
 }
 
 func (p *piece) anyRequested() bool {
