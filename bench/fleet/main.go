@@ -263,6 +263,10 @@ func (b *bench) startTracker(ctx context.Context) error {
 		b.trackerP.Wait()
 	}
 	cmd := b.tracker.Command(ctx, b.murder, "tracker", "--listen", b.trackerAddr(), "--interval", "5s")
+	if f := b.traceFile(b.tracker.Name() + "-tracker"); f != nil {
+		cmd.Args = append(cmd.Args, "--log-level", "debug")
+		cmd.Stderr = f
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
