@@ -19,8 +19,10 @@ import (
 const maxReplyBytes = 8 << 20
 
 // DefaultClientTimeout bounds one request to one tracker when
-// ClientConfig.Timeout is zero.
-const DefaultClientTimeout = 15 * time.Second
+// ClientConfig.Timeout is zero. A tracker answers in milliseconds, so a
+// lost exchange is better retried soon than waited on: a peer that has not
+// announced yet has no other way to find the swarm.
+const DefaultClientTimeout = 5 * time.Second
 
 // ClientConfig configures a Client. The zero value works.
 type ClientConfig struct {
