@@ -265,14 +265,21 @@ func (h *Host) SetLink(ctx context.Context, l Link) error {
 	}
 	h.linkMu.Lock()
 	defer h.linkMu.Unlock()
-	if err := shape(ctx, h.ns, "eth0", l.Up); err != nil {
-		return err
+	// Only what changed is touched (a new host starts without limits).
+	if l.Up != h.link.Up {
+		if err := shape(ctx, h.ns, "eth0", l.Up); err != nil {
+			return err
+		}
 	}
-	if err := shape(ctx, h.bed.brNS, h.vethName(), l.Down); err != nil {
-		return err
+	if l.Down != h.link.Down {
+		if err := shape(ctx, h.bed.brNS, h.vethName(), l.Down); err != nil {
+			return err
+		}
 	}
-	if err := h.setFilter(ctx, l); err != nil {
-		return err
+	if l.Loss != h.link.Loss || (l.Latency > 0) != (h.link.Latency > 0) {
+		if err := h.setFilter(ctx, l); err != nil {
+			return err
+		}
 	}
 	if l.Latency > 0 {
 		if h.delay == nil {
