@@ -121,11 +121,11 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 		s.mu.Unlock()
 		return
 	}
+	c.lastRecv.Store(time.Now().UnixNano())
 	if !s.register(c) {
 		return
 	}
 	s.log.Debug("connected", "peer", ap, "outgoing", outgoing, "fast", c.fast, "ext", c.ext)
-	c.lastRecv.Store(time.Now().UnixNano())
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.writeLoop(ctx) })

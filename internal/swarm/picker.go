@@ -108,7 +108,7 @@ func (s *Swarm) fill(c *conn) {
 			return false
 		}
 		if p.attempts != nil {
-			if p.owner == nil && p.hint == 0 && p.ngot == 0 && !p.anyRequested() {
+			if p.owner == nil && p.ngot == 0 && !p.anyRequested() {
 				p.owner = c
 			}
 			return p.owner == c
@@ -223,16 +223,35 @@ func (s *Swarm) release(c *conn, k blockKey, cancel bool) {
 	_ = t
 }
 
-// releaseAll returns every outstanding request of c to the picker.
+// releaseAll returns every outstanding request of c to the picker. A
+// piece c was to deliver whole starts over with another peer.
 func (s *Swarm) releaseAll(c *conn, cancel bool) {
 	for k := range c.reqs {
 		s.release(c, k, cancel)
 	}
 	for _, p := range s.active {
-		if p.owner == c {
+		if p.owner == c && !p.verifying {
 			p.owner = nil
+			s.resetPiece(p)
 		}
 	}
+}
+
+// resetPiece forgets the blocks received for p and cancels every request
+// for it.
+func (s *Swarm) resetPiece(p *piece) {
+	for c := range s.conns {
+		for b := range p.nblocks {
+			k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
+			if _, ok := c.reqs[k]; ok {
+				s.release(c, k, true)
+			}
+		}
+	}
+	clear(p.got)
+	clear(p.src)
+	clear(p.reqCount)
+	p.ngot, p.hint = 0, 0
 }
 
 // onPiece stores a received block and hands a completed piece to the
@@ -259,7 +278,7 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 		return
 	}
 	b := int(m.Begin) / peerwire.BlockSize
-	if b >= p.nblocks || len(m.Block) != p.blockLen(b) || (p.owner != nil && p.owner != c) {
+	if b >= p.nblocks || len(m.Block) != p.blockLen(b) || (p.attempts != nil && p.owner != c) {
 		s.fill(c)
 		return
 	}
@@ -338,9 +357,8 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 		} else {
 			p.attempts = append(p.attempts, attempt{hashes: hashes, src: append([]peerKey(nil), p.src...)})
 		}
-		clear(p.got)
-		clear(p.src)
-		p.ngot, p.hint, p.verifying, p.owner = 0, 0, false, nil
+		p.verifying, p.owner = false, nil
+		s.resetPiece(p)
 		for c := range s.conns {
 			s.fill(c)
 		}

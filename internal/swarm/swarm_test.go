@@ -241,20 +241,26 @@ type testPeer struct {
 	mi     *metainfo.MetaInfo
 	data   []byte
 	stall  bool // accept requests, never answer
+	// badBlock, with data, corrupts only the block at this offset of
+	// every piece
+	badBlock int
 	id     [20]byte
 	served atomic.Int64
 	wg     sync.WaitGroup
 }
 
-func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte) *testPeer {
+func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...func(*testPeer)) *testPeer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testPeer{ln: ln, mi: mi, data: data}
+	b := &testPeer{ln: ln, mi: mi, data: data, badBlock: -1}
 	copy(b.id[:], "-XX0001-goodtestpeer")
 	if data == nil {
 		copy(b.id[:], "-XX0001-corruptpeer!")
+	}
+	for _, o := range opts {
+		o(b)
 	}
 	b.wg.Go(func() {
 		for {
@@ -312,6 +318,9 @@ func (b *testPeer) serve(c net.Conn) {
 			} else {
 				off := int(m.Index)*int(b.mi.Info.PieceLength) + int(m.Begin)
 				block = b.data[off : off+int(m.Length)]
+				if b.badBlock >= 0 && int(m.Begin) == b.badBlock {
+					block = bytes.Repeat([]byte{0xCD}, int(m.Length))
+				}
 			}
 			w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: block}))
 			b.served.Add(1)
@@ -432,14 +441,24 @@ func TestCorruptPeerBanned(t *testing.T) {
 	tests := []struct {
 		name  string
 		first bool // the bad peer alone first, so whole pieces come from it
+		one   bool // the bad peer corrupts one block per piece only
 	}{
-		{"alone first", true},
-		{"together", false},
+		{"alone first", true, false},
+		{"together", false, false},
+		{"one bad block per piece", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mi, data := makeTorrent(t, 2<<20, 64<<10, nil)
-			bad := startTestPeer(t, mi, nil)
+			var bad *testPeer
+			if tt.one {
+				bad = startTestPeer(t, mi, data, func(b *testPeer) {
+					b.badBlock = 16384
+					copy(b.id[:], "-XX0001-corruptpeer!")
+				})
+			} else {
+				bad = startTestPeer(t, mi, nil)
+			}
 			badAddr := bad.addr()
 			seeder, _ := newNode(t, mi, data, true, Config{})
 			p1, path1 := newNode(t, mi, data, false, Config{})
@@ -545,8 +564,7 @@ func TestTrackerSwarm(t *testing.T) {
 
 func TestStalledPeerRequestsMoveOn(t *testing.T) {
 	mi, data := makeTorrent(t, 1<<20, 64<<10, nil)
-	stall := startTestPeer(t, mi, data)
-	stall.stall = true
+	stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stall = true })
 	p, path := newNode(t, mi, nil, false, Config{})
 	p.reqTimeout = 300 * time.Millisecond
 	seeder, _ := newNode(t, mi, data, true, Config{})
