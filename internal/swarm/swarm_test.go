@@ -237,16 +237,16 @@ func TestSwarmOfPeers(t *testing.T) {
 // do) and answers requests with the right bytes, or with wrong ones when
 // data is nil.
 type testPeer struct {
-	ln     net.Listener
-	mi     *metainfo.MetaInfo
-	data   []byte
-	stall  bool // accept requests, never answer
+	ln    net.Listener
+	mi    *metainfo.MetaInfo
+	data  []byte
+	stall bool // accept requests, never answer
 	// badBlock, with data, corrupts only the block at this offset of
 	// every piece
 	badBlock int
-	id     [20]byte
-	served atomic.Int64
-	wg     sync.WaitGroup
+	id       [20]byte
+	served   atomic.Int64
+	wg       sync.WaitGroup
 }
 
 func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...func(*testPeer)) *testPeer {
