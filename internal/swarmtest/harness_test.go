@@ -393,6 +393,7 @@ func (s *swarm) startSeeder() *proc {
 type event struct {
 	Event      string `json:"event"`
 	Tag        string `json:"tag"`
+	State      string `json:"state"`
 	BytesDone  int64  `json:"bytes_done"`
 	BytesTotal int64  `json:"bytes_total"`
 	Peers      int    `json:"peers"`

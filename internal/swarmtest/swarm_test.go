@@ -153,12 +153,25 @@ func TestPeersKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := rxBytes(t, ctx, h)
-	again := s.startPeer(h, nil)
+	var mu2 sync.Mutex
+	var resumedAt int64 = -1 // bytes done at the first "downloading" event
+	again := s.startPeer(h, func(ev event) {
+		mu2.Lock()
+		defer mu2.Unlock()
+		if resumedAt < 0 && ev.State == "downloading" {
+			resumedAt = ev.BytesDone
+		}
+	})
 	s.waitDone(again)
 	s.checkTree(h)
 	received := rxBytes(t, ctx, h) - before
 	had := killed[v].at
-	t.Logf("restarted peer had %d of %d bytes, received %d more", had, s.total, received)
+	t.Logf("restarted peer had %d of %d bytes, started again with %d, received %d more", had, s.total, resumedAt, received)
+	mu2.Lock()
+	if resumedAt < had {
+		t.Errorf("restarted peer started downloading with %d bytes done, want at least the %d it had when killed", resumedAt, had)
+	}
+	mu2.Unlock()
 	// Without resume it would receive the whole artifact plus protocol
 	// overhead; with it, about total-had (the victim had at least 40%).
 	if limit := s.total - had/2; received > limit {
