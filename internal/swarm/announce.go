@@ -12,6 +12,7 @@ const (
 	defaultInterval = 30 * time.Second
 	minRetry        = 2 * time.Second
 	maxRetry        = 60 * time.Second
+	lonelyRetry     = 4 * time.Second
 	stoppedTimeout  = 5 * time.Second
 	numWant         = 200
 )
@@ -56,6 +57,14 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		if err != nil {
 			s.log.Warn("announce", "event", event, "err", err)
 			retry = min(2*retry, maxRetry)
+			s.mu.Lock()
+			lonely := len(s.conns) == 0 && !s.have.Full()
+			s.mu.Unlock()
+			if lonely {
+				// A peer that knows nobody has nothing to do but retry.
+				wait = min(wait, lonelyRetry)
+				retry = min(retry, lonelyRetry)
+			}
 		} else {
 			started = true
 			retry = minRetry
