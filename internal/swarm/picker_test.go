@@ -1,0 +1,192 @@
+package swarm
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/peerwire"
+	"github.com/murder-deploy/murder/internal/storage"
+)
+
+// pickerSwarm returns a swarm over n pieces of pieceLen bytes with no
+// network, and a helper adding fake connections holding the given pieces.
+func pickerSwarm(t *testing.T, n int, pieceLen int64) (*Swarm, func(pieces ...int) *conn) {
+	t.Helper()
+	mi, _ := makeTorrent(t, n*int(pieceLen), pieceLen, nil)
+	s, err := New(Config{}, mi, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := 0
+	add := func(pieces ...int) *conn {
+		id++
+		c := &conn{
+			s: s, reqs: map[blockKey]time.Time{}, rejected: map[uint32]bool{},
+			bits: storage.NewBitfield(n), assigned: storage.NewBitfield(n),
+			maxReqs: ourReqq, depth: 64, amInterested: true, wsig: make(chan struct{}, 1),
+		}
+		c.id[0] = byte(id)
+		for _, k := range pieces {
+			c.bits.Set(k)
+			s.avail[k]++
+		}
+		s.conns[c] = struct{}{}
+		return c
+	}
+	return s, add
+}
+
+// decodeRequests parses the requests queued on c.
+func decodeRequests(t *testing.T, c *conn) []peerwire.Message {
+	t.Helper()
+	c.wmu.Lock()
+	b := c.ctrl
+	c.ctrl = nil
+	c.wmu.Unlock()
+	var out []peerwire.Message
+	for len(b) > 0 {
+		n := int(b[0])<<24 | int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+		m, err := peerwire.NewDecoder(bytes.NewReader(b[:4+n]), 0).Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID == peerwire.Request {
+			out = append(out, m)
+		}
+		b = b[4+n:]
+	}
+	return out
+}
+
+func TestPickRarestFirst(t *testing.T) {
+	s, add := pickerSwarm(t, 8, 16<<10)
+	for _, k := range []int{0, 1, 2, 3} { // past the random first pieces
+		s.have.Set(k)
+	}
+	c := add(4, 5, 6, 7)
+	add(4, 5, 7)
+	add(4, 7)
+	// availability: 4:3 5:2 6:1 7:3
+	if got := s.pickNew(c); got != 6 {
+		t.Fatalf("picked %d, want the rarest piece 6", got)
+	}
+	s.startPiece(6)
+	if got := s.pickNew(c); got != 5 {
+		t.Fatalf("picked %d, want 5 once 6 is in progress", got)
+	}
+}
+
+func TestPickTiesAreRandom(t *testing.T) {
+	s, add := pickerSwarm(t, 16, 16<<10)
+	for k := range 4 {
+		s.have.Set(k)
+	}
+	c := add(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+	seen := map[int]bool{}
+	for range 200 {
+		seen[s.pickNew(c)] = true
+	}
+	if len(seen) < 6 {
+		t.Fatalf("ties broken towards %v only, want a random spread over 12 pieces", seen)
+	}
+}
+
+func TestPickRandomFirst(t *testing.T) {
+	s, add := pickerSwarm(t, 16, 16<<10)
+	c := add(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+	add(0) // piece 0 is more common, but the first pieces are random
+	seen := map[int]bool{}
+	for range 200 {
+		seen[s.pickNew(c)] = true
+	}
+	if !seen[0] || len(seen) < 8 {
+		t.Fatalf("first picks %v, want random over all pieces", seen)
+	}
+}
+
+func TestFillRespectsDepthAndBlockSize(t *testing.T) {
+	s, add := pickerSwarm(t, 8, 64<<10)
+	c := add(0, 1, 2, 3, 4, 5, 6, 7)
+	c.depth = 10
+	s.fill(c)
+	reqs := decodeRequests(t, c)
+	if len(reqs) != 10 || len(c.reqs) != 10 {
+		t.Fatalf("%d requests (%d tracked), want 10", len(reqs), len(c.reqs))
+	}
+	seen := map[blockKey]bool{}
+	for _, m := range reqs {
+		if m.Length != peerwire.BlockSize || m.Begin%peerwire.BlockSize != 0 {
+			t.Errorf("request %+v, want 16 KiB aligned blocks", m)
+		}
+		k := blockKey{m.Index, m.Begin}
+		if seen[k] {
+			t.Errorf("block %+v requested twice", k)
+		}
+		seen[k] = true
+	}
+	// Two pieces and a half: whole pieces are filled before new ones start.
+	if len(s.pieces) != 3 {
+		t.Errorf("%d pieces in progress, want 3", len(s.pieces))
+	}
+	s.fill(c)
+	if reqs := decodeRequests(t, c); len(reqs) != 0 {
+		t.Errorf("full pipeline sent %d more requests", len(reqs))
+	}
+	c.maxReqs = 4
+	c.updateDepth()
+	if c.depth > 4 {
+		t.Errorf("depth %d above the peer's reqq 4", c.depth)
+	}
+}
+
+func TestFillChokedOrUninterested(t *testing.T) {
+	s, add := pickerSwarm(t, 4, 16<<10)
+	c := add(0, 1, 2, 3)
+	c.peerChoking = true
+	s.fill(c)
+	c.peerChoking = false
+	c.amInterested = false
+	s.fill(c)
+	if len(c.reqs) != 0 {
+		t.Fatalf("%d requests to a choking or uninteresting peer", len(c.reqs))
+	}
+}
+
+func TestEndgame(t *testing.T) {
+	s, add := pickerSwarm(t, 2, 32<<10)
+	a := add(0, 1)
+	b := add(0, 1)
+	seed := add(0, 1)
+	s.becameSeed(seed)
+	s.fill(a) // every block goes to a
+	if len(a.reqs) != 4 {
+		t.Fatalf("a has %d requests, want all 4 blocks", len(a.reqs))
+	}
+	s.fill(b)
+	if len(b.reqs) != 4 {
+		t.Fatalf("endgame: b has %d requests, want the 4 blocks again", len(b.reqs))
+	}
+	s.fill(seed)
+	if len(seed.reqs) != 0 {
+		t.Fatalf("endgame duplicates sent to a seed: %d", len(seed.reqs))
+	}
+	c := add(0, 1)
+	s.fill(c)
+	if len(c.reqs) != 0 {
+		t.Fatalf("a third copy of blocks requested: %d", len(c.reqs))
+	}
+	// The first copy wins; the duplicate request is cancelled.
+	decodeRequests(t, b)
+	s.onPiece(a, &peerwire.Message{ID: peerwire.Piece, Index: 0, Begin: 0, Block: make([]byte, peerwire.BlockSize)})
+	if _, ok := b.reqs[blockKey{0, 0}]; ok {
+		t.Fatal("duplicate request not released")
+	}
+	b.wmu.Lock()
+	ctrl := b.ctrl
+	b.wmu.Unlock()
+	m, err := peerwire.NewDecoder(bytes.NewReader(ctrl), 0).Decode()
+	if err != nil || m.ID != peerwire.Cancel || m.Index != 0 || m.Begin != 0 {
+		t.Fatalf("b got %+v (%v), want cancel of block 0/0", m, err)
+	}
+}
