@@ -99,7 +99,13 @@ func murderPeer(t *testing.T, torrent, dest string, extra ...string) *proc {
 // does) and returns the tree, the artifact and its torrent.
 func makeArtifact(t *testing.T, tag, announce string) (tree string, res *bundle.CreateResult) {
 	t.Helper()
-	tree = writeTree(t, t.TempDir())
+	return makeArtifactOf(t, tag, announce, defaultTree)
+}
+
+// makeArtifactOf is makeArtifact for a tree of the given files.
+func makeArtifactOf(t *testing.T, tag, announce string, files map[string]int) (tree string, res *bundle.CreateResult) {
+	t.Helper()
+	tree = writeTreeOf(t, t.TempDir(), files)
 	res, err := bundle.Create(context.Background(), bundle.CreateOptions{
 		Tag:         tag,
 		FilesPath:   tree,

@@ -266,16 +266,31 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// writeTree writes a small tree of random files under dir and returns it.
+// defaultTree is the tree most tests move: about 8 MiB in a few files.
+var defaultTree = map[string]int{
+	"bin/app":            3<<20 + 12345,
+	"etc/app.conf":       700,
+	"share/data/big.bin": 5 << 20,
+	"share/empty":        0,
+	"README":             1 << 10,
+}
+
+// smallTree is for slow clients: about 1 MiB.
+var smallTree = map[string]int{
+	"bin/app":      1<<20 + 12345,
+	"etc/app.conf": 700,
+	"share/empty":  0,
+}
+
+// writeTree writes defaultTree with random contents under dir.
 func writeTree(t *testing.T, dir string) string {
 	t.Helper()
-	files := map[string]int{
-		"bin/app":            3<<20 + 12345,
-		"etc/app.conf":       700,
-		"share/data/big.bin": 5 << 20,
-		"share/empty":        0,
-		"README":             1 << 10,
-	}
+	return writeTreeOf(t, dir, defaultTree)
+}
+
+// writeTreeOf writes files (path -> size) of random bytes under dir.
+func writeTreeOf(t *testing.T, dir string, files map[string]int) string {
+	t.Helper()
 	for name, size := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
