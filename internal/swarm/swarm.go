@@ -73,7 +73,7 @@ const (
 	handshakeTimeout = 10 * time.Second
 	dialTimeout      = 10 * time.Second
 	keepAliveEvery   = 60 * time.Second
-	idleTimeout      = 150 * time.Second
+	idleTimeout      = 4 * time.Minute // others send keep-alives every 2 minutes
 	requestTimeout   = 20 * time.Second
 	redialAfter      = 15 * time.Second
 	tickEvery        = 500 * time.Millisecond
