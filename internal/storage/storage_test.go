@@ -275,3 +275,42 @@ func TestBitfield(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseBitfield checks that any accepted bitfield re-encodes to its
+// input with the spare bits cleared.
+func FuzzParseBitfield(f *testing.F) {
+	f.Add([]byte{0xff, 0xc0}, 10)
+	f.Add([]byte{0xff, 0xff}, 10)
+	f.Add([]byte{}, 0)
+	f.Add([]byte{0x80}, 1)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 0 || n > 1<<20 {
+			return
+		}
+		bf, err := ParseBitfield(b, n)
+		if err != nil {
+			return
+		}
+		out := bf.Bytes()
+		if len(out) != len(b) {
+			t.Fatalf("length %d, want %d", len(out), len(b))
+		}
+		count := 0
+		for i := range n {
+			if bf.Has(i) != (b[i/8]&(0x80>>(i%8)) != 0) {
+				t.Fatalf("bit %d differs", i)
+			}
+			if bf.Has(i) {
+				count++
+			}
+		}
+		if count != bf.Count() || (count == n) != bf.Full() {
+			t.Fatalf("count %d, Count %d, Full %v", count, bf.Count(), bf.Full())
+		}
+		for i := n; i < len(b)*8; i++ {
+			if out[i/8]&(0x80>>(i%8)) != 0 {
+				t.Fatalf("spare bit %d set", i)
+			}
+		}
+	})
+}
