@@ -159,6 +159,13 @@ func (l *lineLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// changed returns a channel closed at the next write.
+func (l *lineLog) changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen
+}
+
 func (l *lineLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
