@@ -130,10 +130,11 @@ func (s *Swarm) fill(c *conn) {
 		}
 		take(s.startPiece(k))
 	}
-	if need > 0 && !c.seed && s.numPieces-s.have.Count() == len(s.pieces) {
+	if need > 0 && s.numPieces-s.have.Count() == len(s.pieces) {
 		// Endgame: every missing piece is in progress. Ask for blocks
 		// others were asked for too; the first copy wins, the rest are
-		// cancelled. Seeds are spared: their upload is the scarce one.
+		// cancelled. Seeds are spared, their upload being the scarce one,
+		// unless only a snubbed peer was asked.
 		for _, p := range s.active {
 			if need <= 0 {
 				break
@@ -146,12 +147,26 @@ func (s *Swarm) fill(c *conn) {
 				if _, mine := c.reqs[k]; p.got[b] || mine || p.reqCount[b] >= 2 {
 					continue
 				}
+				if c.seed && p.reqCount[b] > 0 && s.askedUnsnubbed(k) {
+					continue
+				}
 				request(p, b)
 			}
 		}
 	}
 	c.send(out)
 	c.reqBuf = out
+}
+
+// askedUnsnubbed reports whether a peer that is not snubbed was asked for
+// block k.
+func (s *Swarm) askedUnsnubbed(k blockKey) bool {
+	for o := range s.conns {
+		if _, ok := o.reqs[k]; ok && !o.snubbed {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *piece) anyRequested() bool {

@@ -485,9 +485,14 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 		}
 	}
 	if !s.have.Full() {
-		for c := range s.conns {
-			s.updateInterest(c)
-			s.fill(c)
+		// Snubbed peers last, so blocks they let time out go elsewhere.
+		for _, snubbed := range []bool{false, true} {
+			for c := range s.conns {
+				if c.snubbed == snubbed {
+					s.updateInterest(c)
+					s.fill(c)
+				}
+			}
 		}
 	}
 }
