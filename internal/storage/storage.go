@@ -22,6 +22,9 @@ import (
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
 
+// maxWrite bounds one write call.
+const maxWrite = 1 << 20
+
 // ErrReadOnly is returned by writes when the files could only be opened
 // for reading.
 var ErrReadOnly = errors.New("storage: files are read-only")
@@ -227,8 +230,15 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		if f.f == nil {
 			return nil
 		}
-		if _, err := f.f.WriteAt(p, fo); err != nil {
-			return fmt.Errorf("storage: %w", err)
+		// At most 1 MiB per pwrite: a single 2 MiB aligned write costs
+		// several times more CPU on Linux (it gets a huge page-cache
+		// folio), 1 MiB pieces of it do not.
+		for len(p) > 0 {
+			n := min(len(p), maxWrite)
+			if _, err := f.f.WriteAt(p[:n], fo); err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+			p, fo = p[n:], fo+int64(n)
 		}
 		if f.created.Load() {
 			f.created.Store(false)
