@@ -67,9 +67,9 @@ var layouts = []struct {
 }{
 	{"single", 1024, []tfile{{n: 10*1024 + 17}}},
 	{"single exact", 512, []tfile{{n: 4096}}},
-	{"pieces above one write", 3 << 20, []tfile{{n: 7<<20 + 3}}},
 	{"multi", 1000, []tfile{{[]string{"a"}, 1500, false}, {[]string{"d", "b"}, 10, false}, {[]string{"d", "empty"}, 0, false}, {[]string{"c"}, 4000, false}}},
 	{"pad files", 1024, []tfile{{[]string{"a"}, 1000, false}, {[]string{".pad", "24"}, 24, true}, {[]string{"b"}, 2048, false}, {[]string{".pad", "0"}, 0, true}, {[]string{"c"}, 5, false}}},
+	{"pieces above one write", 3 << 20, []tfile{{n: 7<<20 + 3}}},
 }
 
 func TestReadWriteLayouts(t *testing.T) {
