@@ -23,7 +23,7 @@ import (
 )
 
 // maxWrite bounds one write call.
-const maxWrite = 1 << 20
+const maxWrite = 256 << 10
 
 // ErrReadOnly is returned by writes when the files could only be opened
 // for reading.
@@ -230,9 +230,9 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		if f.f == nil {
 			return nil
 		}
-		// At most 1 MiB per pwrite: a single 2 MiB aligned write costs
-		// several times more CPU on Linux (it gets a huge page-cache
-		// folio), 1 MiB pieces of it do not.
+		// Bounded pwrite calls: a 2 MiB or larger aligned write costs
+		// several times more CPU on Linux once memory is fragmented (it
+		// asks for a huge page-cache folio); 256 KiB ones do not.
 		for len(p) > 0 {
 			n := min(len(p), maxWrite)
 			if _, err := f.f.WriteAt(p[:n], fo); err != nil {
