@@ -59,6 +59,8 @@ type conn struct {
 	suggested      []int             // pieces the peer suggested (BEP 6)
 	assigned       *storage.Bitfield // super-seeding: pieces we sent or are sending it
 	closed         bool
+	claim          *piece // block being read straight into a piece buffer
+	claimBlock     int
 
 	// write queue
 	wmu     sync.Mutex
@@ -188,6 +190,7 @@ func (s *Swarm) unregister(c *conn) {
 		return
 	}
 	c.closed = true
+	s.dropClaim(c)
 	delete(s.conns, c)
 	if c.seed {
 		s.seeds--
@@ -391,6 +394,7 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, sender *fileSen
 func (c *conn) readLoop(ctx context.Context, br *bufio.Reader) error {
 	s := c.s
 	dec := peerwire.NewDecoder(br, 0)
+	dec.BlockBuffer = func(index, begin uint32, n int) []byte { return s.blockBuffer(c, index, begin, n) }
 	for {
 		m, err := dec.Decode()
 		if err != nil {

@@ -32,6 +32,7 @@ type piece struct {
 	bufp      *[]byte
 	reqCount  []uint8 // outstanding requests per block
 	got       []bool
+	writing   []bool // a connection is reading this block straight into buf
 	ngot      int
 	src       []peerKey
 	hint      int // no free block before this index
@@ -53,6 +54,7 @@ func (s *Swarm) startPiece(k int) *piece {
 		buf: (*bp)[:size], bufp: bp,
 		reqCount: make([]uint8, nb),
 		got:      make([]bool, nb),
+		writing:  make([]bool, nb),
 		src:      make([]peerKey, nb),
 	}
 	s.pieces[k] = p
@@ -269,13 +271,47 @@ func (s *Swarm) resetPiece(p *piece) {
 	p.ngot, p.hint = 0, 0
 }
 
+// blockBuffer is the decoder's BlockBuffer for c: it lets a block c is
+// about to receive be read straight into its piece's buffer, claiming it
+// so no other connection writes there meanwhile.
+func (s *Swarm) blockBuffer(c *conn, index, begin uint32, n int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pieces[int(index)]
+	if p == nil || p.verifying || begin%peerwire.BlockSize != 0 {
+		return nil
+	}
+	b := int(begin) / peerwire.BlockSize
+	if b >= p.nblocks || n != p.blockLen(b) || p.got[b] || p.writing[b] || (p.attempts != nil && p.owner != c) {
+		return nil
+	}
+	p.writing[b] = true
+	c.claim, c.claimBlock = p, b
+	return p.buf[begin : int(begin)+n]
+}
+
+// dropClaim ends c's claim on a block (after it arrived or the
+// connection failed).
+func (s *Swarm) dropClaim(c *conn) {
+	if c.claim == nil {
+		return
+	}
+	p, b := c.claim, c.claimBlock
+	c.claim = nil
+	p.writing[b] = false
+	if !p.got[b] && p.reqCount[b] == 0 && b < p.hint {
+		p.hint = b
+	}
+}
+
 // onPiece stores a received block and hands a completed piece to the
 // verifiers.
 func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	k := blockKey{m.Index, m.Begin}
 	now := time.Now()
-	if t, ok := c.reqs[k]; ok {
-		rtt := now.Sub(t)
+	_, requested := c.reqs[k]
+	if requested {
+		rtt := now.Sub(c.reqs[k])
 		if c.minRTT == 0 || rtt < c.minRTT {
 			c.minRTT = rtt
 		}
@@ -287,24 +323,28 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 		}
 	}
 	c.gotBytes += int64(len(m.Block))
+	claim, claimBlock := c.claim, c.claimBlock
+	c.claim = nil
+	if claim != nil {
+		claim.writing[claimBlock] = false
+	}
 	p := s.pieces[int(m.Index)]
-	if p == nil || p.verifying || m.Begin%peerwire.BlockSize != 0 {
-		s.fill(c)
-		return
-	}
 	b := int(m.Begin) / peerwire.BlockSize
-	if b >= p.nblocks || len(m.Block) != p.blockLen(b) || (p.attempts != nil && p.owner != c) {
-		s.fill(c)
-		return
-	}
-	if p.reqCount[b] > 0 {
+	valid := p != nil && !p.verifying && m.Begin%peerwire.BlockSize == 0 && b < p.nblocks && len(m.Block) == p.blockLen(b)
+	if valid && requested && p.reqCount[b] > 0 {
 		p.reqCount[b]--
 	}
-	if p.got[b] {
+	direct := valid && claim == p && claimBlock == b
+	if !valid || p.got[b] || (p.attempts != nil && p.owner != c) || (!direct && p.writing[b]) {
+		if valid && !p.got[b] && p.reqCount[b] == 0 && b < p.hint {
+			p.hint = b
+		}
 		s.fill(c)
 		return
 	}
-	copy(p.buf[m.Begin:], m.Block)
+	if !direct {
+		copy(p.buf[m.Begin:], m.Block)
+	}
 	p.got[b] = true
 	p.ngot++
 	p.src[b] = c.key()
