@@ -8,6 +8,12 @@
 // peer is unchoked (no tit-for-tat), pipelines are sized from each
 // connection's rate and latency, uploads use sendfile and received pieces
 // are hashed on all cores off the socket read loops.
+//
+// A swarm that starts as the seeder sends every piece once before it sends
+// any piece twice: while some piece has gone to nobody, a request (from a
+// peer with the fast extension) for a piece another peer already has or is
+// being sent is rejected with a suggestion of a piece nobody has, leaving
+// the copying to the peers.
 package swarm
 
 import (
