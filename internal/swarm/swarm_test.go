@@ -635,3 +635,95 @@ func TestSimultaneousDialsKeepOneConnection(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiFileWithPadFiles(t *testing.T) {
+	// Blocks cross file boundaries and pad files, so uploads take the
+	// read-and-copy path as well as sendfile.
+	files := []struct {
+		path []string
+		n    int
+		pad  bool
+	}{
+		{[]string{"a.bin"}, 100_000, false},
+		{[]string{".pad", "31072"}, 31072, true},
+		{[]string{"dir", "b.bin"}, 300_000, false},
+		{[]string{"dir", "empty"}, 0, false},
+		{[]string{"c.bin"}, 5, false},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var all []byte
+	info := metainfo.Info{Name: "tree", PieceLength: 32 << 10}
+	for _, f := range files {
+		b := make([]byte, f.n)
+		if !f.pad {
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+		}
+		all = append(all, b...)
+		fl := metainfo.File{Length: int64(f.n), Path: f.path}
+		if f.pad {
+			fl.Attr = "p"
+		}
+		info.Files = append(info.Files, fl)
+	}
+	for off := 0; off < len(all); off += int(info.PieceLength) {
+		sum := sha1.Sum(all[off:min(off+int(info.PieceLength), len(all))])
+		info.Pieces = append(info.Pieces, sum[:]...)
+	}
+	mi, err := metainfo.New(info, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedDir, peerDir := t.TempDir(), t.TempDir()
+	off := 0
+	for _, f := range files {
+		if !f.pad {
+			p := filepath.Join(append([]string{seedDir, "tree"}, f.path...)...)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, all[off:off+f.n], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		off += f.n
+	}
+	open := func(dir string, full bool) *Swarm {
+		st, err := storage.Open(&mi.Info, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		have, err := st.Verify(context.Background(), nil)
+		if err != nil || have.Full() != full {
+			t.Fatalf("verify: %d pieces, %v", have.Count(), err)
+		}
+		s, err := New(Config{ListenAddr: "127.0.0.1:0", Logger: testLogger(t)}, mi, st, have)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	seeder, peer := open(seedDir, true), open(peerDir, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, seeder, peer)
+	peer.AddPeer(addrOf(t, seeder))
+	waitComplete(t, ctx, peer)
+	cancel()
+	wait()
+	off = 0
+	for _, f := range files {
+		p := filepath.Join(append([]string{peerDir, "tree"}, f.path...)...)
+		if f.pad {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("pad file %s written", p)
+			}
+		} else {
+			checkFile(t, p, all[off:off+f.n])
+		}
+		off += f.n
+	}
+}
