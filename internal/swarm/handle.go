@@ -88,17 +88,25 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 		s.updateInterest(c)
 		s.fill(c)
 	case peerwire.HaveAll:
-		if !first || !c.fast {
-			return fmt.Errorf("swarm: unexpected have all")
+		if !c.fast {
+			return fmt.Errorf("swarm: have all without fast extension")
 		}
-		c.bits.SetAll()
-		c.seed = true
-		s.seeds++
+		if !c.seed {
+			// Late ones are taken as an update, like a late bitfield.
+			for k := range s.numPieces {
+				if c.bits.Has(k) {
+					s.avail[k]--
+				}
+			}
+			c.bits.SetAll()
+			c.seed = true
+			s.seeds++
+		}
 		s.updateInterest(c)
 		s.fill(c)
 	case peerwire.HaveNone:
-		if !first || !c.fast {
-			return fmt.Errorf("swarm: unexpected have none")
+		if !c.fast {
+			return fmt.Errorf("swarm: have none without fast extension")
 		}
 	case peerwire.Request:
 		return s.onRequest(c, m)
