@@ -12,10 +12,10 @@
 // files.
 //
 // Building a bed needs root and the ip, tc, iptables-restore, nsenter,
-// unshare and mount commands. Every name a bed creates starts with "mt<pid>x<seq>", and New
-// removes what killed earlier runs left behind (names of that form whose
-// process is gone), so a bed is torn down on Close, and at the latest at
-// the start of the next run.
+// unshare and mount commands. Every name a bed creates starts with
+// "mt<pid>x<n>", and New removes what killed earlier runs left behind
+// (names of that form whose process is gone), so a bed is torn down on
+// Close, and at the latest at the start of the next run.
 package testbed
 
 import (
@@ -87,8 +87,6 @@ type Bed struct {
 	closed atomic.Bool
 }
 
-var seq atomic.Int64
-
 const (
 	namePrefix = "mt"
 	baseDirTag = "murder-testbed-"
@@ -128,11 +126,13 @@ func New(ctx context.Context, cfg Config) (*Bed, error) {
 	}
 	CleanLeftovers(ctx, log)
 
-	name := fmt.Sprintf("%s%dx%d", namePrefix, os.Getpid(), seq.Add(1))
-	base, err := os.MkdirTemp("", baseDirTag+name+"-")
+	// The temporary directory's random part makes the name unique among
+	// the beds of this process.
+	base, err := os.MkdirTemp("", fmt.Sprintf("%s%s%dx*", baseDirTag, namePrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
+	name := strings.TrimPrefix(filepath.Base(base), baseDirTag)
 	b := &Bed{name: name, brNS: name + "br", base: base, log: log}
 	if err := b.build(ctx, n, cfg.Link, dirs, share); err != nil {
 		b.Close()
@@ -439,7 +439,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// readyReader reads the holder's first line.
+// readLine reads the holder's first line, waiting at most timeout.
 func readLine(r io.Reader, timeout time.Duration) (string, error) {
 	type res struct {
 		s   string
