@@ -106,13 +106,39 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	log.Info("seeding", "name", mi.Info.Name, "info_hash", mi.InfoHash().String(), "listen", sw.Addr().String())
+	statsCtx, stopStats := context.WithCancel(ctx)
+	statsDone := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		logStats(statsCtx, log, sw, seedStatsEvery)
+	}()
 	err = sw.Run(ctx)
+	stopStats()
+	<-statsDone
 	stats := sw.Stats()
 	log.Info("seeding stopped", "uploaded", stats.Uploaded, "seconds", time.Since(start).Seconds())
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("agent: seed: %w", err)
 	}
 	return nil
+}
+
+// seedStatsEvery is how often a seeder logs what it has sent.
+const seedStatsEvery = 30 * time.Second
+
+// logStats logs the swarm's upload counters every interval until ctx ends.
+func logStats(ctx context.Context, log *slog.Logger, sw *swarm.Swarm, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st := sw.Stats()
+			log.Info("seeding", "peers", st.Peers, "uploaded", st.Uploaded, "up_rate", FormatRate(st.UpRate))
+		}
+	}
 }
 
 // findData picks the artifact path: cfg.Data, or NAME beside the torrent,
