@@ -727,3 +727,24 @@ func TestMultiFileWithPadFiles(t *testing.T) {
 		off += f.n
 	}
 }
+
+func TestSeederServesPeersThatCannotSeeEachOther(t *testing.T) {
+	// The seeder refuses pieces another peer holds, but only for a while:
+	// peers that are not connected to each other still finish.
+	mi, data := makeTorrent(t, 2<<20, 32<<10, nil)
+	seeder, _ := newNode(t, mi, data, true, Config{})
+	seeder.refuseFor = 200 * time.Millisecond
+	a, pathA := newNode(t, mi, nil, false, Config{})
+	b, pathB := newNode(t, mi, nil, false, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, seeder, a, b)
+	a.AddPeer(addrOf(t, seeder))
+	b.AddPeer(addrOf(t, seeder))
+	waitComplete(t, ctx, a)
+	waitComplete(t, ctx, b)
+	cancel()
+	wait()
+	checkFile(t, pathA, data)
+	checkFile(t, pathB, data)
+}
