@@ -146,7 +146,8 @@ func (p *peerRun) run(ctx context.Context) error {
 	p.mi = mi
 	p.total = mi.Info.TotalLength()
 	p.art = ResolveArtifact(&mi.Info, cfg.Destination, cfg.NoTagDirectory, cfg.PathIsFile)
-	if err := checkDestination(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
+	// Refuse before any download; placing the tree checks again.
+	if err := bundle.CheckDestination(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.Destination, 0o755); err != nil {

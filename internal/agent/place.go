@@ -49,33 +49,6 @@ func ResolveArtifact(info *metainfo.Info, dir string, noTagDirectory, pathIsFile
 	return a
 }
 
-// checkDestination fails early, before any download, when dest exists and
-// is not an empty directory and replace is not set. Placement checks again.
-func checkDestination(dest string, replace bool) error {
-	if replace {
-		return nil
-	}
-	fi, err := os.Lstat(dest)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("agent: destination: %w", err)
-	}
-	if fi.IsDir() {
-		f, err := os.Open(dest)
-		if err != nil {
-			return fmt.Errorf("agent: destination: %w", err)
-		}
-		_, err = f.Readdirnames(1)
-		f.Close()
-		if err == io.EOF {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: %s (use --unsafe-please-delete to replace it)", ErrDestinationNotEmpty, dest)
-}
-
 // checkSHA256 compares the SHA-256 of the single file at path with want.
 func checkSHA256(ctx context.Context, path string, want []byte) error {
 	f, err := os.Open(path)

@@ -33,7 +33,7 @@ func Publish(dest string, replace bool, fill func(dir string) error) (err error)
 	if parent == dest {
 		return fmt.Errorf("bundle: refusing to publish over %s", dest)
 	}
-	if err := checkDest(dest, replace); err != nil {
+	if err := CheckDestination(dest, replace); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -55,7 +55,7 @@ func Publish(dest string, replace bool, fill func(dir string) error) (err error)
 		return fmt.Errorf("bundle: %w", err)
 	}
 	// Check again: dest may have appeared while fill ran.
-	if err := checkDest(dest, replace); err != nil {
+	if err := CheckDestination(dest, replace); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
@@ -91,9 +91,11 @@ func Publish(dest string, replace bool, fill func(dir string) error) (err error)
 	return nil
 }
 
-// checkDest refuses a dest that exists and is not an empty directory,
-// unless replace.
-func checkDest(dest string, replace bool) error {
+// CheckDestination returns an error wrapping ErrNotEmpty, with the hint to
+// use --unsafe-please-delete, when dest exists and is anything but an
+// empty directory and replace is not set. Callers use it to refuse before
+// doing any work; Publish checks again.
+func CheckDestination(dest string, replace bool) error {
 	if replace {
 		return nil
 	}
