@@ -46,6 +46,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bencode"
 	"github.com/murder-deploy/murder/internal/testbed"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func main() {
@@ -119,8 +120,8 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(b.bin)
-	b.murder = filepath.Join(b.bin, "murder")
 	if *murderBin != "" {
+		b.murder = filepath.Join(b.bin, "murder")
 		data, err := os.ReadFile(*murderBin)
 		if err != nil {
 			return err
@@ -128,12 +129,8 @@ func run() error {
 		if err := os.WriteFile(b.murder, data, 0o755); err != nil {
 			return err
 		}
-	} else {
-		build := exec.CommandContext(ctx, "go", "build", "-o", b.murder, "./cmd/murder")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("build murder: %w: %s", err, out)
-		}
+	} else if b.murder, err = testenv.BuildMurder(b.bin); err != nil {
+		return err
 	}
 	hook := "#!/bin/sh\ndate +%s.%N > /tmp/aria2-done\n"
 	if err := os.WriteFile(filepath.Join(b.bin, "aria2-done.sh"), []byte(hook), 0o755); err != nil {
@@ -280,10 +277,11 @@ func (b *bench) startTracker(ctx context.Context) error {
 	})
 }
 
-// waitSeeded waits until the tracker counts a seeder for the torrent.
-func (b *bench) waitSeeded(ctx context.Context) error {
+// seeded waits until the tracker counts a seeder for the torrent and then
+// returns what the links have sent so far, the baseline of a timed run.
+func (b *bench) seeded(ctx context.Context) (sentBytes, error) {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: b.seeder.DialContext, DisableKeepAlives: true}}
-	return waitFor(ctx, 30*time.Second, func() bool {
+	err := waitFor(ctx, 30*time.Second, func() bool {
 		resp, err := client.Get("http://" + b.trackerAddr() + "/scrape")
 		if err != nil {
 			return false
@@ -305,6 +303,10 @@ func (b *bench) waitSeeded(ctx context.Context) error {
 		}
 		return false
 	})
+	if err != nil {
+		return sentBytes{}, fmt.Errorf("never announced: %w", err)
+	}
+	return b.sent(ctx)
 }
 
 func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
@@ -383,16 +385,9 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	defer stopCmd(seed)
-	if err := b.waitSeeded(ctx); err != nil {
-		return result{}, fmt.Errorf("seeder never announced: %w", err)
-	}
-	tx0, err := txBytes(ctx, b.seeder)
+	sent0, err := b.seeded(ctx)
 	if err != nil {
-		return result{}, err
-	}
-	ptx0, err := b.peersTx(ctx)
-	if err != nil {
-		return result{}, err
+		return result{}, fmt.Errorf("seeder: %w", err)
 	}
 	start := time.Now()
 	type doneAt struct {
@@ -480,31 +475,33 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 			return result{}, ctx.Err()
 		}
 	}
-	tx1, err := txBytes(ctx, b.seeder)
+	sent1, err := b.sent(ctx)
 	if err != nil {
 		return result{}, err
 	}
-	res.seederTx = tx1 - tx0
-	ptx1, err := b.peersTx(ctx)
-	if err != nil {
-		return result{}, err
-	}
-	res.peersTx = ptx1 - ptx0
+	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	slices.Sort(res.done)
 	return res, nil
 }
 
-// peersTx sums what the peers' links have sent so far.
-func (b *bench) peersTx(ctx context.Context) (int64, error) {
-	var sum int64
+// sentBytes is what the seeder's link and the peers' links together have
+// sent so far.
+type sentBytes struct{ seeder, peers int64 }
+
+func (b *bench) sent(ctx context.Context) (sentBytes, error) {
+	var s sentBytes
+	var err error
+	if s.seeder, err = txBytes(ctx, b.seeder); err != nil {
+		return s, err
+	}
 	for _, h := range b.peers {
 		n, err := txBytes(ctx, h)
 		if err != nil {
-			return 0, err
+			return s, err
 		}
-		sum += n
+		s.peers += n
 	}
-	return sum, nil
+	return s, nil
 }
 
 // runAria2 times an aria2c swarm with murder's tracker.
@@ -525,16 +522,9 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	defer stopCmd(seed)
-	if err := b.waitSeeded(ctx); err != nil {
-		return result{}, fmt.Errorf("aria2 seeder never announced: %w", err)
-	}
-	tx0, err := txBytes(ctx, b.seeder)
+	sent0, err := b.seeded(ctx)
 	if err != nil {
-		return result{}, err
-	}
-	ptx0, err := b.peersTx(ctx)
-	if err != nil {
-		return result{}, err
+		return result{}, fmt.Errorf("aria2 seeder: %w", err)
 	}
 	start := time.Now()
 	var cmds []*exec.Cmd
@@ -589,16 +579,11 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("%d of %d aria2 peers done: %w", len(res.done), len(b.peers), err)
 	}
-	tx1, err := txBytes(ctx, b.seeder)
+	sent1, err := b.sent(ctx)
 	if err != nil {
 		return result{}, err
 	}
-	res.seederTx = tx1 - tx0
-	ptx1, err := b.peersTx(ctx)
-	if err != nil {
-		return result{}, err
-	}
-	res.peersTx = ptx1 - ptx0
+	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	slices.Sort(res.done)
 	return res, nil
 }

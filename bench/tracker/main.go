@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 type options struct {
@@ -99,12 +101,9 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(tmp)
 	if o.murder == "" {
-		o.murder = filepath.Join(tmp, "murder")
 		fmt.Fprintln(os.Stderr, "building murder ...")
-		cmd := exec.Command("go", "build", "-o", o.murder, "./cmd/murder")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/murder (run from the repository root): %w", err)
+		if o.murder, err = testenv.BuildMurder(tmp); err != nil {
+			return err
 		}
 	}
 	pop := newPopulation(o)

@@ -48,6 +48,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/agent"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/testenv"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -100,12 +101,8 @@ func run() error {
 		return err
 	}
 	if b.murder == "" {
-		b.murder = filepath.Join(b.dir, "murder")
-		build := exec.Command("go", "build", "-trimpath", "-o", b.murder, "./cmd/murder")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build murder: %w", err)
+		if b.murder, err = testenv.BuildMurder(b.dir); err != nil {
+			return err
 		}
 	}
 	if err := b.prepare(*piece); err != nil {
@@ -432,8 +429,8 @@ func (b *bench) runMurder(int) (result, error) {
 
 func (b *bench) runLibtorrent(int) (result, error) {
 	peerDir := filepath.Join(b.dir, "peer")
-	seeder := exec.Command("/usr/bin/python3", b.ltclient, "seed", b.torrent, filepath.Dir(b.data), "--high-performance", "--timeout", "3600")
-	peer := exec.Command("/usr/bin/python3", b.ltclient, "download", b.torrent, peerDir, "--high-performance", "--timeout", "3600")
+	seeder := exec.Command(testenv.PythonLT, b.ltclient, "seed", b.torrent, filepath.Dir(b.data), "--high-performance", "--timeout", "3600")
+	peer := exec.Command(testenv.PythonLT, b.ltclient, "download", b.torrent, peerDir, "--high-performance", "--timeout", "3600")
 	isSeeding := func(p *proc) error { return p.waitLine(func(l string) bool { return l == "seeding" }) }
 	return b.timed(seeder, peer, isSeeding, isSeeding, filepath.Join(peerDir, "artifact.bin"))
 }

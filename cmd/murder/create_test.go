@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func execute(t *testing.T, args ...string) (string, error) {
@@ -133,13 +135,7 @@ func TestCreateBadInput(t *testing.T) {
 // TestShowOtherTools checks that show reports the info hash that
 // transmission-show reports for torrents made by other tools.
 func TestShowOtherTools(t *testing.T) {
-	ts, err := exec.LookPath("transmission-show")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("transmission-show not found in CI: %v", err)
-		}
-		t.Skip("transmission-show not installed")
-	}
+	testenv.Require(t, "transmission-show")
 	files, _ := filepath.Glob("../../internal/metainfo/testdata/*.torrent")
 	if len(files) == 0 {
 		t.Fatal("no torrents in internal/metainfo/testdata")
@@ -147,7 +143,7 @@ func TestShowOtherTools(t *testing.T) {
 	hashLine := regexp.MustCompile(`Hash: ([0-9a-f]{40})`)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			ref, err := exec.Command(ts, f).CombinedOutput()
+			ref, err := exec.Command("transmission-show", f).CombinedOutput()
 			if err != nil {
 				t.Fatalf("transmission-show: %v\n%s", err, ref)
 			}

@@ -197,50 +197,6 @@ func makeTorrent(t *testing.T, dir, name, announce string, pieceLen int64) (stri
 	return out, mi
 }
 
-// treeDigest maps every entry under root to its SHA-256 (files) or "dir".
-func treeDigest(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() {
-			out[rel] = "dir"
-			return nil
-		}
-		out[rel] = fileDigest(t, p)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func fileDigest(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", sha256.Sum256(b))
-}
-
-func sameTree(t *testing.T, want, got string) {
-	t.Helper()
-	w, g := treeDigest(t, want), treeDigest(t, got)
-	if len(w) != len(g) {
-		t.Errorf("%s has %d entries, want %d", got, len(g), len(w))
-	}
-	for k, v := range w {
-		if g[k] != v {
-			t.Errorf("%s/%s: got %.12q, want %.12q", got, k, g[k], v)
-		}
-	}
-}
-
 // events collects reported events.
 type events struct {
 	mu  sync.Mutex

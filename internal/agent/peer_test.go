@@ -14,6 +14,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // peerConfig is a loopback peer configuration for tests.
@@ -58,7 +59,7 @@ func TestPeerEndToEnd(t *testing.T) {
 	if err := Peer(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	sameTree(t, tree, filepath.Join(dest, "v1"))
+	testenv.SameTree(t, tree, filepath.Join(dest, "v1"), testenv.Content)
 	if b, err := os.ReadFile(filepath.Join(dest, "v0", "keep")); err != nil || string(b) != "old" {
 		t.Errorf("other tag v0/keep = %q, %v; want it untouched", b, err)
 	}
@@ -169,7 +170,7 @@ func TestPeerDestinationRules(t *testing.T) {
 				}
 			}
 			if tt.wantAt != "" {
-				sameTree(t, tree, filepath.Join(dir, tt.wantAt))
+				testenv.SameTree(t, tree, filepath.Join(dir, tt.wantAt), testenv.Content)
 			}
 		})
 	}
@@ -210,9 +211,9 @@ func TestPeerRawPlacement(t *testing.T) {
 				t.Fatal(err)
 			}
 			if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
-				sameTree(t, tt.want, filepath.Join(dir, tt.at))
-			} else if got, want := fileDigest(t, filepath.Join(dir, tt.at)), fileDigest(t, tt.want); got != want {
-				t.Fatalf("%s has sha256 %s, want %s", tt.at, got, want)
+				testenv.SameTree(t, tt.want, filepath.Join(dir, tt.at), testenv.Content)
+			} else {
+				testenv.SameFile(t, tt.want, filepath.Join(dir, tt.at))
 			}
 		})
 	}
@@ -284,7 +285,7 @@ func TestPeerResume(t *testing.T) {
 	if err := Peer(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	sameTree(t, tree, filepath.Join(dir, "v4"))
+	testenv.SameTree(t, tree, filepath.Join(dir, "v4"), testenv.Content)
 	evs := second.all()
 	var fromDisk int64 = -1
 	var downloaded int64

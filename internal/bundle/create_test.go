@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 var allFormats = []Format{TGZ, TarZst, Tar}
@@ -97,7 +98,7 @@ func TestCreateFormats(t *testing.T) {
 }
 
 func TestSystemTarExtracts(t *testing.T) {
-	tarPath := needTool(t, "tar")
+	testenv.Require(t, "tar")
 	src := makeTree(t)
 	want := snapshot(t, src, isGitOrLog)
 	for _, tc := range []struct {
@@ -110,11 +111,11 @@ func TestSystemTarExtracts(t *testing.T) {
 		{Tar, []string{"-xf"}, "tar"},
 	} {
 		t.Run(tc.f.String(), func(t *testing.T) {
-			needTool(t, tc.tool)
+			testenv.Require(t, tc.tool)
 			res := create(t, CreateOptions{FilesPath: src, Format: tc.f, Exclude: []string{"*.log"}})
 			dest := t.TempDir()
 			args := append(append([]string{}, tc.args...), res.ArtifactPath, "-C", dest)
-			if out, err := exec.Command(tarPath, args...).CombinedOutput(); err != nil {
+			if out, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
 				t.Fatalf("tar %v: %v\n%s", args, err, out)
 			}
 			diffSnapshots(t, want, snapshot(t, dest, nil))
@@ -299,15 +300,9 @@ func TestTorrentLoadsInOtherClients(t *testing.T) {
 	src := makeTree(t)
 	res := create(t, CreateOptions{FilesPath: src, Trackers: []string{"127.0.0.1:8998", "http://127.0.0.2:8998/announce"}})
 	t.Run("libtorrent", func(t *testing.T) {
-		py := "/usr/bin/python3"
-		if _, err := os.Stat(py); err != nil {
-			needTool(t, "no-/usr/bin/python3")
-		}
-		out, err := exec.Command(py, "-c", "import sys, libtorrent as lt; print(lt.torrent_info(sys.argv[1]).info_hash())", res.TorrentPath).CombinedOutput()
+		testenv.Require(t, "libtorrent")
+		out, err := exec.Command(testenv.PythonLT, "-c", "import sys, libtorrent as lt; print(lt.torrent_info(sys.argv[1]).info_hash())", res.TorrentPath).CombinedOutput()
 		if err != nil {
-			if os.Getenv("CI") == "" && strings.Contains(string(out), "No module named") {
-				t.Skip("python3-libtorrent not installed")
-			}
 			t.Fatalf("libtorrent: %v\n%s", err, out)
 		}
 		if got := strings.TrimSpace(string(out)); got != res.InfoHash.String() {
@@ -315,8 +310,8 @@ func TestTorrentLoadsInOtherClients(t *testing.T) {
 		}
 	})
 	t.Run("transmission-show", func(t *testing.T) {
-		ts := needTool(t, "transmission-show")
-		out, err := exec.Command(ts, res.TorrentPath).CombinedOutput()
+		testenv.Require(t, "transmission-show")
+		out, err := exec.Command("transmission-show", res.TorrentPath).CombinedOutput()
 		if err != nil {
 			t.Fatalf("transmission-show: %v\n%s", err, out)
 		}

@@ -3,27 +3,12 @@ package bundle
 import (
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 )
-
-// needTool returns the path of an external tool, skipping the test when it
-// is missing locally and failing it in CI, where everything is installed.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
 
 var treeTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 

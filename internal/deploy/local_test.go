@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func TestDeployLocal(t *testing.T) {
@@ -24,7 +27,7 @@ func TestDeployLocal(t *testing.T) {
 		t.Fatalf("murder deploy --local 8: %v\n%s", err, out)
 	}
 	for k := 1; k <= 8; k++ {
-		sameTree(t, src, filepath.Join(dest, "peer-"+strconv.Itoa(k), "v1"))
+		testenv.SameTree(t, src, filepath.Join(dest, "peer-"+strconv.Itoa(k), "v1"), testenv.Mode)
 	}
 	for _, want := range []string{"8/8 peers have v1 in place", "deployed to 8/8 peers", "aggregate"} {
 		if !strings.Contains(string(out), want) {
@@ -33,12 +36,12 @@ func TestDeployLocal(t *testing.T) {
 	}
 
 	// Same tag again: refused before anything starts, destination untouched.
-	before := treeOf(t, filepath.Join(dest, "peer-3", "v1"))
+	before := testenv.TreeDigest(t, filepath.Join(dest, "peer-3", "v1"), testenv.Mode)
 	out, err = exec.CommandContext(ctx, murderBin, "deploy", "--local", "8", "--files-path", src, "--destination-path", dest, "--tag", "v1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--unsafe-please-delete") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 		t.Errorf("second deploy of v1: got %v with\n%s\nwant a one-line refusal naming --unsafe-please-delete", err, out)
 	}
-	if after := treeOf(t, filepath.Join(dest, "peer-3", "v1")); after != before {
+	if after := testenv.TreeDigest(t, filepath.Join(dest, "peer-3", "v1"), testenv.Mode); !maps.Equal(after, before) {
 		t.Error("refused deploy changed the destination")
 	}
 }

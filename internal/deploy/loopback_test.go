@@ -12,6 +12,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/fleet/fleettest"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // TestTrackerTasksWithoutForwarding runs the tracker tasks against one
@@ -38,7 +39,7 @@ identity_files = [%q]
 known_hosts = %q
 [roles]
 peers = [%q]
-`, filepath.Join(dir, "remote"), filepath.Join(dir, "tmp"), fleettest.FreePort(t, "127.0.0.1"),
+`, filepath.Join(dir, "remote"), filepath.Join(dir, "tmp"), testenv.FreePort(t, "127.0.0.1"),
 		client.WriteKey(t, dir, "id"), known, srv.Addr)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,13 @@
 package deploy
 
 import (
-	"bytes"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // murderBin is the murder binary built once for the package's tests.
@@ -22,10 +19,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	murderBin = filepath.Join(dir, "murder")
-	out, err := exec.Command("go", "build", "-o", murderBin, "../../cmd/murder").CombinedOutput()
+	murderBin, err = testenv.BuildMurder(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "build murder: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -73,64 +69,5 @@ func makeTree(t *testing.T, dir string) {
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// treeOf lists a tree as lines "path mode content-or-target", leaving out
-// .git* entries like murder create does.
-func treeOf(t *testing.T, root string) string {
-	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), ".git") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s %v", rel, fi.Mode())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			line += " -> " + target
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			line += fmt.Sprintf(" %d %x", len(b), b[:min(len(b), 16)])
-			if len(b) > 16 {
-				line += fmt.Sprintf("..%x", bytes.TrimSpace(b[len(b)-16:]))
-			}
-		}
-		lines = append(lines, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
-}
-
-func sameTree(t *testing.T, want, got string) {
-	t.Helper()
-	w, g := treeOf(t, want), treeOf(t, got)
-	if w != g {
-		t.Errorf("tree %s differs from %s:\ngot:\n%s\nwant:\n%s", got, want, g, w)
 	}
 }

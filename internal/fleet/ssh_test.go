@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/murder-deploy/murder/internal/fleet/fleettest"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // sshFixture is a client key, a known_hosts file and two sshd servers: good
@@ -182,7 +183,7 @@ func TestRunnerHostKeys(t *testing.T) {
 	}
 	defer r.Close()
 	ctx := context.Background()
-	down := Host{Spec: "down", Name: "127.0.0.1", Port: fleettest.FreePort(t, "127.0.0.1"), User: "root"}
+	down := Host{Spec: "down", Name: "127.0.0.1", Port: testenv.FreePort(t, "127.0.0.1"), User: "root"}
 
 	var ran atomic.Int32
 	err = Each(ctx, []Host{fx.bad, fx.good, fx.unknown, down}, 2, func(ctx context.Context, h Host) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // ltScript drives libtorrent (see testdata/ltclient.py).
@@ -42,8 +43,8 @@ func aria2Args(dir string, port int) []string {
 // download.
 func startAria2Seeder(t *testing.T, torrent, dir string) *proc {
 	t.Helper()
-	need(t, "aria2c")
-	args := append(aria2Args(dir, freePort(t)),
+	testenv.Require(t, "aria2c")
+	args := append(aria2Args(dir, testenv.FreePort(t, "127.0.0.1")),
 		"--bt-seed-unverified=true", "--seed-ratio=0.0", "--check-integrity=false", torrent)
 	return start(t, dir, "aria2c", args...)
 }
@@ -51,8 +52,8 @@ func startAria2Seeder(t *testing.T, torrent, dir string) *proc {
 // aria2Download downloads torrent into dir with aria2c and waits for it.
 func aria2Download(t *testing.T, torrent, dir string) {
 	t.Helper()
-	need(t, "aria2c")
-	args := append(aria2Args(dir, freePort(t)), "--seed-time=0", torrent)
+	testenv.Require(t, "aria2c")
+	args := append(aria2Args(dir, testenv.FreePort(t, "127.0.0.1")), "--seed-time=0", torrent)
 	start(t, dir, "aria2c", args...).wait(t, 60*time.Second)
 }
 
@@ -60,8 +61,8 @@ func aria2Download(t *testing.T, torrent, dir string) {
 // has checked the data.
 func startLTSeeder(t *testing.T, torrent, dir string) *proc {
 	t.Helper()
-	need(t, "libtorrent")
-	p := start(t, ".", pythonLT, ltScript, "seed", torrent, dir)
+	testenv.Require(t, "libtorrent")
+	p := start(t, ".", testenv.PythonLT, ltScript, "seed", torrent, dir)
 	p.waitLine(t, "seeding", 60*time.Second)
 	return p
 }
@@ -69,8 +70,8 @@ func startLTSeeder(t *testing.T, torrent, dir string) *proc {
 // ltDownload downloads torrent into dir with libtorrent and waits for it.
 func ltDownload(t *testing.T, torrent, dir string) {
 	t.Helper()
-	need(t, "libtorrent")
-	start(t, ".", pythonLT, ltScript, "download", torrent, dir, "--exit-on-complete", "--timeout", "60").
+	testenv.Require(t, "libtorrent")
+	start(t, ".", testenv.PythonLT, ltScript, "download", torrent, dir, "--exit-on-complete", "--timeout", "60").
 		wait(t, 70*time.Second)
 }
 
@@ -123,7 +124,7 @@ func makeArtifactOf(t *testing.T, tag, announce string, files map[string]int) (t
 // third-party creator.
 func mktorrent(t *testing.T, path, announce string) (string, *metainfo.MetaInfo) {
 	t.Helper()
-	need(t, "mktorrent")
+	testenv.Require(t, "mktorrent")
 	out := filepath.Join(t.TempDir(), filepath.Base(path)+".torrent")
 	start(t, ".", "mktorrent", "-a", announce, "-l", "18", "-o", out, path).wait(t, 30*time.Second)
 	mi, err := metainfo.Load(out)
@@ -138,8 +139,8 @@ func mktorrent(t *testing.T, path, announce string) (string, *metainfo.MetaInfo)
 // hashes in its whitelist).
 func opentrackerURL(t *testing.T) (string, int) {
 	t.Helper()
-	need(t, "opentracker")
-	port := freePort(t)
+	testenv.Require(t, "opentracker")
+	port := testenv.FreePort(t, "127.0.0.1")
 	return fmt.Sprintf("http://127.0.0.1:%d/announce", port), port
 }
 

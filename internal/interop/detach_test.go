@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // TestPeerDetach: `murder peer --detach` returns once the files are in
@@ -32,7 +34,7 @@ func TestPeerDetach(t *testing.T) {
 	}
 	pid, _ := strconv.Atoi(m[1])
 	t.Cleanup(func() { stopPid(t, pid) })
-	sameTree(t, tree, filepath.Join(dest, "v7"))
+	testenv.SameTree(t, tree, filepath.Join(dest, "v7"), testenv.Content)
 	checkDoneEvent(t, p, "v7")
 	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
 		t.Fatalf("detached process %d: session %d, %v; want a session of its own", pid, sid, err)
@@ -45,7 +47,7 @@ func TestPeerDetach(t *testing.T) {
 	seeder.stop()
 	dest2 := t.TempDir()
 	murderPeer(t, art.TorrentPath, dest2)
-	sameTree(t, tree, filepath.Join(dest2, "v7"))
+	testenv.SameTree(t, tree, filepath.Join(dest2, "v7"), testenv.Content)
 }
 
 // stopPid terminates a process that is not our child and waits until it

@@ -3,11 +3,8 @@ package interop
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/testenv"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -37,36 +35,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	murderBin = filepath.Join(dir, "murder")
-	build := exec.Command("go", "build", "-o", murderBin, "github.com/murder-deploy/murder/cmd/murder")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "interop: build murder:", err)
+	if murderBin, err = testenv.BuildMurder(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "interop:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-// pythonLT is the interpreter that has Debian's python3-libtorrent.
-const pythonLT = "/usr/bin/python3"
-
-// need skips the test when a tool is missing, but fails it in CI, where
-// every tool is installed and a skip would hide a failure.
-func need(t *testing.T, tool string) {
-	t.Helper()
-	var err error
-	if tool == "libtorrent" {
-		err = exec.Command(pythonLT, "-c", "import libtorrent").Run()
-	} else {
-		_, err = exec.LookPath(tool)
-	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required in CI: %v", tool, err)
-	}
-	t.Skipf("%s not available: %v", tool, err)
 }
 
 // startTracker runs murder's tracker in-process on loopback and returns its
@@ -261,18 +234,6 @@ func (p *proc) wait(t *testing.T, d time.Duration) {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. Some
-// clients cannot report the port they picked, so tests choose one.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // defaultTree is the tree most tests move: about 8 MiB in a few files.
 var defaultTree = map[string]int{
 	"bin/app":            3<<20 + 12345,
@@ -317,66 +278,4 @@ func randomBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// treeDigest maps each regular file's path under root to its SHA-256 and
-// each directory to "dir".
-func treeDigest(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		switch {
-		case d.IsDir():
-			out[rel] = "dir"
-		case d.Type().IsRegular():
-			out[rel] = fileDigest(t, p)
-		default:
-			out[rel] = d.Type().String()
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func fileDigest(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
-
-func sameTree(t *testing.T, want, got string) {
-	t.Helper()
-	w, g := treeDigest(t, want), treeDigest(t, got)
-	for k, v := range w {
-		if g[k] != v {
-			t.Errorf("%s: got %q, want %q", k, g[k], v)
-		}
-	}
-	for k := range g {
-		if _, ok := w[k]; !ok {
-			t.Errorf("%s: unexpected entry in %s", k, got)
-		}
-	}
-}
-
-func sameFile(t *testing.T, want, got string) {
-	t.Helper()
-	if w, g := fileDigest(t, want), fileDigest(t, got); w != g {
-		t.Fatalf("%s differs from %s (sha256 %s, want %s)", got, want, g, w)
-	}
 }

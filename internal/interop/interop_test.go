@@ -1,12 +1,11 @@
 package interop
 
 import (
-	"encoding/json"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // TestThirdPartyDownloadsFromMurderSeed: aria2c and libtorrent each fetch an
@@ -23,7 +22,7 @@ func TestThirdPartyDownloadsFromMurderSeed(t *testing.T) {
 	}
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
-			need(t, c.tool)
+			testenv.Require(t, c.tool)
 			announce := startTracker(t)
 			_, art := makeArtifact(t, "v1", announce)
 			startMurderSeed(t, art.TorrentPath, art.ArtifactPath)
@@ -31,7 +30,7 @@ func TestThirdPartyDownloadsFromMurderSeed(t *testing.T) {
 
 			dir := t.TempDir()
 			c.download(t, art.TorrentPath, dir)
-			sameFile(t, art.ArtifactPath, filepath.Join(dir, "v1.tgz"))
+			testenv.SameFile(t, art.ArtifactPath, filepath.Join(dir, "v1.tgz"))
 		})
 	}
 }
@@ -50,7 +49,7 @@ func TestMurderPeerFromThirdPartySeeder(t *testing.T) {
 	}
 	for _, s := range seeders {
 		t.Run(s.name, func(t *testing.T) {
-			need(t, s.tool)
+			testenv.Require(t, s.tool)
 			announce := startTracker(t)
 			tree, art := makeArtifact(t, "v2", announce)
 			s.start(t, art.TorrentPath, filepath.Dir(art.ArtifactPath))
@@ -58,7 +57,7 @@ func TestMurderPeerFromThirdPartySeeder(t *testing.T) {
 
 			dest := t.TempDir()
 			p := murderPeer(t, art.TorrentPath, dest)
-			sameTree(t, tree, filepath.Join(dest, "v2"))
+			testenv.SameTree(t, tree, filepath.Join(dest, "v2"), testenv.Content)
 			checkDoneEvent(t, p, "v2")
 		})
 	}
@@ -67,7 +66,7 @@ func TestMurderPeerFromThirdPartySeeder(t *testing.T) {
 // TestMurderPeerMultiFileFromLibtorrent: a multi-file torrent made by
 // mktorrent, seeded by libtorrent, is placed by `murder peer` as a tree.
 func TestMurderPeerMultiFileFromLibtorrent(t *testing.T) {
-	need(t, "libtorrent")
+	testenv.Require(t, "libtorrent")
 	announce := startTracker(t)
 	parent := t.TempDir()
 	tree := writeTree(t, filepath.Join(parent, "site"))
@@ -77,15 +76,15 @@ func TestMurderPeerMultiFileFromLibtorrent(t *testing.T) {
 
 	dest := t.TempDir()
 	murderPeer(t, torrent, dest)
-	sameTree(t, tree, filepath.Join(dest, "site"))
+	testenv.SameTree(t, tree, filepath.Join(dest, "site"), testenv.Content)
 }
 
 // TestOpentracker: with Debian's opentracker as the tracker, `murder peer`
 // finds and downloads from a libtorrent seeder, and aria2c downloads from
 // `murder seed`.
 func TestOpentracker(t *testing.T) {
-	need(t, "libtorrent")
-	need(t, "aria2c")
+	testenv.Require(t, "libtorrent")
+	testenv.Require(t, "aria2c")
 	announce, port := opentrackerURL(t)
 	// One torrent per direction, so no stale seeder of one run is counted
 	// in the other: opentracker's clients re-announce only every half hour.
@@ -98,31 +97,21 @@ func TestOpentracker(t *testing.T) {
 		waitSeeders(t, announce, fromLT.MetaInfo, 1)
 		dest := t.TempDir()
 		murderPeer(t, fromLT.TorrentPath, dest, "--no-tag-directory")
-		sameTree(t, tree, dest)
+		testenv.SameTree(t, tree, dest, testenv.Content)
 	})
 	t.Run("aria2c from murder seed", func(t *testing.T) {
 		startMurderSeed(t, fromMurder.TorrentPath, fromMurder.ArtifactPath)
 		waitSeeders(t, announce, fromMurder.MetaInfo, 1)
 		dir := t.TempDir()
 		aria2Download(t, fromMurder.TorrentPath, dir)
-		sameFile(t, fromMurder.ArtifactPath, filepath.Join(dir, "v4.tgz"))
+		testenv.SameFile(t, fromMurder.ArtifactPath, filepath.Join(dir, "v4.tgz"))
 	})
 }
 
 // checkDoneEvent finds the done event among the peer's JSON lines.
 func checkDoneEvent(t *testing.T, p *proc, tag string) {
 	t.Helper()
-	p.out.mu.Lock()
-	lines := append([]string(nil), p.out.lines...)
-	p.out.mu.Unlock()
-	for _, l := range lines {
-		if !strings.HasPrefix(l, "{") {
-			continue
-		}
-		var ev agent.Event
-		if err := json.Unmarshal([]byte(l), &ev); err != nil {
-			t.Fatalf("bad progress line %q: %v", l, err)
-		}
+	for _, ev := range events(t, p) {
 		if ev.Event == agent.EventDone {
 			if ev.Tag != tag || ev.BytesDone != ev.BytesTotal || ev.BytesTotal == 0 {
 				t.Fatalf("done event %+v, want tag %q and bytes_done = bytes_total > 0", ev, tag)
@@ -130,5 +119,5 @@ func checkDoneEvent(t *testing.T, p *proc, tag string) {
 			return
 		}
 	}
-	t.Fatalf("no done event in output:\n%s", strings.Join(lines, "\n"))
+	t.Fatalf("no done event in output:\n%s", p.out.String())
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // TestPeerResumeAfterKill: a `murder peer` killed with SIGKILL halfway
@@ -49,7 +50,7 @@ func TestPeerResumeAfterKill(t *testing.T) {
 
 	second := start(t, ".", murderBin, args...)
 	second.wait(t, 70*time.Second)
-	sameTree(t, tree, filepath.Join(dest, "v10"))
+	testenv.SameTree(t, tree, filepath.Join(dest, "v10"), testenv.Content)
 	var fromDisk, downloaded int64 = -1, 0
 	for _, ev := range events(t, second) {
 		if ev.State == agent.StateDownloading && fromDisk < 0 {

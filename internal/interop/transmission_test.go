@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/testbed"
+	"github.com/murder-deploy/murder/internal/testenv"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -23,12 +24,9 @@ import (
 // and unchokes at its 10 s rechoke), so each direction takes 10-15 s
 // whatever the size; the artifacts are small.
 func TestTransmission(t *testing.T) {
-	need(t, "transmission-cli")
+	testenv.Require(t, "transmission-cli")
 	if err := testbed.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the test bed is required in CI: %v", err)
-		}
-		t.Skipf("no test bed: %v", err)
+		testenv.Missing(t, "no test bed: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -85,7 +83,7 @@ func TestTransmission(t *testing.T) {
 		if !finished {
 			t.Fatal("transmission-cli did not finish within 60s")
 		}
-		sameFile(t, art.ArtifactPath, filepath.Join(dir, "v8.tgz"))
+		testenv.SameFile(t, art.ArtifactPath, filepath.Join(dir, "v8.tgz"))
 	})
 
 	t.Run("murder peer from transmission", func(t *testing.T) {
@@ -100,7 +98,7 @@ func TestTransmission(t *testing.T) {
 			"--listen", net.JoinHostPort(h1.Addr().String(), "0"), "--seed-time", "0", "--timeout", "60s",
 			"--progress", "json", "--log-level", "debug"))
 		p.wait(t, 70*time.Second)
-		sameTree(t, tree, filepath.Join(dest, "v9"))
+		testenv.SameTree(t, tree, filepath.Join(dest, "v9"), testenv.Content)
 		checkDoneEvent(t, p, "v9")
 	})
 }

@@ -227,10 +227,7 @@ func TestCorruptPeer(t *testing.T) {
 	for _, h := range peerHosts {
 		peers = append(peers, s.startPeer(h, nil))
 	}
-	s.waitDone(peers...)
-	for _, p := range peers {
-		s.checkTree(p.host)
-	}
+	s.waitPlaced(peers...)
 	servedAny := false
 	for _, h := range peerHosts {
 		if cp.servedTo(h.Addr().String()) > 0 {

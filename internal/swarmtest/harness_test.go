@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -21,6 +18,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/testbed"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // murderBin is the murder binary built by TestMain; binDir is shared into
@@ -39,15 +37,13 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	murderBin = filepath.Join(dir, "murder")
-	pkg := "github.com/murder-deploy/murder/cmd/murder"
-	if alt := os.Getenv("SWARMTEST_MURDER_PKG"); alt != "" {
-		pkg = alt // for trying a work-in-progress build of the command
+	if pkg := os.Getenv("SWARMTEST_MURDER_PKG"); pkg != "" {
+		murderBin, err = testenv.Build(dir, pkg) // for trying a work-in-progress build of the command
+	} else {
+		murderBin, err = testenv.BuildMurder(dir)
 	}
-	build := exec.Command("go", "build", "-o", murderBin, pkg)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build murder: %v\n%s", err, out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
@@ -57,16 +53,12 @@ func runMain(m *testing.M) int {
 // which installs everything.
 func need(t *testing.T) {
 	t.Helper()
-	fail := t.Skip
-	if os.Getenv("CI") != "" {
-		fail = t.Fatal
-	}
 	if err := testbed.Available(); err != nil {
-		fail(err)
+		testenv.Missing(t, "%v", err)
 	}
 	for _, sub := range []string{"tracker", "create", "seed", "peer"} {
 		if err := exec.Command(murderBin, sub, "--help").Run(); err != nil {
-			fail(fmt.Sprintf("murder %s is not available: %v", sub, err))
+			testenv.Missing(t, "murder %s is not available: %v", sub, err)
 		}
 	}
 }
@@ -200,70 +192,10 @@ func writeTree(t *testing.T, root string, size int64) {
 	}
 }
 
-// treeDigest describes a tree: for each path (minus .git*), its type,
-// permission bits and content hash or link target.
-func treeDigest(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if strings.HasPrefix(d.Name(), ".git") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = "link " + target
-		case d.IsDir():
-			if rel != "." {
-				out[rel] = fmt.Sprintf("dir %v", fi.Mode().Perm())
-			}
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(data)
-			out[rel] = fmt.Sprintf("file %v %s", fi.Mode().Perm(), hex.EncodeToString(sum[:8]))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	return out
-}
-
 // checkTree compares a peer's extracted tree with the seeder's source.
 func (s *swarm) checkTree(h *testbed.Host) {
 	s.t.Helper()
-	want := treeDigest(s.t, s.seeder.Path(srcDir))
-	got := treeDigest(s.t, h.Path(filepath.Join(destDir, s.tag)))
-	for k, w := range want {
-		if g, ok := got[k]; !ok {
-			s.t.Errorf("%s: %s missing", h.Name(), k)
-		} else if g != w {
-			s.t.Errorf("%s: %s is %q, want %q", h.Name(), k, g, w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			s.t.Errorf("%s: unexpected %s", h.Name(), k)
-		}
-	}
+	testenv.SameTree(s.t, s.seeder.Path(srcDir), h.Path(filepath.Join(destDir, s.tag)), testenv.Mode)
 }
 
 // proc is a process started in a host, with its stderr kept.
@@ -478,6 +410,16 @@ func (s *swarm) waitDone(peers ...*peer) {
 			s.t.Fatalf("%s: not done when the test timed out: %d of %d bytes, %d peers\n%s",
 				p.host.Name(), ev.BytesDone, ev.BytesTotal, ev.Peers, tail(p.stderr.String()))
 		}
+	}
+}
+
+// waitPlaced waits until every peer reported done, as waitDone does, and
+// compares each peer's tree with the seeder's source.
+func (s *swarm) waitPlaced(peers ...*peer) {
+	s.t.Helper()
+	s.waitDone(peers...)
+	for _, p := range peers {
+		s.checkTree(p.host)
 	}
 }
 

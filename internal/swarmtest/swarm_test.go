@@ -77,10 +77,7 @@ func TestSeederKilled(t *testing.T) {
 		}
 	}
 	t.Logf("seeder killed with %d of %d peers still downloading", pending, len(peers))
-	s.waitDone(peers...)
-	for _, p := range peers {
-		s.checkTree(p.host)
-	}
+	s.waitPlaced(peers...)
 	stopAll(peers...)
 }
 
@@ -141,10 +138,7 @@ func TestPeersKilled(t *testing.T) {
 			rest = append(rest, p)
 		}
 	}
-	s.waitDone(rest...)
-	for _, p := range rest {
-		s.checkTree(p.host)
-	}
+	s.waitPlaced(rest...)
 
 	// Restart the first victim: it re-checks what it had and fetches the rest.
 	v := victims[0]
@@ -209,10 +203,7 @@ func TestTrackerRestart(t *testing.T) {
 	for _, h := range late {
 		peers = append(peers, s.startPeer(h, nil))
 	}
-	s.waitDone(peers...)
-	for _, p := range peers {
-		s.checkTree(p.host)
-	}
+	s.waitPlaced(peers...)
 	stopAll(peers...)
 }
 
@@ -229,9 +220,6 @@ func TestLossAndLatency(t *testing.T) {
 	for _, h := range s.hosts {
 		peers = append(peers, s.startPeer(h, nil))
 	}
-	s.waitDone(peers...)
-	for _, p := range peers {
-		s.checkTree(p.host)
-	}
+	s.waitPlaced(peers...)
 	stopAll(peers...)
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // needBed skips the test when a bed cannot be built here, and fails it in
@@ -20,10 +22,7 @@ import (
 func needBed(t *testing.T) {
 	t.Helper()
 	if err := Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must be able to build a test bed: %v", err)
-		}
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 }
 
@@ -452,12 +451,7 @@ func namespacesWithPrefix(t *testing.T, prefix string) []string {
 // the session sees the target host's private files.
 func TestSSHD(t *testing.T) {
 	for _, tool := range []string{"/usr/sbin/sshd", "ssh", "ssh-keygen"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("CI needs %s: %v", tool, err)
-			}
-			t.Skip(err)
-		}
+		testenv.Require(t, tool)
 	}
 	b := newBed(t, Config{Hosts: 2})
 	ctx := testCtx(t)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,37 +14,8 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
-
-// needTool skips the test when a tool is missing, except in CI, which
-// installs every tool, so a skip there would hide a failure.
-func needTool(t *testing.T, name string, check ...string) {
-	t.Helper()
-	var err error
-	if len(check) > 0 {
-		err = exec.Command(check[0], check[1:]...).Run()
-	} else {
-		_, err = exec.LookPath(name)
-	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required in CI: %v", name, err)
-	}
-	t.Skipf("%s not available: %v", name, err)
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // waitScrape polls the tracker until cond holds for ih's counts.
 func waitScrape(t *testing.T, c *Client, ih [20]byte, what string, cond func(ScrapeStats) bool) ScrapeStats {
@@ -100,9 +70,9 @@ time.sleep(1)  # and the stopped one
 // an aria2c downloader, then a libtorrent session, with scrape counts checked
 // along the way.
 func TestInterop(t *testing.T) {
-	needTool(t, "aria2c")
-	needTool(t, "mktorrent")
-	needTool(t, "python3-libtorrent", "/usr/bin/python3", "-c", "import libtorrent")
+	testenv.Require(t, "aria2c")
+	testenv.Require(t, "mktorrent")
+	testenv.Require(t, "libtorrent")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -137,7 +107,7 @@ func TestInterop(t *testing.T) {
 	var seedLog bytes.Buffer
 	seeder := exec.CommandContext(seedCtx, "aria2c", slices.Concat(aria2Quiet, []string{
 		"--dir=" + seedDir, "--bt-seed-unverified=true", "--seed-ratio=0.0", "--check-integrity=false",
-		fmt.Sprintf("--listen-port=%d", freePort(t)), torrent})...)
+		fmt.Sprintf("--listen-port=%d", testenv.FreePort(t, "127.0.0.1")), torrent})...)
 	seeder.Stdout, seeder.Stderr = &seedLog, &seedLog
 	if err := seeder.Start(); err != nil {
 		t.Fatal(err)
@@ -153,7 +123,7 @@ func TestInterop(t *testing.T) {
 
 	// A second aria2c downloads it through the tracker.
 	out, err := exec.CommandContext(ctx, "aria2c", slices.Concat(aria2Quiet, []string{
-		"--dir=" + dl1, "--seed-time=0", fmt.Sprintf("--listen-port=%d", freePort(t)), torrent})...).CombinedOutput()
+		"--dir=" + dl1, "--seed-time=0", fmt.Sprintf("--listen-port=%d", testenv.FreePort(t, "127.0.0.1")), torrent})...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("aria2c download: %v\n%s", err, out)
 	}
@@ -166,8 +136,8 @@ func TestInterop(t *testing.T) {
 	// Two more peers that libtorrent must be told about; they keep
 	// announcing so they do not expire while libtorrent works.
 	fakes := []AnnounceRequest{
-		{InfoHash: ih, PeerID: hash20("fake-peer-one"), Port: freePort(t), Left: 1, IP: "127.0.0.2"},
-		{InfoHash: ih, PeerID: hash20("fake-peer-two"), Port: freePort(t), Left: 1, IP: "127.0.0.3"},
+		{InfoHash: ih, PeerID: hash20("fake-peer-one"), Port: testenv.FreePort(t, "127.0.0.1"), Left: 1, IP: "127.0.0.2"},
+		{InfoHash: ih, PeerID: hash20("fake-peer-two"), Port: testenv.FreePort(t, "127.0.0.1"), Left: 1, IP: "127.0.0.3"},
 	}
 	fakeCtx, stopFakes := context.WithCancel(ctx)
 	fakesDone := make(chan struct{})
@@ -188,8 +158,8 @@ func TestInterop(t *testing.T) {
 
 	// libtorrent announces, hears of the seeder and both fake peers (and not
 	// of itself), and downloads.
-	port := freePort(t)
-	out, err = exec.CommandContext(ctx, "/usr/bin/python3", "-c", libtorrentScript, torrent, dl2, fmt.Sprint(port)).CombinedOutput()
+	port := testenv.FreePort(t, "127.0.0.1")
+	out, err = exec.CommandContext(ctx, testenv.PythonLT, "-c", libtorrentScript, torrent, dl2, fmt.Sprint(port)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("libtorrent: %v\n%s", err, out)
 	}

@@ -20,28 +20,21 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // SSHDPath is where Debian's openssh-server installs sshd.
 const SSHDPath = "/usr/sbin/sshd"
 
-// NeedSSHD skips the test when sshd or root is missing, except under CI
-// (CI set), where it fails so a missing tool cannot hide a failure.
+// NeedSSHD skips the test when sshd (Debian's openssh-server) or root is
+// missing, except under CI, where it fails (see testenv.Missing). sshd
+// tests log in as the current user and need root to start sshd with its
+// privilege separation directory.
 func NeedSSHD(t testing.TB) {
 	t.Helper()
-	msg := ""
-	if _, err := os.Stat(SSHDPath); err != nil {
-		msg = "sshd not installed (apt-get install openssh-server)"
-	} else if os.Geteuid() != 0 {
-		msg = "sshd tests log in as the current user and need root to start sshd with its privilege separation directory"
-	}
-	if msg == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Require(t, SSHDPath)
+	testenv.Require(t, "root")
 }
 
 // Key is a generated ed25519 key pair.
@@ -132,7 +125,7 @@ func StartSSHD(t testing.TB, ip string, port int, opt Options, clients ...Key) *
 		t.Fatal(err)
 	}
 	if port == 0 {
-		port = FreePort(t, ip)
+		port = testenv.FreePort(t, ip)
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	conf := fmt.Sprintf(`ListenAddress %s
@@ -197,15 +190,4 @@ MaxSessions 50
 	b, _ := os.ReadFile(logf.Name())
 	t.Fatalf("sshd on %s did not start: %s", addr, b)
 	return nil
-}
-
-// FreePort returns a TCP port that was free on ip a moment ago.
-func FreePort(t testing.TB, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
