@@ -89,6 +89,7 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+		setNotSentLowat(tc, notSentLowat)
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()

@@ -5,3 +5,5 @@ package swarm
 import "net"
 
 func setCork(c *net.TCPConn, on bool) {}
+
+func setNotSentLowat(c *net.TCPConn, n int) {}

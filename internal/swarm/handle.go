@@ -243,10 +243,21 @@ func (s *Swarm) updateInterest(c *conn) {
 
 // updateDepth sizes c's request pipeline from its rate and latency: the
 // bytes it delivers in a few round trips (at least 50 ms worth), within
-// the peer's reqq.
+// the peer's reqq, plus headroom for the rate to grow. The headroom is
+// headroomWindow of our download rate shared among the connections
+// (between minHeadroom and minDepth blocks each): with many connections
+// a fixed headroom per connection would have every uploader queue
+// seconds of blocks (each of its peers keeping minDepth requests there),
+// so pieces picked now arrive late, and in endgame the same blocks wait
+// in several queues.
 func (c *conn) updateDepth() {
 	window := max(4*c.minRTT, 50*time.Millisecond)
-	d := int(c.rate*window.Seconds()/peerwire.BlockSize) + minDepth
+	headroom := minDepth
+	if n := len(c.s.conns); n > 0 && c.s.downRate > 0 {
+		h := int(c.s.downRate * headroomWindow.Seconds() / peerwire.BlockSize / float64(n))
+		headroom = min(max(h, minHeadroom), minDepth)
+	}
+	d := int(c.rate*window.Seconds()/peerwire.BlockSize) + headroom
 	if c.snubbed {
 		d = 2
 	}

@@ -136,7 +136,12 @@ func (s *Swarm) fill(c *conn) {
 		// Endgame: every missing piece is in progress. Ask for blocks
 		// others were asked for too; the first copy wins, the rest are
 		// cancelled. Seeds are spared, their upload being the scarce one,
-		// unless only a snubbed peer was asked.
+		// unless only a snubbed peer was asked. A connection holds at most
+		// endgameDups such duplicates at a time, oldest pieces first: the
+		// pipelines are deep, and duplicating every outstanding block
+		// would spend a large share of the last seconds' bandwidth on
+		// copies.
+		need = min(need, endgameDups-s.dupsOf(c))
 		for _, p := range s.active {
 			if need <= 0 {
 				break
@@ -158,6 +163,18 @@ func (s *Swarm) fill(c *conn) {
 	}
 	c.send(out)
 	c.reqBuf = out
+}
+
+// dupsOf counts c's outstanding requests for blocks that were asked of
+// another connection too.
+func (s *Swarm) dupsOf(c *conn) int {
+	n := 0
+	for k := range c.reqs {
+		if p := s.pieces[int(k.index)]; p != nil && p.reqCount[int(k.begin)/peerwire.BlockSize] >= 2 {
+			n++
+		}
+	}
+	return n
 }
 
 // askedUnsnubbed reports whether a peer that is not snubbed was asked for

@@ -163,9 +163,20 @@ func TestEndgame(t *testing.T) {
 	if len(a.reqs) != 4 {
 		t.Fatalf("a has %d requests, want all 4 blocks", len(a.reqs))
 	}
+	first := uint32(s.active[0].index) // the piece started first
 	s.fill(b)
-	if len(b.reqs) != 4 {
-		t.Fatalf("endgame: b has %d requests, want the 4 blocks again", len(b.reqs))
+	// At most endgameDups duplicates per connection, oldest piece first.
+	if len(b.reqs) != endgameDups {
+		t.Fatalf("endgame: b has %d requests, want %d duplicates", len(b.reqs), endgameDups)
+	}
+	for k := range b.reqs {
+		if k.index != first {
+			t.Errorf("endgame: b asked for piece %d before piece %d", k.index, first)
+		}
+	}
+	s.fill(b)
+	if len(b.reqs) != endgameDups {
+		t.Fatalf("endgame: b has %d requests after a refill, want %d", len(b.reqs), endgameDups)
 	}
 	s.fill(seed)
 	if len(seed.reqs) != 0 {
@@ -173,20 +184,32 @@ func TestEndgame(t *testing.T) {
 	}
 	c := add(0, 1)
 	s.fill(c)
-	if len(c.reqs) != 0 {
-		t.Fatalf("a third copy of blocks requested: %d", len(c.reqs))
+	for k := range c.reqs {
+		if _, ok := b.reqs[k]; ok {
+			t.Errorf("a third copy of block %+v requested", k)
+		}
+	}
+	if len(c.reqs) != 2 {
+		t.Fatalf("c has %d requests, want the 2 blocks of the other piece", len(c.reqs))
 	}
 	// The first copy wins; the duplicate request is cancelled.
 	decodeRequests(t, b)
-	s.onPiece(a, &peerwire.Message{ID: peerwire.Piece, Index: 0, Begin: 0, Block: make([]byte, peerwire.BlockSize)})
-	if _, ok := b.reqs[blockKey{0, 0}]; ok {
+	s.onPiece(a, &peerwire.Message{ID: peerwire.Piece, Index: first, Begin: 0, Block: make([]byte, peerwire.BlockSize)})
+	if _, ok := b.reqs[blockKey{first, 0}]; ok {
 		t.Fatal("duplicate request not released")
 	}
 	b.wmu.Lock()
 	ctrl := b.ctrl
 	b.wmu.Unlock()
 	m, err := peerwire.NewDecoder(bytes.NewReader(ctrl), 0).Decode()
-	if err != nil || m.ID != peerwire.Cancel || m.Index != 0 || m.Begin != 0 {
-		t.Fatalf("b got %+v (%v), want cancel of block 0/0", m, err)
+	if err != nil || m.ID != peerwire.Cancel || m.Index != first || m.Begin != 0 {
+		t.Fatalf("b got %+v (%v), want cancel of block %d/0", m, err, first)
+	}
+	// With a duplicate slot free again, b takes no block: the other block
+	// of the first piece is its own already and the blocks of the other
+	// piece are asked twice.
+	s.fill(b)
+	if len(b.reqs) != 1 {
+		t.Fatalf("b has %d requests after its duplicate was cancelled, want 1", len(b.reqs))
 	}
 }

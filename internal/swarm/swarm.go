@@ -87,11 +87,15 @@ const (
 	defaultReqq      = 250  // assumed when a peer does not say
 	maxDepth         = 1000
 	minDepth         = 16
-	activeBudget     = 256 << 20 // bytes of pieces in flight
-	randomFirst      = 4         // pieces picked at random before rarest-first
+	minHeadroom      = 4                      // pipeline headroom per connection at least
+	headroomWindow   = 250 * time.Millisecond // of download rate, as pipeline headroom
+	activeBudget     = 256 << 20              // bytes of pieces in flight
+	randomFirst      = 4                      // pieces picked at random before rarest-first
 	rejectMemory     = 3 * time.Second
 	refuseFor        = 5 * time.Second // a seeder refuses pieces others hold
 	maxSuggested     = 64
+	endgameDups      = 2        // duplicate block requests per connection in endgame
+	notSentLowat     = 64 << 10 // unsent bytes a socket holds
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
