@@ -213,3 +213,33 @@ func TestEndgame(t *testing.T) {
 		t.Fatalf("b has %d requests after its duplicate was cancelled, want 1", len(b.reqs))
 	}
 }
+
+func TestDepthHeadroomShared(t *testing.T) {
+	tests := []struct {
+		name     string
+		conns    int
+		downRate float64 // bytes/s of the whole swarm
+		want     int     // depth of an idle connection (rate 0)
+	}{
+		{"one peer", 1, 8 << 20, minDepth},
+		{"no rate yet", 16, 0, minDepth},
+		{"16 peers at 2 MB/s", 16, 2e6, minHeadroom},
+		{"16 peers at 8 MB/s", 16, 8e6, 7},
+		{"4 peers at 8 MB/s", 4, 8e6, minDepth},
+		{"200 peers fast", 200, 1e9, minDepth},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, add := pickerSwarm(t, 4, 16<<10)
+			var c *conn
+			for range tt.conns {
+				c = add()
+			}
+			s.downRate = tt.downRate
+			c.updateDepth()
+			if c.depth != tt.want {
+				t.Errorf("depth %d, want %d", c.depth, tt.want)
+			}
+		})
+	}
+}
