@@ -302,20 +302,26 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 
 func (p *peerRun) place(ctx context.Context, temp string) error {
 	info := &p.mi.Info
+	replace := p.cfg.UnsafePleaseDelete
+	if !p.art.Archive {
+		return placeRaw(ctx, info, temp, p.art.Destination, replace)
+	}
+	format, _, _ := bundle.ParseArtifactName(info.Name)
 	data := filepath.Join(temp, info.Name)
-	if len(info.SHA256) > 0 && !info.MultiFile() {
-		if err := checkSHA256(ctx, data, info.SHA256); err != nil {
+	// The archive is read once: unpacked into the new tree and, when the
+	// torrent carries one, checked against its SHA-256 before the tree is
+	// renamed into place.
+	return bundle.Publish(p.art.Destination, replace, func(dir string) error {
+		in, err := openChecked(ctx, data, info.SHA256)
+		if err != nil {
 			return err
 		}
-	}
-	replace := p.cfg.UnsafePleaseDelete
-	if p.art.Archive {
-		if err := bundle.Extract(ctx, data, p.art.Destination, bundle.ExtractOptions{Replace: replace}); err != nil {
+		defer in.Close()
+		if err := bundle.Unpack(ctx, in, format, dir); err != nil {
 			return fmt.Errorf("agent: extract %s: %w", info.Name, err)
 		}
-		return nil
-	}
-	return placeRaw(ctx, info, temp, p.art.Destination, replace)
+		return in.check()
+	})
 }
 
 // lockDownload takes an exclusive lock on TEMP/.NAME.murder-lock so two

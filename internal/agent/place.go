@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -49,23 +51,47 @@ func ResolveArtifact(info *metainfo.Info, dir string, noTagDirectory, pathIsFile
 	return a
 }
 
-// checkSHA256 compares the SHA-256 of the single file at path with want.
-func checkSHA256(ctx context.Context, path string, want []byte) error {
+// checkedFile reads a downloaded file once for placing it and, when the
+// torrent carries a whole-file SHA-256, hashes what it reads on the way, so
+// the artifact is not read a second time only to be checked.
+type checkedFile struct {
+	f    *os.File
+	r    io.Reader
+	h    hash.Hash
+	want []byte
+}
+
+func openChecked(ctx context.Context, path string, want []byte) (*checkedFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("agent: sha256: %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
-		return fmt.Errorf("agent: sha256 of %s: %w", path, err)
+	c := &checkedFile{f: f, r: ctxReader{ctx, f}, want: want}
+	if len(want) > 0 {
+		c.h = sha256.New()
+		c.r = io.TeeReader(c.r, c.h)
 	}
-	if got := h.Sum(nil); string(got) != string(want) {
+	return c, nil
+}
+
+func (c *checkedFile) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// check reads what the consumer left unread and compares the digest.
+func (c *checkedFile) check() error {
+	if c.h == nil {
+		return nil
+	}
+	if _, err := io.Copy(io.Discard, c.r); err != nil {
+		return fmt.Errorf("agent: sha256 of %s: %w", c.f.Name(), err)
+	}
+	if got := c.h.Sum(nil); !bytes.Equal(got, c.want) {
 		return fmt.Errorf("%w: %s has %s, the torrent says %s", ErrSHA256Mismatch,
-			path, hex.EncodeToString(got), hex.EncodeToString(want))
+			c.f.Name(), hex.EncodeToString(got), hex.EncodeToString(c.want))
 	}
 	return nil
 }
+
+func (c *checkedFile) Close() error { return c.f.Close() }
 
 // ctxReader stops a long read when ctx ends.
 type ctxReader struct {
@@ -85,6 +111,10 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // dest/NAME, a multi-file torrent's tree lands under dest. Pad files are
 // skipped.
 func placeRaw(ctx context.Context, info *metainfo.Info, dataDir, dest string, replace bool) error {
+	var want []byte
+	if !info.MultiFile() {
+		want = info.SHA256
+	}
 	return bundle.Publish(dest, replace, func(dir string) error {
 		root, err := os.OpenRoot(dir)
 		if err != nil {
@@ -101,7 +131,7 @@ func placeRaw(ctx context.Context, info *metainfo.Info, dataDir, dest string, re
 				src = filepath.Join(dataDir, info.Name)
 				rel = info.Name
 			}
-			if err := copyInto(ctx, root, src, rel); err != nil {
+			if err := copyInto(ctx, root, src, rel, want); err != nil {
 				return err
 			}
 		}
@@ -109,12 +139,20 @@ func placeRaw(ctx context.Context, info *metainfo.Info, dataDir, dest string, re
 	})
 }
 
-func copyInto(ctx context.Context, root *os.Root, src, rel string) error {
-	in, err := os.Open(src)
+// copyInto copies src to rel under root, checking src's SHA-256 against
+// want (when set) in the same pass.
+func copyInto(ctx context.Context, root *os.Root, src, rel string, want []byte) error {
+	in, err := openChecked(ctx, src, want)
 	if err != nil {
-		return fmt.Errorf("agent: place: %w", err)
+		return err
 	}
 	defer in.Close()
+	// Without a digest to check, copy between the two *os.File so that
+	// io.Copy uses copy_file_range.
+	var from io.Reader = in
+	if in.h == nil {
+		from = in.f
+	}
 	if d := filepath.Dir(rel); d != "." {
 		if err := root.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("agent: place %s: %w", rel, err)
@@ -128,13 +166,12 @@ func copyInto(ctx context.Context, root *os.Root, src, rel string) error {
 		out.Close()
 		return context.Cause(ctx)
 	}
-	// io.Copy between two *os.File uses copy_file_range.
-	if _, err := io.Copy(out, in); err != nil {
+	if _, err := io.Copy(out, from); err != nil {
 		out.Close()
 		return fmt.Errorf("agent: place %s: %w", rel, err)
 	}
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("agent: place %s: %w", rel, err)
 	}
-	return nil
+	return in.check()
 }
