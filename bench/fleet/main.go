@@ -44,6 +44,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/agent"
 	"github.com/murder-deploy/murder/internal/bencode"
 	"github.com/murder-deploy/murder/internal/testbed"
 	"github.com/murder-deploy/murder/internal/testenv"
@@ -96,11 +97,17 @@ func run() error {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	size, err := parseSize(*sizeFlag)
+	size, err := agent.ParseRate(*sizeFlag)
+	if err == nil && size <= 0 {
+		err = fmt.Errorf("bad size %q", *sizeFlag)
+	}
 	if err != nil {
 		return err
 	}
-	rate, err := parseSize(*rateFlag)
+	rate, err := agent.ParseRate(*rateFlag)
+	if err == nil && rate <= 0 {
+		err = fmt.Errorf("bad rate %q", *rateFlag)
+	}
 	if err != nil {
 		return err
 	}
@@ -773,26 +780,4 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 		fmt.Fprintf(os.Stderr, "%s%s\n", w.prefix, line)
 	}
 	return len(p), nil
-}
-
-// parseSize reads "64MiB", "1GiB", "512KiB", "64Mbit", "1Gbit" or bytes.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"Gbit", 1e9 / 8}, {"Mbit", 1e6 / 8}, {"Kbit", 1e3 / 8}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			f, err := strconv.ParseFloat(num, 64)
-			if err != nil || f <= 0 {
-				return 0, fmt.Errorf("bad size %q", s)
-			}
-			return int64(f * u.mult), nil
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("bad size %q (want for example 64MiB or 64Mbit)", s)
-	}
-	return v, nil
 }

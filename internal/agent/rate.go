@@ -14,26 +14,30 @@ var ErrBadRate = errors.New("agent: bad rate")
 // rateUnits maps a lowercase unit suffix to its multiplier. Decimal units
 // (KB, MB, GB, TB) are powers of 1000; binary units (KiB, MiB, ...) and the
 // bare letters (K, M, G, T), as curl and aria2 read them, are powers of 1024.
+// Kbit, Mbit and Gbit are link speeds in bits (decimal), converted to bytes.
 var rateUnits = map[string]float64{
-	"":    1,
-	"b":   1,
-	"k":   1 << 10,
-	"kb":  1e3,
-	"kib": 1 << 10,
-	"m":   1 << 20,
-	"mb":  1e6,
-	"mib": 1 << 20,
-	"g":   1 << 30,
-	"gb":  1e9,
-	"gib": 1 << 30,
-	"t":   1 << 40,
-	"tb":  1e12,
-	"tib": 1 << 40,
+	"kbit": 1e3 / 8,
+	"mbit": 1e6 / 8,
+	"gbit": 1e9 / 8,
+	"":     1,
+	"b":    1,
+	"k":    1 << 10,
+	"kb":   1e3,
+	"kib":  1 << 10,
+	"m":    1 << 20,
+	"mb":   1e6,
+	"mib":  1 << 20,
+	"g":    1 << 30,
+	"gb":   1e9,
+	"gib":  1 << 30,
+	"t":    1 << 40,
+	"tb":   1e12,
+	"tib":  1 << 40,
 }
 
 // ParseRate parses a transfer rate in bytes per second such as "10MB"
-// (10,000,000), "50MiB" (52,428,800), "100M" (104,857,600), "1.5GB", "800k"
-// or "12345". Units are case-insensitive and may be followed by "/s".
+// (10,000,000), "50MiB" (52,428,800), "100M" (104,857,600), "1.5GB", "800k",
+// "64Mbit" (8,000,000) or "12345". Units are case-insensitive and may be followed by "/s".
 // "0" means no limit.
 func ParseRate(s string) (int64, error) {
 	in := strings.TrimSpace(s)
@@ -48,7 +52,7 @@ func ParseRate(s string) (int64, error) {
 	}
 	mult, ok := rateUnits[unit]
 	if !ok {
-		return 0, fmt.Errorf("%w %q: unknown unit %q (use B, KB, MB, GB, KiB, MiB, GiB, K, M or G)", ErrBadRate, s, in[i:])
+		return 0, fmt.Errorf("%w %q: unknown unit %q (use B, KB, MB, GB, KiB, MiB, GiB, K, M, G or Kbit, Mbit, Gbit)", ErrBadRate, s, in[i:])
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil {

@@ -14,11 +14,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/agent"
 	"github.com/murder-deploy/murder/internal/testbed"
 )
 
@@ -42,11 +42,11 @@ func run() error {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	u, err := parseRate(*up)
+	u, err := agent.ParseRate(*up)
 	if err != nil {
 		return err
 	}
-	d, err := parseRate(*down)
+	d, err := agent.ParseRate(*down)
 	if err != nil {
 		return err
 	}
@@ -82,26 +82,4 @@ func splitList(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
-}
-
-// parseRate reads bytes/s: "1048576", "8MiB", "512KiB", "1GiB", "64Mbit".
-func parseRate(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"Gbit", 1e9 / 8}, {"Mbit", 1e6 / 8}, {"Kbit", 1e3 / 8}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			f, err := strconv.ParseFloat(num, 64)
-			if err != nil || f < 0 {
-				return 0, fmt.Errorf("bad rate %q", s)
-			}
-			return int64(f * u.mult), nil
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad rate %q (want bytes/s, for example 8MiB or 64Mbit)", s)
-	}
-	return n, nil
 }
