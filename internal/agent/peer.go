@@ -202,6 +202,9 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 	p.log.Info("downloading", "name", mi.Info.Name, "info_hash", mi.InfoHash().String(), "listen", sw.Addr().String())
 	p.sw = sw
+	// Reported before the swarm runs, so that this first event counts
+	// exactly the pieces found on disk.
+	p.setState(StateDownloading)
 	swCtx, stopSwarm := context.WithCancel(ctx)
 	defer stopSwarm()
 	runErr := make(chan error, 1)
@@ -216,7 +219,6 @@ func (p *peerRun) run(ctx context.Context) error {
 		}
 	}()
 
-	p.setState(StateDownloading)
 	interval := cfg.ProgressInterval
 	if interval <= 0 {
 		interval = time.Second
