@@ -424,22 +424,23 @@ func WriteFile(path string, m *MetaInfo, force bool) error {
 }
 
 // ChoosePieceLength picks a power-of-two piece length for an artifact of
-// total bytes: about a thousand pieces, from 32 KiB for small artifacts up
-// to 4 MiB for large ones. Small pieces cut the time a piece needs before a
-// peer can pass it on; more pieces cost bookkeeping.
+// total bytes: the largest that still gives at least 1024 pieces, from 32
+// KiB for small artifacts up to 4 MiB (1 MiB at 1 GiB). A piece must
+// arrive whole before a peer can pass it on, so at the start of a swarm of
+// N peers sharing a seeder each waits about N/pieces of the transfer for
+// its first piece; a thousand pieces or more keep that small, while the
+// bookkeeping (a .torrent of 20 bytes per piece, a HAVE per piece and peer)
+// stays cheap.
 func ChoosePieceLength(total int64) int64 {
 	const (
 		minLen = 32 << 10
 		maxLen = 4 << 20
-		target = 1000
+		target = 1024
 	)
-	if total <= 0 {
+	want := uint64(max(total, 0) / target)
+	if want < minLen {
 		return minLen
 	}
-	want := uint64(total / target)
-	if want <= minLen {
-		return minLen
-	}
-	pl := int64(1) << bits.Len64(want-1)
-	return min(max(pl, minLen), maxLen)
+	pl := int64(1) << (bits.Len64(want) - 1)
+	return min(pl, maxLen)
 }
