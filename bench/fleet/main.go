@@ -64,6 +64,7 @@ type bench struct {
 	pieceSize string
 	bin       string // directory with murder and the aria2 hook, shared into hosts
 	murder    string
+	alt       string // a second murder binary, or ""
 	bed       *testbed.Bed
 	tracker   *testbed.Host
 	seeder    *testbed.Host
@@ -88,9 +89,10 @@ func run() error {
 	sizeFlag := fs.String("size", "64MiB", "artifact size (KiB, MiB, GiB suffixes)")
 	rateFlag := fs.String("rate", "64Mbit", "link cap of the seeder and of every peer, each way (Mbit, Gbit, MiB suffixes; bytes/s without)")
 	rounds := fs.Int("rounds", 1, "rounds; each runs every contender once, alternating")
-	contenders := fs.String("contenders", "murder,aria2,central", "comma-separated contenders to run: murder, aria2, central")
+	contenders := fs.String("contenders", "murder,aria2,central", "comma-separated contenders to run: murder, alt, aria2, central")
 	pieceSize := fs.String("piece-size", "", "murder create --piece-size (default: murder's choice)")
 	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
+	altBin := fs.String("alt", "", "a second murder binary, run as the contender \"alt\" (to compare two builds in one run)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "print each contender's progress")
 	trace := fs.String("trace", "", "directory to write each murder process's progress events and debug log to (ROUND-HOST.log)")
@@ -139,6 +141,16 @@ func run() error {
 	} else if b.murder, err = testenv.BuildMurder(b.bin); err != nil {
 		return err
 	}
+	if *altBin != "" {
+		b.alt = filepath.Join(b.bin, "murder-alt")
+		data, err := os.ReadFile(*altBin)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(b.alt, data, 0o755); err != nil {
+			return err
+		}
+	}
 	hook := "#!/bin/sh\ndate +%s.%N > /tmp/aria2-done\n"
 	if err := os.WriteFile(filepath.Join(b.bin, "aria2-done.sh"), []byte(hook), 0o755); err != nil {
 		return err
@@ -165,7 +177,12 @@ func run() error {
 			var err error
 			switch name {
 			case "murder":
-				res, err = b.runMurder(ctx)
+				res, err = b.runMurder(ctx, b.murder)
+			case "alt":
+				if b.alt == "" {
+					return errors.New("contender alt needs -alt PATH")
+				}
+				res, err = b.runMurder(ctx, b.alt)
 			case "aria2":
 				res, err = b.runAria2(ctx)
 			case "central":
@@ -374,13 +391,13 @@ func txBytes(ctx context.Context, h *testbed.Host) (int64, error) {
 }
 
 // runMurder times murder seed + murder peer on every host.
-func (b *bench) runMurder(ctx context.Context) (result, error) {
+func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := b.startTracker(ctx); err != nil {
 		return result{}, err
 	}
-	seed := b.seeder.Command(ctx, b.murder, "seed", "--torrent", b.torrent, "--data", b.data,
+	seed := b.seeder.Command(ctx, murder, "seed", "--torrent", b.torrent, "--data", b.data,
 		"--ip", b.seeder.Addr().String(), "--listen", net.JoinHostPort(b.seeder.Addr().String(), peerPort))
 	seed.Stderr = b.logTo("seeder")
 	if f := b.traceFile(b.seeder.Name() + "-seed"); f != nil {
@@ -405,7 +422,7 @@ func (b *bench) runMurder(ctx context.Context) (result, error) {
 	ch := make(chan doneAt, len(b.peers))
 	var cmds []*exec.Cmd
 	for i, h := range b.peers {
-		cmd := h.Command(ctx, b.murder, "peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m",
+		cmd := h.Command(ctx, murder, "peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m",
 			"--temp-path", "/tmp/m", "--path-is-file", "--ip", h.Addr().String(),
 			"--listen", net.JoinHostPort(h.Addr().String(), peerPort),
 			"--progress", "json", "--seed-time", "30m", "--timeout", "15m")

@@ -58,7 +58,6 @@ type conn struct {
 	rejected       map[uint32]bool   // pieces the peer refused; cleared now and then
 	suggested      []int             // pieces the peer suggested (BEP 6)
 	assigned       *storage.Bitfield // super-seeding: pieces we sent or are sending it
-	refusedAt      map[int]time.Time // super-seeding: first refusal of a piece held elsewhere
 	closed         bool
 	claim          *piece // block being read straight into a piece buffer
 	claimBlock     int

@@ -178,19 +178,14 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 		reject()
 		return nil
 	}
-	if s.superSeed && c.fast && !c.assigned.Has(k) && s.heldElsewhere(k, c) {
+	if s.superSeed && s.unsent > 0 && c.fast && !c.assigned.Has(k) && s.heldElsewhere(k, c) {
 		// Another peer has this piece or is being sent it and can pass it
-		// on: steer the requester to a piece nobody has while one is left;
-		// after that, refuse it for a while so it copies from that peer
-		// (which the requester may not know, hence not for ever).
-		if s.unsent > 0 {
-			if u := s.pickUnsent(c); u >= 0 {
-				reject()
-				c.sendMsg(peerwire.Message{ID: peerwire.Suggest, Index: uint32(u)})
-				return nil
-			}
-		} else if c.refuse(k, s.refuseFor) {
+		// on: steer the requester to a piece nobody has while one is left.
+		// After that the seeder serves every request: its link would
+		// otherwise idle while the last pieces spread.
+		if u := s.pickUnsent(c); u >= 0 {
 			reject()
+			c.sendMsg(peerwire.Message{ID: peerwire.Suggest, Index: uint32(u)})
 			return nil
 		}
 	}
@@ -295,19 +290,4 @@ func (s *Swarm) pickUnsent(c *conn) int {
 		s.unsent = 0
 	}
 	return -1
-}
-
-// refuse reports whether the seeder should still refuse piece k to c: for
-// d after the first refusal.
-func (c *conn) refuse(k int, d time.Duration) bool {
-	now := time.Now()
-	if c.refusedAt == nil {
-		c.refusedAt = make(map[int]time.Time)
-	}
-	t, ok := c.refusedAt[k]
-	if !ok {
-		c.refusedAt[k] = now
-		return true
-	}
-	return now.Sub(t) < d
 }

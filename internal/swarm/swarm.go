@@ -92,7 +92,6 @@ const (
 	activeBudget     = 256 << 20              // bytes of pieces in flight
 	randomFirst      = 4                      // pieces picked at random before rarest-first
 	rejectMemory     = 3 * time.Second
-	refuseFor        = 5 * time.Second // a seeder refuses pieces others hold
 	maxSuggested     = 64
 	endgameDups      = 2        // duplicate block requests per connection in endgame
 	notSentLowat     = 64 << 10 // unsent bytes a socket holds
@@ -113,10 +112,8 @@ type Swarm struct {
 	// superSeed is set for a swarm that starts as the seeder: until every
 	// piece went out once, it steers peers to pieces nobody has.
 	superSeed bool
-	// reqTimeout and refuseFor are requestTimeout and refuseFor; tests
-	// shorten them.
+	// reqTimeout is requestTimeout; tests shorten it.
 	reqTimeout time.Duration
-	refuseFor  time.Duration
 
 	upLimit   *rate.Limiter
 	downLimit *rate.Limiter
@@ -210,7 +207,6 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 		upLimit:     newLimiter(cfg.UploadRate),
 		downLimit:   newLimiter(cfg.DownloadRate),
 		reqTimeout:  requestTimeout,
-		refuseFor:   refuseFor,
 	}
 	if s.peerID == ([20]byte{}) {
 		copy(s.peerID[:], "-MU0100-")

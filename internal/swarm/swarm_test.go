@@ -729,11 +729,10 @@ func TestMultiFileWithPadFiles(t *testing.T) {
 }
 
 func TestSeederServesPeersThatCannotSeeEachOther(t *testing.T) {
-	// The seeder refuses pieces another peer holds, but only for a while:
-	// peers that are not connected to each other still finish.
+	// Peers that are not connected to each other still finish: once
+	// every piece went out once, the seeder serves what others hold.
 	mi, data := makeTorrent(t, 2<<20, 32<<10, nil)
 	seeder, _ := newNode(t, mi, data, true, Config{})
-	seeder.refuseFor = 200 * time.Millisecond
 	a, pathA := newNode(t, mi, nil, false, Config{})
 	b, pathB := newNode(t, mi, nil, false, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
