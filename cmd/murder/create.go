@@ -21,8 +21,12 @@ func newCreateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create --tag TAG --files-path PATH --tracker HOST:PORT [flags]",
 		Short: "Pack a directory into TEMP/TAG.tgz and write its .torrent",
-		Long: `create packs the directory PATH into TEMP/TAG.tgz (or TAG.tar.zst, TAG.tar)
-and writes TEMP/TAG.tgz.torrent, whose single file is that artifact.
+		Long: `create packs the directory given by --files-path into the artifact
+TEMP/TAG.tgz (TEMP is --temp-path; TAG.tar.zst or TAG.tar with --format) and
+writes its .torrent next to it, TEMP/TAG.tgz.torrent, whose single file is
+the artifact. With --path-is-file the one file given by --files-path is the
+artifact, copied as it is to TEMP/NAME (NAME is its base name), with
+TEMP/NAME.torrent.
 
 The archive is deterministic: entries in sorted order, owner 0 with no user
 or group names, modes and mtimes kept, symlinks stored as links, empty
@@ -31,11 +35,12 @@ bytes and the same info hash. Walking, packing, compressing (on all cores)
 and hashing (SHA-1 per piece and SHA-256 of the whole artifact, which the
 torrent carries as "sha256") happen in one streaming pass.
 
-It prints the artifact's path, size and piece count, and the info hash on a
-line starting with "info hash:".`,
+An existing artifact or .torrent is not overwritten unless --force; nothing
+half-written is left behind. It prints the artifact's path, size and piece
+count, and the info hash on a line starting with "info hash:".`,
 		Example: `  murder create --tag v42 --files-path ./build --tracker tracker1:8998
   murder create --tag v42 --files-path ./build --tracker 10.0.0.1:8998 \
-      --tracker 10.0.0.2:8998 --format tar.zst --exclude '*.log'
+      --tracker 10.0.0.2:8998 --format tar.zst --exclude '*.log' --exclude 'tmp/*'
   murder create --tag db --files-path ./dump.sql --path-is-file --tracker t:8998`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -81,15 +86,15 @@ line starting with "info hash:".`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Tag, "tag", "", "name of this deploy: the artifact is TEMP/TAG.tgz and peers extract into DESTINATION/TAG (no '/', '..' or NUL)")
-	fl.StringVar(&opts.FilesPath, "files-path", "", "directory to pack (or, with --path-is-file, the one file to distribute)")
-	fl.StringArrayVar(&opts.Trackers, "tracker", nil, "tracker as HOST:PORT (becomes http://HOST:PORT/announce) or a full http(s) announce URL; repeat for more: the first is announce, all go into announce-list")
+	fl.StringVar(&opts.Tag, "tag", "", "name of this deploy: the artifact is TEMP/TAG.tgz and peers extract into DESTINATION/TAG; no '/', '..' or NUL (required)")
+	fl.StringVar(&opts.FilesPath, "files-path", "", "directory to pack (with --path-is-file: the one file to distribute) (required)")
+	fl.StringArrayVar(&opts.Trackers, "tracker", nil, "tracker as HOST:PORT (becomes http://HOST:PORT/announce) or a full http(s) announce URL; repeat for more: the first is announce, all go into announce-list (required)")
 	fl.StringVar(&opts.TempPath, "temp-path", "/tmp", "directory the artifact and the .torrent are written to; created when missing")
-	fl.BoolVar(&opts.PathIsFile, "path-is-file", false, "distribute --files-path, a single file, as it is (copied to TEMP/NAME) instead of packing a directory")
+	fl.BoolVar(&opts.PathIsFile, "path-is-file", false, "distribute --files-path, a single file, as it is (copied to TEMP/NAME) instead of packing a directory; peers then place it without extracting")
 	fl.StringVar(&format, "format", "tgz", "archive format: tgz (gzip, as Murder), tar.zst (zstd: faster, smaller) or tar (uncompressed)")
-	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "glob pattern of names or relative paths to leave out, in addition to .git*; repeat for more")
+	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "glob pattern (as in path.Match) of names or paths relative to --files-path to leave out, in addition to .git*; repeat for more")
 	fl.StringVar(&pieceSize, "piece-size", "", "piece length, a power of two from 16KiB to 256MiB (e.g. 1MiB, 512k); default: chosen from the artifact size")
-	fl.BoolVar(&opts.Force, "force", false, "overwrite an existing artifact and .torrent")
+	fl.BoolVar(&opts.Force, "force", false, "overwrite an existing artifact and .torrent of the same name")
 	return cmd
 }
 

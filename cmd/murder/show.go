@@ -40,13 +40,26 @@ func newShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show FILE",
 		Short: "Print what a .torrent file holds",
-		Long: `show prints a .torrent file's name, length, piece length and count, info
-hash (on a line starting with "info hash:"), trackers, the whole-file sha256
-when the torrent carries one, and its files. It reads torrents made by any
-tool.`,
+		Long: `show prints what the .torrent FILE holds: its name, total length, piece
+length and count, info hash (on a line starting with "info hash:"), the
+whole-file sha256 when the torrent carries one (murder create adds it),
+whether it is private, its trackers by tier, who made it and when, its
+comment and, for a multi-file torrent, every file with its length (pad
+files marked). It reads torrents made by any tool; the info hash is the one
+other clients show.
+
+With --json it prints one JSON object with the fields name, info_hash,
+length, piece_length, pieces, private, sha256, trackers (a list of tiers),
+created_by, creation_date (Unix seconds), comment and files (path, length,
+pad); empty optional fields are left out.`,
 		Example: `  murder show /tmp/v42.tgz.torrent
-  murder show --json /tmp/v42.tgz.torrent`,
-		Args: cobra.ExactArgs(1),
+  murder show --json /tmp/v42.tgz.torrent | jq -r .info_hash`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("want one .torrent FILE, got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := metainfo.Load(args[0])
 			if err != nil {
@@ -116,6 +129,6 @@ tool.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of text")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of text (fields listed above)")
 	return cmd
 }
