@@ -114,6 +114,9 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 			if opt.Tag == "" {
 				return usageError(errors.New("--tag is required with -c (it names the deploy on every host)"))
 			}
+			if err := remoteDestination(opt.Destination); err != nil {
+				return err
+			}
 			fl, closeFn, err := ff.open(cmd)
 			if err != nil {
 				return err
@@ -133,7 +136,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 	pf.Lookup("verbose").Usage = "-c: log SSH and host details to stderr"
 	f := cmd.Flags()
 	f.StringVar(&opt.FilesPath, "files-path", "", "directory to distribute: on the seeder host with -c, on this machine with --local (required)")
-	f.StringVar(&opt.Destination, "destination-path", "", "directory on each peer that receives TAG/; with -c an absolute path, with --local DIR/peer-K/TAG per peer (required)")
+	f.StringVar(&opt.Destination, "destination-path", "", "directory that receives TAG/ on each peer: an absolute path on the hosts with -c; with --local, peer K uses DIR/peer-K (required)")
 	f.StringVar(&opt.Tag, "tag", "", "name of the deploy: the artifact is TEMP/TAG.tgz and files land in DIR/TAG; use letters, digits, '.', '-' and '_' (required with -c; with --local the default is the files path's base name plus a UTC timestamp, e.g. build-20260101-120000)")
 	f.BoolVar(&opt.NoTagDirectory, "no-tag-directory", false, "place the files in --destination-path itself, not in a TAG subdirectory")
 	f.BoolVar(&opt.UnsafePleaseDelete, "unsafe-please-delete", false, "replace a destination that exists and is not empty (its contents are deleted)")

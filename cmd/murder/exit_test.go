@@ -119,6 +119,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"fleet create-torrent no files path", []string{"fleet", "create-torrent", "--tag", "v1"}, 2, "murder fleet create-torrent", `"files-path" not set`},
 		{"fleet bad tag", []string{"fleet", "start-seeding", "--tag", "a/b"}, 2, "murder fleet start-seeding", `bad tag "a/b"`},
 		{"fleet empty tag", []string{"fleet", "stop-seeding", "--tag", ""}, 2, "murder fleet stop-seeding", "--tag is required"},
+		{"fleet peer relative destination", []string{"fleet", "-c", missing, "peer", "--tag", "v1", "--destination-path", "srv/app"}, 2, "murder fleet peer", `--destination-path must be an absolute path on the peers, got "srv/app"`},
 		{"fleet task extra arg", []string{"fleet", "stop-tracker", "x"}, 2, "murder fleet stop-tracker", `unexpected argument "x"`},
 		{"fleet task unknown flag", []string{"fleet", "stop-tracker", "--tag", "v1"}, 2, "murder fleet stop-tracker", "unknown flag: --tag"},
 		{"fleet missing inventory", []string{"fleet", "-c", missing, "stop-tracker"}, 1, "murder fleet stop-tracker", "no such file"},
@@ -131,6 +132,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"deploy local bad tag", append([]string{"deploy", "--local", "1", "--tag", "a b"}, paths...), 2, "murder deploy", `bad tag "a b"`},
 		{"deploy local-only flag", append([]string{"deploy", "--tag", "v1", "--timeout", "1m"}, paths...), 2, "murder deploy", "--timeout only apply to --local"},
 		{"deploy no tag", append([]string{"deploy"}, paths...), 2, "murder deploy", "--tag is required with -c"},
+		{"deploy relative destination", []string{"deploy", "-c", missing, "--tag", "v1", "--files-path", "/srv/build", "--destination-path", "app"}, 2, "murder deploy", "--destination-path must be an absolute path"},
 		{"deploy missing inventory", append([]string{"deploy", "-c", missing, "--tag", "v1"}, paths...), 1, "murder deploy", "no such file"},
 		{"deploy local missing files", []string{"deploy", "--local", "1", "--files-path", missing, "--destination-path", dest}, 1, "murder deploy", "no such file"},
 	}

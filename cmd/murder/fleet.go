@@ -70,6 +70,15 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// remoteDestination checks a destination path on the peers before any
+// host is contacted.
+func remoteDestination(dest string) error {
+	if !strings.HasPrefix(dest, "/") {
+		return usageError(fmt.Errorf("--destination-path must be an absolute path on the peers, got %q", dest))
+	}
+	return nil
+}
+
 // hostFailure prints the table of failed hosts and turns err into the
 // command's error.
 func hostFailure(cmd *cobra.Command, err error, total int) error {
@@ -252,6 +261,7 @@ run is stopped first.`, true,
 	peer.Flags().StringVar(&popt.Destination, "destination-path", "", "absolute directory on each peer; the files land in DESTINATION/TAG (required)")
 	peer.Flags().BoolVar(&popt.NoTagDirectory, "no-tag-directory", false, "place the files in the destination path itself, not in a TAG subdirectory")
 	_ = peer.MarkFlagRequired("destination-path")
+	peer.PreRunE = func(*cobra.Command, []string) error { return remoteDestination(popt.Destination) }
 	peer.Flags().BoolVar(&popt.UnsafePleaseDelete, "unsafe-please-delete", false, "replace a destination that exists and is not empty (its contents are deleted)")
 	peer.Example = `  murder fleet -c murder.toml peer --tag v42 --destination-path /srv/app
   murder fleet -c murder.toml peer --tag v42 --destination-path /srv/app/current \
