@@ -228,7 +228,7 @@ func run(ctx context.Context, root *cobra.Command, args []string, stderr io.Writ
 // repeats the command's name.
 func errorLine(cmd *cobra.Command, err error) string {
 	msg := strings.TrimPrefix(err.Error(), cmd.Name()+": ")
-	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+	return strings.ReplaceAll(strings.TrimSpace(msg), "\n", "; ")
 }
 
 func main() {
