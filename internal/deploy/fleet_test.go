@@ -218,7 +218,7 @@ func TestFleetDeploySeederDown(t *testing.T) {
 	if exitCode(err) != 1 {
 		t.Fatalf("deploy with the seeder down: exit %v, want 1", err)
 	}
-	want := "murder: deploy: the tracker host root@" + fb.down.Addr().String() + " failed; stopping"
+	want := "murder deploy: the tracker host root@" + fb.down.Addr().String() + " failed; stopping"
 	if !strings.Contains(out, want) || !strings.Contains(out, "FAILED HOSTS (1 of 3)") {
 		t.Errorf("output lacks %q or the failure table", want)
 	}
