@@ -9,4 +9,12 @@
 // The reading side (Extract, Publish) never writes outside the destination,
 // whatever the archive holds, and leaves the destination either complete or
 // exactly as it was.
+//
+// Extraction is also bounded, against decompression bombs and runaway
+// archives: by default the contents of regular files may take the space
+// free on the destination's file system less a reserve (the larger of
+// 64 MiB and 1% of the file system), and an archive may hold at most
+// DefaultMaxEntries entries. Each file is checked against the bound by its
+// declared size before any of it is written, so a bomb fails at once with
+// ErrTooLarge, and Publish removes what was written. Limits overrides both.
 package bundle

@@ -24,6 +24,9 @@ type ExtractOptions struct {
 	// Replace lets Extract replace a destination that exists and is not
 	// empty (Murder's --unsafe-please-delete).
 	Replace bool
+	// Limits bounds what the extraction may write; the zero value derives
+	// the byte bound from the free space beside dest.
+	Limits Limits
 }
 
 // ErrUnsafeEntry is returned (wrapped) for an archive entry that would
@@ -48,7 +51,7 @@ func Extract(ctx context.Context, archivePath, dest string, opts ExtractOptions)
 	}
 	defer f.Close()
 	return Publish(dest, opts.Replace, func(dir string) error {
-		if err := Unpack(ctx, f, format, dir); err != nil {
+		if err := UnpackLimited(ctx, f, format, dir, opts.Limits); err != nil {
 			return fmt.Errorf("extract %s: %w", archivePath, err)
 		}
 		return nil
@@ -62,19 +65,35 @@ func Extract(ctx context.Context, archivePath, dest string, opts ExtractOptions)
 // Nothing is written outside dir: entries with absolute names or ".."
 // are refused, as are symlinks that point outside dir, writes through
 // symlinks, hard links to names outside dir or to symlinks, device nodes
-// and FIFOs; sparse files too. Setuid, setgid and sticky bits are dropped; owners are not
+// and FIFOs; sparse files too; names and link targets longer than 4096
+// bytes too. Setuid, setgid and sticky bits are dropped; owners are not
 // restored.
+//
+// What it writes is bounded by the default Limits: file contents by the
+// free space of dir's file system less a reserve, entries by
+// DefaultMaxEntries. Beyond them it fails with ErrTooLarge.
 func Unpack(ctx context.Context, r io.Reader, f Format, dir string) error {
+	return UnpackLimited(ctx, r, f, dir, Limits{})
+}
+
+// UnpackLimited is Unpack with the given limits in place of the defaults.
+func UnpackLimited(ctx context.Context, r io.Reader, f Format, dir string, lim Limits) error {
+	b, maxEntries, err := lim.resolve(dir)
+	if err != nil {
+		return err
+	}
+	// Reading through ctx also makes skipping and draining cancellable.
+	r = &ctxReader{ctx: ctx, r: r}
 	switch f {
 	case Tar:
-		return unpackTar(ctx, r, dir)
+		return unpackTar(ctx, r, dir, b, maxEntries)
 	case TGZ:
 		zr, err := pgzip.NewReader(r)
 		if err != nil {
 			return fmt.Errorf("bundle: gzip: %w", err)
 		}
 		defer zr.Close()
-		if err := unpackTar(ctx, zr, dir); err != nil {
+		if err := unpackTar(ctx, zr, dir, b, maxEntries); err != nil {
 			return err
 		}
 		return drain(zr, "gzip")
@@ -84,7 +103,7 @@ func Unpack(ctx context.Context, r io.Reader, f Format, dir string) error {
 			return fmt.Errorf("bundle: zstd: %w", err)
 		}
 		defer zr.Close()
-		if err := unpackTar(ctx, zr, dir); err != nil {
+		if err := unpackTar(ctx, zr, dir, b, maxEntries); err != nil {
 			return err
 		}
 		return drain(zr, "zstd")
@@ -92,10 +111,15 @@ func Unpack(ctx context.Context, r io.Reader, f Format, dir string) error {
 	return fmt.Errorf("%w: %d", ErrUnknownFormat, int(f))
 }
 
-// drain reads the compressed stream to its end so its checksum is checked.
+// drain reads the compressed stream to its end so its checksum is checked,
+// but no more than maxTrailing bytes past the end of the tar stream.
 func drain(r io.Reader, what string) error {
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	n, err := io.Copy(io.Discard, io.LimitReader(r, maxTrailing+1))
+	if err != nil {
 		return fmt.Errorf("bundle: %s: %w", what, err)
+	}
+	if n > maxTrailing {
+		return fmt.Errorf("%w: more than %s of data after the end of the tar stream", ErrTooLarge, formatSize(maxTrailing))
 	}
 	return nil
 }
@@ -116,17 +140,20 @@ type extractor struct {
 	// (and the code coverage seen by the fuzzer) does not depend on map order.
 	dirList []dirMeta
 	buf     []byte
+
+	budget  budget // bound on bytes of file contents; max < 0: none
+	written int64  // bytes of file contents written so far
 }
 
-func unpackTar(ctx context.Context, r io.Reader, dir string) error {
+func unpackTar(ctx context.Context, r io.Reader, dir string, b budget, maxEntries int) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]int{}, buf: make([]byte, 256<<10)}
+	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]int{}, buf: make([]byte, 256<<10), budget: b}
 	tr := tar.NewReader(r)
-	for {
+	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -135,7 +162,13 @@ func unpackTar(ctx context.Context, r io.Reader, dir string) error {
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("bundle: tar: %w", err)
+		}
+		if n > maxEntries {
+			return fmt.Errorf("%w: it has more than %d entries (entry %q)", ErrTooLarge, maxEntries, h.Name)
 		}
 		if err := x.entry(ctx, h, tr); err != nil {
 			return err
@@ -188,6 +221,12 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 	if h.Typeflag == tar.TypeXGlobalHeader {
 		return nil // metadata only, as `git archive` writes (the commit id)
 	}
+	if len(h.Name) > maxNameLen {
+		return unsafeEntry(h.Name[:64]+"...", fmt.Sprintf("name of %d bytes, longer than %d", len(h.Name), maxNameLen))
+	}
+	if len(h.Linkname) > maxNameLen {
+		return unsafeEntry(h.Name, fmt.Sprintf("link target of %d bytes, longer than %d", len(h.Linkname), maxNameLen))
+	}
 	name, err := cleanName(h.Name)
 	if err != nil {
 		return err
@@ -222,11 +261,17 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 		if err := x.prepare(h.Name, name); err != nil {
 			return err
 		}
+		if x.budget.max >= 0 && h.Size > x.budget.max-x.written {
+			return x.budget.tooLarge(h.Name, h.Size, x.written)
+		}
 		f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return fmt.Errorf("bundle: %w", err)
 		}
-		_, err = io.CopyBuffer(f, &ctxReader{ctx: ctx, r: r}, x.buf)
+		// The tar reader yields exactly h.Size bytes; the limit keeps the
+		// copy within the budget checked above whatever the reader does.
+		n, err := io.CopyBuffer(f, io.LimitReader(r, h.Size), x.buf)
+		x.written += n
 		if err == nil {
 			err = f.Chmod(perm)
 		}

@@ -188,9 +188,16 @@ func TestExtractTestdata(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			s := newSandbox(t)
 			err := Extract(context.Background(), f, s.dest, ExtractOptions{})
-			if strings.HasPrefix(filepath.Base(f), "hostile-") {
-				if !errors.Is(err, ErrUnsafeEntry) {
-					t.Errorf("got %v, want ErrUnsafeEntry", err)
+			var want error
+			switch base := filepath.Base(f); {
+			case strings.HasPrefix(base, "hostile-"):
+				want = ErrUnsafeEntry
+			case strings.HasPrefix(base, "bomb-"):
+				want = ErrTooLarge
+			}
+			if want != nil {
+				if !errors.Is(err, want) {
+					t.Errorf("got %v, want %v", err, want)
 				}
 				if _, err := os.Lstat(s.dest); err == nil {
 					t.Error("destination exists after a refused archive")

@@ -12,8 +12,9 @@ import (
 
 // FuzzUnpack feeds arbitrary tar streams to the extractor. Whatever the
 // input, nothing may appear outside the destination and no symlink in it
-// may lead out. When an archive extracts, archiving the result with our
-// writer and extracting that again must give the same tree.
+// may lead out, and no more than the limits may be written. When an
+// archive extracts, archiving the result with our writer and extracting
+// that again must give the same tree.
 //
 // Every run does file system work, so bound minimization when fuzzing:
 //
@@ -37,12 +38,16 @@ func FuzzUnpack(f *testing.F) {
 		}
 		dest := filepath.Join(parent, "dest")
 		must(t, os.Mkdir(dest, 0o755))
-		err := Unpack(context.Background(), bytes.NewReader(data), Tar, dest)
+		// Small limits keep every run cheap and exercise the bounds.
+		err := UnpackLimited(context.Background(), bytes.NewReader(data), Tar, dest, Limits{MaxBytes: 1 << 20, MaxEntries: 1000})
 		defer makeWritable(dest)
 		if names := listDir(t, parent); len(names) != 1 || names[0] != "dest" {
 			t.Fatalf("parent holds %v", names)
 		}
 		checkLinksInside(t, dest)
+		if n := treeBytes(t, dest); n > 1<<20 {
+			t.Fatalf("wrote %d bytes, beyond the 1 MiB limit", n)
+		}
 		if err != nil {
 			return
 		}

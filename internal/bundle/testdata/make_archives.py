@@ -5,7 +5,8 @@
 
 Python's tarfile is a different writer from Go's archive/tar, so these also
 check that murder reads archives it did not make. Every hostile-*.tar must
-be refused by bundle.Extract; every good-*.tar must extract.
+be refused by bundle.Extract as unsafe, every bomb-*.tar as too large;
+every good-*.tar must extract.
 """
 import io
 import tarfile
@@ -64,3 +65,12 @@ write("hostile-hardlink-abs.tar", [entry("h", LNK, link="/etc/passwd")])
 write("hostile-chardev.tar", [entry("null", tarfile.CHRTYPE)])
 write("hostile-blockdev.tar", [entry("sda", tarfile.BLKTYPE)])
 write("hostile-fifo.tar", [entry("pipe", tarfile.FIFOTYPE)])
+
+# One file declared at 4 EiB (a base-256 size in a GNU header), larger than
+# any file system, with only one block of its data: it must be refused by
+# its header, before anything is written or read.
+huge, _ = entry("huge.bin")
+huge.size = 1 << 62
+with open("bomb-declared.tar", "wb") as f:
+    f.write(huge.tobuf(tarfile.GNU_FORMAT))
+    f.write(b"\0" * 512)
