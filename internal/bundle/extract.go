@@ -168,7 +168,7 @@ func unpackTar(ctx context.Context, r io.Reader, dir string, b budget, maxEntrie
 			return fmt.Errorf("bundle: tar: %w", err)
 		}
 		if n > maxEntries {
-			return fmt.Errorf("%w: it has more than %d entries (entry %q)", ErrTooLarge, maxEntries, h.Name)
+			return fmt.Errorf("%w: it has more than %d entries (entry %q)", ErrTooLarge, maxEntries, shortName(h.Name))
 		}
 		if err := x.entry(ctx, h, tr); err != nil {
 			return err
@@ -178,6 +178,14 @@ func unpackTar(ctx context.Context, r io.Reader, dir string, b budget, maxEntrie
 		return err
 	}
 	return x.finishDirs()
+}
+
+// shortName cuts a name that is too long to print whole in an error.
+func shortName(name string) string {
+	if len(name) <= 256 {
+		return name
+	}
+	return name[:64] + "..."
 }
 
 func unsafeEntry(name, why string) error {
@@ -222,7 +230,7 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 		return nil // metadata only, as `git archive` writes (the commit id)
 	}
 	if len(h.Name) > maxNameLen {
-		return unsafeEntry(h.Name[:64]+"...", fmt.Sprintf("name of %d bytes, longer than %d", len(h.Name), maxNameLen))
+		return unsafeEntry(shortName(h.Name), fmt.Sprintf("name of %d bytes, longer than %d", len(h.Name), maxNameLen))
 	}
 	if len(h.Linkname) > maxNameLen {
 		return unsafeEntry(h.Name, fmt.Sprintf("link target of %d bytes, longer than %d", len(h.Linkname), maxNameLen))
@@ -262,7 +270,7 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 			return err
 		}
 		if x.budget.max >= 0 && h.Size > x.budget.max-x.written {
-			return x.budget.tooLarge(h.Name, h.Size, x.written)
+			return x.budget.tooLarge(shortName(h.Name), h.Size, x.written)
 		}
 		f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
