@@ -65,6 +65,7 @@ type bench struct {
 	bin       string // directory with murder and the aria2 hook, shared into hosts
 	murder    string
 	alt       string // a second murder binary, or ""
+	contender string // the one running now
 	bed       *testbed.Bed
 	tracker   *testbed.Host
 	seeder    *testbed.Host
@@ -95,7 +96,7 @@ func run() error {
 	altBin := fs.String("alt", "", "a second murder binary, run as the contender \"alt\" (to compare two builds in one run)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "print each contender's progress")
-	trace := fs.String("trace", "", "directory to write each murder process's progress events and debug log to (ROUND-HOST.log)")
+	trace := fs.String("trace", "", "directory to write each murder process's progress events and debug log to (ROUND-CONTENDER-HOST.log)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -172,6 +173,7 @@ func run() error {
 			slices.Reverse(order)
 		}
 		for _, name := range order {
+			b.contender = name
 			pause()
 			var res result
 			var err error
@@ -745,12 +747,12 @@ func pause() {
 	time.Sleep(2 * time.Second)
 }
 
-// traceFile opens ROUND-NAME.log in the trace directory, or returns nil.
+// traceFile opens ROUND-CONTENDER-NAME.log in the trace directory, or returns nil.
 func (b *bench) traceFile(name string) *syncFile {
 	if b.trace == "" {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(b.trace, fmt.Sprintf("%d-%s.log", b.round, name)))
+	f, err := os.Create(filepath.Join(b.trace, fmt.Sprintf("%d-%s-%s.log", b.round, b.contender, name)))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fleet: trace: %v\n", err)
 		return nil

@@ -275,8 +275,8 @@ func TestPeerResume(t *testing.T) {
 	if had < art.Size/3 || had == art.Size {
 		t.Fatalf("first run stopped with %d of %d bytes; want a partial download", had, art.Size)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "v4")); !os.IsNotExist(err) {
-		t.Fatalf("destination exists after an interrupted run (%v)", err)
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Fatalf("destination directory holds %v after an interrupted run (%v), want nothing", left, err)
 	}
 
 	second := &events{}
