@@ -21,10 +21,16 @@ func newTrackerCmd() *cobra.Command {
 		Use:   "tracker",
 		Short: "Run the BitTorrent tracker that coordinates a deploy",
 		Long: `tracker runs murder's HTTP BitTorrent tracker. Seeders and peers announce
-to http://HOST:PORT/announce; counts per torrent are at /scrape.
+to http://HOST:PORT/announce; counts per torrent are at /scrape, and
+Prometheus metrics at /metrics (see docs/metrics.md).
 
-Swarm state lives in memory. A peer that misses two announce intervals is
-dropped; a stopped event drops it at once. Peers get a random sample of the
+Swarm state lives in memory. A peer that misses two of its announce
+intervals is dropped; a stopped event drops it at once. A peer's interval is
+--interval, or the longer gap at which the peer is seen to re-announce:
+libtorrent, for one, re-announces at most every 300 s whatever it is told,
+so libtorrent peers (and qBittorrent and Deluge, built on it) are kept 600 s
+from their first announce, and any peer that comes back later than asked is
+kept for twice the gap it came back after. Peers get a random sample of the
 swarm, never themselves, and seeders get no other seeders.
 
 With --allow-dir only the torrents whose .torrent files lie in DIR are
@@ -55,7 +61,7 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", tracker.DefaultListen, "address to listen on, host:port (an empty host listens on all addresses)")
-	f.DurationVar(&cfg.Interval, "interval", tracker.DefaultInterval, "announce interval sent to peers; peers silent for two intervals are dropped")
+	f.DurationVar(&cfg.Interval, "interval", tracker.DefaultInterval, "announce interval sent to peers; peers silent for two intervals (or two of their longer re-announce gaps) are dropped")
 	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers one announce gets, whatever its numwant asks (an announce without numwant gets 50)")
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/metrics"
 )
 
 // Defaults of a Server whose Config leaves them zero.
@@ -31,7 +33,8 @@ type Config struct {
 	// Listen is the address Run listens on; "" means DefaultListen.
 	Listen string
 	// Interval is the announce interval sent to peers; 0 means
-	// DefaultInterval. Peers that miss two intervals are dropped.
+	// DefaultInterval. Peers that miss two of their intervals are dropped
+	// (see Server).
 	Interval time.Duration
 	// MinInterval is the "min interval" sent to peers; 0 means a third of
 	// Interval.
@@ -51,20 +54,32 @@ type Config struct {
 	// AllowPoll is how often AllowDir is checked for changes; 0 means 2 s.
 	AllowPoll time.Duration
 	// Store keeps the swarms; nil means a MemStore whose peers live two
-	// intervals, swept by Serve.
+	// intervals (or two of the longer gaps they are seen to keep), swept by
+	// Serve.
 	Store Store
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // Server is murder's HTTP tracker. It serves /announce (BEP 3, 23, 7),
-// /scrape (BEP 48) and, with an allow directory, /torrents/NAME.
+// /scrape (BEP 48), its Prometheus metrics at /metrics and, with an allow
+// directory, /torrents/NAME.
+//
+// A peer is dropped when it misses two of its announce intervals. For a
+// peer that re-announces as often as Config.Interval asks, that is two
+// intervals after its last announce. Some clients re-announce less often
+// than asked (libtorrent waits at least 300 s whatever the interval); the
+// default store learns the gap at which each peer actually re-announces and
+// keeps it for two such gaps, and assumes 300 s from the first announce for
+// the peer ids of libtorrent and the clients built on it. MemStore has the
+// details.
 type Server struct {
 	cfg   Config
 	store Store
 	mem   *MemStore // the default store, swept by Serve; nil otherwise
 	allow *allowList
 	log   *slog.Logger
+	stats *serverMetrics
 
 	// headerTimeout bounds how long a client may take to send its
 	// request headers; tests shorten it.
@@ -108,6 +123,10 @@ func NewServer(cfg Config) (*Server, error) {
 		if err := s.allow.load(); err != nil {
 			return nil, err
 		}
+	}
+	var err error
+	if s.stats, err = newServerMetrics(s); err != nil {
+		return nil, err
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	s.peers.New = func() any { p := make([]Peer, 0, cfg.DefaultNumWant); return &p }
@@ -179,6 +198,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.announce(w, r)
 	case p == "/scrape":
 		s.scrape(w, r)
+	case p == metrics.Path:
+		s.stats.handler.ServeHTTP(w, r)
 	case strings.HasPrefix(p, "/torrents/"):
 		s.torrent(w, r, strings.TrimPrefix(p, "/torrents/"))
 	default:
@@ -187,17 +208,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	q, err := parseAnnounceQuery(r.URL.RawQuery)
 	if err != nil {
+		s.stats.malformed.WithLabelValues("announce").Inc()
 		s.fail(w, r, err.Error())
 		return
 	}
+	ok := false
+	defer func() { s.stats.announced(q.Event, ok, start) }()
 	if s.allow != nil && !s.allow.has(q.InfoHash) {
 		s.fail(w, r, "torrent is not tracked here")
 		return
 	}
-	ip, ok := s.peerIP(r, q.IP)
-	if !ok {
+	ip, found := s.peerIP(r, q.IP)
+	if !found {
 		s.fail(w, r, "cannot tell the peer's address")
 		return
 	}
@@ -233,6 +258,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	b := appendAnnounceReply(*bp, s.cfg.Interval, s.cfg.MinInterval, st, peers, q.compact, q.noPeerID)
 	*bp = b[:0]
 	writeBencode(w, b)
+	ok = true
 }
 
 // peerIP picks the address other peers should dial: the ip parameter when
@@ -253,9 +279,12 @@ func (s *Server) peerIP(r *http.Request, param string) (netip.Addr, bool) {
 func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 	hashes, err := parseScrapeQuery(r.URL.RawQuery, DefaultMaxScrape)
 	if err != nil {
+		s.stats.malformed.WithLabelValues("scrape").Inc()
 		s.fail(w, r, err.Error())
 		return
 	}
+	ok := false
+	defer func() { s.stats.scrapes.WithLabelValues(result(ok)).Inc() }()
 	if s.allow != nil {
 		if len(hashes) == 0 {
 			hashes = s.allow.list()
@@ -279,6 +308,7 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeBencode(w, appendScrapeReply(nil, stats, s.cfg.MinInterval))
+	ok = true
 }
 
 func (s *Server) torrent(w http.ResponseWriter, r *http.Request, name string) {

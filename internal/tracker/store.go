@@ -46,9 +46,15 @@ type MemStoreConfig struct {
 	// Shards is the number of independently locked shards, rounded up to a
 	// power of two; 0 means 64.
 	Shards int
-	// PeerTTL is how long a peer stays without announcing again; 0 means
-	// two default intervals (30 s).
+	// PeerTTL is how long a peer stays without announcing again when it
+	// re-announces at least as often as the tracker asks: two intervals;
+	// 0 means two default intervals (30 s). A peer known to re-announce at
+	// a longer gap stays twice that gap instead (see MemStore).
 	PeerTTL time.Duration
+	// MaxGap caps the re-announce gap the store learns for a peer, and is
+	// how long it remembers a dropped peer's last announce; 0 means 30
+	// minutes. No peer stays longer than 2 MaxGap without announcing.
+	MaxGap time.Duration
 	// TorrentTTL is how long a torrent without peers keeps its count of
 	// completed downloads; 0 means 24 hours.
 	TorrentTTL time.Duration
@@ -57,13 +63,32 @@ type MemStoreConfig struct {
 }
 
 // MemStore is the in-memory Store. Torrents are spread over shards by info
-// hash, so announces for different torrents rarely contend. Peers that do
-// not announce again within PeerTTL are dropped by Sweep (which Run calls
-// periodically).
+// hash, so announces for different torrents rarely contend.
+//
+// A peer is dropped (by Sweep, which Run calls periodically) when it misses
+// two of its announce intervals: when it has not announced for
+// max(PeerTTL, 2 G), where G is the longest gap between its regular
+// announces (those without an event) that the store has seen. A peer that
+// honours the tracker's interval re-announces within it, so G changes
+// nothing for it; a client that re-announces less often than asked (such as
+// libtorrent, which waits at least 300 s whatever the interval) stays listed
+// between its announces instead of vanishing for most of each gap.
+// Announces with an event come off the client's schedule (a completed
+// download, a restart), so they never set G, and a gap never makes G
+// smaller: a client's occasional early announce does not get it dropped
+// before its next regular one.
+//
+// Until a peer's second announce G is unknown and the peer stays PeerTTL,
+// except when its peer id names a client known to re-announce no more
+// often than every 300 s (libtorrent and the clients built on it, see
+// clientGap): those stay 600 s. A dropped peer's last announce is kept for
+// MaxGap, so a peer that was dropped because it re-announces late is
+// recognised when it does, and its gap is learned from then on.
 type MemStore struct {
 	shards []memShard
 	mask   uint32
-	ttl    time.Duration
+	ttl    int64 // nanoseconds
+	maxGap int64 // nanoseconds
 	keep   time.Duration
 	now    func() time.Time
 }
@@ -71,8 +96,19 @@ type MemStore struct {
 type memShard struct {
 	mu     sync.Mutex
 	swarms map[[20]byte]*swarm
-	_      [40]byte // keep shards' locks on separate cache lines
+	gone   map[peerKey]gonePeer // dropped peers, for MaxGap
+	_      [32]byte             // keep shards' locks on separate cache lines
 }
+
+// peerKey names a peer of a torrent.
+type peerKey struct{ infoHash, id [20]byte }
+
+// gonePeer is what the store remembers of a peer it dropped.
+type gonePeer struct{ last, gap int64 }
+
+// maxGone bounds the dropped peers a shard remembers, so that announces
+// under ever new peer ids cannot grow the store for MaxGap.
+const maxGone = 4096
 
 // swarm is one torrent's peers: seeders and leechers in separate slices so
 // that sampling for a seeder touches only leechers. index maps a peer id to
@@ -87,7 +123,8 @@ type swarm struct {
 
 type entry struct {
 	Peer
-	expires int64 // unix nanoseconds
+	last int64 // unix nanoseconds of its last announce
+	gap  int64 // longest gap between its regular announces, ns; 0 when unknown
 }
 
 // NewMemStore returns an empty MemStore.
@@ -97,9 +134,12 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 		n = 64
 	}
 	n = 1 << bits.Len(uint(n-1))
-	s := &MemStore{shards: make([]memShard, n), mask: uint32(n - 1), ttl: cfg.PeerTTL, now: cfg.Now}
+	s := &MemStore{shards: make([]memShard, n), mask: uint32(n - 1), ttl: int64(cfg.PeerTTL), maxGap: int64(cfg.MaxGap), now: cfg.Now}
 	if s.ttl <= 0 {
-		s.ttl = 2 * DefaultInterval
+		s.ttl = int64(2 * DefaultInterval)
+	}
+	if s.maxGap <= 0 {
+		s.maxGap = int64(30 * time.Minute)
 	}
 	s.keep = cfg.TorrentTTL
 	if s.keep <= 0 {
@@ -110,6 +150,7 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 	}
 	for i := range s.shards {
 		s.shards[i].swarms = make(map[[20]byte]*swarm)
+		s.shards[i].gone = make(map[peerKey]gonePeer)
 	}
 	return s
 }
@@ -120,11 +161,16 @@ func (s *MemStore) shard(ih *[20]byte) *memShard {
 
 // Announce implements Store.
 func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error) {
-	now := s.now()
-	expires := now.Add(s.ttl).UnixNano()
+	now := s.now().UnixNano()
 	sh := s.shard(&a.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	key := peerKey{a.InfoHash, a.Peer.ID}
+	gone, wasGone := sh.gone[key]
+	if wasGone {
+		delete(sh.gone, key)
+		wasGone = now-gone.last <= s.maxGap
+	}
 	sw := sh.swarms[a.InfoHash]
 	if sw == nil {
 		if a.Event == EventStopped {
@@ -133,7 +179,7 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		sw = &swarm{index: make(map[[20]byte]int32)}
 		sh.swarms[a.InfoHash] = sw
 	}
-	sw.lastSeen = now.UnixNano()
+	sw.lastSeen = now
 	slot, exists := sw.index[a.Peer.ID]
 	if a.Event == EventStopped {
 		if exists {
@@ -155,7 +201,14 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	dst = sw.sample(dst, a.NumWant, a.Seeder, self)
 
 	wasSeeder := exists && slot < 0
-	e := entry{Peer: a.Peer, expires: expires}
+	e := entry{Peer: a.Peer, last: now}
+	switch {
+	case exists:
+		old := sw.at(slot)
+		e.gap = s.learn(old.gap, old.last, now, a.Event)
+	case wasGone:
+		e.gap = s.learn(gone.gap, gone.last, now, a.Event)
+	}
 	switch {
 	case !exists:
 		sw.add(e, a.Seeder)
@@ -197,17 +250,46 @@ func (s *MemStore) Scrape(_ context.Context, infoHashes [][20]byte) (map[[20]byt
 	return out, nil
 }
 
-// Sweep drops the peers whose time ran out before now, and the torrents left
-// without peers, except those with completed downloads, which are kept for
-// TorrentTTL after their last announce so that scrape still counts them.
+// learn returns a peer's gap after a regular announce at now, given its
+// gap and last announce before: the longer of the two gaps, capped at
+// MaxGap. Announces with an event leave the gap as it was.
+func (s *MemStore) learn(gap, last, now int64, event string) int64 {
+	if event != EventNone {
+		return gap
+	}
+	return max(gap, min(now-last, s.maxGap))
+}
+
+// lifetime is how long e stays without announcing: two of its intervals.
+func (s *MemStore) lifetime(e *entry) int64 {
+	gap := e.gap
+	if gap == 0 {
+		gap = min(int64(clientGap(e.ID)), s.maxGap)
+	}
+	return max(s.ttl, 2*gap)
+}
+
+// Sweep drops the peers whose time ran out before now (remembering their
+// last announce for MaxGap), and the torrents left without peers, except
+// those with completed downloads, which are kept for TorrentTTL after their
+// last announce so that scrape still counts them.
 func (s *MemStore) Sweep(now time.Time) {
 	t := now.UnixNano()
 	forget := now.Add(-s.keep).UnixNano()
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		for k, g := range sh.gone {
+			if t-g.last > s.maxGap {
+				delete(sh.gone, k)
+			}
+		}
 		for ih, sw := range sh.swarms {
-			sw.expire(t)
+			sw.expire(t, s.lifetime, func(e *entry) {
+				if len(sh.gone) < maxGone {
+					sh.gone[peerKey{ih, e.ID}] = gonePeer{last: e.last, gap: e.gap}
+				}
+			})
 			if sw.empty() && (sw.downloaded == 0 || sw.lastSeen < forget) {
 				delete(sh.swarms, ih)
 			}
@@ -217,9 +299,9 @@ func (s *MemStore) Sweep(now time.Time) {
 }
 
 // Run sweeps every quarter of PeerTTL until ctx is done, so a peer is gone
-// at most 1.25 PeerTTL after its last announce. It returns nil.
+// at most a quarter of PeerTTL after its time ran out. It returns nil.
 func (s *MemStore) Run(ctx context.Context) error {
-	t := time.NewTicker(max(s.ttl/4, 10*time.Millisecond))
+	t := time.NewTicker(max(time.Duration(s.ttl)/4, 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -231,18 +313,31 @@ func (s *MemStore) Run(ctx context.Context) error {
 	}
 }
 
-// Len returns the number of torrents and peers the store holds.
-func (s *MemStore) Len() (torrents, peers int) {
+// Counts is how much a store holds.
+type Counts struct {
+	// Torrents counts the torrents the store knows: those with peers, and
+	// those kept for their count of completed downloads.
+	Torrents int
+	// Peers counts every peer of every torrent; Seeders those of them that
+	// have the whole torrent.
+	Peers, Seeders int
+}
+
+// Counts returns how many torrents, peers and seeders the store holds,
+// without copying them.
+func (s *MemStore) Counts() Counts {
+	var c Counts
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		torrents += len(sh.swarms)
+		c.Torrents += len(sh.swarms)
 		for _, sw := range sh.swarms {
-			peers += len(sw.seeders) + len(sw.leechers)
+			c.Peers += len(sw.seeders) + len(sw.leechers)
+			c.Seeders += len(sw.seeders)
 		}
 		sh.mu.Unlock()
 	}
-	return torrents, peers
+	return c
 }
 
 func (sw *swarm) stats() ScrapeStats {
@@ -295,14 +390,18 @@ func (sw *swarm) remove(slot int32) {
 	*list = l[:last]
 }
 
-func (sw *swarm) expire(now int64) {
+// expire removes the peers whose lifetime ran out before now, passing each
+// to dropped first.
+func (sw *swarm) expire(now int64, lifetime func(*entry) int64, dropped func(*entry)) {
 	for i := len(sw.seeders) - 1; i >= 0; i-- {
-		if sw.seeders[i].expires < now {
+		if e := &sw.seeders[i]; now-e.last > lifetime(e) {
+			dropped(e)
 			sw.remove(-int32(i) - 1)
 		}
 	}
 	for i := len(sw.leechers) - 1; i >= 0; i-- {
-		if sw.leechers[i].expires < now {
+		if e := &sw.leechers[i]; now-e.last > lifetime(e) {
+			dropped(e)
 			sw.remove(int32(i))
 		}
 	}
@@ -397,4 +496,21 @@ func (sw *swarm) sample(dst []Peer, k int, forSeeder bool, self int) []Peer {
 		}
 	}
 	return dst
+}
+
+// slowClientGap is the re-announce gap of libtorrent (rasterbar): its
+// min_announce_interval setting defaults to 300 s, and it waits that long
+// between announces whatever interval the tracker sends.
+const slowClientGap = 300 * time.Second
+
+// clientGap returns the re-announce gap that the client named by a peer
+// id (the Azureus style of BEP 20) is known to keep, or 0 when the id says
+// nothing about it: libtorrent ("-LT") and qBittorrent ("-qB") and Deluge
+// ("-DE"), which are built on it, wait slowClientGap.
+func clientGap(id [20]byte) time.Duration {
+	switch string(id[:3]) {
+	case "-LT", "-qB", "-DE":
+		return slowClientGap
+	}
+	return 0
 }

@@ -150,23 +150,23 @@ func TestMemStoreLifecycle(t *testing.T) {
 		{"seeder stopping does not count", func() ScrapeStats { announce(5, true, ""); return announce(5, true, EventStopped) }, ScrapeStats{Complete: 2, Incomplete: 1, Downloaded: 2}},
 		{"stopped removes at once", func() ScrapeStats { return announce(3, true, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
 		{"stopped for an unknown peer", func() ScrapeStats { return announce(9, false, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
-		{"peer 2 re-announces at 20s", func() ScrapeStats { clock.Add(20 * time.Second); return announce(2, false, "") }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
-		{"sweep at 31s drops peer 1 only", func() ScrapeStats { clock.Add(11 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 2}},
-		{"sweep at 51s drops peer 2", func() ScrapeStats { clock.Add(20 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Downloaded: 2}},
+		{"peer 2 re-announces at 10s", func() ScrapeStats { clock.Add(10 * time.Second); return announce(2, false, "") }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
+		{"sweep at 31s drops peer 1 only", func() ScrapeStats { clock.Add(21 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 2}},
+		{"sweep at 41s drops peer 2", func() ScrapeStats { clock.Add(10 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Downloaded: 2}},
 	}
 	for _, s := range steps {
 		if got := s.do(); got != s.want {
 			t.Fatalf("%s: got %+v, want %+v", s.name, got, s.want)
 		}
 	}
-	if n, p := st.Len(); n != 1 || p != 0 {
-		t.Errorf("store holds %d torrents, %d peers; want the completed torrent kept with 0 peers", n, p)
+	if c := st.Counts(); c.Torrents != 1 || c.Peers != 0 {
+		t.Errorf("store holds %d torrents, %d peers; want the completed torrent kept with 0 peers", c.Torrents, c.Peers)
 	}
 
 	// The completed count goes after TorrentTTL (24 h) without announces.
 	clock.Add(24 * time.Hour)
 	st.Sweep(clock.Now())
-	if n, _ := st.Len(); n != 0 {
+	if n := st.Counts().Torrents; n != 0 {
 		t.Errorf("store holds %d torrents a day after the last announce, want 0", n)
 	}
 
@@ -214,5 +214,121 @@ func TestMemStoreConcurrent(t *testing.T) {
 		if s.Complete+s.Incomplete != workers*peers {
 			t.Errorf("torrent %q has %d peers, want %d", ih, s.Complete+s.Incomplete, workers*peers)
 		}
+	}
+}
+
+// TestMemStoreExpiry pins when a peer is dropped: after two of its
+// announce intervals, the tracker's or the longer gap it is seen to keep.
+func TestMemStoreExpiry(t *testing.T) {
+	const (
+		started   = "started"
+		regular   = "regular" // no event
+		seed      = "seed"    // no event, left=0
+		completed = "completed"
+		stopped   = "stopped"
+		listed    = "listed" // sweep, then the peer must be listed
+		gone      = "gone"   // sweep, then the peer must not be listed
+	)
+	type op struct {
+		at time.Duration
+		do string
+	}
+	s := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	tests := []struct {
+		name   string
+		client string // peer id prefix
+		maxGap time.Duration
+		ops    []op
+	}{
+		{"honours the interval: two missed intervals", "-MU0100-", 0,
+			[]op{{0, started}, {s(15), regular}, {s(30), regular}, {s(45), regular}, {s(75), listed}, {s(76), gone}}},
+		{"seen once", "-MU0100-", 0,
+			[]op{{0, started}, {s(30), listed}, {s(31), gone}}},
+		{"announcing late once is learned", "-MU0100-", 0,
+			[]op{{0, started}, {s(20), regular}, {s(60), listed}, {s(61), gone}}},
+		{"libtorrent seen once stays 600s", "-LT2080-", 0,
+			[]op{{0, started}, {s(600), listed}, {s(601), gone}}},
+		{"qBittorrent seen once stays 600s", "-qB5010-", 0,
+			[]op{{0, started}, {s(600), listed}, {s(601), gone}}},
+		{"libtorrent's observed gap wins over the default", "-LT2080-", 0,
+			[]op{{0, started}, {s(120), regular}, {s(360), listed}, {s(361), gone}}},
+		{"libtorrent re-announcing every 300s stays listed", "-LT2080-", 0,
+			[]op{{0, started}, {s(299), listed}, {s(300), regular}, {s(599), listed}, {s(600), regular}, {s(1199), listed}, {s(1200), listed}, {s(1201), gone}}},
+		{"an unknown slow client is learned once it returns", "-XX0001-", 0,
+			[]op{{0, started}, {s(31), gone}, {s(300), regular}, {s(301), listed}, {s(600), listed}, {s(900), listed}, {s(901), gone}}},
+		{"events do not set the gap", "-MU0100-", 0,
+			[]op{{0, started}, {s(25), completed}, {s(55), listed}, {s(56), gone}}},
+		{"a restart after being dropped does not set the gap", "-MU0100-", 0,
+			[]op{{0, started}, {s(31), gone}, {s(200), started}, {s(230), listed}, {s(231), gone}}},
+		{"an early announce does not shrink the gap", "-MU0100-", 0,
+			[]op{{0, started}, {s(100), regular}, {s(110), regular}, {s(310), listed}, {s(311), gone}}},
+		{"the gap survives turning seeder", "-MU0100-", 0,
+			[]op{{0, started}, {s(100), regular}, {s(150), seed}, {s(350), listed}, {s(351), gone}}},
+		{"gap capped at MaxGap", "-MU0100-", s(100),
+			[]op{{0, started}, {s(30), regular}, {s(85), regular}, {s(190), regular}, {s(390), listed}, {s(391), gone}}},
+		{"libtorrent's default capped at MaxGap", "-LT2080-", s(100),
+			[]op{{0, started}, {s(200), listed}, {s(201), gone}}},
+		{"a dropped peer is forgotten after MaxGap", "-MU0100-", s(100),
+			[]op{{0, started}, {s(31), gone}, {s(140), gone}, {s(150), regular}, {s(180), listed}, {s(181), gone}}},
+		{"a dropped peer is forgotten after MaxGap, unswept", "-MU0100-", s(100),
+			[]op{{0, started}, {s(31), gone}, {s(101), regular}, {s(131), listed}, {s(132), gone}}},
+		{"stopped forgets the gap", "-MU0100-", 0,
+			[]op{{0, started}, {s(100), regular}, {s(150), stopped}, {s(151), gone}, {s(160), started}, {s(190), listed}, {s(191), gone}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Unix(1e6, 0)
+			clock := &fakeClock{t: start}
+			st := NewMemStore(MemStoreConfig{PeerTTL: 30 * time.Second, MaxGap: tt.maxGap, Now: clock.Now})
+			ctx := context.Background()
+			ih := hash20("expiry")
+			var id [20]byte
+			copy(id[:], tt.client+"abcdefghijkl")
+			peer := Peer{ID: id, Addr: netip.MustParseAddrPort("127.0.0.1:6881")}
+			for _, o := range tt.ops {
+				clock.t = start.Add(o.at)
+				a := PeerAnnounce{InfoHash: ih, Peer: peer, NumWant: 50}
+				switch o.do {
+				case listed, gone:
+					st.Sweep(clock.Now())
+					m, _ := st.Scrape(ctx, [][20]byte{ih})
+					n := m[ih].Complete + m[ih].Incomplete
+					if want := map[string]int{listed: 1, gone: 0}[o.do]; n != want {
+						t.Fatalf("at %s: %d peers listed, want %d", o.at, n, want)
+					}
+					continue
+				case started, completed, stopped:
+					a.Event = o.do
+					a.Seeder = o.do == completed
+				case seed:
+					a.Seeder = true
+				}
+				if _, _, err := st.Announce(ctx, &a, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestMemStoreGoneBounded checks that the dropped peers a shard remembers
+// stay bounded.
+func TestMemStoreGoneBounded(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e6, 0)}
+	st := NewMemStore(MemStoreConfig{Shards: 1, PeerTTL: time.Second, Now: clock.Now})
+	ih := hash20("many")
+	for i := range maxGone + 100 {
+		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i)}
+		st.Announce(context.Background(), &a, nil)
+	}
+	clock.Add(2 * time.Second)
+	st.Sweep(clock.Now())
+	if n := len(st.shards[0].gone); n != maxGone {
+		t.Errorf("shard remembers %d dropped peers, want the bound %d", n, maxGone)
+	}
+	clock.Add(31 * time.Minute)
+	st.Sweep(clock.Now())
+	if n := len(st.shards[0].gone); n != 0 {
+		t.Errorf("shard remembers %d dropped peers after MaxGap, want 0", n)
 	}
 }

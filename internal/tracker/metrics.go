@@ -1,0 +1,169 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/murder-deploy/murder/internal/metrics"
+)
+
+// serverMetrics are a Server's Prometheus metrics, in a registry of its
+// own. docs/metrics.md describes them.
+type serverMetrics struct {
+	handler   http.Handler
+	announces *prometheus.CounterVec // by event and result
+	// byEvent holds announces' counters, resolved once: [event][ok].
+	byEvent   [4][2]prometheus.Counter
+	scrapes   *prometheus.CounterVec // by result
+	malformed *prometheus.CounterVec // by endpoint
+	latency   prometheus.Histogram
+}
+
+// Label values of the tracker's metrics.
+const (
+	resultOK      = "ok"
+	resultFailure = "failure"
+)
+
+func newServerMetrics(s *Server) (*serverMetrics, error) {
+	m := &serverMetrics{
+		announces: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "murder_tracker_announces_total",
+			Help: "Announces read, by event (started, completed, stopped, none) and result (ok, or failure when refused).",
+		}, []string{"event", "result"}),
+		scrapes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "murder_tracker_scrapes_total",
+			Help: "Scrapes read, by result (ok, or failure when refused).",
+		}, []string{"result"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "murder_tracker_malformed_requests_total",
+			Help: "Announces and scrapes refused because their query could not be read, by endpoint.",
+		}, []string{"endpoint"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "murder_tracker_announce_duration_seconds",
+			Help:    "Time to handle an announce, from reading its query to writing the reply.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 9), // 50 µs to 3.3 s
+		}),
+	}
+	// Every series exists from the start, so rates work from the first
+	// scrape.
+	for _, ev := range []string{EventNone, EventStarted, EventCompleted, EventStopped} {
+		label := ev
+		if ev == EventNone {
+			label = "none"
+		}
+		i := eventIndex(ev)
+		m.byEvent[i][0] = m.announces.WithLabelValues(label, resultFailure)
+		m.byEvent[i][1] = m.announces.WithLabelValues(label, resultOK)
+	}
+	for _, r := range []string{resultOK, resultFailure} {
+		m.scrapes.WithLabelValues(r)
+	}
+	for _, ep := range []string{"announce", "scrape"} {
+		m.malformed.WithLabelValues(ep)
+	}
+	reg := metrics.NewRegistry()
+	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, newStoreCollector(s)} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("tracker: metrics: %w", err)
+		}
+	}
+	m.handler = metrics.Handler(reg, s.log)
+	return m, nil
+}
+
+// eventIndex maps an announce's event to its row of byEvent.
+func eventIndex(event string) int {
+	switch event {
+	case EventStarted:
+		return 1
+	case EventCompleted:
+		return 2
+	case EventStopped:
+		return 3
+	}
+	return 0
+}
+
+// announced counts one announce that was read.
+func (m *serverMetrics) announced(event string, ok bool, start time.Time) {
+	i := 0
+	if ok {
+		i = 1
+	}
+	m.byEvent[eventIndex(event)][i].Inc()
+	m.latency.Observe(time.Since(start).Seconds())
+}
+
+func result(ok bool) string {
+	if ok {
+		return resultOK
+	}
+	return resultFailure
+}
+
+// counter is a Store that can count what it holds without copying it, as
+// MemStore does.
+type counter interface{ Counts() Counts }
+
+// storeCollector reports the store's counts at scrape time.
+type storeCollector struct {
+	s                        *Server
+	torrents, peers, seeders *prometheus.Desc
+}
+
+func newStoreCollector(s *Server) *storeCollector {
+	return &storeCollector{
+		s: s,
+		torrents: prometheus.NewDesc("murder_tracker_torrents",
+			"Torrents the tracker knows: those with peers, and those kept for their count of completed downloads.", nil, nil),
+		peers: prometheus.NewDesc("murder_tracker_peers",
+			"Peers of all torrents, seeders included.", nil, nil),
+		seeders: prometheus.NewDesc("murder_tracker_seeders",
+			"Peers that have the whole torrent.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.torrents
+	ch <- c.peers
+	ch <- c.seeders
+}
+
+// Collect implements prometheus.Collector.
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	var n Counts
+	if sc, ok := c.s.store.(counter); ok {
+		n = sc.Counts()
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		all, err := c.s.store.Scrape(ctx, nil)
+		cancel()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.torrents, fmt.Errorf("tracker: store: %w", err))
+			return
+		}
+		n.Torrents = len(all)
+		for _, st := range all {
+			n.Peers += st.Complete + st.Incomplete
+			n.Seeders += st.Complete
+		}
+	}
+	ch <- gauge(c.torrents, n.Torrents)
+	ch <- gauge(c.peers, n.Peers)
+	ch <- gauge(c.seeders, n.Seeders)
+}
+
+// gauge returns a gauge without labels of value v.
+func gauge(d *prometheus.Desc, v int) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, float64(v))
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
+}
