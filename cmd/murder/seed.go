@@ -19,7 +19,11 @@ torrent's trackers and serves it to peers until it is stopped (SIGINT or
 SIGTERM) or until --seed-time passes. On the way out it announces "stopped".
 
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
-(104,857,600, as curl and aria2 read it); 0 means no limit.`,
+(104,857,600, as curl and aria2 read it); 0 means no limit.
+
+With --metrics-listen HOST:PORT it serves Prometheus metrics at
+http://HOST:PORT/metrics while it runs: bytes uploaded, peers, rates and
+state (names in docs/metrics.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -42,6 +46,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
 	f.DurationVar(&cfg.SeedTime, "seed-time", 0, "stop seeding after this long, e.g. 10m (default: until stopped)")
 	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics while seeding, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
 	_ = cmd.MarkFlagRequired("torrent")
 	return cmd

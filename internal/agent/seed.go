@@ -37,6 +37,10 @@ type SeedConfig struct {
 	SeedTime time.Duration
 	// UploadRate caps the upload in bytes per second; zero means no limit.
 	UploadRate int64
+	// MetricsAddr, when set, is the HOST:PORT where the run serves its
+	// Prometheus metrics at /metrics (see docs/metrics.md); empty serves
+	// none.
+	MetricsAddr string
 	// Logger receives human-readable messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -55,6 +59,15 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 	mi, err := metainfo.Load(cfg.Torrent)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
+	}
+	var rm runMetrics
+	rm.setState(StateChecking)
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(ctx, cfg.MetricsAddr, log, mi, rm.snapshot)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	data, err := findData(mi, cfg)
 	if err != nil {
@@ -105,6 +118,8 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 	if err := sw.Listen(); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	rm.setSwarm(sw)
+	rm.setState(StateSeeding)
 	log.Info("seeding", "name", mi.Info.Name, "info_hash", mi.InfoHash().String(), "listen", sw.Addr().String())
 	statsCtx, stopStats := context.WithCancel(ctx)
 	statsDone := make(chan struct{})

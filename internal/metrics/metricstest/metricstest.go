@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -49,6 +50,21 @@ func Fetch(url string) (Families, error) {
 		return nil, fmt.Errorf("GET %s: content type %q, want text/plain", url, ct)
 	}
 	return Parse(resp.Body)
+}
+
+// Gather collects g's metrics as a scrape would see them; an error fails
+// the test.
+func Gather(t testing.TB, g prometheus.Gatherer) Families {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := make(Families, len(mfs))
+	for _, mf := range mfs {
+		f[mf.GetName()] = mf
+	}
+	return f
 }
 
 // Parse parses metrics in the Prometheus text format.
