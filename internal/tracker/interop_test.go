@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/metrics/metricstest"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -181,5 +182,112 @@ func checkFile(t *testing.T, path string, want []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s: %d bytes differ from the %d-byte original", path, len(got), len(want))
+	}
+}
+
+// libtorrentIdleScript joins a torrent that nobody seeds, says when its
+// first announce was answered and how many it made, and leaves (sending
+// stopped) when a line arrives on stdin.
+const libtorrentIdleScript = `
+import sys, time, threading, libtorrent as lt
+torrent, save, port = sys.argv[1], sys.argv[2], sys.argv[3]
+s = lt.session({
+    'listen_interfaces': '127.0.0.1:' + port,
+    'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
+    'enable_outgoing_utp': False, 'enable_incoming_utp': False,
+    'alert_mask': lt.alert.category_t.tracker_notification | lt.alert.category_t.error_notification,
+})
+h = s.add_torrent({'ti': lt.torrent_info(torrent), 'save_path': save})
+quit = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), quit.set()), daemon=True).start()
+replies = 0
+deadline = time.time() + 60
+while time.time() < deadline and not quit.is_set():
+    for a in s.pop_alerts():
+        if isinstance(a, lt.tracker_reply_alert):
+            replies += 1
+            print('tracker_reply', replies, flush=True)
+        elif isinstance(a, lt.tracker_error_alert):
+            print('tracker_error', a.message(), flush=True)
+    time.sleep(0.05)
+print('replies', replies, flush=True)
+s.remove_torrent(h)
+time.sleep(1)  # let the stopped announce go out
+`
+
+// TestInteropLibtorrentStaysListed pins the reason for learned gaps: told
+// to re-announce every second, libtorrent does not (it waits at least
+// 300 s), and the tracker keeps it listed well past two intervals instead of
+// dropping it until its next announce.
+func TestInteropLibtorrentStaysListed(t *testing.T) {
+	testenv.Require(t, "mktorrent")
+	testenv.Require(t, "libtorrent")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const interval = time.Second
+	_, base := startServer(t, Config{Interval: interval})
+	dir := t.TempDir()
+	payload := make([]byte, 64<<10)
+	rand.Read(payload)
+	if err := os.WriteFile(filepath.Join(dir, "idle.bin"), payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	torrent := filepath.Join(dir, "idle.torrent")
+	if out, err := exec.CommandContext(ctx, "mktorrent", "-a", base+"/announce", "-l", "16",
+		"-o", torrent, filepath.Join(dir, "idle.bin")).CombinedOutput(); err != nil {
+		t.Fatalf("mktorrent: %v\n%s", err, out)
+	}
+	m, err := metainfo.Load(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := [20]byte(m.InfoHash())
+	c := NewClient(m.Trackers(), ClientConfig{})
+
+	save := t.TempDir()
+	cmd := exec.CommandContext(ctx, testenv.PythonLT, "-c", libtorrentIdleScript, torrent, save, fmt.Sprint(testenv.FreePort(t, "127.0.0.1")))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			stdin.Close()
+			cmd.Wait()
+		}
+	}()
+	waitScrape(t, c, ih, "libtorrent's first announce", func(s ScrapeStats) bool { return s.Incomplete == 1 })
+
+	// Two intervals, and the sweeps that follow them, pass.
+	time.Sleep(4 * interval)
+	got, err := c.Scrape(ctx, ih)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := metricstest.Scrape(t, base+"/metrics")
+	regular, _ := fams.Value("murder_tracker_announces_total", "event", "none", "result", "ok")
+	started, _ := fams.Value("murder_tracker_announces_total", "event", "started", "result", "ok")
+	if got[ih].Incomplete != 1 {
+		t.Errorf("after %s: scrape %+v, want libtorrent still listed", 4*interval, got[ih])
+	}
+	if started != 1 || regular != 0 {
+		t.Errorf("libtorrent announced %v started and %v regular in %s with a %s interval, want 1 and 0 (it waits 300 s)",
+			started, regular, 4*interval, interval)
+	}
+
+	stdin.Close()
+	stopped = true
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("libtorrent: %v\n%s", err, out.String())
+	}
+	waitScrape(t, c, ih, "libtorrent's stopped announce", func(s ScrapeStats) bool { return s.Incomplete == 0 })
+	if t.Failed() {
+		t.Logf("libtorrent output:\n%s", out.String())
 	}
 }
