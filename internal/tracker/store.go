@@ -165,11 +165,14 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	sh := s.shard(&a.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	key := peerKey{a.InfoHash, a.Peer.ID}
-	gone, wasGone := sh.gone[key]
-	if wasGone {
-		delete(sh.gone, key)
-		wasGone = now-gone.last <= s.maxGap
+	var gone gonePeer
+	var wasGone bool
+	if len(sh.gone) > 0 {
+		key := peerKey{a.InfoHash, a.Peer.ID}
+		if gone, wasGone = sh.gone[key]; wasGone {
+			delete(sh.gone, key)
+			wasGone = now-gone.last <= s.maxGap
+		}
 	}
 	sw := sh.swarms[a.InfoHash]
 	if sw == nil {
