@@ -193,6 +193,9 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 		c.assigned.Set(k)
 		if s.sentTo[k] == 0 {
 			s.unsent--
+			if s.unsent == 0 {
+				s.log.Debug("every piece went out once", "uploaded", s.uploaded.Load(), "early_dups", s.earlyDups)
+			}
 		} else if s.unsent > 0 {
 			s.earlyDups++
 		}
