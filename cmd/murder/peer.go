@@ -39,7 +39,12 @@ After success it seeds on for --seed-time and exits. A restarted peer reuses
 the pieces already verified in --temp-path.
 
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
-(104,857,600, as curl and aria2 read it); 0 means no limit.`,
+(104,857,600, as curl and aria2 read it); 0 means no limit.
+
+With --metrics-listen HOST:PORT it serves Prometheus metrics at
+http://HOST:PORT/metrics until it exits: bytes downloaded and uploaded,
+verified bytes, rates, peers and state (names in docs/metrics.md). With
+--detach the background process serves them while it seeds on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -111,6 +116,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 	f.StringVar(&progress, "progress", string(agent.ProgressAuto), "progress display: auto (bar on a terminal), bar, json (one JSON object per line on stdout) or none")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "fail if the files are not in place after this long, e.g. 10m (0: no limit); also ends seeding")
 	f.BoolVar(&detach, "detach", false, "return as soon as the files are in place and seed on in a background process (log in --temp-path)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics until the peer exits, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
 	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")
 	_ = f.MarkHidden("status-fd")

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -162,5 +163,60 @@ func TestSeedMetricsBusyPort(t *testing.T) {
 	err = Seed(ctx, SeedConfig{Torrent: art.TorrentPath, ListenAddr: "127.0.0.1:0", MetricsAddr: ln.Addr().String()})
 	if err == nil || !strings.Contains(err.Error(), "--metrics-listen") || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Seed with a busy metrics port: %v, want an error naming --metrics-listen", err)
+	}
+}
+
+// TestPeerMetrics runs a peer with MetricsAddr and scrapes it while it
+// seeds on: the whole artifact came in and is verified.
+func TestPeerMetrics(t *testing.T) {
+	announce := startTracker(t)
+	_, art := makeArtifact(t, "m3", announce)
+	startSeed(t, announce, art.TorrentPath, art.ArtifactPath)
+	mi, err := metainfo.Load(art.TorrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t, "127.0.0.1")))
+	cfg := peerConfig(t, art.TorrentPath, t.TempDir())
+	cfg.MetricsAddr = addr
+	cfg.SeedTime = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var scraped metricstest.Families
+	var scrapeErr error
+	cfg.Reporter = &events{fn: func(ev Event) {
+		if ev.Event == EventDone {
+			// Scraped from the run's own goroutine, so the run is seeding on.
+			scraped, scrapeErr = metricstest.Fetch("http://" + addr + "/metrics")
+			cancel()
+		}
+	}}
+	if err := Peer(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if scrapeErr != nil {
+		t.Fatal(scrapeErr)
+	}
+	labels := []string{"tag", "m3", "info_hash", mi.InfoHash().String()}
+	for _, v := range []struct {
+		name  string
+		extra []string
+		want  func(float64) bool
+		what  string
+	}{
+		{"murder_swarm_state", []string{"state", StateSeeding}, func(v float64) bool { return v == 1 }, "1"},
+		{"murder_swarm_state", []string{"state", StateDownloading}, func(v float64) bool { return v == 0 }, "0"},
+		{"murder_swarm_verified_bytes", nil, func(v float64) bool { return v == float64(art.Size) }, fmt.Sprint(art.Size)},
+		{"murder_swarm_size_bytes", nil, func(v float64) bool { return v == float64(art.Size) }, fmt.Sprint(art.Size)},
+		{"murder_swarm_downloaded_bytes_total", nil, func(v float64) bool { return v >= float64(art.Size) }, fmt.Sprint(">= ", art.Size)},
+	} {
+		got, ok := scraped.Value(v.name, append(v.extra, labels...)...)
+		if !ok || !v.want(got) {
+			t.Errorf("%s%v = %v (found %v), want %s", v.name, v.extra, got, ok, v.what)
+		}
+	}
+	// The endpoint ends with the run.
+	if _, err := metricstest.Fetch("http://" + addr + "/metrics"); err == nil {
+		t.Error("metrics still served after Peer returned")
 	}
 }

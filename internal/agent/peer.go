@@ -67,6 +67,10 @@ type PeerConfig struct {
 	Reporter Reporter
 	// ProgressInterval is the time between progress events; zero means 1s.
 	ProgressInterval time.Duration
+	// MetricsAddr, when set, is the HOST:PORT where the run serves its
+	// Prometheus metrics at /metrics (see docs/metrics.md); empty serves
+	// none.
+	MetricsAddr string
 	// Logger receives human-readable messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -109,6 +113,8 @@ type peerRun struct {
 	state string
 	total int64
 	done  int64 // bytes verified before the swarm exists
+	// metrics is what /metrics reports, read from other goroutines.
+	metrics runMetrics
 }
 
 func (p *peerRun) event(name, msg string) Event {
@@ -128,6 +134,7 @@ func (p *peerRun) event(name, msg string) Event {
 
 func (p *peerRun) setState(s string) {
 	p.state = s
+	p.metrics.setState(s)
 	p.rep.Report(p.event(EventProgress, ""))
 }
 
@@ -172,6 +179,13 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 	defer st.Close()
 
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(ctx, cfg.MetricsAddr, p.log, mi, p.metrics.snapshot)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	p.setState(StateChecking)
 	pieces := mi.Info.NumPieces()
 	have, err := st.Verify(ctx, nil)
@@ -202,6 +216,7 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 	p.log.Info("downloading", "name", mi.Info.Name, "info_hash", mi.InfoHash().String(), "listen", sw.Addr().String())
 	p.sw = sw
+	p.metrics.setSwarm(sw)
 	// Reported before the swarm runs, so that this first event counts
 	// exactly the pieces found on disk.
 	p.setState(StateDownloading)
@@ -258,6 +273,7 @@ wait:
 		return p.stopped(ctx, err)
 	}
 	p.state = StateSeeding
+	p.metrics.setState(StateSeeding)
 	p.rep.Report(p.event(EventDone, ""))
 	p.log.Info("files in place", "path", p.art.Destination)
 
