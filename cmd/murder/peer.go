@@ -56,7 +56,7 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 			}
 			mode, err := agent.ParseProgressMode(progress)
 			if err != nil {
-				return err
+				return usageError(err)
 			}
 			level, err := parseLogLevel(logLevel)
 			if err != nil {
@@ -142,7 +142,7 @@ func detachedArgs(args []string) []string {
 func parseRateFlag(name, v string) (int64, error) {
 	r, err := agent.ParseRate(v)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
+		return 0, usageError(fmt.Errorf("%s: %w", name, err))
 	}
 	return r, nil
 }
@@ -151,7 +151,7 @@ func parseRateFlag(name, v string) (int64, error) {
 func parseLogLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+		return 0, usageError(fmt.Errorf("--log-level %q: want debug, info, warn or error", s))
 	}
 	return l, nil
 }
