@@ -33,7 +33,10 @@ placed as they are (a multi-file torrent keeps its tree).
 
 If the destination exists and is not empty, peer refuses unless
 --unsafe-please-delete is given. Other entries of DIR are left alone. On any
-failure the destination is left as it was.
+failure the destination is left as it was. An archive that would expand
+beyond the space free on the destination's file system (keeping the larger
+of 64 MiB and 1% of it free), or that holds more than 10 million entries, is
+refused before it fills the disk ("archive too large").
 
 After success it seeds on for --seed-time and exits. A restarted peer reuses
 the pieces already verified in --temp-path.
