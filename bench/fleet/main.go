@@ -131,24 +131,14 @@ func run() error {
 	}
 	defer os.RemoveAll(b.bin)
 	if *murderBin != "" {
-		b.murder = filepath.Join(b.bin, "murder")
-		data, err := os.ReadFile(*murderBin)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(b.murder, data, 0o755); err != nil {
+		if b.murder, err = copyBinary(*murderBin, b.bin, "murder"); err != nil {
 			return err
 		}
 	} else if b.murder, err = testenv.BuildMurder(b.bin); err != nil {
 		return err
 	}
 	if *altBin != "" {
-		b.alt = filepath.Join(b.bin, "murder-alt")
-		data, err := os.ReadFile(*altBin)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(b.alt, data, 0o755); err != nil {
+		if b.alt, err = copyBinary(*altBin, b.bin, "murder-alt"); err != nil {
 			return err
 		}
 	}
@@ -211,6 +201,17 @@ func run() error {
 			f.Seconds()/bound.Seconds(), m.Seconds()/bound.Seconds(), l.Seconds()/bound.Seconds(), float64(tx)/float64(b.size))
 	}
 	return nil
+}
+
+// copyBinary copies the executable src into dir as name (dir is shared
+// into the hosts) and returns the copy's path.
+func copyBinary(src, dir, name string) (string, error) {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, name)
+	return dst, os.WriteFile(dst, data, 0o755)
 }
 
 // bound is T = max(F/U_seed, F/D, N·F/(U_seed + ΣU)).

@@ -91,14 +91,7 @@ func TestInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	torrent := filepath.Join(dir, "payload.torrent")
-	if out, err := exec.CommandContext(ctx, "mktorrent", "-a", base+"/announce", "-l", "16",
-		"-o", torrent, filepath.Join(seedDir, "payload.bin")).CombinedOutput(); err != nil {
-		t.Fatalf("mktorrent: %v\n%s", err, out)
-	}
-	m, err := metainfo.Load(torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mktorrent(ctx, t, base, filepath.Join(seedDir, "payload.bin"), torrent)
 	ih := [20]byte(m.InfoHash())
 	c := NewClient(m.Trackers(), ClientConfig{})
 
@@ -233,14 +226,7 @@ func TestInteropLibtorrentStaysListed(t *testing.T) {
 		t.Fatal(err)
 	}
 	torrent := filepath.Join(dir, "idle.torrent")
-	if out, err := exec.CommandContext(ctx, "mktorrent", "-a", base+"/announce", "-l", "16",
-		"-o", torrent, filepath.Join(dir, "idle.bin")).CombinedOutput(); err != nil {
-		t.Fatalf("mktorrent: %v\n%s", err, out)
-	}
-	m, err := metainfo.Load(torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mktorrent(ctx, t, base, filepath.Join(dir, "idle.bin"), torrent)
 	ih := [20]byte(m.InfoHash())
 	c := NewClient(m.Trackers(), ClientConfig{})
 
@@ -290,4 +276,19 @@ func TestInteropLibtorrentStaysListed(t *testing.T) {
 	if t.Failed() {
 		t.Logf("libtorrent output:\n%s", out.String())
 	}
+}
+
+// mktorrent makes torrent for file with mktorrent (64 KiB pieces),
+// announcing to the tracker at base, and loads it.
+func mktorrent(ctx context.Context, t *testing.T, base, file, torrent string) *metainfo.MetaInfo {
+	t.Helper()
+	if out, err := exec.CommandContext(ctx, "mktorrent", "-a", base+"/announce", "-l", "16",
+		"-o", torrent, file).CombinedOutput(); err != nil {
+		t.Fatalf("mktorrent: %v\n%s", err, out)
+	}
+	m, err := metainfo.Load(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
