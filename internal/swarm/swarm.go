@@ -87,7 +87,7 @@ const (
 	defaultReqq      = 250  // assumed when a peer does not say
 	maxDepth         = 1000
 	minDepth         = 16
-	minHeadroom      = 4                      // pipeline headroom per connection at least
+	minHeadroom      = 2                      // pipeline headroom per connection at least
 	headroomWindow   = 250 * time.Millisecond // of download rate, as pipeline headroom
 	activeBudget     = 256 << 20              // bytes of pieces in flight
 	randomFirst      = 4                      // pieces picked at random before rarest-first
