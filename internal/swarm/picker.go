@@ -135,8 +135,8 @@ func (s *Swarm) fill(c *conn) {
 	if need > 0 && s.numPieces-s.have.Count() == len(s.pieces) {
 		// Endgame: every missing piece is in progress. Ask for blocks
 		// others were asked for too; the first copy wins, the rest are
-		// cancelled. Seeds are asked too: by now a seeder has sent every
-		// piece once and its link is free. A connection holds at most
+		// cancelled. Seeds are spared, their upload being the scarce one,
+		// unless only a snubbed peer was asked. A connection holds at most
 		// endgameDups such duplicates at a time, oldest pieces first: the
 		// pipelines are deep, and duplicating every outstanding block
 		// would spend a large share of the last seconds' bandwidth on
@@ -152,6 +152,9 @@ func (s *Swarm) fill(c *conn) {
 			for b := 0; b < p.nblocks && need > 0; b++ {
 				k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
 				if _, mine := c.reqs[k]; p.got[b] || mine || p.reqCount[b] >= 2 {
+					continue
+				}
+				if c.seed && p.reqCount[b] > 0 && s.askedUnsnubbed(k) {
 					continue
 				}
 				request(p, b)
@@ -172,6 +175,17 @@ func (s *Swarm) dupsOf(c *conn) int {
 		}
 	}
 	return n
+}
+
+// askedUnsnubbed reports whether a peer that is not snubbed was asked for
+// block k.
+func (s *Swarm) askedUnsnubbed(k blockKey) bool {
+	for o := range s.conns {
+		if _, ok := o.reqs[k]; ok && !o.snubbed {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *piece) anyRequested() bool {

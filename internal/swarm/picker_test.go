@@ -153,23 +153,6 @@ func TestFillChokedOrUninterested(t *testing.T) {
 	}
 }
 
-func TestEndgameAsksSeeds(t *testing.T) {
-	// In endgame a seed is asked for duplicates like any peer: a seeder
-	// has sent every piece once by then and its link is free.
-	s, add := pickerSwarm(t, 1, 64<<10)
-	a := add(0)
-	seed := add(0)
-	s.becameSeed(seed)
-	s.fill(a)
-	if len(a.reqs) != 4 {
-		t.Fatalf("a has %d requests, want all 4 blocks", len(a.reqs))
-	}
-	s.fill(seed)
-	if len(seed.reqs) != endgameDups {
-		t.Fatalf("seed has %d endgame requests, want %d", len(seed.reqs), endgameDups)
-	}
-}
-
 func TestEndgame(t *testing.T) {
 	s, add := pickerSwarm(t, 2, 32<<10)
 	a := add(0, 1)
@@ -195,6 +178,10 @@ func TestEndgame(t *testing.T) {
 	if len(b.reqs) != endgameDups {
 		t.Fatalf("endgame: b has %d requests after a refill, want %d", len(b.reqs), endgameDups)
 	}
+	s.fill(seed)
+	if len(seed.reqs) != 0 {
+		t.Fatalf("endgame duplicates sent to a seed: %d", len(seed.reqs))
+	}
 	c := add(0, 1)
 	s.fill(c)
 	for k := range c.reqs {
@@ -204,11 +191,6 @@ func TestEndgame(t *testing.T) {
 	}
 	if len(c.reqs) != 2 {
 		t.Fatalf("c has %d requests, want the 2 blocks of the other piece", len(c.reqs))
-	}
-	// Every block is asked twice now: not even a seed gets a third copy.
-	s.fill(seed)
-	if len(seed.reqs) != 0 {
-		t.Fatalf("seed got %d requests for blocks already asked twice", len(seed.reqs))
 	}
 	// The first copy wins; the duplicate request is cancelled.
 	decodeRequests(t, b)
