@@ -217,7 +217,7 @@ func AppendMessage(b []byte, m Message) []byte {
 const PieceHeaderLen = 13
 
 // AppendPieceHeader appends the header of a piece message whose block of
-// n bytes follows separately (for example by sendfile).
+// n bytes follows separately (read from storage straight after it).
 func AppendPieceHeader(b []byte, index, begin uint32, n int) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(9+n))
 	b = append(b, byte(Piece))

@@ -356,23 +356,3 @@ func (s *Storage) touchesCreated(k int) bool {
 	}
 	return false
 }
-
-// FileRange returns the data file holding [off, off+n) of the torrent's
-// byte space and the range's offset in it, or nil when the range crosses
-// files or touches a pad file (use ReadAt then). The file is shared: use
-// it only with calls that take an explicit offset (pread, sendfile with
-// an offset), never its file position.
-func (s *Storage) FileRange(off, n int64) (*os.File, int64) {
-	if off < 0 || n <= 0 || off+n > s.total {
-		return nil, 0
-	}
-	i := s.fileAt(off)
-	if i >= len(s.files) {
-		return nil, 0
-	}
-	f := s.files[i]
-	if f.f == nil || off+n > f.off+f.length {
-		return nil, 0
-	}
-	return f.f, off - f.off
-}

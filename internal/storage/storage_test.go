@@ -212,36 +212,6 @@ func TestUnsafePaths(t *testing.T) {
 	}
 }
 
-func TestFileRange(t *testing.T) {
-	l := layouts[3]
-	info, data := makeInfo(t, "art", l.pieceLen, l.files)
-	s, err := Open(info, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	writeAll(t, s, data)
-	tests := []struct {
-		off, n int64
-		inFile bool
-	}{
-		{0, 1000, true}, {10, 100, true}, {990, 20, false}, {1000, 24, false}, {1024, 2048, true}, {3000, 72, true}, {3072, 5, true}, {1020, 10, false},
-	}
-	for _, tt := range tests {
-		f, fo := s.FileRange(tt.off, tt.n)
-		if (f != nil) != tt.inFile {
-			t.Errorf("FileRange(%d, %d) = %v, want in one file %v", tt.off, tt.n, f, tt.inFile)
-			continue
-		}
-		if f != nil {
-			b := make([]byte, tt.n)
-			if _, err := f.ReadAt(b, fo); err != nil || !bytes.Equal(b, data[tt.off:tt.off+tt.n]) {
-				t.Errorf("FileRange(%d, %d) reads wrong bytes (%v)", tt.off, tt.n, err)
-			}
-		}
-	}
-}
-
 func TestBitfield(t *testing.T) {
 	bf := NewBitfield(10)
 	bf.Set(0)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -280,7 +279,6 @@ func (c *conn) writeLoop(ctx context.Context) {
 	s := c.s
 	bw := bufio.NewWriterSize(c.nc, 128<<10)
 	tcp, _ := c.nc.(*net.TCPConn)
-	sender := newFileSender(c.nc)
 	var spare []byte
 	var blockBuf []byte
 	keepAlive := time.NewTimer(keepAliveEvery)
@@ -318,7 +316,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 				setCork(tcp, true)
 				corked = true
 			}
-			if err := c.writeBlock(ctx, bw, sender, &blockBuf, u); err != nil {
+			if err := c.writeBlock(ctx, bw, &blockBuf, u); err != nil {
 				s.log.Debug("upload", "peer", c.addr, "err", err)
 				fail()
 				return
@@ -356,7 +354,14 @@ func (c *conn) writeLoop(ctx context.Context) {
 	}
 }
 
-func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, sender *fileSender, blockBuf *[]byte, u upload) error {
+// writeBlock appends a piece message to bw, reading the block from storage
+// straight into bw's free space when it fits there. Uploads are copied
+// through user space on purpose: on loopback and veth links a 16 KiB
+// sendfile(2) per block, with a write for its 13-byte header, cost the
+// seeder 40% more CPU than 128 KiB writes of header and block together,
+// and the receiver paid for the page-sized fragments too (1 GiB moved at
+// 1040 against 1150 MiB/s).
+func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, blockBuf *[]byte, u upload) error {
 	s := c.s
 	n := int(u.length)
 	if s.upLimit != nil {
@@ -365,15 +370,19 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, sender *fileSen
 		}
 	}
 	off := s.st.PieceOffset(int(u.index)) + int64(u.begin)
-	if _, err := bw.Write(peerwire.AppendPieceHeader(c.hdr[:0], u.index, u.begin, n)); err != nil {
-		return err
-	}
-	if f, fo := s.st.FileRange(off, int64(n)); f != nil && sender != nil {
+	msgLen := peerwire.PieceHeaderLen + n
+	if bw.Available() < msgLen && msgLen <= bw.Size() {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		if err := sender.send(f, fo, n); err != nil {
-			return fmt.Errorf("swarm: sendfile piece %d: %w", u.index, err)
+	}
+	if b := bw.AvailableBuffer(); cap(b) >= msgLen {
+		b = peerwire.AppendPieceHeader(b, u.index, u.begin, n)[:msgLen]
+		if _, err := s.st.ReadAt(b[peerwire.PieceHeaderLen:], off); err != nil {
+			return err
+		}
+		if _, err := bw.Write(b); err != nil {
+			return err
 		}
 	} else {
 		if cap(*blockBuf) < n {
@@ -381,6 +390,9 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, sender *fileSen
 		}
 		b := (*blockBuf)[:n]
 		if _, err := s.st.ReadAt(b, off); err != nil {
+			return err
+		}
+		if _, err := bw.Write(peerwire.AppendPieceHeader(c.hdr[:0], u.index, u.begin, n)); err != nil {
 			return err
 		}
 		if _, err := bw.Write(b); err != nil {

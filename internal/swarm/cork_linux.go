@@ -5,8 +5,8 @@ import (
 	"syscall"
 )
 
-// setCork holds back partial segments while a batch of blocks is written
-// (a 13-byte piece header followed by sendfile), and flushes when cleared.
+// setCork holds back partial segments while a batch of blocks is written,
+// and flushes when cleared.
 func setCork(c *net.TCPConn, on bool) {
 	rc, err := c.SyscallConn()
 	if err != nil {

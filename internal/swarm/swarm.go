@@ -6,8 +6,8 @@
 //
 // The policy is tuned for trusted datacenter networks: every interested
 // peer is unchoked (no tit-for-tat), pipelines are sized from each
-// connection's rate and latency, uploads use sendfile and received pieces
-// are hashed on all cores off the socket read loops.
+// connection's rate and latency, blocks go out in large corked writes and
+// received pieces are hashed on all cores off the socket read loops.
 //
 // A swarm that starts as the seeder sends every piece once before it sends
 // any piece twice: while some piece has gone to nobody, a request (from a
