@@ -17,8 +17,9 @@
 //     downloading; done when --on-bt-download-complete runs.
 //
 // Peers meet through murder's tracker (in this process, fresh for each
-// run). Before each timed run the bench runs sync and pauses; contenders
-// alternate (A B C, then C B A, ...). For each run it prints MiB/s from
+// run). Before each timed run the bench runs sync and pauses, and it
+// releases memory it wrote just before the downloader starts (memory.go
+// says why); contenders alternate (A B C, then C B A, ...). For each run it prints MiB/s from
 // the downloader's start to its done, and the CPU seconds (user+sys) that
 // the downloader spent until done plus what the seeder spent meanwhile,
 // read from /proc. It ends with medians and murder's ratios to the best
@@ -371,6 +372,13 @@ func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, don
 	if err := os.MkdirAll(filepath.Join(b.dir, "peer"), 0o755); err != nil {
 		return res, err
 	}
+	// Room for the download's page cache, its copy into place and
+	// socket buffers, released right before the downloader starts.
+	primed, err := primeMemory(2*b.size + 256<<20)
+	if err != nil {
+		return res, err
+	}
+	defer func() { primed.release() }()
 	sp, err := startProc("seeder", seeder, b.verbose)
 	if err != nil {
 		return res, err
@@ -388,6 +396,8 @@ func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, don
 	if err != nil {
 		return res, err
 	}
+	primed.release()
+	primed = nil
 	t0 := time.Now()
 	pp, err := startProc("peer", peer, b.verbose)
 	if err != nil {
