@@ -35,6 +35,11 @@ type file struct {
 	off     int64    // offset in the torrent's byte space
 	length  int64
 	created atomic.Bool // did not exist before Open and not written since
+	// writeMu serializes writes to the file. The kernel takes the inode
+	// lock for each buffered write anyway, and writers waiting for it
+	// spin: with the swarm's verifiers writing pieces side by side, a
+	// peer spent 10% more CPU per GiB without this mutex.
+	writeMu sync.Mutex
 }
 
 // Storage is a torrent's data on disk. Its methods are safe for concurrent
@@ -233,6 +238,8 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		// Bounded pwrite calls: a 2 MiB or larger aligned write costs
 		// several times more CPU on Linux once memory is fragmented (it
 		// asks for a huge page-cache folio); 256 KiB ones do not.
+		f.writeMu.Lock()
+		defer f.writeMu.Unlock()
 		for len(p) > 0 {
 			n := min(len(p), maxWrite)
 			if _, err := f.f.WriteAt(p[:n], fo); err != nil {
