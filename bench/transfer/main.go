@@ -18,7 +18,7 @@
 //
 // Peers meet through murder's tracker (in this process, fresh for each
 // run). Before each timed run the bench runs sync and pauses, and it
-// releases memory it wrote just before the downloader starts (memory.go
+// releases memory it wrote just before the downloader starts (testenv.PrimeMemory
 // says why); contenders alternate (A B C, then C B A, ...). For each run it prints MiB/s from
 // the downloader's start to its done, and the CPU seconds (user+sys) that
 // the downloader spent until done plus what the seeder spent meanwhile,
@@ -374,11 +374,11 @@ func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, don
 	}
 	// Room for the download's page cache, its copy into place and
 	// socket buffers, released right before the downloader starts.
-	primed, err := primeMemory(2*b.size + 256<<20)
+	primed, err := testenv.PrimeMemory(2*b.size + 256<<20)
 	if err != nil {
 		return res, err
 	}
-	defer func() { primed.release() }()
+	defer primed.Release()
 	sp, err := startProc("seeder", seeder, b.verbose)
 	if err != nil {
 		return res, err
@@ -396,8 +396,7 @@ func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, don
 	if err != nil {
 		return res, err
 	}
-	primed.release()
-	primed = nil
+	primed.Release()
 	t0 := time.Now()
 	pp, err := startProc("peer", peer, b.verbose)
 	if err != nil {

@@ -1,12 +1,13 @@
-package main
+package testenv
 
 import (
 	"os"
 	"syscall"
 )
 
-// primedMemory is memory written once and held, so the kernel hands it
-// out again warm when it is released right before a timed run.
+// PrimedMemory is memory written once and held, so the kernel hands it
+// out again warm when it is released right before a timed run. The bench
+// programs use it.
 //
 // On a virtual machine with free page reporting (virtio-balloon, as
 // here), memory that stayed free for a few seconds is given back to the
@@ -20,10 +21,10 @@ import (
 // ones to the tail, and reporting waits 2 s after a free, so a downloader
 // started right after release gets warm pages. Every contender is primed
 // the same way.
-type primedMemory []byte
+type PrimedMemory []byte
 
-// primeMemory maps n bytes and writes to every page.
-func primeMemory(n int64) (primedMemory, error) {
+// PrimeMemory maps n bytes and writes to every page.
+func PrimeMemory(n int64) (PrimedMemory, error) {
 	m, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 	if err != nil {
 		return nil, err
@@ -35,9 +36,10 @@ func primeMemory(n int64) (primedMemory, error) {
 	return m, nil
 }
 
-// release gives the memory back to the kernel.
-func (m primedMemory) release() {
-	if m != nil {
-		syscall.Munmap(m)
+// Release gives the memory back to the kernel; later calls do nothing.
+func (m *PrimedMemory) Release() {
+	if *m != nil {
+		syscall.Munmap(*m)
+		*m = nil
 	}
 }

@@ -203,3 +203,23 @@ func TestSameFile(t *testing.T) {
 		}
 	}
 }
+
+func TestPrimeMemory(t *testing.T) {
+	m, err := PrimeMemory(1<<20 + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 1<<20+1 {
+		t.Fatalf("primed %d bytes, want %d", len(m), 1<<20+1)
+	}
+	for i := 0; i < len(m); i += os.Getpagesize() {
+		if m[i] != 1 {
+			t.Fatalf("page at %d was not written", i)
+		}
+	}
+	m.Release()
+	if m != nil {
+		t.Fatal("Release left the memory set")
+	}
+	m.Release() // a second Release does nothing
+}
