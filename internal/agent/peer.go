@@ -113,6 +113,12 @@ type peerRun struct {
 	state string
 	total int64
 	done  int64 // bytes verified before the swarm exists
+	// For files placed as they are: the new tree beside the destination,
+	// the storage the swarm copies pieces into, and the SHA-256 of a
+	// single file (nil without one in the torrent), computed meanwhile.
+	stage  *bundle.Stage
+	placed *storage.Storage
+	digest *fileDigest
 	// metrics is what /metrics reports, read from other goroutines.
 	metrics runMetrics
 }
@@ -201,12 +207,54 @@ func (p *peerRun) run(ctx context.Context) error {
 		p.log.Info("resuming", "have_pieces", have.Count(), "pieces", pieces)
 	}
 
+	// Files placed as they are go into their new tree while they arrive,
+	// so that placing them at the end is a rename: hard links to the
+	// download where the file system allows, or else a second storage
+	// that the swarm writes each verified piece to as well.
+	var present []int
+	if !p.art.Archive {
+		if p.stage, err = bundle.NewStage(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
+			return err
+		}
+		defer p.stage.Abort()
+		placedSt := st
+		if !linkTree(&mi.Info, st, temp, p.stage.Dir()) {
+			if p.placed, err = storage.OpenTree(&mi.Info, p.stage.Dir()); err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+			defer p.placed.Close()
+			placedSt = p.placed
+		}
+		for k := range pieces {
+			if have.Has(k) {
+				present = append(present, k)
+			}
+		}
+		if !mi.Info.MultiFile() && len(mi.Info.SHA256) > 0 {
+			p.digest = startFileDigest(ctx, placedSt)
+			defer p.digest.stop()
+		}
+	}
+	var verified func(int, []byte) error
+	if p.stage != nil {
+		verified = func(k int, data []byte) error {
+			if p.placed != nil {
+				if err := p.placed.WritePiece(k, data); err != nil {
+					return err
+				}
+			}
+			p.digest.add(k)
+			return nil
+		}
+	}
+
 	sw, err := swarm.New(swarm.Config{
 		ListenAddr:   cfg.ListenAddr,
 		AnnounceIP:   cfg.AnnounceIP,
 		UploadRate:   cfg.UploadRate,
 		DownloadRate: cfg.DownloadRate,
 		Logger:       p.log,
+		Verified:     verified,
 	}, mi, st, have)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -269,7 +317,7 @@ wait:
 	p.setState(StateDownloaded)
 
 	p.setState(StatePlacing)
-	if err := p.place(ctx, temp); err != nil {
+	if err := p.place(ctx, temp, st, present); err != nil {
 		return p.stopped(ctx, err)
 	}
 	p.state = StateSeeding
@@ -318,11 +366,37 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 	return fmt.Errorf("agent: %s %s: %w", p.state, p.art.Tag, cause)
 }
 
-func (p *peerRun) place(ctx context.Context, temp string) error {
+// place puts the download in place: files placed as they are get the
+// pieces that were on disk from the start when they are a copy (the swarm
+// wrote the others), their SHA-256 checked, and their tree renamed to the
+// destination; an archive is unpacked into a new tree.
+func (p *peerRun) place(ctx context.Context, temp string, st *storage.Storage, present []int) error {
 	info := &p.mi.Info
 	replace := p.cfg.UnsafePleaseDelete
 	if !p.art.Archive {
-		return placeRaw(ctx, info, temp, p.art.Destination, replace)
+		if p.placed != nil {
+			if err := copyPieces(ctx, st, p.placed, present); err != nil {
+				return err
+			}
+		}
+		for _, k := range present {
+			p.digest.add(k)
+		}
+		if p.digest != nil {
+			got, err := p.digest.wait(ctx)
+			if err != nil {
+				return err
+			}
+			if err := checkSHA256(info.Name, got, info.SHA256); err != nil {
+				return err
+			}
+		}
+		if p.placed != nil {
+			if err := p.placed.Close(); err != nil {
+				return fmt.Errorf("agent: place: %w", err)
+			}
+		}
+		return p.stage.Commit()
 	}
 	format, _, _ := bundle.ParseArtifactName(info.Name)
 	data := filepath.Join(temp, info.Name)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +28,18 @@ func peerConfig(t *testing.T, torrent, dest string) PeerConfig {
 		Timeout:          60 * time.Second,
 		ProgressInterval: 20 * time.Millisecond,
 	}
+}
+
+// bothPlacements runs f once with downloads hard-linked into place and
+// once with links refused (as across file systems), where the download is
+// written into place a second time.
+func bothPlacements(t *testing.T, f func(t *testing.T)) {
+	t.Run("linked", f)
+	t.Run("copied", func(t *testing.T) {
+		link = func(string, string) error { return syscall.EXDEV }
+		t.Cleanup(func() { link = os.Link })
+		f(t)
+	})
 }
 
 func TestPeerEndToEnd(t *testing.T) {
@@ -204,22 +217,31 @@ func TestPeerRawPlacement(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := peerConfig(t, tt.torrent, dir)
-			cfg.PathIsFile = tt.pathIsFile
-			if err := Peer(context.Background(), cfg); err != nil {
-				t.Fatal(err)
-			}
-			if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
-				testenv.SameTree(t, tt.want, filepath.Join(dir, tt.at), testenv.Content)
-			} else {
-				testenv.SameFile(t, tt.want, filepath.Join(dir, tt.at))
-			}
+			bothPlacements(t, func(t *testing.T) {
+				dir := t.TempDir()
+				cfg := peerConfig(t, tt.torrent, dir)
+				cfg.PathIsFile = tt.pathIsFile
+				if err := Peer(context.Background(), cfg); err != nil {
+					t.Fatal(err)
+				}
+				if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
+					testenv.SameTree(t, tt.want, filepath.Join(dir, tt.at), testenv.Content)
+				} else {
+					testenv.SameFile(t, tt.want, filepath.Join(dir, tt.at))
+				}
+			})
 		})
 	}
 }
 
+// TestPeerSHA256Mismatch runs for an archive and for the same file placed
+// as it is (--path-is-file), which is written into place while it arrives.
 func TestPeerSHA256Mismatch(t *testing.T) {
+	t.Run("archive", func(t *testing.T) { testPeerSHA256Mismatch(t, false) })
+	bothPlacements(t, func(t *testing.T) { testPeerSHA256Mismatch(t, true) })
+}
+
+func testPeerSHA256Mismatch(t *testing.T, pathIsFile bool) {
 	announce := startTracker(t)
 	_, art := makeArtifact(t, "v3", announce)
 	// Same pieces, wrong whole-file digest: every piece verifies, the
@@ -237,16 +259,26 @@ func TestPeerSHA256Mismatch(t *testing.T) {
 	startSeed(t, announce, torrent, art.ArtifactPath)
 
 	dir := t.TempDir()
-	err = Peer(context.Background(), peerConfig(t, torrent, dir))
+	cfg := peerConfig(t, torrent, dir)
+	cfg.PathIsFile = pathIsFile
+	err = Peer(context.Background(), cfg)
 	if !errors.Is(err, ErrSHA256Mismatch) {
 		t.Fatalf("Peer error = %v, want %v", err, ErrSHA256Mismatch)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "v3")); !os.IsNotExist(err) {
-		t.Fatalf("destination v3 exists after a sha256 mismatch (%v)", err)
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Fatalf("destination directory holds %v after a sha256 mismatch (%v), want nothing", left, err)
 	}
 }
 
+// TestPeerResume runs for an archive and for the same file placed as it is
+// (--path-is-file), whose pieces found on disk must reach the destination
+// although the swarm does not download them.
 func TestPeerResume(t *testing.T) {
+	t.Run("archive", func(t *testing.T) { testPeerResume(t, false) })
+	bothPlacements(t, func(t *testing.T) { testPeerResume(t, true) })
+}
+
+func testPeerResume(t *testing.T, pathIsFile bool) {
 	announce := startTracker(t)
 	tree, art := makeArtifact(t, "v4", announce)
 	startSeed(t, announce, art.TorrentPath, art.ArtifactPath)
@@ -262,6 +294,7 @@ func TestPeerResume(t *testing.T) {
 		}
 	}}
 	cfg := peerConfig(t, art.TorrentPath, dir)
+	cfg.PathIsFile = pathIsFile
 	cfg.TempPath = temp
 	cfg.DownloadRate = 1 << 20
 	cfg.Reporter = first
@@ -285,7 +318,11 @@ func TestPeerResume(t *testing.T) {
 	if err := Peer(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	testenv.SameTree(t, tree, filepath.Join(dir, "v4"), testenv.Content)
+	if pathIsFile {
+		testenv.SameFile(t, art.ArtifactPath, filepath.Join(dir, "v4", filepath.Base(art.ArtifactPath)))
+	} else {
+		testenv.SameTree(t, tree, filepath.Join(dir, "v4"), testenv.Content)
+	}
 	evs := second.all()
 	var fromDisk int64 = -1
 	var downloaded int64

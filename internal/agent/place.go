@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/storage"
 )
 
 // ErrDestinationNotEmpty is returned (wrapped) when the effective
@@ -84,9 +86,15 @@ func (c *checkedFile) check() error {
 	if _, err := io.Copy(io.Discard, c.r); err != nil {
 		return fmt.Errorf("agent: sha256 of %s: %w", c.f.Name(), err)
 	}
-	if got := c.h.Sum(nil); !bytes.Equal(got, c.want) {
+	return checkSHA256(c.f.Name(), c.h.Sum(nil), c.want)
+}
+
+// checkSHA256 returns an ErrSHA256Mismatch error naming file unless got
+// is want.
+func checkSHA256(file string, got, want []byte) error {
+	if !bytes.Equal(got, want) {
 		return fmt.Errorf("%w: %s has %s, the torrent says %s", ErrSHA256Mismatch,
-			c.f.Name(), hex.EncodeToString(got), hex.EncodeToString(c.want))
+			file, hex.EncodeToString(got), hex.EncodeToString(want))
 	}
 	return nil
 }
@@ -106,72 +114,143 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// placeRaw copies the torrent's files from dataDir (where storage keeps
-// them) into a new tree at dest, atomically: a single file lands as
-// dest/NAME, a multi-file torrent's tree lands under dest. Pad files are
-// skipped.
-func placeRaw(ctx context.Context, info *metainfo.Info, dataDir, dest string, replace bool) error {
-	var want []byte
-	if !info.MultiFile() {
-		want = info.SHA256
+// link is os.Link; tests replace it to take linkTree's fallback.
+var link = os.Link
+
+// linkTree hard-links the data files of st, kept under temp, into dir in
+// the layout a peer places them in (dir/NAME for one file, dir/PATH... for
+// a multi-file torrent). It reports false, leaving dir empty, when a link
+// cannot be made (another file system or mount).
+func linkTree(info *metainfo.Info, st *storage.Storage, temp, dir string) bool {
+	base := temp
+	if info.MultiFile() {
+		base = filepath.Join(temp, info.Name)
 	}
-	return bundle.Publish(dest, replace, func(dir string) error {
-		root, err := os.OpenRoot(dir)
+	for _, src := range st.Paths() {
+		rel, err := filepath.Rel(base, src)
+		if err == nil && filepath.IsLocal(rel) {
+			dst := filepath.Join(dir, rel)
+			if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+				err = link(src, dst)
+			}
+		} else if err == nil {
+			err = fmt.Errorf("%s is outside %s", src, base)
+		}
 		if err != nil {
-			return fmt.Errorf("agent: place: %w", err)
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+			return false
 		}
-		defer root.Close()
-		for _, f := range info.FileList() {
-			if f.IsPad() {
-				continue
-			}
-			src := filepath.Join(append([]string{dataDir, info.Name}, f.Path...)...)
-			rel := filepath.Join(f.Path...)
-			if !info.MultiFile() {
-				src = filepath.Join(dataDir, info.Name)
-				rel = info.Name
-			}
-			if err := copyInto(ctx, root, src, rel, want); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return true
 }
 
-// copyInto copies src to rel under root, checking src's SHA-256 against
-// want (when set) in the same pass.
-func copyInto(ctx context.Context, root *os.Root, src, rel string, want []byte) error {
-	in, err := openChecked(ctx, src, want)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	// Without a digest to check, copy between the two *os.File so that
-	// io.Copy uses copy_file_range.
-	var from io.Reader = in
-	if in.h == nil {
-		from = in.f
-	}
-	if d := filepath.Dir(rel); d != "." {
-		if err := root.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("agent: place %s: %w", rel, err)
+// copyPieces writes the given pieces of from into to.
+func copyPieces(ctx context.Context, from, to *storage.Storage, pieces []int) error {
+	var buf []byte
+	for _, k := range pieces {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		var err error
+		if buf, err = from.ReadPiece(k, buf); err != nil {
+			return fmt.Errorf("agent: place: %w", err)
+		}
+		if err := to.WritePiece(k, buf); err != nil {
+			return fmt.Errorf("agent: place: %w", err)
 		}
 	}
-	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("agent: place %s: %w", rel, err)
+	return nil
+}
+
+// fileDigest computes the SHA-256 of a single-file torrent's file while
+// its pieces arrive in any order: it hashes the file front to back as far
+// as the pieces are there, reading them back from storage (the page
+// cache), so that once the last piece arrives only what lies after it is
+// left to hash. Hashing 64 MiB took about 0.25 s at the end on a test bed
+// of 16 hosts sharing two cores, a quarter of the time after the swarm's
+// last unique piece.
+type fileDigest struct {
+	st     *storage.Storage
+	mu     sync.Mutex
+	have   *storage.Bitfield
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	sum    []byte
+	err    error
+}
+
+func startFileDigest(ctx context.Context, st *storage.Storage) *fileDigest {
+	ctx, cancel := context.WithCancel(ctx)
+	d := &fileDigest{
+		st:     st,
+		have:   storage.NewBitfield(st.Info().NumPieces()),
+		wake:   make(chan struct{}, 1),
+		cancel: cancel,
+		done:   make(chan struct{}),
 	}
-	if err := ctx.Err(); err != nil {
-		out.Close()
-		return context.Cause(ctx)
+	go d.run(ctx)
+	return d
+}
+
+// add records that piece k is in st. A nil d ignores it.
+func (d *fileDigest) add(k int) {
+	if d == nil {
+		return
 	}
-	if _, err := io.Copy(out, from); err != nil {
-		out.Close()
-		return fmt.Errorf("agent: place %s: %w", rel, err)
+	d.mu.Lock()
+	d.have.Set(k)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("agent: place %s: %w", rel, err)
+}
+
+func (d *fileDigest) run(ctx context.Context) {
+	defer close(d.done)
+	h := sha256.New()
+	var buf []byte
+	n := d.st.Info().NumPieces()
+	for next := 0; next < n; {
+		d.mu.Lock()
+		ok := d.have.Has(next)
+		d.mu.Unlock()
+		if !ok {
+			select {
+			case <-d.wake:
+				continue
+			case <-ctx.Done():
+				d.err = context.Cause(ctx)
+				return
+			}
+		}
+		var err error
+		if buf, err = d.st.ReadPiece(next, buf); err != nil {
+			d.err = fmt.Errorf("agent: sha256: %w", err)
+			return
+		}
+		h.Write(buf)
+		next++
 	}
-	return in.check()
+	d.sum = h.Sum(nil)
+}
+
+// wait returns the digest once every piece was added.
+func (d *fileDigest) wait(ctx context.Context) ([]byte, error) {
+	select {
+	case <-d.done:
+		return d.sum, d.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// stop ends the hashing early and waits for it.
+func (d *fileDigest) stop() {
+	d.cancel()
+	<-d.done
 }

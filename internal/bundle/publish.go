@@ -21,41 +21,85 @@ var ErrNotEmpty = errors.New("bundle: destination exists and is not empty")
 // with ErrNotEmpty unless replace is set (Murder's --unsafe-please-delete);
 // then the old dest is swapped out in one rename and removed afterwards.
 // Missing parents of dest are created.
-func Publish(dest string, replace bool, fill func(dir string) error) (err error) {
-	if dest == "" {
-		return errors.New("bundle: no destination given")
-	}
-	dest, err = filepath.Abs(dest)
+func Publish(dest string, replace bool, fill func(dir string) error) error {
+	st, err := NewStage(dest, replace)
 	if err != nil {
-		return fmt.Errorf("bundle: %w", err)
+		return err
+	}
+	defer st.Abort()
+	if err := fill(st.Dir()); err != nil {
+		return err
+	}
+	return st.Commit()
+}
+
+// Stage is a new tree being built beside its destination, for callers
+// that fill it over a longer time than one call (a download written into
+// place as it arrives). Commit renames it into place as Publish does;
+// Abort removes it. Exactly one of them takes effect.
+type Stage struct {
+	dest, dir string
+	replace   bool
+	done      bool
+}
+
+// NewStage checks dest as Publish does (see CheckDestination), creates its
+// missing parents and an empty temporary directory beside it.
+func NewStage(dest string, replace bool) (*Stage, error) {
+	if dest == "" {
+		return nil, errors.New("bundle: no destination given")
+	}
+	dest, err := filepath.Abs(dest)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	parent, base := filepath.Dir(dest), filepath.Base(dest)
 	if parent == dest {
-		return fmt.Errorf("bundle: refusing to publish over %s", dest)
+		return nil, fmt.Errorf("bundle: refusing to publish over %s", dest)
 	}
 	if err := CheckDestination(dest, replace); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("bundle: destination: %w", err)
+		return nil, fmt.Errorf("bundle: destination: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".murder-new-*")
+	dir, err := os.MkdirTemp(parent, "."+base+".murder-new-*")
 	if err != nil {
-		return fmt.Errorf("bundle: %w", err)
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
+	return &Stage{dest: dest, dir: dir, replace: replace}, nil
+}
+
+// Dir returns the temporary directory to fill.
+func (st *Stage) Dir() string { return st.dir }
+
+// Abort removes the temporary directory, unless Commit or Abort ran.
+func (st *Stage) Abort() {
+	if !st.done {
+		st.done = true
+		os.RemoveAll(st.dir)
+	}
+}
+
+// Commit renames the filled directory to the destination, checking the
+// destination again first: it may have appeared meanwhile. On failure the
+// destination is left as it was and the temporary directory is removed.
+func (st *Stage) Commit() (err error) {
+	if st.done {
+		return errors.New("bundle: stage already committed or aborted")
+	}
+	st.done = true
+	tmp, dest := st.dir, st.dest
+	parent, base := filepath.Dir(dest), filepath.Base(dest)
 	defer func() {
 		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil && !os.IsNotExist(rerr) {
 			err = fmt.Errorf("bundle: remove old destination: %w", rerr)
 		}
 	}()
-	if err := fill(tmp); err != nil {
-		return err
-	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
-	// Check again: dest may have appeared while fill ran.
-	if err := CheckDestination(dest, replace); err != nil {
+	if err := CheckDestination(dest, st.replace); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {

@@ -29,6 +29,8 @@ const maxWrite = 256 << 10
 // for reading.
 var ErrReadOnly = errors.New("storage: files are read-only")
 
+var errClosed = errors.New("storage: closed")
+
 type file struct {
 	path    string
 	f       *os.File // nil for pad files
@@ -57,6 +59,17 @@ type Storage struct {
 // one. Files that cannot be opened for writing are opened read-only, which
 // is enough to seed them.
 func Open(info *metainfo.Info, dir string) (*Storage, error) {
+	return open(info, dir, true)
+}
+
+// OpenTree is Open with dir standing for the torrent's own directory: a
+// multi-file torrent's files go to dir/path... (a single file still to
+// dir/Name). This is the layout in which a peer places downloaded files.
+func OpenTree(info *metainfo.Info, dir string) (*Storage, error) {
+	return open(info, dir, false)
+}
+
+func open(info *metainfo.Info, dir string, withName bool) (*Storage, error) {
 	if info.PieceLength <= 0 || len(info.Pieces)%20 != 0 {
 		return nil, fmt.Errorf("storage: invalid piece layout")
 	}
@@ -72,7 +85,7 @@ func Open(info *metainfo.Info, dir string) (*Storage, error) {
 			s.files = append(s.files, f)
 			continue
 		}
-		p, err := localPath(info, fl)
+		p, err := localPath(info, fl, withName)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -91,14 +104,17 @@ func Open(info *metainfo.Info, dir string) (*Storage, error) {
 	return s, nil
 }
 
-func localPath(info *metainfo.Info, fl metainfo.File) (string, error) {
+func localPath(info *metainfo.Info, fl metainfo.File, withName bool) (string, error) {
 	if !info.MultiFile() {
 		return info.Name, nil
 	}
 	if len(fl.Path) == 0 {
 		return "", fmt.Errorf("storage: file with empty path")
 	}
-	parts := []string{info.Name}
+	var parts []string
+	if withName {
+		parts = append(parts, info.Name)
+	}
 	for _, c := range fl.Path {
 		if c == "" || c == "." || c == ".." || c != filepath.Base(c) || !filepath.IsLocal(c) {
 			return "", fmt.Errorf("storage: unsafe file path %q", fl.Path)
@@ -210,6 +226,9 @@ func (s *Storage) span(p []byte, off int64, fn func(f *file, p []byte, fileOff i
 func (s *Storage) ReadAt(p []byte, off int64) (int, error) {
 	return s.span(p, off, func(f *file, p []byte, fo int64) error {
 		if f.f == nil {
+			if f.path != "" {
+				return errClosed
+			}
 			clear(p)
 			return nil
 		}
@@ -233,6 +252,9 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return s.span(p, off, func(f *file, p []byte, fo int64) error {
 		if f.f == nil {
+			if f.path != "" {
+				return errClosed
+			}
 			return nil
 		}
 		// Bounded pwrite calls: a 2 MiB or larger aligned write costs

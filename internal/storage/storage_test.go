@@ -285,3 +285,22 @@ func FuzzParseBitfield(f *testing.F) {
 		}
 	})
 }
+
+func TestClosed(t *testing.T) {
+	l := layouts[3]
+	info, data := makeInfo(t, "art", l.pieceLen, l.files)
+	s, err := Open(info, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, s, data)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadPiece(0, nil); err == nil {
+		t.Error("ReadPiece after Close succeeded; want an error, not zeros")
+	}
+	if err := s.WritePiece(0, data[:info.PieceLength]); err == nil {
+		t.Error("WritePiece after Close succeeded")
+	}
+}

@@ -393,6 +393,9 @@ func (s *Swarm) verifier(ctx context.Context, fail func(error)) {
 		var err error
 		if ok {
 			err = s.st.WritePiece(j.p.index, j.buf)
+			if err == nil && s.cfg.Verified != nil {
+				err = s.cfg.Verified(j.p.index, j.buf)
+			}
 		}
 		var hashes [][20]byte
 		if !ok || j.suspect {
