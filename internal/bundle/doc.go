@@ -8,7 +8,9 @@
 //
 // The reading side (Extract, Publish) never writes outside the destination,
 // whatever the archive holds, and leaves the destination either complete or
-// exactly as it was.
+// exactly as it was. Publish builds the new tree in a temporary directory
+// beside the destination and renames it into place; Stage does the same
+// for a tree that is filled over a longer time (a peer's download).
 //
 // Extraction is also bounded, against decompression bombs and runaway
 // archives: by default the contents of regular files may take the space

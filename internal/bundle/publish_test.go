@@ -43,3 +43,50 @@ func TestCheckDestination(t *testing.T) {
 		}
 	}
 }
+
+func TestStage(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "v1")
+
+	// Abort removes the stage and leaves no trace beside the destination.
+	st, err := NewStage(dest, false)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(st.Dir(), "f"), []byte("x"), 0o644))
+	st.Abort()
+	if left, _ := os.ReadDir(parent); len(left) != 0 {
+		t.Fatalf("after Abort the parent holds %v, want nothing", left)
+	}
+	if err := st.Commit(); err == nil {
+		t.Fatal("Commit after Abort succeeded")
+	}
+
+	// A destination that appears while the stage fills is not replaced.
+	st, err = NewStage(dest, false)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(st.Dir(), "f"), []byte("new"), 0o644))
+	must(t, os.MkdirAll(dest, 0o755))
+	must(t, os.WriteFile(filepath.Join(dest, "g"), []byte("other"), 0o644))
+	if err := st.Commit(); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("Commit over a destination that appeared: %v, want ErrNotEmpty", err)
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 1 {
+		t.Fatalf("after a refused Commit the parent holds %v, want only v1", left)
+	}
+	must(t, os.RemoveAll(dest))
+
+	// Commit renames the stage into place; a second Commit fails.
+	st, err = NewStage(dest, false)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(st.Dir(), "f"), []byte("new"), 0o644))
+	must(t, st.Commit())
+	if b, err := os.ReadFile(filepath.Join(dest, "f")); err != nil || string(b) != "new" {
+		t.Fatalf("placed f = %q, %v", b, err)
+	}
+	if err := st.Commit(); err == nil {
+		t.Fatal("second Commit succeeded")
+	}
+	st.Abort() // after Commit: nothing to do
+	if _, err := os.Stat(dest); err != nil {
+		t.Fatalf("Abort after Commit removed the destination: %v", err)
+	}
+}
