@@ -83,11 +83,13 @@ type Stats struct {
 // Timeouts and sizes of the engine.
 const (
 	handshakeTimeout = 10 * time.Second
-	dialTimeout      = 10 * time.Second
+	dialTimeout      = 5 * time.Second
 	keepAliveEvery   = 60 * time.Second
 	idleTimeout      = 4 * time.Minute // others send keep-alives every 2 minutes
 	requestTimeout   = 20 * time.Second
-	redialAfter      = 15 * time.Second
+	redialAfter      = 15 * time.Second // before dialing a listed peer again
+	redialFirst      = 2 * time.Second  // after a failed dial, doubling per failure
+	maxDialFailures  = 6
 	tickEvery        = 500 * time.Millisecond
 	ourReqq          = 2000 // requests we queue per peer
 	defaultReqq      = 250  // assumed when a peer does not say
@@ -145,7 +147,7 @@ type Swarm struct {
 	conns       map[*conn]struct{}
 	pending     []netip.AddrPort
 	dialing     map[netip.AddrPort]bool
-	lastDial    map[netip.AddrPort]time.Time
+	dials       map[netip.AddrPort]dialState
 	self        map[netip.AddrPort]bool
 	bannedAddrs map[netip.AddrPort]bool
 	bannedIDs   map[[20]byte]bool
@@ -204,7 +206,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 		pieces:      make(map[int]*piece),
 		conns:       make(map[*conn]struct{}),
 		dialing:     make(map[netip.AddrPort]bool),
-		lastDial:    make(map[netip.AddrPort]time.Time),
+		dials:       make(map[netip.AddrPort]dialState),
 		self:        make(map[netip.AddrPort]bool),
 		bannedAddrs: make(map[netip.AddrPort]bool),
 		bannedIDs:   make(map[[20]byte]bool),
@@ -420,7 +422,17 @@ func (s *Swarm) acceptLoop(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// dialPending dials peers queued by AddPeer or the tracker.
+// dialState is what dialPending remembers of an address.
+type dialState struct {
+	notBefore time.Time // no new dial before this
+	failures  int       // failed dials in a row
+}
+
+// dialPending dials peers queued by AddPeer or the tracker. A failed dial
+// is tried again after 2 s, then 4 s, 8 s... up to maxDialFailures times,
+// without waiting for the tracker to list the peer again: a peer that
+// announced last knows everybody while nobody knows it yet, and if its
+// dials fail it would otherwise stay cut off until its next announce.
 func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	s.mu.Lock()
 	pending := s.pending
@@ -430,11 +442,13 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	for _, a := range pending {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
-			now.Sub(s.lastDial[a]) < redialAfter || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns {
+			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns {
 			continue
 		}
 		s.dialing[a] = true
-		s.lastDial[a] = now
+		st := s.dials[a]
+		st.notBefore = now.Add(redialAfter)
+		s.dials[a] = st
 		dial = append(dial, a)
 	}
 	s.mu.Unlock()
@@ -444,9 +458,21 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 			nc, err := d.DialContext(ctx, "tcp", a.String())
 			s.mu.Lock()
 			delete(s.dialing, a)
+			st := s.dials[a]
+			if err != nil {
+				st.failures++
+				if st.failures <= maxDialFailures && ctx.Err() == nil {
+					wait := redialFirst << (st.failures - 1)
+					st.notBefore = time.Now().Add(wait)
+					time.AfterFunc(wait, func() { s.AddPeer(a) })
+				}
+			} else {
+				st.failures = 0
+			}
+			s.dials[a] = st
 			s.mu.Unlock()
 			if err != nil {
-				s.log.Debug("dial", "peer", a, "err", err)
+				s.log.Debug("dial", "peer", a, "err", err, "failures", st.failures)
 				return
 			}
 			s.serveConn(ctx, nc, true)

@@ -747,3 +747,29 @@ func TestSeederServesPeersThatCannotSeeEachOther(t *testing.T) {
 	checkFile(t, pathA, data)
 	checkFile(t, pathB, data)
 }
+
+// TestRedialAfterFailure: a peer whose dial fails (nothing listens there
+// yet) dials again by itself, without the address being handed to it
+// again, and completes once a seeder listens there.
+func TestRedialAfterFailure(t *testing.T) {
+	mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	peer, _ := newNode(t, mi, nil, false, Config{ListenAddr: "127.0.0.1:0"})
+	stopPeer := runAll(t, ctx, peer)
+	defer func() { cancel(); stopPeer() }()
+	peer.AddPeer(netip.MustParseAddrPort(addr))
+	time.Sleep(500 * time.Millisecond) // the first dial is refused
+
+	seeder, _ := newNode(t, mi, data, true, Config{ListenAddr: addr})
+	stopSeeder := runAll(t, ctx, seeder)
+	defer func() { cancel(); stopSeeder() }()
+	waitComplete(t, ctx, peer)
+}
