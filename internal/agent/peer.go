@@ -179,9 +179,9 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 	defer unlock()
 
-	st, err := storage.Open(&mi.Info, temp)
+	st, err := openDownload(&mi.Info, temp)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return err
 	}
 	defer st.Close()
 

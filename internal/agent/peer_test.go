@@ -234,6 +234,38 @@ func TestPeerRawPlacement(t *testing.T) {
 	}
 }
 
+// TestPeerKeepsPlacedFiles: a file placed by hard link shares its inode
+// with the download in the temp path. A later download of another file of
+// the same name into that temp path must not write through it into the
+// file placed before.
+func TestPeerKeepsPlacedFiles(t *testing.T) {
+	announce := startTracker(t)
+	v1, v2 := t.TempDir(), t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(v1, "app.bin"), bytes.Repeat([]byte("v1"), 200000), 0o644))
+	must(os.WriteFile(filepath.Join(v2, "app.bin"), bytes.Repeat([]byte("2v"), 300000), 0o644))
+	t1, _ := makeTorrent(t, v1, "app.bin", announce, 32<<10)
+	t2, _ := makeTorrent(t, v2, "app.bin", announce, 32<<10)
+	startSeed(t, announce, t1, filepath.Join(v1, "app.bin"))
+	startSeed(t, announce, t2, filepath.Join(v2, "app.bin"))
+
+	temp := filepath.Join(t.TempDir(), "tmp")
+	first, second := t.TempDir(), t.TempDir()
+	cfg := peerConfig(t, t1, first)
+	cfg.TempPath = temp
+	must(Peer(context.Background(), cfg))
+	cfg = peerConfig(t, t2, second)
+	cfg.TempPath = temp
+	must(Peer(context.Background(), cfg))
+	testenv.SameFile(t, filepath.Join(v1, "app.bin"), filepath.Join(first, "app.bin", "app.bin"))
+	testenv.SameFile(t, filepath.Join(v2, "app.bin"), filepath.Join(second, "app.bin", "app.bin"))
+}
+
 // TestPeerSHA256Mismatch runs for an archive and for the same file placed
 // as it is (--path-is-file), which is written into place while it arrives.
 func TestPeerSHA256Mismatch(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
@@ -112,6 +113,57 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, context.Cause(c.ctx)
 	}
 	return c.r.Read(p)
+}
+
+// openDownload opens the storage of info under temp. A file there that
+// has other hard links is a file an earlier run placed (linkTree): it is
+// given an inode of its own first, by a copy, so that writing the download
+// never changes a placed file.
+func openDownload(info *metainfo.Info, temp string) (*storage.Storage, error) {
+	paths, err := storage.FilePaths(info, temp)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	for _, p := range paths {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+			if sys, ok := fi.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
+				if err := unshare(p); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	st, err := storage.Open(info, temp)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return st, nil
+}
+
+// unshare replaces path by a copy of itself.
+func unshare(path string) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer in.Close()
+	tmp := path + ".murder-copy"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("agent: copy %s away from a placed file: %w", path, err)
+	}
+	return nil
 }
 
 // link is os.Link; tests replace it to take linkTree's fallback.

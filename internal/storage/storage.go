@@ -69,6 +69,23 @@ func OpenTree(info *metainfo.Info, dir string) (*Storage, error) {
 	return open(info, dir, false)
 }
 
+// FilePaths returns the paths Open uses for the data files of info under
+// dir (pad files have none), without opening anything.
+func FilePaths(info *metainfo.Info, dir string) ([]string, error) {
+	var out []string
+	for _, fl := range info.FileList() {
+		if fl.IsPad() {
+			continue
+		}
+		p, err := localPath(info, fl, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, filepath.Join(dir, p))
+	}
+	return out, nil
+}
+
 func open(info *metainfo.Info, dir string, withName bool) (*Storage, error) {
 	if info.PieceLength <= 0 || len(info.Pieces)%20 != 0 {
 		return nil, fmt.Errorf("storage: invalid piece layout")
