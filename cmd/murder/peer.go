@@ -33,7 +33,6 @@ placed as they are (a multi-file torrent keeps its tree): they are built up
 during the download in a hidden directory beside the destination
 (.TAG.murder-new-*), as hard links to the files in --temp-path where both
 are on one mount, else as a second copy, and renamed into place at the end.
-One left behind by a peer that was killed is removed by the next run.
 
 If the destination exists and is not empty, peer refuses unless
 --unsafe-please-delete is given. Other entries of DIR are left alone. On any

@@ -1,9 +1,0 @@
-//go:build !linux
-
-package bundle
-
-import "os"
-
-// lockDir takes no lock where flock is not used: abandoned stages are then
-// left for the operator to remove.
-func lockDir(dir string) *os.File { return nil }
