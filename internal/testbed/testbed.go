@@ -125,6 +125,9 @@ func New(ctx context.Context, cfg Config) (*Bed, error) {
 		return nil, err
 	}
 	CleanLeftovers(ctx, log)
+	if err := raiseNeighbourLimits(n); err != nil {
+		return nil, err
+	}
 
 	// The temporary directory's random part makes the name unique among
 	// the beds of this process.
@@ -140,6 +143,42 @@ func New(ctx context.Context, cfg Config) (*Bed, error) {
 	}
 	log.Debug("testbed up", "name", name, "hosts", n, "base", base)
 	return b, nil
+}
+
+// neighbourSysctl is where the kernel's IPv4 neighbour (ARP) table limits
+// live; tests point it elsewhere.
+var neighbourSysctl = "/proc/sys/net/ipv4/neigh/default"
+
+// raiseNeighbourLimits makes room in the kernel's neighbour table for a
+// bed of n hosts that all talk to each other. The table and its limits
+// are shared by every network namespace, so a full mesh of n hosts needs
+// about n*n entries, more than the default hard limit (gc_thresh3, 1024)
+// from n=33 on. Past it the kernel cannot resolve new neighbours: in
+// 32-peer fleet runs one host's dials all timed out for 5-10 s at the
+// start (table_fulls in /proc/net/stat/arp_cache). Limits are only ever
+// raised, never lowered, so beds built side by side do not undo each
+// other; the raised values stay after the bed is gone.
+func raiseNeighbourLimits(n int) error {
+	want := 2*n*n + 256
+	for i, name := range []string{"gc_thresh1", "gc_thresh2", "gc_thresh3"} {
+		v := want >> (2 - i) // thresh1 < thresh2 < thresh3, as the defaults are
+		path := filepath.Join(neighbourSysctl, name)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("testbed: neighbour table limits: %w", err)
+		}
+		cur, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return fmt.Errorf("testbed: neighbour table limits: %s: %w", path, err)
+		}
+		if cur >= v {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(strconv.Itoa(v)), 0o644); err != nil {
+			return fmt.Errorf("testbed: neighbour table limits: %w", err)
+		}
+	}
+	return nil
 }
 
 // Available reports why a bed cannot be built on this machine, or nil.

@@ -72,6 +72,49 @@ func TestHostAddr(t *testing.T) {
 	}
 }
 
+func TestRaiseNeighbourLimits(t *testing.T) {
+	dir := t.TempDir()
+	old := neighbourSysctl
+	neighbourSysctl = dir
+	t.Cleanup(func() { neighbourSysctl = old })
+	set := func(a, b, c int) {
+		for i, v := range []int{a, b, c} {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("gc_thresh%d", i+1)), []byte(fmt.Sprintf("%d\n", v)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	get := func() []string {
+		var out []string
+		for i := range 3 {
+			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("gc_thresh%d", i+1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, strings.TrimSpace(string(b)))
+		}
+		return out
+	}
+	tests := []struct {
+		n      int
+		before [3]int
+		want   string
+	}{
+		{34, [3]int{128, 512, 1024}, "642 1284 2568"},      // a 32-peer fleet bed outgrows the defaults
+		{8, [3]int{128, 512, 1024}, "128 512 1024"},        // a small bed fits: nothing changes
+		{34, [3]int{4096, 8192, 16384}, "4096 8192 16384"}, // never lowered
+	}
+	for _, tt := range tests {
+		set(tt.before[0], tt.before[1], tt.before[2])
+		if err := raiseNeighbourLimits(tt.n); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(get(), " "); got != tt.want {
+			t.Errorf("n=%d from %v: limits %s, want %s", tt.n, tt.before, got, tt.want)
+		}
+	}
+}
+
 func TestLeftoverPid(t *testing.T) {
 	tests := []struct {
 		name string
