@@ -236,7 +236,7 @@ func (p *peerRun) run(ctx context.Context) error {
 		}
 	}
 	var verified func(int, []byte) error
-	if p.stage != nil {
+	if p.placed != nil || p.digest != nil {
 		verified = func(k int, data []byte) error {
 			if p.placed != nil {
 				if err := p.placed.WritePiece(k, data); err != nil {
