@@ -328,12 +328,12 @@ func TestCreateGuessMissed(t *testing.T) {
 	src := t.TempDir()
 	f, err := os.Create(filepath.Join(src, "sparse-zeros"))
 	must(t, err)
-	must(t, f.Truncate(192<<20)) // sparse: costs no disk
+	must(t, f.Truncate(384<<20)) // sparse: costs no disk
 	must(t, f.Close())
 	for _, format := range []Format{TGZ, TarZst} {
 		t.Run(format.String(), func(t *testing.T) {
 			res := create(t, CreateOptions{FilesPath: src, Format: format})
-			guessed := metainfo.ChoosePieceLength(guessSize(192<<20, CreateOptions{Format: format}))
+			guessed := metainfo.ChoosePieceLength(guessSize(384<<20, CreateOptions{Format: format}))
 			if want := metainfo.ChoosePieceLength(res.Size); res.PieceLength != want || want == guessed {
 				t.Errorf("piece length %d, want %d for %d bytes (guessed %d)", res.PieceLength, want, res.Size, guessed)
 			}
