@@ -247,6 +247,50 @@ func TestBitfield(t *testing.T) {
 	}
 }
 
+// TestBitfieldNextAnd compares NextAnd and Count with a scan piece by
+// piece, on random bitfields of sizes around the 64-piece words.
+func TestBitfieldNextAnd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 7, 8, 63, 64, 65, 130, 2048, 2051} {
+		for _, density := range []float64{0, 0.02, 0.5, 1} {
+			a, b := NewBitfield(n), NewBitfield(n)
+			for k := range n {
+				if rng.Float64() < density {
+					a.Set(k)
+				}
+				if rng.Float64() < 0.7 {
+					b.Set(k)
+				}
+			}
+			if k := n / 3; n > 0 && a.Has(k) {
+				a.Clear(k)
+				a.Clear(k) // twice: counted once
+			}
+			count := 0
+			for k := range n {
+				if a.Has(k) {
+					count++
+				}
+			}
+			if a.Count() != count {
+				t.Fatalf("n=%d: Count() = %d, scan %d", n, a.Count(), count)
+			}
+			for from := -1; from <= n+1; from++ {
+				want := -1
+				for k := max(from, 0); from >= 0 && k < n; k++ {
+					if a.Has(k) && b.Has(k) {
+						want = k
+						break
+					}
+				}
+				if got := a.NextAnd(b, from); got != want {
+					t.Fatalf("n=%d density %v: NextAnd(%d) = %d, want %d", n, density, from, got, want)
+				}
+			}
+		}
+	}
+}
+
 // FuzzParseBitfield checks that any accepted bitfield re-encodes to its
 // input with the spare bits cleared.
 func FuzzParseBitfield(f *testing.F) {

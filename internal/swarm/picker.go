@@ -59,11 +59,25 @@ func (s *Swarm) startPiece(k int) *piece {
 	}
 	s.pieces[k] = p
 	s.active = append(s.active, p)
+	s.want.Clear(k)
 	return p
 }
 
+// downloading returns piece i if it is being downloaded, else nil; i
+// comes from the wire and may be out of range.
+func (s *Swarm) downloading(i uint32) *piece {
+	if int64(i) < int64(len(s.pieces)) {
+		return s.pieces[i]
+	}
+	return nil
+}
+
+// dropActive ends p's download; p is wanted again unless it was verified.
 func (s *Swarm) dropActive(p *piece) {
-	delete(s.pieces, p.index)
+	s.pieces[p.index] = nil
+	if !s.have.Has(p.index) {
+		s.want.Set(p.index)
+	}
 	for i, q := range s.active {
 		if q == p {
 			s.active = append(s.active[:i], s.active[i+1:]...)
@@ -125,14 +139,14 @@ func (s *Swarm) fill(c *conn) {
 			take(p)
 		}
 	}
-	for need > 0 && len(s.pieces) < s.maxActive {
+	for need > 0 && len(s.active) < s.maxActive {
 		k := s.pickNew(c)
 		if k < 0 {
 			break
 		}
 		take(s.startPiece(k))
 	}
-	if need > 0 && s.numPieces-s.have.Count() == len(s.pieces) {
+	if need > 0 && s.want.Count() == 0 {
 		// Endgame: every missing piece is in progress. Ask for blocks
 		// others were asked for too; the first copy wins, the rest are
 		// cancelled. Seeds are spared, their upload being the scarce one,
@@ -203,18 +217,15 @@ func (s *Swarm) pickNew(c *conn) int {
 	for len(c.suggested) > 0 {
 		k := c.suggested[0]
 		c.suggested = c.suggested[1:]
-		if _, busy := s.pieces[k]; !busy && !s.have.Has(k) && c.bits.Has(k) {
+		if s.want.Has(k) && c.bits.Has(k) {
 			return k
 		}
 	}
 	best, ties := -1, 0
 	var bestAvail int32
 	random := s.have.Count() < randomFirst
-	for k := range s.numPieces {
-		if s.have.Has(k) || !c.bits.Has(k) || c.rejected[uint32(k)] {
-			continue
-		}
-		if _, busy := s.pieces[k]; busy {
+	for k := s.want.NextAnd(c.bits, 0); k >= 0; k = s.want.NextAnd(c.bits, k+1) {
+		if len(c.rejected) > 0 && c.rejected[uint32(k)] {
 			continue
 		}
 		a := s.avail[k]
@@ -294,7 +305,7 @@ func (s *Swarm) resetPiece(p *piece) {
 func (s *Swarm) blockBuffer(c *conn, index, begin uint32, n int) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.pieces[int(index)]
+	p := s.downloading(index)
 	if p == nil || p.verifying || begin%peerwire.BlockSize != 0 {
 		return nil
 	}
@@ -345,7 +356,7 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	if claim != nil {
 		claim.writing[claimBlock] = false
 	}
-	p := s.pieces[int(m.Index)]
+	p := s.downloading(m.Index)
 	b := int(m.Begin) / peerwire.BlockSize
 	valid := p != nil && !p.verifying && m.Begin%peerwire.BlockSize == 0 && b < p.nblocks && len(m.Block) == p.blockLen(b)
 	if valid && requested && p.reqCount[b] > 0 {
@@ -446,8 +457,8 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 			}
 		}
 	}
-	s.dropActive(p)
 	s.have.Set(p.index)
+	s.dropActive(p)
 	s.bytesDone += int64(p.size)
 	full := s.have.Full()
 	have := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: uint32(p.index)})

@@ -126,8 +126,8 @@ func TestFillRespectsDepthAndBlockSize(t *testing.T) {
 		seen[k] = true
 	}
 	// Two pieces and a half: whole pieces are filled before new ones start.
-	if len(s.pieces) != 3 {
-		t.Errorf("%d pieces in progress, want 3", len(s.pieces))
+	if len(s.active) != 3 {
+		t.Errorf("%d pieces in progress, want 3", len(s.active))
 	}
 	s.fill(c)
 	if reqs := decodeRequests(t, c); len(reqs) != 0 {

@@ -140,10 +140,11 @@ type Swarm struct {
 	mu          sync.Mutex
 	have        *storage.Bitfield
 	bytesDone   int64
-	avail       []int32 // per piece, from peers that are not seeds
-	seeds       int     // connected peers with every piece
-	pieces      map[int]*piece
-	active      []*piece // same pieces, in start order
+	avail       []int32           // per piece, from peers that are not seeds
+	seeds       int               // connected peers with every piece
+	pieces      []*piece          // by index: the pieces being downloaded, else nil
+	active      []*piece          // same pieces, in start order
+	want        *storage.Bitfield // pieces neither verified nor in progress
 	conns       map[*conn]struct{}
 	pending     []netip.AddrPort
 	dialing     map[netip.AddrPort]bool
@@ -203,7 +204,8 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 		total:       info.TotalLength(),
 		have:        have,
 		avail:       make([]int32, n),
-		pieces:      make(map[int]*piece),
+		pieces:      make([]*piece, n),
+		want:        storage.NewBitfield(n),
 		conns:       make(map[*conn]struct{}),
 		dialing:     make(map[netip.AddrPort]bool),
 		dials:       make(map[netip.AddrPort]dialState),
@@ -234,6 +236,8 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 	for k := range n {
 		if have.Has(k) {
 			s.bytesDone += info.PieceSize(k)
+		} else {
+			s.want.Set(k)
 		}
 	}
 	if have.Full() {
