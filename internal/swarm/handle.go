@@ -183,23 +183,25 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 		// on: steer the requester to a piece nobody has while one is left.
 		// After that the seeder serves every request: its link would
 		// otherwise idle while the last pieces spread.
-		if u := s.pickUnsent(c); u >= 0 {
+		if s.suggestUnsent(c) {
 			reject()
-			c.sendMsg(peerwire.Message{ID: peerwire.Suggest, Index: uint32(u)})
 			return nil
 		}
 	}
 	if s.superSeed && !c.assigned.Has(k) {
 		c.assigned.Set(k)
-		if s.sentTo[k] == 0 {
-			s.unsent--
-			if s.unsent == 0 {
-				s.log.Debug("every piece went out once", "uploaded", s.uploaded.Load(), "early_dups", s.earlyDups)
-			}
-		} else if s.unsent > 0 {
-			s.earlyDups++
-		}
 		s.sentTo[k]++
+		if s.sentTo[k] > 1 {
+			if s.unsent > 0 {
+				s.earlyDups++
+			}
+		} else if s.unsent--; s.unsent == 0 {
+			s.log.Debug("every piece went out once", "uploaded", s.uploaded.Load(), "early_dups", s.earlyDups)
+		} else if c.fast {
+			// Name the requester's next piece now, so that it takes one
+			// at the front instead of one at random.
+			s.suggestUnsent(c)
+		}
 	}
 	if !c.queueUpload(upload{m.Index, m.Begin, m.Length}) {
 		reject()
@@ -273,24 +275,70 @@ func (s *Swarm) heldElsewhere(k int, c *conn) bool {
 	return false
 }
 
-// pickUnsent returns a random piece that c lacks and that was not sent
-// to, and is not held by, anyone; or -1. When no such piece is left for
-// anyone, super-seeding ends.
+// superWindow is the width of the seeder's front in pieces: room for
+// every connection's pieces in flight with as many left to suggest.
+//
+// The seeder sends the pieces out roughly in order. It suggests to each
+// peer it sends a new piece to the next one to ask for, at random among
+// the lowest-indexed pieces nobody has been sent (the front window), so
+// that peers steered at the same moment get different pieces; a piece
+// suggested to one peer is not suggested to another for offerTTL. Peers
+// take suggestions first and pass pieces on rarest-first, so the swarm
+// holds a prefix of the torrent plus about the last window, and a peer's
+// whole-file SHA-256, which must read the file in order, keeps up with
+// the download instead of hashing half the file after the last piece.
+func (s *Swarm) superWindow() int {
+	return max(64, 8*len(s.conns))
+}
+
+// suggestUnsent suggests to c a piece nobody has (pickUnsent) and
+// reports whether there was one.
+func (s *Swarm) suggestUnsent(c *conn) bool {
+	u := s.pickUnsent(c)
+	if u < 0 {
+		return false
+	}
+	s.offers[u] = offer{c, time.Now()}
+	c.sendMsg(peerwire.Message{ID: peerwire.Suggest, Index: uint32(u)})
+	return true
+}
+
+// pickUnsent returns a piece that c lacks and that was not sent to and
+// is not held by anyone: at random in the front window among those not
+// just suggested to another peer, else the first such one past it, else
+// one suggested to another; or -1. When no piece is left unsent and
+// unheld, super-seeding ends.
 func (s *Swarm) pickUnsent(c *conn) int {
-	start := s.rng.IntN(s.numPieces)
-	left := false
-	for i := range s.numPieces {
-		k := (start + i) % s.numPieces
+	for s.front < s.numPieces && s.sentTo[s.front] != 0 {
+		s.front++
+	}
+	now := time.Now()
+	end := s.front + s.superWindow()
+	pick, n, offered, left := -1, 0, -1, false
+	for k := s.front; k < s.numPieces && (k < end || pick < 0); k++ {
 		if s.sentTo[k] != 0 || s.heldElsewhere(k, nil) {
 			continue
 		}
 		left = true
-		if !c.bits.Has(k) {
+		switch o := s.offers[k]; {
+		case c.bits.Has(k):
+		case o.c != nil && o.c != c && !o.c.closed && now.Sub(o.at) < offerTTL:
+			if offered < 0 {
+				offered = k
+			}
+		case k >= end:
 			return k
+		default:
+			if n++; s.rng.IntN(n) == 0 {
+				pick = k
+			}
 		}
 	}
 	if !left {
 		s.unsent = 0
 	}
-	return -1
+	if pick < 0 {
+		return offered
+	}
+	return pick
 }

@@ -13,7 +13,9 @@
 // any piece twice: while some piece has gone to nobody, a request (from a
 // peer with the fast extension) for a piece another peer already has or is
 // being sent is rejected with a suggestion of a piece nobody has, leaving
-// the copying to the peers.
+// the copying to the peers. It also hands the pieces out roughly in index
+// order (see superWindow), so that peers can hash the whole file as it
+// arrives.
 package swarm
 
 import (
@@ -101,8 +103,9 @@ const (
 	randomFirst      = 4                      // pieces picked at random before rarest-first
 	rejectMemory     = 3 * time.Second
 	maxSuggested     = 64
-	endgameDups      = 2        // duplicate block requests per connection in endgame
-	notSentLowat     = 64 << 10 // unsent bytes a socket holds
+	offerTTL         = 2 * time.Second // a suggested piece is kept for the peer
+	endgameDups      = 2               // duplicate block requests per connection in endgame
+	notSentLowat     = 64 << 10        // unsent bytes a socket holds
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
@@ -158,11 +161,19 @@ type Swarm struct {
 	upRate      float64
 	sentTo      []int32 // super-seeding: peers each piece went to
 	unsent      int     // pieces not sent to anyone yet
+	front       int     // super-seeding: no piece below it is unsent
+	offers      []offer // super-seeding: the last suggestion of each piece
 	earlyDups   int     // pieces sent twice while others were unsent
 	fatal       error
 	completedAt time.Time
 	lastClear   time.Time
 	closing     bool
+}
+
+// offer is a piece the seeder suggested to c at a time.
+type offer struct {
+	c  *conn
+	at time.Time
 }
 
 type verifyJob struct {
@@ -244,6 +255,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 		close(s.complete)
 		s.superSeed = n > 1
 		s.sentTo = make([]int32, n)
+		s.offers = make([]offer, n)
 		s.unsent = n
 	}
 	return s, nil
