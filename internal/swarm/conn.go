@@ -312,7 +312,9 @@ func (c *conn) writeLoop(ctx context.Context) {
 		}
 		spare = ctrl
 		if hasUp {
-			if tcp != nil && !corked {
+			if tcp != nil && !corked && bw.Available() < peerwire.PieceHeaderLen+int(u.length) {
+				// The batch outgrows the buffer: hold back partial
+				// segments until it is written.
 				setCork(tcp, true)
 				corked = true
 			}
