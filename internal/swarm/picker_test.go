@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -37,8 +38,8 @@ func pickerSwarm(t *testing.T, n int, pieceLen int64) (*Swarm, func(pieces ...in
 	return s, add
 }
 
-// decodeRequests parses the requests queued on c.
-func decodeRequests(t *testing.T, c *conn) []peerwire.Message {
+// queuedMessages parses and takes the messages queued on c.
+func queuedMessages(t *testing.T, c *conn) []peerwire.Message {
 	t.Helper()
 	c.wmu.Lock()
 	b := c.ctrl
@@ -51,10 +52,20 @@ func decodeRequests(t *testing.T, c *conn) []peerwire.Message {
 		if err != nil {
 			t.Fatal(err)
 		}
+		out = append(out, m)
+		b = b[4+n:]
+	}
+	return out
+}
+
+// decodeRequests parses and takes the requests queued on c.
+func decodeRequests(t *testing.T, c *conn) []peerwire.Message {
+	t.Helper()
+	var out []peerwire.Message
+	for _, m := range queuedMessages(t, c) {
 		if m.ID == peerwire.Request {
 			out = append(out, m)
 		}
-		b = b[4+n:]
 	}
 	return out
 }
@@ -242,4 +253,87 @@ func TestDepthHeadroomShared(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSeederHandsOutInOrder has four peers ask a seeder for pieces, each
+// taking the piece the seeder suggested last if any, else one at random:
+// every piece must go out once before any twice, in about index order
+// (no piece more than the front window behind), and while more than a
+// window of pieces is left no two peers may hold the same suggestion.
+func TestSeederHandsOutInOrder(t *testing.T) {
+	const n = 1024
+	mi, _ := makeTorrent(t, n*(16<<10), 16<<10, nil)
+	have := storage.NewBitfield(n)
+	have.SetAll()
+	s, err := New(Config{}, mi, nil, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []*conn
+	for i := range 4 {
+		c := &conn{
+			s: s, fast: true, reqs: map[blockKey]time.Time{}, rejected: map[uint32]bool{},
+			bits: storage.NewBitfield(n), assigned: storage.NewBitfield(n),
+			maxReqs: ourReqq, depth: 64, wsig: make(chan struct{}, 1),
+		}
+		c.id[0] = byte(i + 1)
+		s.conns[c] = struct{}{}
+		conns = append(conns, c)
+	}
+	const window = 64 // the front window of a seeder with four peers
+	suggested := map[*conn][]int{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	sent := 0
+	for step := 0; s.unsent > 0; step++ {
+		if step > 10*n {
+			t.Fatalf("%d pieces unsent after %d requests", s.unsent, step)
+		}
+		c := conns[step%len(conns)]
+		k := rng.IntN(n)
+		if q := suggested[c]; len(q) > 0 {
+			k, suggested[c] = q[0], q[1:]
+		}
+		first := s.sentTo[k] == 0
+		if err := s.onRequest(c, &peerwire.Message{ID: peerwire.Request, Index: uint32(k), Length: 16 << 10}); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range queuedMessages(t, c) {
+			if m.ID == peerwire.Suggest {
+				suggested[c] = append(suggested[c], int(m.Index))
+			}
+		}
+		if first && s.sentTo[k] == 1 {
+			sent++
+			// The first request of each peer is at random, anywhere.
+			if front := lowestUnsent(s); front < sent-window-len(conns) {
+				t.Fatalf("after %d pieces sent, piece %d is still unsent: more than a window (%d) behind", sent, front, window)
+			}
+		}
+		holder := map[int]*conn{}
+		for o, q := range suggested {
+			if s.unsent <= window {
+				break
+			}
+			for _, k := range q {
+				if h := holder[k]; h != nil && h != o {
+					t.Fatalf("piece %d suggested to two peers at once", k)
+				}
+				holder[k] = o
+			}
+		}
+	}
+	if s.earlyDups != 0 || sent != n {
+		t.Errorf("%d pieces went out once, %d twice before every piece once; want %d and 0", sent, s.earlyDups, n)
+	}
+}
+
+// lowestUnsent returns the lowest piece the seeder has sent to nobody, or
+// numPieces.
+func lowestUnsent(s *Swarm) int {
+	for k, n := range s.sentTo {
+		if n == 0 {
+			return k
+		}
+	}
+	return s.numPieces
 }
