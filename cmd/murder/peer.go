@@ -25,14 +25,18 @@ func newPeerCmd() *cobra.Command {
 		Use:   "peer --torrent FILE --destination-path DIR",
 		Short: "Download an artifact, place it, and seed it on",
 		Long: `peer downloads the torrent's artifact into --temp-path, verifies every
-piece (and the whole file's sha256 when the torrent carries one), then
-extracts it atomically into DIR/TAG, or into DIR with --no-tag-directory. TAG
-is the artifact's name without .tgz, .tar.zst or .tar. With --path-is-file, or
-when the torrent is not one of murder's archives, the downloaded files are
-placed as they are (a multi-file torrent keeps its tree): they are built up
-during the download in a hidden directory beside the destination
-(.TAG.murder-new-*), as hard links to the files in --temp-path where both
-are on one mount, else as a second copy, and renamed into place at the end.
+piece (and the whole file's sha256 when the torrent carries one), and
+extracts it into DIR/TAG, or into DIR with --no-tag-directory. TAG is the
+artifact's name without .tgz, .tar.zst or .tar. With --path-is-file, or when
+the torrent is not one of murder's archives, the downloaded files are placed
+as they are (a multi-file torrent keeps its tree).
+
+The new tree is built up during the download in a hidden directory beside
+the destination (.TAG.murder-new-*) and renamed into place once everything
+is verified: an archive is extracted as its front arrives (murder's seeder
+sends pieces about in order); files placed as they are go in as hard links
+to the files in --temp-path where both are on one mount, else as a second
+copy.
 
 If the destination exists and is not empty, peer refuses unless
 --unsafe-please-delete is given. Other entries of DIR are left alone. On any

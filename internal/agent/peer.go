@@ -113,12 +113,13 @@ type peerRun struct {
 	state string
 	total int64
 	done  int64 // bytes verified before the swarm exists
-	// For files placed as they are: the new tree beside the destination,
-	// the storage the swarm copies pieces into, and the SHA-256 of a
-	// single file (nil without one in the torrent), computed meanwhile.
+	// The new tree beside the destination; for files placed as they are
+	// the storage the swarm copies pieces into (nil when they are links);
+	// the job that unpacks an archive or hashes a single file (nil for
+	// neither) as the pieces arrive.
 	stage  *bundle.Stage
 	placed *storage.Storage
-	digest *fileDigest
+	follow *follower
 	// metrics is what /metrics reports, read from other goroutines.
 	metrics runMetrics
 }
@@ -207,16 +208,27 @@ func (p *peerRun) run(ctx context.Context) error {
 		p.log.Info("resuming", "have_pieces", have.Count(), "pieces", pieces)
 	}
 
-	// Files placed as they are go into their new tree while they arrive,
-	// so that placing them at the end is a rename: hard links to the
-	// download where the file system allows, or else a second storage
-	// that the swarm writes each verified piece to as well.
+	// The new tree is built beside the destination while the pieces
+	// arrive, so that placing it at the end is a rename. Files placed as
+	// they are go in as hard links to the download where the file system
+	// allows, or else as a second storage that the swarm writes each
+	// verified piece to as well; a single file's SHA-256 is computed
+	// meanwhile. An archive is unpacked as its verified front grows.
+	if p.stage, err = bundle.NewStage(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
+		return err
+	}
+	defer p.stage.Abort()
 	var present []int
-	if !p.art.Archive {
-		if p.stage, err = bundle.NewStage(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
-			return err
+	for k := range pieces {
+		if have.Has(k) {
+			present = append(present, k)
 		}
-		defer p.stage.Abort()
+	}
+	if p.art.Archive {
+		format, _, _ := bundle.ParseArtifactName(mi.Info.Name)
+		p.follow = startFollower(ctx, st, unpackArchive(mi.Info.Name, format, p.stage.Dir(), mi.Info.SHA256))
+		defer p.follow.stop()
+	} else {
 		placedSt := st
 		if !linkTree(&mi.Info, st, temp, p.stage.Dir()) {
 			if p.placed, err = storage.OpenTree(&mi.Info, p.stage.Dir()); err != nil {
@@ -225,25 +237,28 @@ func (p *peerRun) run(ctx context.Context) error {
 			defer p.placed.Close()
 			placedSt = p.placed
 		}
-		for k := range pieces {
-			if have.Has(k) {
-				present = append(present, k)
-			}
-		}
 		if !mi.Info.MultiFile() && len(mi.Info.SHA256) > 0 {
-			p.digest = startFileDigest(ctx, placedSt)
-			defer p.digest.stop()
+			p.follow = startFollower(ctx, placedSt, checkFile(mi.Info.Name, mi.Info.SHA256))
+			defer p.follow.stop()
 		}
 	}
+	if p.placed == nil {
+		// The follower reads the download (or links to it), which has
+		// the pieces found on disk; a copy gets them at the end.
+		for _, k := range present {
+			p.follow.add(k)
+		}
+		present = nil
+	}
 	var verified func(int, []byte) error
-	if p.placed != nil || p.digest != nil {
+	if p.placed != nil || p.follow != nil {
 		verified = func(k int, data []byte) error {
 			if p.placed != nil {
 				if err := p.placed.WritePiece(k, data); err != nil {
 					return err
 				}
 			}
-			p.digest.add(k)
+			p.follow.add(k)
 			return nil
 		}
 	}
@@ -289,6 +304,7 @@ func (p *peerRun) run(ctx context.Context) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	start := time.Now()
+	followDone := p.follow.Done()
 wait:
 	for {
 		select {
@@ -307,6 +323,12 @@ wait:
 			return p.stopped(ctx, fmt.Errorf("agent: download %s: %w", mi.Info.Name, err))
 		case <-ctx.Done():
 			return p.stopped(ctx, nil)
+		case <-followDone:
+			// A failure (a bad archive) ends the run at once.
+			if err := p.follow.wait(ctx); err != nil {
+				return p.stopped(ctx, err)
+			}
+			followDone = nil
 		case <-tick.C:
 			p.rep.Report(p.event(EventProgress, ""))
 		}
@@ -317,7 +339,7 @@ wait:
 	p.setState(StateDownloaded)
 
 	p.setState(StatePlacing)
-	if err := p.place(ctx, temp, st, present); err != nil {
+	if err := p.place(ctx, st, present); err != nil {
 		return p.stopped(ctx, err)
 	}
 	p.state = StateSeeding
@@ -368,52 +390,29 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 
 // place puts the download in place: files placed as they are get the
 // pieces that were on disk from the start when they are a copy (the swarm
-// wrote the others), their SHA-256 checked, and their tree renamed to the
-// destination; an archive is unpacked into a new tree.
-func (p *peerRun) place(ctx context.Context, temp string, st *storage.Storage, present []int) error {
-	info := &p.mi.Info
-	replace := p.cfg.UnsafePleaseDelete
-	if !p.art.Archive {
-		if p.placed != nil {
-			if err := copyPieces(ctx, st, p.placed, present); err != nil {
-				return err
-			}
-		}
-		for _, k := range present {
-			p.digest.add(k)
-		}
-		if p.digest != nil {
-			got, err := p.digest.wait(ctx)
-			if err != nil {
-				return err
-			}
-			if err := checkSHA256(info.Name, got, info.SHA256); err != nil {
-				return err
-			}
-		}
-		if p.placed != nil {
-			if err := p.placed.Close(); err != nil {
-				return fmt.Errorf("agent: place: %w", err)
-			}
-		}
-		return p.stage.Commit()
-	}
-	format, _, _ := bundle.ParseArtifactName(info.Name)
-	data := filepath.Join(temp, info.Name)
-	// The archive is read once: unpacked into the new tree and, when the
-	// torrent carries one, checked against its SHA-256 before the tree is
-	// renamed into place.
-	return bundle.Publish(p.art.Destination, replace, func(dir string) error {
-		in, err := openChecked(ctx, data, info.SHA256)
-		if err != nil {
+// wrote the others); the follower's job (SHA-256 of a single file, or an
+// archive unpacked) must have succeeded; then the new tree is renamed to
+// the destination.
+func (p *peerRun) place(ctx context.Context, st *storage.Storage, present []int) error {
+	if p.placed != nil {
+		if err := copyPieces(ctx, st, p.placed, present); err != nil {
 			return err
 		}
-		defer in.Close()
-		if err := bundle.Unpack(ctx, in, format, dir); err != nil {
-			return fmt.Errorf("agent: extract %s: %w", info.Name, err)
+	}
+	for _, k := range present {
+		p.follow.add(k)
+	}
+	if p.follow != nil {
+		if err := p.follow.wait(ctx); err != nil {
+			return err
 		}
-		return in.check()
-	})
+	}
+	if p.placed != nil {
+		if err := p.placed.Close(); err != nil {
+			return fmt.Errorf("agent: place: %w", err)
+		}
+	}
+	return p.stage.Commit()
 }
 
 // lockDownload takes an exclusive lock on TEMP/.NAME.murder-lock so two
