@@ -8,8 +8,9 @@
 // down. Each contender moves one file of -size bytes from the seeder to
 // every peer:
 //
-//   - murder: murder seed plus murder peer on every host (--path-is-file),
-//     done times from the peers' JSON "done" events;
+//   - murder: murder seed plus murder peer on every host (--path-is-file,
+//     or extracting a .tgz with -archive), done times from the peers' JSON
+//     "done" events;
 //   - aria2: aria2c seeding and aria2c on every host, with murder's
 //     tracker, done times from --on-bt-download-complete;
 //   - central: the seeder sends the file to every host at once over TCP
@@ -62,6 +63,7 @@ type bench struct {
 	size      int64
 	rate      int64
 	pieceSize string
+	archive   bool   // ship a .tgz that murder peers extract
 	bin       string // directory with murder and the aria2 hook, shared into hosts
 	murder    string
 	alt       string // a second murder binary, or ""
@@ -93,6 +95,7 @@ func run() error {
 	rounds := fs.Int("rounds", 1, "rounds; each runs every contender once, alternating")
 	contenders := fs.String("contenders", "murder,aria2,central", "comma-separated contenders to run: murder, alt, aria2, central")
 	pieceSize := fs.String("piece-size", "", "murder create --piece-size (default: murder's choice)")
+	archive := fs.Bool("archive", false, "ship a .tgz of a directory holding the file, which murder peers extract (F is then the .tgz's size); without it the file itself, placed with --path-is-file")
 	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
 	altBin := fs.String("alt", "", "a second murder binary, run as the contender \"alt\" (to compare two builds in one run)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
@@ -120,7 +123,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, verbose: *verbose, trace: *trace}
+	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, archive: *archive, verbose: *verbose, trace: *trace}
 	if b.trace != "" {
 		if err := os.MkdirAll(b.trace, 0o755); err != nil {
 			return err
@@ -239,6 +242,9 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	src := "/srv/murder/src/" + artName
+	if b.archive {
+		src = "/srv/murder/src/bench/" + artName
+	}
 	if err := os.MkdirAll(filepath.Dir(b.seeder.Path(src)), 0o755); err != nil {
 		return err
 	}
@@ -255,6 +261,12 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	args := []string{"create", "--tag", "bench", "--path-is-file", "--files-path", src, "--temp-path", "/srv/murder/out",
 		"--tracker", b.trackerAddr()}
+	b.data = "/srv/murder/out/" + artName
+	if b.archive {
+		args = []string{"create", "--tag", "bench", "--files-path", filepath.Dir(src), "--temp-path", "/srv/murder/out",
+			"--tracker", b.trackerAddr()}
+		b.data = "/srv/murder/out/bench.tgz"
+	}
 	if b.pieceSize != "" {
 		args = append(args, "--piece-size", b.pieceSize)
 	}
@@ -263,8 +275,12 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	fmt.Print(string(out))
-	b.data = "/srv/murder/out/" + artName
-	b.torrent = "/srv/murder/out/" + artName + ".torrent"
+	b.torrent = b.data + ".torrent"
+	fi, err := os.Stat(b.seeder.Path(b.data))
+	if err != nil {
+		return err
+	}
+	b.size = fi.Size()
 	tor, err := os.ReadFile(b.seeder.Path(b.torrent))
 	if err != nil {
 		return err
@@ -431,9 +447,12 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	var cmds []*exec.Cmd
 	for i, h := range b.peers {
 		cmd := h.Command(ctx, murder, "peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m",
-			"--temp-path", "/tmp/m", "--path-is-file", "--ip", h.Addr().String(),
+			"--temp-path", "/tmp/m", "--ip", h.Addr().String(),
 			"--listen", net.JoinHostPort(h.Addr().String(), peerPort),
 			"--progress", "json", "--seed-time", "30m", "--timeout", "15m")
+		if !b.archive {
+			cmd.Args = append(cmd.Args, "--path-is-file")
+		}
 		cmd.Stderr = b.logTo(h.Name())
 		tf := b.traceFile(h.Name())
 		if tf != nil {
