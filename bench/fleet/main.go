@@ -79,6 +79,7 @@ type bench struct {
 	trace     string // directory for per-peer logs of murder runs, or ""
 	round     int
 	primed    testenv.PrimedMemory // released by startClock
+	cpu0      cpuTimes             // the machine's CPU time at startClock
 }
 
 const (
@@ -193,9 +194,9 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%\n",
+			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
-				100*res.peerUse(b.n, b.rate))
+				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy)
 			results[name] = append(results[name], res)
 			b.clean()
 		}
@@ -375,7 +376,8 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 type result struct {
 	done     []time.Duration // per peer, sorted
 	seederTx int64
-	peersTx  int64 // what all peers' links sent, until the last was done
+	peersTx  int64   // what all peers' links sent, until the last was done
+	cpuBusy  float64 // share of the machine's CPU time busy until then
 }
 
 // peerUse is the share of the peers' upload capacity the run used until
@@ -531,6 +533,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 		return result{}, err
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
+	res.cpuBusy = b.cpuBusy()
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -635,6 +638,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
+	res.cpuBusy = b.cpuBusy()
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -741,6 +745,7 @@ func (b *bench) runCentral(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	res.seederTx = tx1 - tx0
+	res.cpuBusy = b.cpuBusy()
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -799,7 +804,39 @@ func memAvailable() int64 {
 // run: the downloaders start right after.
 func (b *bench) startClock() time.Time {
 	b.primed.Release()
+	b.cpu0 = readCPUTimes()
 	return time.Now()
+}
+
+// cpuTimes is the first line of /proc/stat: the machine's CPU time, busy
+// and in all, in clock ticks.
+type cpuTimes struct{ busy, total int64 }
+
+func readCPUTimes() cpuTimes {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	var t cpuTimes
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		t.total += v
+		if i != 3 && i != 4 { // idle, iowait
+			t.busy += v
+		}
+	}
+	return t
+}
+
+// cpuBusy is the share of the machine's CPU time that was busy since
+// startClock.
+func (b *bench) cpuBusy() float64 {
+	t := readCPUTimes()
+	if t.total <= b.cpu0.total {
+		return 0
+	}
+	return float64(t.busy-b.cpu0.busy) / float64(t.total-b.cpu0.total)
 }
 
 // pause lets the disk settle before a timed run.

@@ -203,6 +203,28 @@ func TestIsolated(t *testing.T) {
 	}
 }
 
+// TestBridgeNoFilter checks that the bed's bridge hands frames on without
+// the bridge netfilter hooks, and that the machine's own setting is left
+// alone.
+func TestBridgeNoFilter(t *testing.T) {
+	const knob = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	before, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skipf("the kernel has no bridge netfilter: %v", err)
+	}
+	b := newBed(t, Config{Hosts: 1})
+	out, err := exec.CommandContext(testCtx(t), "ip", "netns", "exec", b.brNS, "cat", knob).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "0" {
+		t.Errorf("bridge namespace: %s = %s, want 0", knob, got)
+	}
+	if after, _ := os.ReadFile(knob); !bytes.Equal(after, before) {
+		t.Errorf("machine: %s went from %s to %s", knob, bytes.TrimSpace(before), bytes.TrimSpace(after))
+	}
+}
+
 // TestPrivateDirs checks that each host has its own /tmp and destination,
 // that Path finds a host's files from outside, and that shared paths stay
 // visible inside.
