@@ -222,6 +222,43 @@ func (c *conn) send(b []byte) {
 	c.signal()
 }
 
+// sendLater queues encoded messages that can wait a little: they go out
+// with the connection's next write, or at the swarm's next flush
+// (flushLater). Haves are sent this way. A peer tells every connection of
+// every piece it gets, so haves outnumber blocks many times over (16 to 1
+// in a swarm of 32); sent at once, each was a write, a packet through both
+// hosts' stacks and a wakeup of the reader, and in a swarm of 16 peers on
+// two cores that took a fifth of the CPU time.
+func (c *conn) sendLater(b []byte) {
+	c.wmu.Lock()
+	if !c.wclosed {
+		c.ctrl = append(c.ctrl, b...)
+	}
+	c.wmu.Unlock()
+}
+
+// flushLater has, within haveDelay, the writers of connections with
+// messages from sendLater write them out. Called with Swarm.mu held.
+func (s *Swarm) flushLater() {
+	if s.flushArmed {
+		return
+	}
+	s.flushArmed = true
+	time.AfterFunc(haveDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.flushArmed = false
+		for c := range s.conns {
+			c.wmu.Lock()
+			pending := len(c.ctrl) > 0
+			c.wmu.Unlock()
+			if pending {
+				c.signal()
+			}
+		}
+	})
+}
+
 func (c *conn) sendMsg(m peerwire.Message) {
 	var buf [32]byte
 	c.send(peerwire.AppendMessage(buf[:0], m))

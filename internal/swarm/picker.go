@@ -463,11 +463,12 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	full := s.have.Full()
 	have := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: uint32(p.index)})
 	for c := range s.conns {
-		c.send(have)
+		c.sendLater(have)
 		if full {
 			s.setInterested(c, false)
 		}
 	}
+	s.flushLater()
 	if full {
 		s.log.Info("download complete", "bytes", s.total)
 		s.completedAt = time.Now()

@@ -337,3 +337,27 @@ func lowestUnsent(s *Swarm) int {
 	}
 	return s.numPieces
 }
+
+// TestHavesWait checks that a have does not wake the writer at once but
+// within haveDelay.
+func TestHavesWait(t *testing.T) {
+	s, add := pickerSwarm(t, 4, 16<<10)
+	c := add()
+	s.mu.Lock()
+	c.sendLater(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: 1}))
+	s.flushLater()
+	s.mu.Unlock()
+	select {
+	case <-c.wsig:
+		t.Fatal("the writer was woken at once")
+	default:
+	}
+	select {
+	case <-c.wsig:
+	case <-time.After(time.Second):
+		t.Fatalf("the writer was not woken within a second (haveDelay %v)", haveDelay)
+	}
+	if m := queuedMessages(t, c); len(m) != 1 || m[0].ID != peerwire.Have || m[0].Index != 1 {
+		t.Errorf("queued %v, want have 1", m)
+	}
+}

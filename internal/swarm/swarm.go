@@ -103,9 +103,10 @@ const (
 	randomFirst      = 4                      // pieces picked at random before rarest-first
 	rejectMemory     = 3 * time.Second
 	maxSuggested     = 64
-	offerTTL         = 2 * time.Second // a suggested piece is kept for the peer
-	endgameDups      = 2               // duplicate block requests per connection in endgame
-	notSentLowat     = 64 << 10        // unsent bytes a socket holds
+	haveDelay        = 10 * time.Millisecond // most a have waits for a write
+	offerTTL         = 2 * time.Second       // a suggested piece is kept for the peer
+	endgameDups      = 2                     // duplicate block requests per connection in endgame
+	notSentLowat     = 64 << 10              // unsent bytes a socket holds
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
@@ -168,6 +169,7 @@ type Swarm struct {
 	completedAt time.Time
 	lastClear   time.Time
 	closing     bool
+	flushArmed  bool // flushLater's timer is set
 }
 
 // offer is a piece the seeder suggested to c at a time.
