@@ -36,7 +36,7 @@ the destination (.TAG.murder-new-*) and renamed into place once everything
 is verified: an archive is extracted as its front arrives (murder's seeder
 sends pieces about in order); files placed as they are go in as hard links
 to the files in --temp-path where both are on one mount, else as a second
-copy.
+copy. One left behind by a peer that was killed is removed by the next run.
 
 If the destination exists and is not empty, peer refuses unless
 --unsafe-please-delete is given. Other entries of DIR are left alone. On any

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ErrNotEmpty is returned (wrapped) when the destination exists, is not an
@@ -37,10 +38,15 @@ func Publish(dest string, replace bool, fill func(dir string) error) error {
 // that fill it over a longer time than one call (a download written into
 // place as it arrives). Commit renames it into place as Publish does;
 // Abort removes it. Exactly one of them takes effect.
+//
+// While it exists the stage's directory is locked (flock): a stage left
+// behind by a process that died is unlocked, and the next NewStage for the
+// same destination removes it.
 type Stage struct {
 	dest, dir string
 	replace   bool
 	done      bool
+	lock      *os.File // open on dir, holding the lock; nil where unsupported
 }
 
 // NewStage checks dest as Publish does (see CheckDestination), creates its
@@ -63,11 +69,35 @@ func NewStage(dest string, replace bool) (*Stage, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("bundle: destination: %w", err)
 	}
-	dir, err := os.MkdirTemp(parent, "."+base+".murder-new-*")
+	removeAbandoned(filepath.Join(parent, "."+base+".murder-new-*"))
+	// Made under another name and renamed once locked, so that no other
+	// NewStage ever sees it unlocked.
+	tmp, err := os.MkdirTemp(parent, "."+base+".murder-init-*")
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	return &Stage{dest: dest, dir: dir, replace: replace}, nil
+	lock := lockDir(tmp)
+	dir := filepath.Join(parent, "."+base+".murder-new-"+strings.TrimPrefix(filepath.Base(tmp), "."+base+".murder-init-"))
+	if err := os.Rename(tmp, dir); err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		os.Remove(tmp)
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	return &Stage{dest: dest, dir: dir, replace: replace, lock: lock}, nil
+}
+
+// removeAbandoned removes the stages matching pattern that no process
+// holds locked.
+func removeAbandoned(pattern string) {
+	dirs, _ := filepath.Glob(pattern)
+	for _, d := range dirs {
+		if l := lockDir(d); l != nil {
+			os.RemoveAll(d)
+			l.Close()
+		}
+	}
 }
 
 // Dir returns the temporary directory to fill.
@@ -78,6 +108,14 @@ func (st *Stage) Abort() {
 	if !st.done {
 		st.done = true
 		os.RemoveAll(st.dir)
+		st.unlock()
+	}
+}
+
+func (st *Stage) unlock() {
+	if st.lock != nil {
+		st.lock.Close()
+		st.lock = nil
 	}
 }
 
@@ -89,6 +127,7 @@ func (st *Stage) Commit() (err error) {
 		return errors.New("bundle: stage already committed or aborted")
 	}
 	st.done = true
+	defer st.unlock()
 	tmp, dest := st.dir, st.dest
 	parent, base := filepath.Dir(dest), filepath.Base(dest)
 	defer func() {

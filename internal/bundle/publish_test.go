@@ -90,3 +90,29 @@ func TestStage(t *testing.T) {
 		t.Fatalf("Abort after Commit removed the destination: %v", err)
 	}
 }
+
+// TestStageRemovesAbandoned: a stage whose process died (its directory is
+// not locked) is removed by the next NewStage for the same destination; a
+// stage in use is left alone.
+func TestStageRemovesAbandoned(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "v1")
+	abandoned := filepath.Join(parent, ".v1.murder-new-123")
+	must(t, os.MkdirAll(abandoned, 0o700))
+	must(t, os.WriteFile(filepath.Join(abandoned, "part"), []byte("x"), 0o644))
+	live, err := NewStage(dest, false)
+	must(t, err)
+	defer live.Abort()
+	if _, err := os.Stat(abandoned); !os.IsNotExist(err) {
+		t.Fatalf("abandoned stage still there (%v)", err)
+	}
+	other, err := NewStage(dest, false)
+	must(t, err)
+	defer other.Abort()
+	if _, err := os.Stat(live.Dir()); err != nil {
+		t.Fatalf("a stage in use was removed: %v", err)
+	}
+	if other.Dir() == live.Dir() {
+		t.Fatal("two stages share a directory")
+	}
+}
