@@ -24,7 +24,7 @@ const (
 	StateChecking    = "checking"    // re-hashing what is already on disk
 	StateDownloading = "downloading" // fetching missing pieces
 	StateDownloaded  = "downloaded"  // every piece verified, before placing
-	StatePlacing     = "placing"     // checking sha256, extracting or copying
+	StatePlacing     = "placing"     // the rest of the sha256 check and extraction, then the rename
 	StateSeeding     = "seeding"     // files in place, serving others
 )
 
