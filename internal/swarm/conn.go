@@ -192,14 +192,16 @@ func (s *Swarm) unregister(c *conn) {
 	c.closed = true
 	s.dropClaim(c)
 	delete(s.conns, c)
+	for k := range s.numPieces {
+		if !c.seed && c.bits.Has(k) {
+			s.avail[k]--
+		}
+		if s.assignedTo != nil && c.assigned.Has(k) {
+			s.assignedTo[k]--
+		}
+	}
 	if c.seed {
 		s.seeds--
-	} else {
-		for k := range s.numPieces {
-			if c.bits.Has(k) {
-				s.avail[k]--
-			}
-		}
 	}
 	s.releaseAll(c, false)
 	if !s.closing {

@@ -190,6 +190,7 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 	}
 	if s.superSeed && !c.assigned.Has(k) {
 		c.assigned.Set(k)
+		s.assignedTo[k]++
 		s.sentTo[k]++
 		if s.sentTo[k] > 1 {
 			if s.unsent > 0 {
@@ -265,14 +266,23 @@ func (c *conn) updateDepth() {
 }
 
 // heldElsewhere reports whether a peer other than c has piece k or is
-// being sent it by us.
+// being sent it by us (c may be nil). It counts instead of asking every
+// connection: the seeder asks for each piece of its front window whenever
+// it sends a piece, and a seeder may have hundreds of connections.
 func (s *Swarm) heldElsewhere(k int, c *conn) bool {
-	for o := range s.conns {
-		if o != c && (o.bits.Has(k) || o.assigned.Has(k)) {
-			return true
+	n := s.avail[k] + int32(s.seeds)
+	if s.assignedTo != nil {
+		n += s.assignedTo[k]
+	}
+	if c != nil {
+		if c.seed || c.bits.Has(k) {
+			n--
+		}
+		if c.assigned.Has(k) {
+			n--
 		}
 	}
-	return false
+	return n > 0
 }
 
 // superWindow is the width of the seeder's front in pieces: room for

@@ -2,7 +2,9 @@ package swarm
 
 import (
 	"bytes"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -324,6 +326,67 @@ func TestSeederHandsOutInOrder(t *testing.T) {
 	}
 	if s.earlyDups != 0 || sent != n {
 		t.Errorf("%d pieces went out once, %d twice before every piece once; want %d and 0", sent, s.earlyDups, n)
+	}
+}
+
+// TestHeldElsewhere has peers of a seeder announce pieces and be sent
+// pieces at random, and leave: heldElsewhere, which counts, must agree
+// with asking every connection after each step.
+func TestHeldElsewhere(t *testing.T) {
+	const n = 64
+	mi, _ := makeTorrent(t, n*(16<<10), 16<<10, nil)
+	have := storage.NewBitfield(n)
+	have.SetAll()
+	s, err := New(Config{}, mi, nil, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []*conn
+	for i := range 4 {
+		c := &conn{
+			s: s, reqs: map[blockKey]time.Time{}, rejected: map[uint32]bool{},
+			bits: storage.NewBitfield(n), assigned: storage.NewBitfield(n),
+			maxReqs: ourReqq, depth: 64, wsig: make(chan struct{}, 1),
+		}
+		c.id[0] = byte(i + 1)
+		s.conns[c] = struct{}{}
+		conns = append(conns, c)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for step := range 200 {
+		c, k := conns[rng.IntN(len(conns))], uint32(rng.IntN(n))
+		m := &peerwire.Message{ID: peerwire.Have, Index: k}
+		if step%2 == 0 {
+			m = &peerwire.Message{ID: peerwire.Request, Index: k, Length: 16 << 10}
+		}
+		if err := s.handle(c, m); err != nil {
+			t.Fatal(err)
+		}
+		queuedMessages(t, c)
+		checkHeld(t, s)
+	}
+	for _, c := range conns[1:] {
+		s.unregister(c)
+		checkHeld(t, s)
+	}
+}
+
+// checkHeld compares heldElsewhere, which counts, with asking every
+// connection.
+func checkHeld(t *testing.T, s *Swarm) {
+	t.Helper()
+	for _, c := range append([]*conn{nil}, slices.Collect(maps.Keys(s.conns))...) {
+		for k := range s.numPieces {
+			want := false
+			for o := range s.conns {
+				if o != c && (o.bits.Has(k) || o.assigned.Has(k)) {
+					want = true
+				}
+			}
+			if got := s.heldElsewhere(k, c); got != want {
+				t.Fatalf("heldElsewhere(%d) = %v, asking every connection says %v", k, got, want)
+			}
+		}
 	}
 }
 

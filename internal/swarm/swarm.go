@@ -161,6 +161,7 @@ type Swarm struct {
 	downRate    float64
 	upRate      float64
 	sentTo      []int32 // super-seeding: peers each piece went to
+	assignedTo  []int32 // super-seeding: connections being or having been sent each piece
 	unsent      int     // pieces not sent to anyone yet
 	front       int     // super-seeding: no piece below it is unsent
 	offers      []offer // super-seeding: the last suggestion of each piece
@@ -257,6 +258,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 		close(s.complete)
 		s.superSeed = n > 1
 		s.sentTo = make([]int32, n)
+		s.assignedTo = make([]int32, n)
 		s.offers = make([]offer, n)
 		s.unsent = n
 	}
