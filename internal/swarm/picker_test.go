@@ -257,13 +257,10 @@ func TestDepthHeadroomShared(t *testing.T) {
 	}
 }
 
-// TestSeederHandsOutInOrder has four peers ask a seeder for pieces, each
-// taking the piece the seeder suggested last if any, else one at random:
-// every piece must go out once before any twice, in about index order
-// (no piece more than the front window behind), and while more than a
-// window of pieces is left no two peers may hold the same suggestion.
-func TestSeederHandsOutInOrder(t *testing.T) {
-	const n = 1024
+// seederSwarm returns a seeder of n pieces with no network and four fake
+// connections to peers that have nothing, with the fast extension or not.
+func seederSwarm(t *testing.T, n int, fast bool) (*Swarm, []*conn) {
+	t.Helper()
 	mi, _ := makeTorrent(t, n*(16<<10), 16<<10, nil)
 	have := storage.NewBitfield(n)
 	have.SetAll()
@@ -274,7 +271,7 @@ func TestSeederHandsOutInOrder(t *testing.T) {
 	var conns []*conn
 	for i := range 4 {
 		c := &conn{
-			s: s, fast: true, reqs: map[blockKey]time.Time{}, rejected: map[uint32]bool{},
+			s: s, fast: fast, reqs: map[blockKey]time.Time{}, rejected: map[uint32]bool{},
 			bits: storage.NewBitfield(n), assigned: storage.NewBitfield(n),
 			maxReqs: ourReqq, depth: 64, wsig: make(chan struct{}, 1),
 		}
@@ -282,6 +279,17 @@ func TestSeederHandsOutInOrder(t *testing.T) {
 		s.conns[c] = struct{}{}
 		conns = append(conns, c)
 	}
+	return s, conns
+}
+
+// TestSeederHandsOutInOrder has four peers ask a seeder for pieces, each
+// taking the piece the seeder suggested last if any, else one at random:
+// every piece must go out once before any twice, in about index order
+// (no piece more than the front window behind), and while more than a
+// window of pieces is left no two peers may hold the same suggestion.
+func TestSeederHandsOutInOrder(t *testing.T) {
+	const n = 1024
+	s, conns := seederSwarm(t, n, true)
 	const window = 64 // the front window of a seeder with four peers
 	suggested := map[*conn][]int{}
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -334,24 +342,7 @@ func TestSeederHandsOutInOrder(t *testing.T) {
 // with asking every connection after each step.
 func TestHeldElsewhere(t *testing.T) {
 	const n = 64
-	mi, _ := makeTorrent(t, n*(16<<10), 16<<10, nil)
-	have := storage.NewBitfield(n)
-	have.SetAll()
-	s, err := New(Config{}, mi, nil, have)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []*conn
-	for i := range 4 {
-		c := &conn{
-			s: s, reqs: map[blockKey]time.Time{}, rejected: map[uint32]bool{},
-			bits: storage.NewBitfield(n), assigned: storage.NewBitfield(n),
-			maxReqs: ourReqq, depth: 64, wsig: make(chan struct{}, 1),
-		}
-		c.id[0] = byte(i + 1)
-		s.conns[c] = struct{}{}
-		conns = append(conns, c)
-	}
+	s, conns := seederSwarm(t, n, false)
 	rng := rand.New(rand.NewPCG(9, 10))
 	for step := range 200 {
 		c, k := conns[rng.IntN(len(conns))], uint32(rng.IntN(n))
