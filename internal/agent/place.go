@@ -55,12 +55,24 @@ func ResolveArtifact(info *metainfo.Info, dir string, noTagDirectory, pathIsFile
 }
 
 // checkedReader hashes what is read through it, so that an archive is
-// read once to be unpacked and checked against the torrent's SHA-256.
+// read once to be unpacked and checked against the torrent's SHA-256;
+// check reads the rest, so it also checks a file nobody else reads.
 type checkedReader struct {
 	r    io.Reader
 	h    hash.Hash // nil: nothing to check
 	name string
 	want []byte
+}
+
+// newCheckedReader reads r for the file name, hashing what it reads when
+// want is set.
+func newCheckedReader(r io.Reader, name string, want []byte) *checkedReader {
+	c := &checkedReader{r: r, name: name, want: want}
+	if len(want) > 0 {
+		c.h = sha256.New()
+		c.r = io.TeeReader(r, c.h)
+	}
+	return c
 }
 
 func (c *checkedReader) Read(p []byte) (int, error) { return c.r.Read(p) }
@@ -304,11 +316,7 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 // must be want.
 func checkFile(name string, want []byte) func(context.Context, io.Reader) error {
 	return func(_ context.Context, r io.Reader) error {
-		h := sha256.New()
-		if _, err := io.Copy(h, r); err != nil {
-			return fmt.Errorf("agent: sha256 of %s: %w", name, err)
-		}
-		return checkSHA256(name, h.Sum(nil), want)
+		return newCheckedReader(r, name, want).check()
 	}
 }
 
@@ -316,11 +324,7 @@ func checkFile(name string, want []byte) func(context.Context, io.Reader) error 
 // dir and, when want is set, its SHA-256 checked, reading it once.
 func unpackArchive(name string, format bundle.Format, dir string, want []byte) func(context.Context, io.Reader) error {
 	return func(ctx context.Context, r io.Reader) error {
-		in := &checkedReader{r: r, name: name, want: want}
-		if len(want) > 0 {
-			in.h = sha256.New()
-			in.r = io.TeeReader(r, in.h)
-		}
+		in := newCheckedReader(r, name, want)
 		if err := bundle.Unpack(ctx, in, format, dir); err != nil {
 			return fmt.Errorf("agent: extract %s: %w", name, err)
 		}
