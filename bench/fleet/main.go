@@ -194,9 +194,13 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%\n",
+			cpuTime := "" // the central copy runs in this process
+			if res.cpuTime > 0 {
+				cpuTime = fmt.Sprintf("  its cpu time %5.1fs", res.cpuTime)
+			}
+			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%%s\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
-				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy)
+				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy, cpuTime)
 			results[name] = append(results[name], res)
 			b.clean()
 		}
@@ -378,6 +382,7 @@ type result struct {
 	seederTx int64
 	peersTx  int64   // what all peers' links sent, until the last was done
 	cpuBusy  float64 // share of the machine's CPU time busy until then
+	cpuTime  float64 // seconds of CPU time the contender's processes used until then
 }
 
 // peerUse is the share of the peers' upload capacity the run used until
@@ -439,6 +444,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("seeder: %w", err)
 	}
+	seedTicks := procTicks(seed)
 	start := b.startClock()
 	type doneAt struct {
 		i   int
@@ -534,6 +540,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	res.cpuBusy = b.cpuBusy()
+	res.cpuTime = (time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick).Seconds()
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -580,6 +587,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("aria2 seeder: %w", err)
 	}
+	seedTicks := procTicks(seed)
 	start := b.startClock()
 	var cmds []*exec.Cmd
 	exited := make(chan int, len(b.peers))
@@ -639,6 +647,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	res.cpuBusy = b.cpuBusy()
+	res.cpuTime = (time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick).Seconds()
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -828,6 +837,35 @@ func readCPUTimes() cpuTimes {
 	}
 	return t
 }
+
+// procTicks is the CPU time (user and system, in clock ticks) that the
+// processes of cmds have used so far.
+func procTicks(cmds ...*exec.Cmd) int64 {
+	var sum int64
+	for _, c := range cmds {
+		if c.Process == nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields 14 and 15 (utime, stime) follow the command name, which
+		// is in parentheses and may hold spaces.
+		_, rest, _ := strings.Cut(string(data), ") ")
+		f := strings.Fields(rest)
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		sum += u + st
+	}
+	return sum
+}
+
+// clockTick is the unit of /proc/PID/stat's times (USER_HZ).
+const clockTick = 10 * time.Millisecond
 
 // cpuBusy is the share of the machine's CPU time that was busy since
 // startClock.

@@ -230,7 +230,10 @@ func (c *conn) send(b []byte) {
 // every piece it gets, so haves outnumber blocks many times over (16 to 1
 // in a swarm of 32); sent at once, each was a write, a packet through both
 // hosts' stacks and a wakeup of the reader, and in a swarm of 16 peers on
-// two cores that took a fifth of the CPU time.
+// two cores that took a fifth of the CPU time. Each flush still wakes the
+// writers, and then the readers at the other end: flushing every 40 ms
+// instead of every 10 ms cut the CPU time of such a swarm by a sixth, with
+// the same transfer times (requests are pipelined for 250 ms ahead).
 func (c *conn) sendLater(b []byte) {
 	c.wmu.Lock()
 	if !c.wclosed {

@@ -103,7 +103,7 @@ const (
 	randomFirst      = 4                      // pieces picked at random before rarest-first
 	rejectMemory     = 3 * time.Second
 	maxSuggested     = 64
-	haveDelay        = 10 * time.Millisecond // most a have waits for a write
+	haveDelay        = 40 * time.Millisecond // most a have waits for a write
 	offerTTL         = 2 * time.Second       // a suggested piece is kept for the peer
 	endgameDups      = 2                     // duplicate block requests per connection in endgame
 	notSentLowat     = 64 << 10              // unsent bytes a socket holds
