@@ -194,9 +194,9 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			cpuTime := "" // the central copy runs in this process
+			cpuTime := ""
 			if res.cpuTime > 0 {
-				cpuTime = fmt.Sprintf("  its cpu time %5.1fs", res.cpuTime)
+				cpuTime = fmt.Sprintf("  its cpu time %5.1fs", res.cpuTime.Seconds())
 			}
 			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%%s\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
@@ -205,13 +205,17 @@ func run() error {
 			b.clean()
 		}
 	}
-	fmt.Printf("\n%-8s %8s %8s %8s %9s %9s %9s %12s\n", "", "first", "median", "last", "first/T", "median/T", "last/T", "seeder sent")
+	fmt.Printf("\n%-8s %8s %8s %8s %9s %9s %9s %12s %9s\n", "", "first", "median", "last", "first/T", "median/T", "last/T", "seeder sent", "cpu time")
 	for _, name := range names {
 		rs := results[name]
 		f, m, l, tx := medianOf(rs, result.first), medianOf(rs, result.median), medianOf(rs, result.last), medianTx(rs)
-		fmt.Printf("%-8s %7.2fs %7.2fs %7.2fs %9.3f %9.3f %9.3f %10.2f F\n", name,
+		cpu := "-" // the central copy runs in this process
+		if d := medianOf(rs, func(r result) time.Duration { return r.cpuTime }); d > 0 {
+			cpu = fmt.Sprintf("%.1fs", d.Seconds())
+		}
+		fmt.Printf("%-8s %7.2fs %7.2fs %7.2fs %9.3f %9.3f %9.3f %10.2f F %9s\n", name,
 			f.Seconds(), m.Seconds(), l.Seconds(),
-			f.Seconds()/bound.Seconds(), m.Seconds()/bound.Seconds(), l.Seconds()/bound.Seconds(), float64(tx)/float64(b.size))
+			f.Seconds()/bound.Seconds(), m.Seconds()/bound.Seconds(), l.Seconds()/bound.Seconds(), float64(tx)/float64(b.size), cpu)
 	}
 	return nil
 }
@@ -380,9 +384,9 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 type result struct {
 	done     []time.Duration // per peer, sorted
 	seederTx int64
-	peersTx  int64   // what all peers' links sent, until the last was done
-	cpuBusy  float64 // share of the machine's CPU time busy until then
-	cpuTime  float64 // seconds of CPU time the contender's processes used until then
+	peersTx  int64         // what all peers' links sent, until the last was done
+	cpuBusy  float64       // share of the machine's CPU time busy until then
+	cpuTime  time.Duration // CPU time the contender's processes used until then
 }
 
 // peerUse is the share of the peers' upload capacity the run used until
@@ -540,7 +544,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	res.cpuBusy = b.cpuBusy()
-	res.cpuTime = (time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick).Seconds()
+	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -647,7 +651,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	res.cpuBusy = b.cpuBusy()
-	res.cpuTime = (time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick).Seconds()
+	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
 	slices.Sort(res.done)
 	return res, nil
 }
