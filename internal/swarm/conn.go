@@ -55,6 +55,7 @@ type conn struct {
 	minRTT         time.Duration
 	snubbed        bool
 	rejected       map[uint32]bool   // pieces the peer refused; cleared now and then
+	steered        time.Time         // when a seed last refused a piece (see fill)
 	suggested      []int             // pieces the peer suggested (BEP 6)
 	assigned       *storage.Bitfield // super-seeding: pieces we sent or are sending it
 	closed         bool

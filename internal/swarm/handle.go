@@ -126,6 +126,9 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			s.release(c, k, false)
 			if !c.peerChoking {
 				c.rejected[m.Index] = true
+				if c.seed {
+					c.steered = time.Now()
+				}
 			}
 			s.fill(c)
 		}

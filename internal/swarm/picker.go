@@ -91,6 +91,15 @@ func (s *Swarm) dropActive(p *piece) {
 // fill tops up c's request pipeline: first blocks of pieces in progress,
 // then new pieces (random at first, then rarest-first with random
 // tie-break), then in endgame blocks already requested from others.
+//
+// A seed that refused a piece within steerMemory is taken to be
+// super-seeding (as murder's seeder does): it sends only pieces that no
+// other peer has, so it is asked for nothing else meanwhile. Asked for
+// anything, it refuses whatever another peer holds, and each refusal holds
+// a slot of the pipeline to the seeder for a round trip: in a swarm of 32
+// peers they numbered three for every block the seeder sent, and its link
+// sent the artifact's last unique piece 0.4-0.6 s later than with this
+// rule.
 func (s *Swarm) fill(c *conn) {
 	if c.closed || c.peerChoking || !c.amInterested || s.have.Full() {
 		return
@@ -101,6 +110,7 @@ func (s *Swarm) fill(c *conn) {
 	}
 	out := c.reqBuf[:0]
 	now := time.Now()
+	steered := c.seed && now.Sub(c.steered) < steerMemory
 	request := func(p *piece, b int) {
 		k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
 		c.reqs[k] = now
@@ -120,7 +130,7 @@ func (s *Swarm) fill(c *conn) {
 		}
 	}
 	usable := func(p *piece) bool {
-		if p.verifying || !c.bits.Has(p.index) || c.rejected[uint32(p.index)] {
+		if p.verifying || !c.bits.Has(p.index) || c.rejected[uint32(p.index)] || steered && s.avail[p.index] > 0 {
 			return false
 		}
 		if p.attempts != nil {
@@ -140,7 +150,7 @@ func (s *Swarm) fill(c *conn) {
 		}
 	}
 	for need > 0 && len(s.active) < s.maxActive {
-		k := s.pickNew(c)
+		k := s.pickNew(c, steered)
 		if k < 0 {
 			break
 		}
@@ -212,12 +222,13 @@ func (p *piece) anyRequested() bool {
 }
 
 // pickNew chooses a piece c has that nobody is fetching: at random for the
-// first few pieces, rarest-first with random tie-break after.
-func (s *Swarm) pickNew(c *conn) int {
+// first few pieces, rarest-first with random tie-break after. With
+// unheld, only a piece no connected peer has.
+func (s *Swarm) pickNew(c *conn, unheld bool) int {
 	for len(c.suggested) > 0 {
 		k := c.suggested[0]
 		c.suggested = c.suggested[1:]
-		if s.want.Has(k) && c.bits.Has(k) {
+		if s.want.Has(k) && c.bits.Has(k) && (!unheld || s.avail[k] == 0) {
 			return k
 		}
 	}
@@ -225,7 +236,7 @@ func (s *Swarm) pickNew(c *conn) int {
 	var bestAvail int32
 	random := s.have.Count() < randomFirst
 	for k := s.want.NextAnd(c.bits, 0); k >= 0; k = s.want.NextAnd(c.bits, k+1) {
-		if len(c.rejected) > 0 && c.rejected[uint32(k)] {
+		if len(c.rejected) > 0 && c.rejected[uint32(k)] || unheld && s.avail[k] > 0 {
 			continue
 		}
 		a := s.avail[k]

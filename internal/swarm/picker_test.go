@@ -81,11 +81,11 @@ func TestPickRarestFirst(t *testing.T) {
 	add(4, 5, 7)
 	add(4, 7)
 	// availability: 4:3 5:2 6:1 7:3
-	if got := s.pickNew(c); got != 6 {
+	if got := s.pickNew(c, false); got != 6 {
 		t.Fatalf("picked %d, want the rarest piece 6", got)
 	}
 	s.startPiece(6)
-	if got := s.pickNew(c); got != 5 {
+	if got := s.pickNew(c, false); got != 5 {
 		t.Fatalf("picked %d, want 5 once 6 is in progress", got)
 	}
 }
@@ -98,7 +98,7 @@ func TestPickTiesAreRandom(t *testing.T) {
 	c := add(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 	seen := map[int]bool{}
 	for range 200 {
-		seen[s.pickNew(c)] = true
+		seen[s.pickNew(c, false)] = true
 	}
 	if len(seen) < 6 {
 		t.Fatalf("ties broken towards %v only, want a random spread over 12 pieces", seen)
@@ -111,10 +111,72 @@ func TestPickRandomFirst(t *testing.T) {
 	add(0) // piece 0 is more common, but the first pieces are random
 	seen := map[int]bool{}
 	for range 200 {
-		seen[s.pickNew(c)] = true
+		seen[s.pickNew(c, false)] = true
 	}
 	if !seen[0] || len(seen) < 8 {
 		t.Fatalf("first picks %v, want random over all pieces", seen)
+	}
+}
+
+// TestRefusingSeedAskedForUnheldOnly checks that a seed that refused a
+// piece (a super-seeder) is then asked only for pieces no other peer has,
+// neither new pieces nor free blocks of pieces in progress, and for
+// anything again once steerMemory has passed.
+func TestRefusingSeedAskedForUnheldOnly(t *testing.T) {
+	s, add := pickerSwarm(t, 8, 2*peerwire.BlockSize)
+	for k := range 4 {
+		s.have.Set(k)
+		s.want.Clear(k)
+	}
+	seed := add(0, 1, 2, 3, 4, 5, 6, 7)
+	for k := range 8 {
+		s.avail[k]-- // availability counts peers that are not seeds
+	}
+	seed.seed, seed.fast = true, true
+	s.seeds++
+	peer := add(4, 5)
+
+	peer.depth = 1
+	s.fill(peer)
+	reqs := decodeRequests(t, peer)
+	if len(reqs) != 1 || reqs[0].Begin != 0 {
+		t.Fatalf("peer asked for %v, want the first block of piece 4 or 5", reqs)
+	}
+	started := reqs[0].Index
+	other := 9 - started // the other one of 4 and 5
+
+	// Not yet steered: the seed is asked for the free block of the piece
+	// in progress, which it refuses.
+	seed.depth = 1
+	s.fill(seed)
+	reqs = decodeRequests(t, seed)
+	if len(reqs) != 1 || reqs[0].Index != started {
+		t.Fatalf("seed asked for %v, want the free block of piece %d", reqs, started)
+	}
+	refusal := reqs[0]
+	refusal.ID = peerwire.Reject
+	if err := s.handle(seed, &refusal); err != nil {
+		t.Fatal(err)
+	}
+	seed.depth = 64
+	s.fill(seed)
+	for _, m := range decodeRequests(t, seed) {
+		if m.Index != 6 && m.Index != 7 {
+			t.Errorf("seed that refused a piece asked for piece %d, which a peer has", m.Index)
+		}
+	}
+	if len(seed.reqs) != 4 {
+		t.Errorf("seed has %d requests, want the 4 blocks of pieces 6 and 7", len(seed.reqs))
+	}
+
+	seed.steered = time.Now().Add(-steerMemory)
+	s.fill(seed)
+	asked := false
+	for _, m := range decodeRequests(t, seed) {
+		asked = asked || m.Index == other
+	}
+	if !asked {
+		t.Errorf("seed not asked for piece %d once steerMemory passed", other)
 	}
 }
 

@@ -13,9 +13,10 @@
 // any piece twice: while some piece has gone to nobody, a request (from a
 // peer with the fast extension) for a piece another peer already has or is
 // being sent is rejected with a suggestion of a piece nobody has, leaving
-// the copying to the peers. It also hands the pieces out roughly in index
-// order (see superWindow), so that peers can hash the whole file as it
-// arrives.
+// the copying to the peers; a peer asks a seed that refused a piece only
+// for pieces no other peer has, for a while (see fill). It also hands the
+// pieces out roughly in index order (see superWindow), so that peers can
+// hash the whole file as it arrives.
 package swarm
 
 import (
@@ -102,6 +103,7 @@ const (
 	activeBudget     = 256 << 20              // bytes of pieces in flight
 	randomFirst      = 4                      // pieces picked at random before rarest-first
 	rejectMemory     = 3 * time.Second
+	steerMemory      = time.Second // a seed's refusal makes it be asked only for pieces no peer has
 	maxSuggested     = 64
 	haveDelay        = 40 * time.Millisecond // most a have waits for a write
 	offerTTL         = 2 * time.Second       // a suggested piece is kept for the peer
