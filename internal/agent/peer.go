@@ -120,6 +120,9 @@ type peerRun struct {
 	stage  *bundle.Stage
 	placed *storage.Storage
 	follow *follower
+	// copied waits for the pieces found on disk to be copied into placed
+	// (nil when there is nothing to copy).
+	copied func() error
 	// metrics is what /metrics reports, read from other goroutines.
 	metrics runMetrics
 }
@@ -244,11 +247,22 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 	if p.placed == nil {
 		// The follower reads the download (or links to it), which has
-		// the pieces found on disk; a copy gets them at the end.
+		// the pieces found on disk.
 		for _, k := range present {
 			p.follow.add(k)
 		}
-		present = nil
+	} else if len(present) > 0 {
+		// A copy gets them while the rest downloads, and the follower
+		// each one once it is there.
+		copyCtx, stopCopy := context.WithCancel(ctx)
+		done := make(chan struct{})
+		var copyErr error
+		go func() {
+			defer close(done)
+			copyErr = copyPieces(copyCtx, st, p.placed, present, p.follow.add)
+		}()
+		defer func() { stopCopy(); <-done }() // before placed is closed
+		p.copied = func() error { <-done; return copyErr }
 	}
 	var verified func(int, []byte) error
 	if p.placed != nil || p.follow != nil {
@@ -339,7 +353,7 @@ wait:
 	p.setState(StateDownloaded)
 
 	p.setState(StatePlacing)
-	if err := p.place(ctx, st, present); err != nil {
+	if err := p.place(ctx); err != nil {
 		return p.stopped(ctx, err)
 	}
 	p.state = StateSeeding
@@ -388,19 +402,16 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 	return fmt.Errorf("agent: %s %s: %w", p.state, p.art.Tag, cause)
 }
 
-// place puts the download in place: files placed as they are get the
-// pieces that were on disk from the start when they are a copy (the swarm
-// wrote the others); the follower's job (SHA-256 of a single file, or an
-// archive unpacked) must have succeeded; then the new tree is renamed to
-// the destination.
-func (p *peerRun) place(ctx context.Context, st *storage.Storage, present []int) error {
-	if p.placed != nil {
-		if err := copyPieces(ctx, st, p.placed, present); err != nil {
+// place puts the download in place: a copy of files placed as they are
+// must have the pieces that were on disk from the start (the swarm wrote
+// the others); the follower's job (SHA-256 of a single file, or an archive
+// unpacked) must have succeeded; then the new tree is renamed to the
+// destination.
+func (p *peerRun) place(ctx context.Context) error {
+	if p.copied != nil {
+		if err := p.copied(); err != nil {
 			return err
 		}
-	}
-	for _, k := range present {
-		p.follow.add(k)
 	}
 	if p.follow != nil {
 		if err := p.follow.wait(ctx); err != nil {

@@ -373,6 +373,112 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	}
 }
 
+// TestPeerResumeCopiesAtOnce checks that a resumed download placed as a
+// copy (temp and destination on different mounts) gets the pieces found on
+// disk while the rest downloads, not at the end, where the whole file's
+// SHA-256 would wait for them: with nobody left to download the rest from,
+// the copy in the stage fills with them anyway.
+func TestPeerResumeCopiesAtOnce(t *testing.T) {
+	link = func(string, string) error { return syscall.EXDEV }
+	t.Cleanup(func() { link = os.Link })
+	announce := startTracker(t)
+	_, art := makeArtifact(t, "v7", announce)
+	mi, err := metainfo.Load(art.TorrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedCtx, stopSeed := context.WithCancel(context.Background())
+	defer stopSeed()
+	seedDone := make(chan error, 1)
+	go func() {
+		seedDone <- Seed(seedCtx, SeedConfig{Torrent: art.TorrentPath, Data: art.ArtifactPath, ListenAddr: "127.0.0.1:0"})
+	}()
+	waitSeeders(t, announce, mi, 1)
+
+	dir := t.TempDir()
+	cfg := peerConfig(t, art.TorrentPath, dir)
+	cfg.PathIsFile = true
+	cfg.DownloadRate = 1 << 20
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.Reporter = &events{fn: func(ev Event) {
+		if ev.BytesDone >= art.Size/3 {
+			cancel()
+		}
+	}}
+	if err := Peer(ctx, cfg); err == nil {
+		t.Fatal("interrupted Peer returned nil")
+	}
+	stopSeed()
+	if err := <-seedDone; err != nil {
+		t.Fatal(err)
+	}
+
+	want, err := os.ReadFile(art.ArtifactPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := os.ReadFile(filepath.Join(cfg.TempPath, mi.Info.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	piece := func(b []byte, k int) []byte {
+		off := int64(k) * mi.Info.PieceLength
+		return b[off : off+mi.Info.PieceSize(k)]
+	}
+	var present []int
+	for k := range mi.Info.NumPieces() {
+		if bytes.Equal(piece(partial, k), piece(want, k)) {
+			present = append(present, k)
+		}
+	}
+	if len(present) == 0 || len(present) == mi.Info.NumPieces() {
+		t.Fatalf("first run left %d of %d pieces, want a partial download", len(present), mi.Info.NumPieces())
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	cfg.DownloadRate = 0
+	cfg.Reporter = nil
+	runDone := make(chan error, 1)
+	go func() { runDone <- Peer(ctx, cfg) }()
+	copied := func() bool {
+		stages, _ := filepath.Glob(filepath.Join(dir, ".v7.murder-new-*", mi.Info.Name))
+		for _, path := range stages {
+			got, err := os.ReadFile(path)
+			if err != nil || int64(len(got)) < mi.Info.TotalLength() {
+				continue
+			}
+			all := true
+			for _, k := range present {
+				all = all && bytes.Equal(piece(got, k), piece(want, k))
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !copied() {
+		select {
+		case err := <-runDone:
+			t.Fatalf("second run ended (%v) with nobody to download from", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d pieces found on disk did not reach the stage's copy in 10 s", len(present))
+		}
+	}
+	cancel()
+	if err := <-runDone; err == nil {
+		t.Fatal("second run without a seeder returned nil")
+	}
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Fatalf("destination directory holds %v after a stopped run (%v), want nothing", left, err)
+	}
+}
+
 func TestPeerTimeout(t *testing.T) {
 	announce := startTracker(t)
 	_, art := makeArtifact(t, "v6", announce) // nobody seeds it

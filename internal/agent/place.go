@@ -182,8 +182,9 @@ func linkTree(info *metainfo.Info, st *storage.Storage, temp, dir string) bool {
 	return true
 }
 
-// copyPieces writes the given pieces of from into to.
-func copyPieces(ctx context.Context, from, to *storage.Storage, pieces []int) error {
+// copyPieces writes the given pieces of from into to, calling done with
+// each one written.
+func copyPieces(ctx context.Context, from, to *storage.Storage, pieces []int, done func(int)) error {
 	var buf []byte
 	for _, k := range pieces {
 		if err := ctx.Err(); err != nil {
@@ -196,6 +197,7 @@ func copyPieces(ctx context.Context, from, to *storage.Storage, pieces []int) er
 		if err := to.WritePiece(k, buf); err != nil {
 			return fmt.Errorf("agent: place: %w", err)
 		}
+		done(k)
 	}
 	return nil
 }
