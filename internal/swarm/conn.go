@@ -200,6 +200,9 @@ func (s *Swarm) unregister(c *conn) {
 		if s.assignedTo != nil && c.assigned.Has(k) {
 			s.assignedTo[k]--
 		}
+		if s.offers != nil && s.offers[k].c == c {
+			s.offers[k] = offer{}
+		}
 	}
 	if c.seed {
 		s.seeds--

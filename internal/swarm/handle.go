@@ -335,7 +335,7 @@ func (s *Swarm) pickUnsent(c *conn) int {
 		left = true
 		switch o := s.offers[k]; {
 		case c.bits.Has(k):
-		case o.c != nil && o.c != c && !o.c.closed && now.Sub(o.at) < offerTTL:
+		case o.c != nil && o.c != c && now.Sub(o.at) < offerTTL:
 			if offered < 0 {
 				offered = k
 			}

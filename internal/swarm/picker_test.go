@@ -477,3 +477,31 @@ func TestHavesWait(t *testing.T) {
 		t.Errorf("queued %v, want have 1", m)
 	}
 }
+
+// TestOfferOfLeftPeerFreed checks that a suggestion does not keep the
+// connection of a peer that left, and that its piece is suggested to the
+// next peer.
+func TestOfferOfLeftPeerFreed(t *testing.T) {
+	const n = 4
+	s, conns := seederSwarm(t, n, true)
+	a, b := conns[0], conns[1]
+	for k := range n - 1 { // every piece but the last went out
+		s.sentTo[k] = 1
+	}
+	s.unsent = 1
+	if !s.suggestUnsent(a) || s.offers[n-1].c != a {
+		t.Fatalf("piece %d not suggested to a (offers %+v)", n-1, s.offers)
+	}
+	if got := s.pickUnsent(b); got != n-1 {
+		t.Fatalf("pickUnsent(b) = %d, want %d, the last piece, as a fallback", got, n-1)
+	}
+	s.unregister(a)
+	for k, o := range s.offers {
+		if o.c == a {
+			t.Fatalf("offer of piece %d still holds the closed connection", k)
+		}
+	}
+	if !s.suggestUnsent(b) || s.offers[n-1].c != b {
+		t.Fatalf("piece %d not suggested to b after a left (offers %+v)", n-1, s.offers)
+	}
+}
