@@ -25,6 +25,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -194,13 +195,16 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			cpuTime := ""
+			extra := ""
 			if res.cpuTime > 0 {
-				cpuTime = fmt.Sprintf("  its cpu time %5.1fs", res.cpuTime.Seconds())
+				extra = fmt.Sprintf("  its cpu time %5.1fs", res.cpuTime.Seconds())
+			}
+			if res.pass > 0 {
+				extra += fmt.Sprintf("  seeder's pass %5.2fs", res.pass.Seconds())
 			}
 			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%%s\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
-				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy, cpuTime)
+				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy, extra)
 			results[name] = append(results[name], res)
 			b.clean()
 		}
@@ -387,6 +391,7 @@ type result struct {
 	peersTx  int64         // what all peers' links sent, until the last was done
 	cpuBusy  float64       // share of the machine's CPU time busy until then
 	cpuTime  time.Duration // CPU time the contender's processes used until then
+	pass     time.Duration // when murder's seeder had sent every piece once (0: not known)
 }
 
 // peerUse is the share of the peers' upload capacity the run used until
@@ -434,12 +439,14 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	}
 	seed := b.seeder.Command(ctx, murder, "seed", "--torrent", b.torrent, "--data", b.data,
 		"--ip", b.seeder.Addr().String(), "--listen", net.JoinHostPort(b.seeder.Addr().String(), peerPort))
-	seed.Stderr = b.logTo("seeder")
+	// At debug level the seeder logs when its unique pass ended.
+	seed.Args = append(seed.Args, "--log-level", "debug")
+	pass := &passWatch{w: b.logTo("seeder")}
 	if f := b.traceFile(b.seeder.Name() + "-seed"); f != nil {
 		defer f.Close()
-		seed.Args = append(seed.Args, "--log-level", "debug")
-		seed.Stderr = f
+		pass.w = f
 	}
+	seed.Stderr = pass
 	if err := seed.Start(); err != nil {
 		return result{}, err
 	}
@@ -529,6 +536,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 		wg.Wait()
 	}()
 	start = b.startClock()
+	pass.started(start)
 	g.open()
 	var res result
 	for range b.peers {
@@ -550,8 +558,54 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
 	res.cpuBusy = b.cpuBusy()
 	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
+	res.pass = pass.ended()
 	slices.Sort(res.done)
 	return res, nil
+}
+
+// passLine is what murder's seeder logs (at debug level) when every piece
+// has gone out once.
+var passLine = []byte(`msg="every piece went out once"`)
+
+// passWatch passes the seeder's log on to w (nil drops it) and notes when
+// the seeder's unique pass ended, from the start of the clock.
+type passWatch struct {
+	w     io.Writer
+	mu    sync.Mutex
+	start time.Time
+	at    time.Duration
+	line  []byte // the last line so far, which a write may have cut
+}
+
+func (p *passWatch) started(t time.Time) {
+	p.mu.Lock()
+	p.start = t
+	p.mu.Unlock()
+}
+
+// ended returns when the pass ended, or 0 if it was not seen.
+func (p *passWatch) ended() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.at
+}
+
+func (p *passWatch) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.at == 0 && !p.start.IsZero() {
+		p.line = append(p.line, b...)
+		if bytes.Contains(p.line, passLine) {
+			p.at = time.Since(p.start)
+		}
+		if i := bytes.LastIndexByte(p.line, '\n'); i >= 0 {
+			p.line = append(p.line[:0], p.line[i+1:]...)
+		}
+	}
+	p.mu.Unlock()
+	if p.w == nil {
+		return len(b), nil
+	}
+	return p.w.Write(b)
 }
 
 // sentBytes is what the seeder's link and the peers' links together have
