@@ -317,26 +317,10 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	dir := t.TempDir()
 	temp := filepath.Join(t.TempDir(), "tmp")
 
-	// First run: slow, stopped once about a third has been verified.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	first := &events{fn: func(ev Event) {
-		if ev.BytesDone >= art.Size/3 {
-			cancel()
-		}
-	}}
 	cfg := peerConfig(t, art.TorrentPath, dir)
 	cfg.PathIsFile = pathIsFile
 	cfg.TempPath = temp
-	cfg.DownloadRate = 1 << 20
-	cfg.Reporter = first
-	if err := Peer(ctx, cfg); err == nil {
-		t.Fatal("interrupted Peer returned nil")
-	}
-	var had int64
-	for _, ev := range first.all() {
-		had = max(had, ev.BytesDone)
-	}
+	had := stopAtAThird(t, cfg, art.Size)
 	if had < art.Size/3 || had == art.Size {
 		t.Fatalf("first run stopped with %d of %d bytes; want a partial download", had, art.Size)
 	}
@@ -345,7 +329,6 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	}
 
 	second := &events{}
-	cfg.DownloadRate = 0
 	cfg.Reporter = second
 	if err := Peer(context.Background(), cfg); err != nil {
 		t.Fatal(err)
@@ -373,6 +356,29 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	}
 }
 
+// stopAtAThird runs a slow download with cfg and stops it once about a
+// third of size bytes has been verified; it returns the most verified.
+func stopAtAThird(t *testing.T, cfg PeerConfig, size int64) int64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := &events{fn: func(ev Event) {
+		if ev.BytesDone >= size/3 {
+			cancel()
+		}
+	}}
+	cfg.DownloadRate = 1 << 20
+	cfg.Reporter = evs
+	if err := Peer(ctx, cfg); err == nil {
+		t.Fatal("interrupted Peer returned nil")
+	}
+	var had int64
+	for _, ev := range evs.all() {
+		had = max(had, ev.BytesDone)
+	}
+	return had
+}
+
 // TestPeerResumeCopiesAtOnce checks that a resumed download placed as a
 // copy (temp and destination on different mounts) gets the pieces found on
 // disk while the rest downloads, not at the end, where the whole file's
@@ -398,17 +404,7 @@ func TestPeerResumeCopiesAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	cfg := peerConfig(t, art.TorrentPath, dir)
 	cfg.PathIsFile = true
-	cfg.DownloadRate = 1 << 20
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg.Reporter = &events{fn: func(ev Event) {
-		if ev.BytesDone >= art.Size/3 {
-			cancel()
-		}
-	}}
-	if err := Peer(ctx, cfg); err == nil {
-		t.Fatal("interrupted Peer returned nil")
-	}
+	stopAtAThird(t, cfg, art.Size)
 	stopSeed()
 	if err := <-seedDone; err != nil {
 		t.Fatal(err)
@@ -436,10 +432,8 @@ func TestPeerResumeCopiesAtOnce(t *testing.T) {
 		t.Fatalf("first run left %d of %d pieces, want a partial download", len(present), mi.Info.NumPieces())
 	}
 
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg.DownloadRate = 0
-	cfg.Reporter = nil
 	runDone := make(chan error, 1)
 	go func() { runDone <- Peer(ctx, cfg) }()
 	copied := func() bool {
