@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func TestParseProgressMode(t *testing.T) {
@@ -87,7 +89,7 @@ func TestJSONReporterStopsAfterWriteError(t *testing.T) {
 }
 
 func TestBarReporterDraws(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	r := NewReporter(ProgressBar, nil, &buf)
 	lw := LogWriter(r, nil)
 	r.Report(Event{Event: EventProgress, Tag: "v7", State: StateDownloading, BytesDone: 10, BytesTotal: 100})
@@ -102,21 +104,4 @@ func TestBarReporterDraws(t *testing.T) {
 	if !strings.Contains(out, "v7") || !strings.Contains(out, "a log line") {
 		t.Fatalf("bar output %q lacks tag or log line", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

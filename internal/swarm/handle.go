@@ -195,6 +195,9 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 		c.assigned.Set(k)
 		s.assignedTo[k]++
 		s.sentTo[k]++
+		if s.sentTo[k] == 1 {
+			s.log.Debug("piece sent first", "piece", k, "to", c.addr)
+		}
 		if s.sentTo[k] > 1 {
 			if s.unsent > 0 {
 				s.earlyDups++

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"crypto/sha1"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -39,6 +40,7 @@ type piece struct {
 	verifying bool
 	owner     *conn // after a failure the piece comes whole from one peer
 	attempts  []attempt
+	started   time.Time // first requested
 }
 
 func (p *piece) blockLen(b int) int {
@@ -56,6 +58,7 @@ func (s *Swarm) startPiece(k int) *piece {
 		got:      make([]bool, nb),
 		writing:  make([]bool, nb),
 		src:      make([]peerKey, nb),
+		started:  time.Now(),
 	}
 	s.pieces[k] = p
 	s.active = append(s.active, p)
@@ -439,17 +442,22 @@ func blockHashes(b []byte) [][20]byte {
 	return out
 }
 
+// sources counts the peers p's blocks came from.
+func (p *piece) sources() int {
+	srcs := map[peerKey]bool{}
+	for _, k := range p.src {
+		srcs[k] = true
+	}
+	return len(srcs)
+}
+
 // pieceDone records a verified piece, or bookkeeps a failed one.
 func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
 		s.log.Warn("piece failed verification", "piece", p.index)
-		srcs := map[peerKey]bool{}
-		for _, k := range p.src {
-			srcs[k] = true
-		}
-		if len(srcs) == 1 {
+		if p.sources() == 1 {
 			s.ban(p.src[0], p.index)
 		} else {
 			p.attempts = append(p.attempts, attempt{hashes: hashes, src: append([]peerKey(nil), p.src...)})
@@ -467,6 +475,12 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 				s.ban(a.src[b], p.index)
 			}
 		}
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		// How long pieces take to spread: bench/fleet -trace reads these
+		// lines and the seeder's "piece sent first".
+		s.log.Debug("piece verified", "piece", p.index, "from", p.src[0].addr, "sources", p.sources(),
+			"wait", time.Since(p.started).Round(time.Millisecond))
 	}
 	s.have.Set(p.index)
 	s.dropActive(p)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/testenv"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -772,4 +774,42 @@ func TestRedialAfterFailure(t *testing.T) {
 	stopSeeder := runAll(t, ctx, seeder)
 	defer func() { cancel(); stopSeeder() }()
 	waitComplete(t, ctx, peer)
+}
+
+// TestPieceSpreadLogged checks the debug lines bench/fleet -trace reads:
+// the seeder names the peer each piece first went to, and the peer
+// names, for each piece, where it came from and how long it took.
+func TestPieceSpreadLogged(t *testing.T) {
+	mi, data := makeTorrent(t, 1<<20, 32<<10, nil)
+	var seedLog, peerLog testenv.Buffer
+	debug := func(b *testenv.Buffer) *slog.Logger {
+		return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	seeder, _ := newNode(t, mi, data, true, Config{Logger: debug(&seedLog)})
+	peer, path := newNode(t, mi, data, false, Config{Logger: debug(&peerLog)})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, seeder, peer)
+	peer.AddPeer(addrOf(t, seeder))
+	waitComplete(t, ctx, peer)
+	cancel()
+	wait()
+	checkFile(t, path, data)
+
+	n := mi.Info.NumPieces()
+	from := regexp.MustCompile(`msg="piece verified" piece=(\d+) from=(\S+) sources=1 wait=\d+(\.\d+)?m?s\b`)
+	got := map[string]bool{}
+	for _, m := range from.FindAllStringSubmatch(peerLog.String(), -1) {
+		if m[2] != addrOf(t, seeder).String() {
+			t.Errorf("piece %s from %s, want the seeder %s", m[1], m[2], addrOf(t, seeder))
+		}
+		got[m[1]] = true
+	}
+	if len(got) != n {
+		t.Errorf("peer logged %d of %d pieces verified:\n%s", len(got), n, peerLog.String())
+	}
+	sent := regexp.MustCompile(`msg="piece sent first" piece=(\d+) to=127\.0\.0\.1:\d+`)
+	if m := sent.FindAllString(seedLog.String(), -1); len(m) != n {
+		t.Errorf("seeder logged %d first sends, want %d:\n%s", len(m), n, seedLog.String())
+	}
 }

@@ -2,7 +2,6 @@ package swarmtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -202,14 +201,14 @@ func (s *swarm) checkTree(h *testbed.Host) {
 type proc struct {
 	host   *testbed.Host
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	exited chan struct{}
 	err    error // valid after exited
 }
 
 func start(t *testing.T, ctx context.Context, h *testbed.Host, stdout func(line string), args ...string) *proc {
 	t.Helper()
-	p := &proc{host: h, cmd: h.Command(ctx, murderBin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{host: h, cmd: h.Command(ctx, murderBin, args...), stderr: &testenv.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	var lines *bufio.Scanner
 	if stdout != nil {
@@ -243,23 +242,6 @@ func (p *proc) signal(sig syscall.Signal) {
 		p.cmd.Process.Kill()
 		<-p.exited
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // tail returns the last lines of a log for error messages.
