@@ -35,6 +35,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -205,6 +206,13 @@ func run() error {
 			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%%s\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
 				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy, extra)
+			if b.trace != "" && (name == "murder" || name == "alt") {
+				if sp, err := b.spread(); err != nil {
+					fmt.Printf("    pieces spread: %v\n", err)
+				} else {
+					fmt.Printf("    %v\n", sp)
+				}
+			}
 			results[name] = append(results[name], res)
 			b.clean()
 		}
@@ -1000,12 +1008,25 @@ func (b *bench) traceFile(name string) *syncFile {
 	if b.trace == "" {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(b.trace, fmt.Sprintf("%d-%s-%s.log", b.round, b.contender, name)))
+	f, err := os.Create(b.tracePath(name))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fleet: trace: %v\n", err)
 		return nil
 	}
 	return &syncFile{f: f}
+}
+
+func (b *bench) tracePath(name string) string {
+	return filepath.Join(b.trace, fmt.Sprintf("%d-%s-%s.log", b.round, b.contender, name))
+}
+
+// spread measures how fast pieces spread in the murder round just traced.
+func (b *bench) spread() (spread, error) {
+	peers := map[netip.Addr]string{}
+	for _, h := range b.peers {
+		peers[h.Addr()] = b.tracePath(h.Name())
+	}
+	return readSpread(b.seeder.Addr(), b.tracePath(b.seeder.Name()+"-seed"), peers)
 }
 
 // syncFile is a file written by a process's stderr and our event copy.

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,5 +41,54 @@ func TestPassWatch(t *testing.T) {
 	p.Write([]byte(strings.Replace(log, "every piece", "some piece", 1)))
 	if p.ended() != 0 {
 		t.Errorf("pass noted at %v from a log without it", p.ended())
+	}
+}
+
+// TestReadSpread measures a two-peer round from its log lines: piece 0
+// goes seeder → .3 → .4, piece 1 seeder → .4 → .3, piece 2 reaches only
+// .3 and is left out of the per-piece figures.
+func TestReadSpread(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	line := func(ms int, rest string) string {
+		return "time=" + t0.Add(time.Duration(ms)*time.Millisecond).Format(time.RFC3339Nano) + " level=DEBUG " + rest + "\n"
+	}
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	seedLog := write("seed.log", line(0, `msg=connected peer=198.18.0.3:6881`)+
+		line(0, `msg="piece sent first" piece=0 to=198.18.0.3:40000`)+
+		line(10, `msg="piece sent first" piece=1 to=198.18.0.4:6881`)+
+		line(20, `msg="piece sent first" piece=2 to=198.18.0.3:40000`))
+	h3 := write("h3.log", line(100, `msg="piece verified" piece=0 from=198.18.0.2:6881 sources=1 wait=90ms`)+
+		line(410, `msg="piece verified" piece=1 from=198.18.0.4:6881 sources=1 wait=200ms`)+
+		line(500, `msg="piece verified" piece=2 from=198.18.0.2:6881 sources=1 wait=1ms`)+
+		`1.0s {"event":"done"}`+"\n")
+	h4 := write("h4.log", line(300, `msg="piece verified" piece=0 from=198.18.0.3:6881 sources=2 wait=150ms`)+
+		line(210, `msg="piece verified" piece=1 from=198.18.0.2:6881 sources=1 wait=1.2s`))
+	seeder := netip.MustParseAddr("198.18.0.2")
+	peers := map[netip.Addr]string{netip.MustParseAddr("198.18.0.3"): h3, netip.MustParseAddr("198.18.0.4"): h4}
+	got, err := readSpread(seeder, seedLog, peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	// First copies 100 and 200 ms; median peer (the later of two) 300 and
+	// 400 ms; hops 100, 200, 200, 200 and 480 (piece 2) ms; waits 1, 90,
+	// 150, 200 and 1200 ms.
+	want := spread{pieces: 2, firstCopy: 200 * ms, midPeer: 400 * ms, midPeer90: 400 * ms, hop: 200 * ms, wait: 150 * ms}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+
+	if _, err := readSpread(seeder, write("empty.log", "time=x level=INFO msg=seeding\n"), peers); err == nil {
+		t.Error("a seeder log without piece lines was accepted")
+	}
+	if _, err := readSpread(seeder, seedLog, map[netip.Addr]string{netip.MustParseAddr("198.18.0.3"): filepath.Join(dir, "missing.log")}); err == nil {
+		t.Error("a missing peer log was accepted")
 	}
 }
