@@ -141,6 +141,29 @@ func checkFile(t testing.TB, path string, want []byte) {
 	}
 }
 
+// seedOnePeer runs a seeder of data and a peer, configured by seedCfg and
+// peerCfg, until the peer holds the exact bytes, and returns both stopped.
+func seedOnePeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, seedCfg, peerCfg Config) (seeder, peer *Swarm) {
+	t.Helper()
+	seeder, _ = newNode(t, mi, data, true, seedCfg)
+	peer, path := newNode(t, mi, data, false, peerCfg)
+	transfer(t, seeder, peer)
+	checkFile(t, path, data)
+	return seeder, peer
+}
+
+// transfer runs seeder and peer until the peer completes, then stops both.
+func transfer(t *testing.T, seeder, peer *Swarm) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, seeder, peer)
+	peer.AddPeer(addrOf(t, seeder))
+	waitComplete(t, ctx, peer)
+	cancel()
+	wait()
+}
+
 func TestSeederToPeer(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -164,16 +187,7 @@ func TestSeederToPeer(t *testing.T) {
 				}
 			}
 			mi, data := makeTorrent(t, tt.size, tt.pieceLen, nil)
-			seeder, _ := newNode(t, mi, data, true, tt.cfg)
-			peer, path := newNode(t, mi, data, false, tt.cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			wait := runAll(t, ctx, seeder, peer)
-			peer.AddPeer(addrOf(t, seeder))
-			waitComplete(t, ctx, peer)
-			cancel()
-			wait()
-			checkFile(t, path, data)
+			seeder, peer := seedOnePeer(t, mi, data, tt.cfg, tt.cfg)
 			if st := peer.Stats(); st.BytesDone != int64(tt.size) || st.Downloaded < int64(tt.size) {
 				t.Errorf("peer stats %+v, want %d bytes done and downloaded", st, tt.size)
 			}
@@ -708,14 +722,7 @@ func TestMultiFileWithPadFiles(t *testing.T) {
 		}
 		return s
 	}
-	seeder, peer := open(seedDir, true), open(peerDir, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	wait := runAll(t, ctx, seeder, peer)
-	peer.AddPeer(addrOf(t, seeder))
-	waitComplete(t, ctx, peer)
-	cancel()
-	wait()
+	transfer(t, open(seedDir, true), open(peerDir, false))
 	off = 0
 	for _, f := range files {
 		p := filepath.Join(append([]string{peerDir, "tree"}, f.path...)...)
@@ -785,16 +792,7 @@ func TestPieceSpreadLogged(t *testing.T) {
 	debug := func(b *testenv.Buffer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	seeder, _ := newNode(t, mi, data, true, Config{Logger: debug(&seedLog)})
-	peer, path := newNode(t, mi, data, false, Config{Logger: debug(&peerLog)})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	wait := runAll(t, ctx, seeder, peer)
-	peer.AddPeer(addrOf(t, seeder))
-	waitComplete(t, ctx, peer)
-	cancel()
-	wait()
-	checkFile(t, path, data)
+	seeder, _ := seedOnePeer(t, mi, data, Config{Logger: debug(&seedLog)}, Config{Logger: debug(&peerLog)})
 
 	n := mi.Info.NumPieces()
 	from := regexp.MustCompile(`msg="piece verified" piece=(\d+) from=(\S+) sources=1 wait=\d+(\.\d+)?m?s\b`)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // Host is one host of a bed: a network namespace with address Addr on
@@ -94,7 +96,7 @@ func (h *Host) startHolder(ctx context.Context, dirs, share []string) error {
 	}
 	cmd := exec.Command("ip", "netns", "exec", h.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr lockedBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -112,27 +114,9 @@ func (h *Host) startHolder(ctx context.Context, dirs, share []string) error {
 	h.holder.mu.Unlock()
 	line, err := readLine(stdout, 20*time.Second)
 	if err != nil || line != "ready" {
-		return fmt.Errorf("testbed: set up mounts of host %s: %v: %s", h.ns, err, bytes.TrimSpace(stderr.Bytes()))
+		return fmt.Errorf("testbed: set up mounts of host %s: %v: %s", h.ns, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf.Bytes()...)
 }
 
 func (h *Host) closeHolder() {

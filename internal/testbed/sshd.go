@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // SSHD is an OpenSSH server running inside a host.
@@ -104,7 +106,7 @@ func (h *Host) StartSSHD(ctx context.Context, authorizedKeys string) (*SSHD, err
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	cmd := h.Command(ctx, sshd, "-D", "-e", "-f", path.Join(inner, "sshd_config"))
-	var stderr lockedBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testbed: start sshd in %s: %w", h.ns, err)
@@ -124,7 +126,7 @@ func (h *Host) StartSSHD(ctx context.Context, authorizedKeys string) (*SSHD, err
 		}
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("testbed: sshd in %s exited: %s", h.ns, strings.TrimSpace(string(stderr.Bytes())))
+			return nil, fmt.Errorf("testbed: sshd in %s exited: %s", h.ns, strings.TrimSpace(stderr.String()))
 		case <-ctx.Done():
 			cmd.Process.Kill()
 			return nil, fmt.Errorf("testbed: sshd in %s: %w", h.ns, ctx.Err())
@@ -132,7 +134,7 @@ func (h *Host) StartSSHD(ctx context.Context, authorizedKeys string) (*SSHD, err
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			return nil, fmt.Errorf("testbed: sshd in %s does not accept connections: %s", h.ns, strings.TrimSpace(string(stderr.Bytes())))
+			return nil, fmt.Errorf("testbed: sshd in %s does not accept connections: %s", h.ns, strings.TrimSpace(stderr.String()))
 		}
 	}
 }
