@@ -859,8 +859,8 @@ func stopCmd(c *exec.Cmd) {
 // to the memory available less primeSpare (or half of it, if more). With
 // at most half primed, 32 peers of a 256 MiB file wrote 5 GiB of their 16
 // GiB to memory given back to the host, and murder, which writes it twice
-// where aria2 writes it once, used 86-93 s of CPU time against 81 s with
-// all of it primed (one round each).
+// where aria2 writes it once, used 86-93 s of CPU time per round against
+// 81-83 s with all of it primed.
 func (b *bench) primeSize() int64 {
 	n := int64(b.n)*2*b.size + 256<<20
 	if avail := memAvailable(); avail > 0 {
