@@ -24,19 +24,21 @@ func newPeerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peer --torrent FILE --destination-path DIR",
 		Short: "Download an artifact, place it, and seed it on",
-		Long: `peer downloads the torrent's artifact into --temp-path, verifies every
-piece (and the whole file's sha256 when the torrent carries one), and
-extracts it into DIR/TAG, or into DIR with --no-tag-directory. TAG is the
-artifact's name without .tgz, .tar.zst or .tar. With --path-is-file, or when
-the torrent is not one of murder's archives, the downloaded files are placed
-as they are (a multi-file torrent keeps its tree).
+		Long: `peer downloads the torrent's artifact, verifies every piece (and the
+whole file's sha256 when the torrent carries one), and extracts it into
+DIR/TAG, or into DIR with --no-tag-directory. TAG is the artifact's name
+without .tgz, .tar.zst or .tar. With --path-is-file, or when the torrent is
+not one of murder's archives, the downloaded files are placed as they are (a
+multi-file torrent keeps its tree).
 
-The new tree is built up during the download in a hidden directory beside
-the destination (.TAG.murder-new-*) and renamed into place once everything
-is verified: an archive is extracted as its front arrives (murder's seeder
-sends pieces about in order); files placed as they are go in as hard links
-to the files in --temp-path where both are on one mount, else as a second
-copy. One left behind by a peer that was killed is removed by the next run.
+An archive downloads into --temp-path, and the new tree is extracted during
+the download, as the archive's front arrives (murder's seeder sends pieces
+about in order), into a hidden directory beside the destination
+(.TAG.murder-new-*), renamed into place once everything is verified. One
+left behind by a peer that was killed is removed by the next run. Files
+placed as they are download straight into a hidden directory beside the
+destination (.TAG.murder-partial-INFOHASH), so that every byte is written
+once, and that directory is renamed into place.
 
 If the destination exists and is not empty, peer refuses unless
 --unsafe-please-delete is given. Other entries of DIR are left alone. On any
@@ -46,7 +48,9 @@ of 64 MiB and 1% of it free), or that holds more than 10 million entries, is
 refused before it fills the disk ("archive too large").
 
 After success it seeds on for --seed-time and exits. A restarted peer reuses
-the pieces already verified in --temp-path.
+the pieces already verified by the run before: an archive's in --temp-path,
+files placed as they are in their .TAG.murder-partial-INFOHASH directory
+(which a download of anything else to the same destination removes).
 
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 (104,857,600, as curl and aria2 read it); 0 means no limit.
@@ -117,7 +121,7 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.BoolVar(&cfg.NoTagDirectory, "no-tag-directory", false, "place the files in --destination-path itself, not in a TAG subdirectory")
 	f.BoolVar(&cfg.UnsafePleaseDelete, "unsafe-please-delete", false, "replace a destination that exists and is not empty (its contents are deleted)")
 	f.BoolVar(&cfg.PathIsFile, "path-is-file", false, "place the downloaded file as it is instead of extracting it")
-	f.StringVar(&cfg.TempPath, "temp-path", agent.DefaultTempPath, "directory for the download; kept so an interrupted run resumes")
+	f.StringVar(&cfg.TempPath, "temp-path", agent.DefaultTempPath, "directory for an archive's download; kept so an interrupted run resumes")
 	f.StringVar(&cfg.AnnounceIP, "ip", "", "IP address to announce to the tracker (default: the address the tracker sees)")
 	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
 	f.DurationVar(&cfg.SeedTime, "seed-time", agent.DefaultPeerSeedTime, "keep seeding this long after the files are in place (0: exit at once)")

@@ -21,7 +21,8 @@ import (
 // PeerConfig.Timeout.
 var ErrTimeout = errors.New("agent: timed out")
 
-// DefaultTempPath is where downloads go when PeerConfig.TempPath is empty.
+// DefaultTempPath is where archives download when PeerConfig.TempPath is
+// empty.
 const DefaultTempPath = "/tmp"
 
 // DefaultPeerSeedTime is how long `murder peer` seeds on by default, as
@@ -45,8 +46,11 @@ type PeerConfig struct {
 	// PathIsFile places the downloaded files as they are, without
 	// extracting, even when they look like an archive.
 	PathIsFile bool
-	// TempPath holds the download (TempPath/NAME) across runs, so an
-	// interrupted run resumes. Empty means DefaultTempPath.
+	// TempPath holds an archive's download (TempPath/NAME) across runs,
+	// so an interrupted run resumes. Files placed as they are download
+	// into a hidden directory beside the destination instead
+	// (.TAG.murder-partial-INFOHASH), kept likewise until they are placed.
+	// Empty means DefaultTempPath.
 	TempPath string
 	// AnnounceIP is the IP address sent to the tracker; empty lets the
 	// tracker use the connection's source address.
@@ -75,11 +79,12 @@ type PeerConfig struct {
 	Logger *slog.Logger
 }
 
-// Peer downloads the torrent's artifact into the temp path (reusing pieces
-// already verified there), checks its SHA-256 when the torrent carries one,
-// places it atomically at the effective destination (extracting murder's
-// archives), reports done, and seeds on for SeedTime. The destination is
-// either complete or untouched when Peer returns an error.
+// Peer downloads the torrent's artifact (reusing pieces already verified
+// by an earlier run; see PeerConfig.TempPath), checks its SHA-256 when the
+// torrent carries one, places it atomically at the effective destination
+// (extracting murder's archives), reports done, and seeds on for SeedTime.
+// The destination is either complete or untouched when Peer returns an
+// error.
 func Peer(ctx context.Context, cfg PeerConfig) (err error) {
 	rep := cfg.Reporter
 	if rep == nil {
@@ -113,16 +118,11 @@ type peerRun struct {
 	state string
 	total int64
 	done  int64 // bytes verified before the swarm exists
-	// The new tree beside the destination; for files placed as they are
-	// the storage the swarm copies pieces into (nil when they are links);
-	// the job that unpacks an archive or hashes a single file (nil for
-	// neither) as the pieces arrive.
+	// The new tree beside the destination (for files placed as they are,
+	// the download itself); the job that unpacks an archive or hashes a
+	// single file (nil for neither) as the pieces arrive.
 	stage  *bundle.Stage
-	placed *storage.Storage
 	follow *follower
-	// copied waits for the pieces found on disk to be copied into placed
-	// (nil when there is nothing to copy).
-	copied func() error
 	// metrics is what /metrics reports, read from other goroutines.
 	metrics runMetrics
 }
@@ -170,22 +170,44 @@ func (p *peerRun) run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Destination, 0o755); err != nil {
 		return fmt.Errorf("agent: destination: %w", err)
 	}
-	temp := cfg.TempPath
-	if temp == "" {
-		temp = DefaultTempPath
-	}
-	if err := os.MkdirAll(temp, 0o755); err != nil {
-		return fmt.Errorf("agent: temp path: %w", err)
-	}
-	unlock, err := lockDownload(temp, mi.Info.Name)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-
-	st, err := openDownload(&mi.Info, temp)
-	if err != nil {
-		return err
+	// Files placed as they are download into a resumable stage beside the
+	// destination, in the layout they are placed in: each byte is written
+	// once, where it stays, a run that was stopped resumes from what it
+	// left there, and placing the files is a rename. An archive downloads
+	// into the temp path and is unpacked into a new stage as its verified
+	// front grows, so that placing it is a rename too.
+	var st *storage.Storage
+	download := p.art.Destination // where the download is, for messages
+	if p.art.Archive {
+		temp := cfg.TempPath
+		if temp == "" {
+			temp = DefaultTempPath
+		}
+		if err := os.MkdirAll(temp, 0o755); err != nil {
+			return fmt.Errorf("agent: temp path: %w", err)
+		}
+		unlock, err := lockDownload(temp, mi.Info.Name)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if p.stage, err = bundle.NewStage(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
+			return err
+		}
+		defer p.stage.Abort()
+		if st, err = storage.Open(&mi.Info, temp); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		download = filepath.Join(temp, mi.Info.Name)
+	} else {
+		if p.stage, err = bundle.ResumableStage(p.art.Destination, cfg.UnsafePleaseDelete, mi.InfoHash().String()); err != nil {
+			return err
+		}
+		defer p.stage.Abort()
+		if st, err = storage.OpenTree(&mi.Info, p.stage.Dir()); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		download = p.stage.Dir()
 	}
 	defer st.Close()
 
@@ -200,7 +222,7 @@ func (p *peerRun) run(ctx context.Context) error {
 	pieces := mi.Info.NumPieces()
 	have, err := st.Verify(ctx, nil)
 	if err != nil {
-		return p.stopped(ctx, fmt.Errorf("agent: check %s: %w", filepath.Join(temp, mi.Info.Name), err))
+		return p.stopped(ctx, fmt.Errorf("agent: check %s: %w", download, err))
 	}
 	for k := range pieces {
 		if have.Has(k) {
@@ -208,70 +230,27 @@ func (p *peerRun) run(ctx context.Context) error {
 		}
 	}
 	if have.Count() > 0 {
-		p.log.Info("resuming", "have_pieces", have.Count(), "pieces", pieces)
+		p.log.Info("resuming", "have_pieces", have.Count(), "pieces", pieces, "from", download)
 	}
 
-	// The new tree is built beside the destination while the pieces
-	// arrive, so that placing it at the end is a rename. Files placed as
-	// they are go in as hard links to the download where the file system
-	// allows, or else as a second storage that the swarm writes each
-	// verified piece to as well; a single file's SHA-256 is computed
-	// meanwhile. An archive is unpacked as its verified front grows.
-	if p.stage, err = bundle.NewStage(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
-		return err
-	}
-	defer p.stage.Abort()
-	var present []int
-	for k := range pieces {
-		if have.Has(k) {
-			present = append(present, k)
-		}
-	}
+	// The follower unpacks an archive, or computes a single file's
+	// SHA-256, as the pieces arrive; it starts with those found on disk.
 	if p.art.Archive {
 		format, _, _ := bundle.ParseArtifactName(mi.Info.Name)
 		p.follow = startFollower(ctx, st, unpackArchive(mi.Info.Name, format, p.stage.Dir(), mi.Info.SHA256))
 		defer p.follow.stop()
-	} else {
-		placedSt := st
-		if !linkTree(&mi.Info, st, temp, p.stage.Dir()) {
-			if p.placed, err = storage.OpenTree(&mi.Info, p.stage.Dir()); err != nil {
-				return fmt.Errorf("agent: %w", err)
-			}
-			defer p.placed.Close()
-			placedSt = p.placed
-		}
-		if !mi.Info.MultiFile() && len(mi.Info.SHA256) > 0 {
-			p.follow = startFollower(ctx, placedSt, checkFile(mi.Info.Name, mi.Info.SHA256))
-			defer p.follow.stop()
-		}
-	}
-	if p.placed == nil {
-		// The follower reads the download (or links to it), which has
-		// the pieces found on disk.
-		for _, k := range present {
-			p.follow.add(k)
-		}
-	} else if len(present) > 0 {
-		// A copy gets them while the rest downloads, and the follower
-		// each one once it is there.
-		copyCtx, stopCopy := context.WithCancel(ctx)
-		done := make(chan struct{})
-		var copyErr error
-		go func() {
-			defer close(done)
-			copyErr = copyPieces(copyCtx, st, p.placed, present, p.follow.add)
-		}()
-		defer func() { stopCopy(); <-done }() // before placed is closed
-		p.copied = func() error { <-done; return copyErr }
+	} else if !mi.Info.MultiFile() && len(mi.Info.SHA256) > 0 {
+		p.follow = startFollower(ctx, st, checkFile(mi.Info.Name, mi.Info.SHA256))
+		defer p.follow.stop()
 	}
 	var verified func(int, []byte) error
-	if p.placed != nil || p.follow != nil {
-		verified = func(k int, data []byte) error {
-			if p.placed != nil {
-				if err := p.placed.WritePiece(k, data); err != nil {
-					return err
-				}
+	if p.follow != nil {
+		for k := range pieces {
+			if have.Has(k) {
+				p.follow.add(k)
 			}
+		}
+		verified = func(k int, _ []byte) error {
 			p.follow.add(k)
 			return nil
 		}
@@ -402,25 +381,14 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 	return fmt.Errorf("agent: %s %s: %w", p.state, p.art.Tag, cause)
 }
 
-// place puts the download in place: a copy of files placed as they are
-// must have the pieces that were on disk from the start (the swarm wrote
-// the others); the follower's job (SHA-256 of a single file, or an archive
-// unpacked) must have succeeded; then the new tree is renamed to the
-// destination.
+// place puts the download in place: the follower's job (SHA-256 of a
+// single file, or an archive unpacked) must have succeeded; then the new
+// tree is renamed to the destination. The swarm seeds on from the files it
+// has open, wherever they now are.
 func (p *peerRun) place(ctx context.Context) error {
-	if p.copied != nil {
-		if err := p.copied(); err != nil {
-			return err
-		}
-	}
 	if p.follow != nil {
 		if err := p.follow.wait(ctx); err != nil {
 			return err
-		}
-	}
-	if p.placed != nil {
-		if err := p.placed.Close(); err != nil {
-			return fmt.Errorf("agent: place: %w", err)
 		}
 	}
 	return p.stage.Commit()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,18 +27,6 @@ func peerConfig(t *testing.T, torrent, dest string) PeerConfig {
 		Timeout:          60 * time.Second,
 		ProgressInterval: 20 * time.Millisecond,
 	}
-}
-
-// bothPlacements runs f once with downloads hard-linked into place and
-// once with links refused (as across file systems), where the download is
-// written into place a second time.
-func bothPlacements(t *testing.T, f func(t *testing.T)) {
-	t.Run("linked", f)
-	t.Run("copied", func(t *testing.T) {
-		link = func(string, string) error { return syscall.EXDEV }
-		t.Cleanup(func() { link = os.Link })
-		f(t)
-	})
 }
 
 func TestPeerEndToEnd(t *testing.T) {
@@ -217,27 +204,32 @@ func TestPeerRawPlacement(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bothPlacements(t, func(t *testing.T) {
-				dir := t.TempDir()
-				cfg := peerConfig(t, tt.torrent, dir)
-				cfg.PathIsFile = tt.pathIsFile
-				if err := Peer(context.Background(), cfg); err != nil {
-					t.Fatal(err)
-				}
-				if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
-					testenv.SameTree(t, tt.want, filepath.Join(dir, tt.at), testenv.Content)
-				} else {
-					testenv.SameFile(t, tt.want, filepath.Join(dir, tt.at))
-				}
-			})
+			dir := t.TempDir()
+			cfg := peerConfig(t, tt.torrent, dir)
+			cfg.PathIsFile = tt.pathIsFile
+			if err := Peer(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
+				testenv.SameTree(t, tt.want, filepath.Join(dir, tt.at), testenv.Content)
+			} else {
+				testenv.SameFile(t, tt.want, filepath.Join(dir, tt.at))
+			}
+			// Written once, where it was placed: nothing in the temp
+			// path, nothing left beside the destination.
+			if left, _ := os.ReadDir(cfg.TempPath); len(left) != 0 {
+				t.Errorf("the temp path holds %v, want nothing", left)
+			}
+			want := strings.SplitN(tt.at, "/", 2)[0]
+			if left, _ := os.ReadDir(dir); len(left) != 1 || left[0].Name() != want {
+				t.Errorf("the destination directory holds %v, want only %s", left, want)
+			}
 		})
 	}
 }
 
-// TestPeerKeepsPlacedFiles: a file placed by hard link shares its inode
-// with the download in the temp path. A later download of another file of
-// the same name into that temp path must not write through it into the
-// file placed before.
+// TestPeerKeepsPlacedFiles: a later download of another file of the same
+// name, with the same temp path, must not change the file placed before.
 func TestPeerKeepsPlacedFiles(t *testing.T) {
 	announce := startTracker(t)
 	v1, v2 := t.TempDir(), t.TempDir()
@@ -270,7 +262,7 @@ func TestPeerKeepsPlacedFiles(t *testing.T) {
 // as it is (--path-is-file), which is written into place while it arrives.
 func TestPeerSHA256Mismatch(t *testing.T) {
 	t.Run("archive", func(t *testing.T) { testPeerSHA256Mismatch(t, false) })
-	bothPlacements(t, func(t *testing.T) { testPeerSHA256Mismatch(t, true) })
+	t.Run("as is", func(t *testing.T) { testPeerSHA256Mismatch(t, true) })
 }
 
 func testPeerSHA256Mismatch(t *testing.T, pathIsFile bool) {
@@ -297,17 +289,41 @@ func testPeerSHA256Mismatch(t *testing.T, pathIsFile bool) {
 	if !errors.Is(err, ErrSHA256Mismatch) {
 		t.Fatalf("Peer error = %v, want %v", err, ErrSHA256Mismatch)
 	}
-	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
-		t.Fatalf("destination directory holds %v after a sha256 mismatch (%v), want nothing", left, err)
+	checkLeft(t, dir, leftAfterFailure(mi, "v3", pathIsFile)...)
+}
+
+// leftAfterFailure is what a failed run leaves in the destination's
+// directory: for files placed as they are the partial stage that the next
+// run resumes from, else nothing.
+func leftAfterFailure(mi *metainfo.MetaInfo, tag string, pathIsFile bool) []string {
+	if !pathIsFile {
+		return nil
+	}
+	return []string{"." + tag + ".murder-partial-" + mi.InfoHash().String()}
+}
+
+// checkLeft fails t unless dir holds exactly the entries named.
+func checkLeft(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, " ") != strings.Join(names, " ") {
+		t.Fatalf("%s holds %q, want %q", dir, got, names)
 	}
 }
 
 // TestPeerResume runs for an archive and for the same file placed as it is
-// (--path-is-file), whose pieces found on disk must reach the destination
-// although the swarm does not download them.
+// (--path-is-file), which resumes from the partial stage beside the
+// destination.
 func TestPeerResume(t *testing.T) {
 	t.Run("archive", func(t *testing.T) { testPeerResume(t, false) })
-	bothPlacements(t, func(t *testing.T) { testPeerResume(t, true) })
+	t.Run("as is", func(t *testing.T) { testPeerResume(t, true) })
 }
 
 func testPeerResume(t *testing.T, pathIsFile bool) {
@@ -324,9 +340,7 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	if had < art.Size/3 || had == art.Size {
 		t.Fatalf("first run stopped with %d of %d bytes; want a partial download", had, art.Size)
 	}
-	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
-		t.Fatalf("destination directory holds %v after an interrupted run (%v), want nothing", left, err)
-	}
+	checkLeft(t, dir, leftAfterFailure(art.MetaInfo, "v4", pathIsFile)...)
 
 	second := &events{}
 	cfg.Reporter = second
@@ -338,6 +352,7 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	} else {
 		testenv.SameTree(t, tree, filepath.Join(dir, "v4"), testenv.Content)
 	}
+	checkLeft(t, dir, "v4")
 	evs := second.all()
 	var fromDisk int64 = -1
 	var downloaded int64
@@ -377,100 +392,6 @@ func stopAtAThird(t *testing.T, cfg PeerConfig, size int64) int64 {
 		had = max(had, ev.BytesDone)
 	}
 	return had
-}
-
-// TestPeerResumeCopiesAtOnce checks that a resumed download placed as a
-// copy (temp and destination on different mounts) gets the pieces found on
-// disk while the rest downloads, not at the end, where the whole file's
-// SHA-256 would wait for them: with nobody left to download the rest from,
-// the copy in the stage fills with them anyway.
-func TestPeerResumeCopiesAtOnce(t *testing.T) {
-	link = func(string, string) error { return syscall.EXDEV }
-	t.Cleanup(func() { link = os.Link })
-	announce := startTracker(t)
-	_, art := makeArtifact(t, "v7", announce)
-	mi, err := metainfo.Load(art.TorrentPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedCtx, stopSeed := context.WithCancel(context.Background())
-	defer stopSeed()
-	seedDone := make(chan error, 1)
-	go func() {
-		seedDone <- Seed(seedCtx, SeedConfig{Torrent: art.TorrentPath, Data: art.ArtifactPath, ListenAddr: "127.0.0.1:0"})
-	}()
-	waitSeeders(t, announce, mi, 1)
-
-	dir := t.TempDir()
-	cfg := peerConfig(t, art.TorrentPath, dir)
-	cfg.PathIsFile = true
-	stopAtAThird(t, cfg, art.Size)
-	stopSeed()
-	if err := <-seedDone; err != nil {
-		t.Fatal(err)
-	}
-
-	want, err := os.ReadFile(art.ArtifactPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	partial, err := os.ReadFile(filepath.Join(cfg.TempPath, mi.Info.Name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	piece := func(b []byte, k int) []byte {
-		off := int64(k) * mi.Info.PieceLength
-		return b[off : off+mi.Info.PieceSize(k)]
-	}
-	var present []int
-	for k := range mi.Info.NumPieces() {
-		if bytes.Equal(piece(partial, k), piece(want, k)) {
-			present = append(present, k)
-		}
-	}
-	if len(present) == 0 || len(present) == mi.Info.NumPieces() {
-		t.Fatalf("first run left %d of %d pieces, want a partial download", len(present), mi.Info.NumPieces())
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runDone := make(chan error, 1)
-	go func() { runDone <- Peer(ctx, cfg) }()
-	copied := func() bool {
-		stages, _ := filepath.Glob(filepath.Join(dir, ".v7.murder-new-*", mi.Info.Name))
-		for _, path := range stages {
-			got, err := os.ReadFile(path)
-			if err != nil || int64(len(got)) < mi.Info.TotalLength() {
-				continue
-			}
-			all := true
-			for _, k := range present {
-				all = all && bytes.Equal(piece(got, k), piece(want, k))
-			}
-			if all {
-				return true
-			}
-		}
-		return false
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !copied() {
-		select {
-		case err := <-runDone:
-			t.Fatalf("second run ended (%v) with nobody to download from", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the %d pieces found on disk did not reach the stage's copy in 10 s", len(present))
-		}
-	}
-	cancel()
-	if err := <-runDone; err == nil {
-		t.Fatal("second run without a seeder returned nil")
-	}
-	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
-		t.Fatalf("destination directory holds %v after a stopped run (%v), want nothing", left, err)
-	}
 }
 
 func TestPeerTimeout(t *testing.T) {

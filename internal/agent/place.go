@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
@@ -94,110 +92,6 @@ func checkSHA256(file string, got, want []byte) error {
 	if !bytes.Equal(got, want) {
 		return fmt.Errorf("%w: %s has %s, the torrent says %s", ErrSHA256Mismatch,
 			file, hex.EncodeToString(got), hex.EncodeToString(want))
-	}
-	return nil
-}
-
-// openDownload opens the storage of info under temp. A file there that
-// has other hard links is a file an earlier run placed (linkTree): it is
-// given an inode of its own first, by a copy, so that writing the download
-// never changes a placed file.
-func openDownload(info *metainfo.Info, temp string) (*storage.Storage, error) {
-	paths, err := storage.FilePaths(info, temp)
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	for _, p := range paths {
-		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
-			if sys, ok := fi.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
-				if err := unshare(p); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	st, err := storage.Open(info, temp)
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	return st, nil
-}
-
-// unshare replaces path by a copy of itself.
-func unshare(path string) error {
-	in, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	defer in.Close()
-	tmp := path + ".murder-copy"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("agent: copy %s away from a placed file: %w", path, err)
-	}
-	return nil
-}
-
-// link is os.Link; tests replace it to take linkTree's fallback.
-var link = os.Link
-
-// linkTree hard-links the data files of st, kept under temp, into dir in
-// the layout a peer places them in (dir/NAME for one file, dir/PATH... for
-// a multi-file torrent). It reports false, leaving dir empty, when a link
-// cannot be made (another file system or mount).
-func linkTree(info *metainfo.Info, st *storage.Storage, temp, dir string) bool {
-	base := temp
-	if info.MultiFile() {
-		base = filepath.Join(temp, info.Name)
-	}
-	for _, src := range st.Paths() {
-		rel, err := filepath.Rel(base, src)
-		if err == nil && filepath.IsLocal(rel) {
-			dst := filepath.Join(dir, rel)
-			if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
-				err = link(src, dst)
-			}
-		} else if err == nil {
-			err = fmt.Errorf("%s is outside %s", src, base)
-		}
-		if err != nil {
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				os.RemoveAll(filepath.Join(dir, e.Name()))
-			}
-			return false
-		}
-	}
-	return true
-}
-
-// copyPieces writes the given pieces of from into to, calling done with
-// each one written.
-func copyPieces(ctx context.Context, from, to *storage.Storage, pieces []int, done func(int)) error {
-	var buf []byte
-	for _, k := range pieces {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		var err error
-		if buf, err = from.ReadPiece(k, buf); err != nil {
-			return fmt.Errorf("agent: place: %w", err)
-		}
-		if err := to.WritePiece(k, buf); err != nil {
-			return fmt.Errorf("agent: place: %w", err)
-		}
-		done(k)
 	}
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lockSupported says whether lockDir takes locks here.
+const lockSupported = true
+
 // lockDir opens dir and takes an exclusive flock on it without waiting.
 // It returns the open directory, which holds the lock until closed, or nil
 // when the lock is held elsewhere or cannot be taken.

@@ -37,7 +37,8 @@ func Publish(dest string, replace bool, fill func(dir string) error) error {
 // Stage is a new tree being built beside its destination, for callers
 // that fill it over a longer time than one call (a download written into
 // place as it arrives). Commit renames it into place as Publish does;
-// Abort removes it. Exactly one of them takes effect.
+// Abort removes it, or keeps it for a later run (ResumableStage). Exactly
+// one of them takes effect.
 //
 // While it exists the stage's directory is locked (flock): a stage left
 // behind by a process that died is unlocked, and the next NewStage for the
@@ -45,6 +46,7 @@ func Publish(dest string, replace bool, fill func(dir string) error) error {
 type Stage struct {
 	dest, dir string
 	replace   bool
+	keep      bool // Abort keeps dir for the next ResumableStage
 	done      bool
 	lock      *os.File // open on dir, holding the lock; nil where unsupported
 }
@@ -52,24 +54,10 @@ type Stage struct {
 // NewStage checks dest as Publish does (see CheckDestination), creates its
 // missing parents and an empty temporary directory beside it.
 func NewStage(dest string, replace bool) (*Stage, error) {
-	if dest == "" {
-		return nil, errors.New("bundle: no destination given")
-	}
-	dest, err := filepath.Abs(dest)
+	dest, parent, base, err := prepareStage(dest, replace)
 	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	parent, base := filepath.Dir(dest), filepath.Base(dest)
-	if parent == dest {
-		return nil, fmt.Errorf("bundle: refusing to publish over %s", dest)
-	}
-	if err := CheckDestination(dest, replace); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("bundle: destination: %w", err)
-	}
-	removeAbandoned(filepath.Join(parent, "."+base+".murder-new-*"))
 	// Made under another name and renamed once locked, so that no other
 	// NewStage ever sees it unlocked.
 	tmp, err := os.MkdirTemp(parent, "."+base+".murder-init-*")
@@ -88,6 +76,65 @@ func NewStage(dest string, replace bool) (*Stage, error) {
 	return &Stage{dest: dest, dir: dir, replace: replace, lock: lock}, nil
 }
 
+// ResumableStage is NewStage for a tree that a later run may finish: its
+// directory, .BASE.murder-partial-KEY beside dest, is kept by Abort and
+// filled on by the next ResumableStage with the same key, which finds in
+// it what the earlier run left. A peer downloads files it places as they
+// are into one (keyed by the torrent's info hash), so that they are
+// written once, where they end up. Partial stages of other keys for the
+// same destination, which no process holds, are removed: they were for
+// something else that was to be placed there. It fails when another
+// process holds the stage.
+func ResumableStage(dest string, replace bool, key string) (*Stage, error) {
+	if key == "" || key != filepath.Base(key) || strings.ContainsAny(key, `*?[\`) {
+		return nil, fmt.Errorf("bundle: invalid stage key %q", key)
+	}
+	dest, parent, base, err := prepareStage(dest, replace)
+	if err != nil {
+		return nil, err
+	}
+	prefix := filepath.Join(parent, "."+base+".murder-partial-")
+	dir := prefix + key
+	others, _ := filepath.Glob(prefix + "*")
+	for _, d := range others {
+		if d != dir {
+			removeAbandoned(d)
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	lock := lockDir(dir)
+	if lock == nil && lockSupported {
+		return nil, fmt.Errorf("bundle: another murder process is placing %s (it holds %s)", dest, dir)
+	}
+	return &Stage{dest: dest, dir: dir, replace: replace, keep: true, lock: lock}, nil
+}
+
+// prepareStage checks dest, creates its missing parents and removes the
+// abandoned stages beside it. It returns dest made absolute, its parent
+// and its base name.
+func prepareStage(dest string, replace bool) (abs, parent, base string, err error) {
+	if dest == "" {
+		return "", "", "", errors.New("bundle: no destination given")
+	}
+	if abs, err = filepath.Abs(dest); err != nil {
+		return "", "", "", fmt.Errorf("bundle: %w", err)
+	}
+	parent, base = filepath.Dir(abs), filepath.Base(abs)
+	if parent == abs {
+		return "", "", "", fmt.Errorf("bundle: refusing to publish over %s", abs)
+	}
+	if err := CheckDestination(abs, replace); err != nil {
+		return "", "", "", err
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", "", "", fmt.Errorf("bundle: destination: %w", err)
+	}
+	removeAbandoned(filepath.Join(parent, "."+base+".murder-new-*"))
+	return abs, parent, base, nil
+}
+
 // removeAbandoned removes the stages matching pattern that no process
 // holds locked.
 func removeAbandoned(pattern string) {
@@ -103,11 +150,14 @@ func removeAbandoned(pattern string) {
 // Dir returns the temporary directory to fill.
 func (st *Stage) Dir() string { return st.dir }
 
-// Abort removes the temporary directory, unless Commit or Abort ran.
+// Abort removes the temporary directory (a resumable stage's is kept),
+// unless Commit or Abort ran.
 func (st *Stage) Abort() {
 	if !st.done {
 		st.done = true
-		os.RemoveAll(st.dir)
+		if !st.keep {
+			os.RemoveAll(st.dir)
+		}
 		st.unlock()
 	}
 }
@@ -121,7 +171,8 @@ func (st *Stage) unlock() {
 
 // Commit renames the filled directory to the destination, checking the
 // destination again first: it may have appeared meanwhile. On failure the
-// destination is left as it was and the temporary directory is removed.
+// destination is left as it was and the temporary directory is removed
+// (a resumable stage's is kept).
 func (st *Stage) Commit() (err error) {
 	if st.done {
 		return errors.New("bundle: stage already committed or aborted")
@@ -131,6 +182,10 @@ func (st *Stage) Commit() (err error) {
 	tmp, dest := st.dir, st.dest
 	parent, base := filepath.Dir(dest), filepath.Base(dest)
 	defer func() {
+		// After a swap tmp holds the old tree; after a rename it is gone.
+		if err != nil && st.keep {
+			return
+		}
 		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil && !os.IsNotExist(rerr) {
 			err = fmt.Errorf("bundle: remove old destination: %w", rerr)
 		}

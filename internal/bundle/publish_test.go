@@ -116,3 +116,58 @@ func TestStageRemovesAbandoned(t *testing.T) {
 		t.Fatal("two stages share a directory")
 	}
 }
+
+// TestResumableStage: Abort keeps a resumable stage, the next one with the
+// same key fills it on and Commit places it; one with another key removes
+// it; a stage in use is refused.
+func TestResumableStage(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "v1")
+
+	st, err := ResumableStage(dest, false, "aaaa")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(st.Dir(), "f"), []byte("part"), 0o644))
+	if _, err := ResumableStage(dest, false, "aaaa"); err == nil || !strings.Contains(err.Error(), dest) {
+		t.Fatalf("second ResumableStage while the first is held: %v, want an error naming %s", err, dest)
+	}
+	st.Abort()
+	if b, err := os.ReadFile(filepath.Join(parent, ".v1.murder-partial-aaaa", "f")); err != nil || string(b) != "part" {
+		t.Fatalf("after Abort the partial stage holds %q (%v), want what was written", b, err)
+	}
+
+	// The same key finds what was left; a refused Commit keeps it.
+	st, err = ResumableStage(dest, false, "aaaa")
+	must(t, err)
+	if b, err := os.ReadFile(filepath.Join(st.Dir(), "f")); err != nil || string(b) != "part" {
+		t.Fatalf("resumed stage holds %q (%v), want the earlier run's", b, err)
+	}
+	must(t, os.MkdirAll(dest, 0o755))
+	must(t, os.WriteFile(filepath.Join(dest, "g"), []byte("other"), 0o644))
+	if err := st.Commit(); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("Commit over a destination that appeared: %v, want ErrNotEmpty", err)
+	}
+	if _, err := os.Stat(filepath.Join(st.Dir(), "f")); err != nil {
+		t.Fatalf("a refused Commit removed the resumable stage: %v", err)
+	}
+	must(t, os.RemoveAll(dest))
+
+	// Another key supersedes the abandoned stage.
+	other, err := ResumableStage(dest, false, "bbbb")
+	must(t, err)
+	if _, err := os.Stat(st.Dir()); !os.IsNotExist(err) {
+		t.Fatalf("partial stage of another key still there (%v)", err)
+	}
+	must(t, os.WriteFile(filepath.Join(other.Dir(), "f"), []byte("whole"), 0o644))
+	must(t, other.Commit())
+	if b, err := os.ReadFile(filepath.Join(dest, "f")); err != nil || string(b) != "whole" {
+		t.Fatalf("placed f = %q, %v", b, err)
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 1 {
+		t.Fatalf("after Commit the parent holds %v, want only v1", left)
+	}
+	for _, key := range []string{"", "a/b", "*"} {
+		if _, err := ResumableStage(filepath.Join(parent, "v2"), false, key); err == nil {
+			t.Errorf("ResumableStage with key %q succeeded", key)
+		}
+	}
+}
