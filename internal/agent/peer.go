@@ -177,7 +177,7 @@ func (p *peerRun) run(ctx context.Context) error {
 	// into the temp path and is unpacked into a new stage as its verified
 	// front grows, so that placing it is a rename too.
 	var st *storage.Storage
-	download := p.art.Destination // where the download is, for messages
+	var download string // where it is, for messages
 	if p.art.Archive {
 		temp := cfg.TempPath
 		if temp == "" {

@@ -251,17 +251,24 @@ func (s *Swarm) updateInterest(c *conn) {
 // updateDepth sizes c's request pipeline from its rate and latency: the
 // bytes it delivers in a few round trips (at least 50 ms worth), within
 // the peer's reqq, plus headroom for the rate to grow. The headroom is
-// headroomWindow of our download rate shared among the connections
-// (between minHeadroom and minDepth blocks each): with many connections
-// a fixed headroom per connection would have every uploader queue
-// seconds of blocks (each of its peers keeping minDepth requests there),
-// so pieces picked now arrive late, and in endgame the same blocks wait
-// in several queues.
+// headroomWindow of our highest download rate so far shared among the
+// connections (between minHeadroom and minDepth blocks each): with many
+// connections a fixed headroom per connection would have every uploader
+// queue seconds of blocks (each of its peers keeping minDepth requests
+// there), so pieces picked now arrive late, and in endgame the same blocks
+// wait in several queues.
+//
+// The highest rate, not the current one: an uploader's link is shared
+// among the connections that have requests queued there, so a peer that
+// fell behind and kept fewer requests out got a smaller share of every
+// uploader and fell further behind. In a swarm of 32 peers and 256 MiB one
+// such peer in most runs downloaded at 0.6-0.7 of its link for 15 s while
+// uploading at full speed, and finished 5-9 s after the median.
 func (c *conn) updateDepth() {
 	window := max(4*c.minRTT, 50*time.Millisecond)
 	headroom := minDepth
-	if n := len(c.s.conns); n > 0 && c.s.downRate > 0 {
-		h := int(c.s.downRate * headroomWindow.Seconds() / peerwire.BlockSize / float64(n))
+	if n := len(c.s.conns); n > 0 && c.s.peakDown > 0 {
+		h := int(c.s.peakDown * headroomWindow.Seconds() / peerwire.BlockSize / float64(n))
 		headroom = min(max(h, minHeadroom), minDepth)
 	}
 	d := int(c.rate*window.Seconds()/peerwire.BlockSize) + headroom

@@ -289,19 +289,22 @@ func TestEndgame(t *testing.T) {
 	}
 }
 
+// TestDepthHeadroomShared: the headroom is a share of the highest download
+// rate seen, so a peer whose rate fell keeps asking as much.
 func TestDepthHeadroomShared(t *testing.T) {
 	tests := []struct {
-		name     string
-		conns    int
-		downRate float64 // bytes/s of the whole swarm
-		want     int     // depth of an idle connection (rate 0)
+		name  string
+		conns int
+		rates []float64 // bytes/s of the whole swarm, one per tick
+		want  int       // depth of an idle connection (rate 0)
 	}{
-		{"one peer", 1, 8 << 20, minDepth},
-		{"no rate yet", 16, 0, minDepth},
-		{"16 peers at 2 MB/s", 16, 2e6, minHeadroom},
-		{"16 peers at 8 MB/s", 16, 8e6, 7},
-		{"4 peers at 8 MB/s", 4, 8e6, minDepth},
-		{"200 peers fast", 200, 1e9, minDepth},
+		{"one peer", 1, []float64{8 << 20}, minDepth},
+		{"no rate yet", 16, nil, minDepth},
+		{"16 peers at 2 MB/s", 16, []float64{2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6}, minHeadroom},
+		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, 7},
+		{"16 peers, fallen from 8 to 2 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 2e6, 2e6, 2e6, 2e6}, 7},
+		{"4 peers at 8 MB/s", 4, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
+		{"200 peers fast", 200, []float64{1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9}, minDepth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,10 +313,12 @@ func TestDepthHeadroomShared(t *testing.T) {
 			for range tt.conns {
 				c = add()
 			}
-			s.downRate = tt.downRate
+			for _, r := range tt.rates {
+				s.updateRates(r, 0)
+			}
 			c.updateDepth()
 			if c.depth != tt.want {
-				t.Errorf("depth %d, want %d", c.depth, tt.want)
+				t.Errorf("depth %d, want %d (download rate %.0f, highest %.0f)", c.depth, tt.want, s.downRate, s.peakDown)
 			}
 		})
 	}

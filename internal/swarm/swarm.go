@@ -161,6 +161,7 @@ type Swarm struct {
 	nbanned     int
 	rng         *mrand.Rand
 	downRate    float64
+	peakDown    float64 // the highest downRate so far
 	upRate      float64
 	sentTo      []int32 // super-seeding: peers each piece went to
 	assignedTo  []int32 // super-seeding: connections being or having been sent each piece
@@ -511,13 +512,20 @@ func (s *Swarm) connectedTo(a netip.AddrPort) bool {
 	return false
 }
 
+// updateRates smooths the rates measured over the last tick into the
+// swarm's.
+func (s *Swarm) updateRates(down, up float64) {
+	s.downRate = 0.5*s.downRate + 0.5*down
+	s.peakDown = max(s.peakDown, s.downRate)
+	s.upRate = 0.5*s.upRate + 0.5*up
+}
+
 // tick runs the periodic work: rates, pipeline depths, request timeouts,
 // idle connections.
 func (s *Swarm) tick(now time.Time, down, up float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.downRate = 0.5*s.downRate + 0.5*down
-	s.upRate = 0.5*s.upRate + 0.5*up
+	s.updateRates(down, up)
 	clearRejected := now.Sub(s.lastClear) > rejectMemory
 	if clearRejected {
 		s.lastClear = now
