@@ -305,15 +305,7 @@ func leftAfterFailure(mi *metainfo.MetaInfo, tag string, pathIsFile bool) []stri
 // checkLeft fails t unless dir holds exactly the entries named.
 func checkLeft(t *testing.T, dir string, names ...string) {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range entries {
-		got = append(got, e.Name())
-	}
-	if strings.Join(got, " ") != strings.Join(names, " ") {
+	if got := testenv.ListDir(t, dir); strings.Join(got, " ") != strings.Join(names, " ") {
 		t.Fatalf("%s holds %q, want %q", dir, got, names)
 	}
 }

@@ -277,7 +277,7 @@ func TestCreateForce(t *testing.T) {
 		t.Error("a changed tree gave the same info hash")
 	}
 	checkArtifact(t, second)
-	if names := listDir(t, temp); len(names) != 2 {
+	if names := testenv.ListDir(t, temp); len(names) != 2 {
 		t.Errorf("temp path holds %v, want the artifact and its torrent", names)
 	}
 }
@@ -291,7 +291,7 @@ func TestCreateCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	if names := listDir(t, temp); len(names) != 0 {
+	if names := testenv.ListDir(t, temp); len(names) != 0 {
 		t.Errorf("temp path holds %v after cancel", names)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // tarEntry is one entry of an archive built in a test.
@@ -67,12 +69,12 @@ func newSandbox(t *testing.T) sandbox {
 // directory was left behind.
 func (s sandbox) check(t *testing.T) {
 	t.Helper()
-	for _, n := range listDir(t, s.parent) {
+	for _, n := range testenv.ListDir(t, s.parent) {
 		if n != "dest" && n != "outside" && n != "archive.tar" && n != "v1.tgz" {
 			t.Errorf("left behind in the parent: %s", n)
 		}
 	}
-	if n := listDir(t, s.outside); len(n) != 1 || n[0] != "keep" {
+	if n := testenv.ListDir(t, s.outside); len(n) != 1 || n[0] != "keep" {
 		t.Errorf("outside dir now holds %v", n)
 	}
 	if data, err := os.ReadFile(filepath.Join(s.outside, "keep")); err != nil || string(data) != "keep" {
@@ -307,7 +309,7 @@ func TestPublish(t *testing.T) {
 			switch {
 			case tc.want != nil:
 				got := map[string]string{}
-				for _, n := range listDir(t, s.dest) {
+				for _, n := range testenv.ListDir(t, s.dest) {
 					data, _ := os.ReadFile(filepath.Join(s.dest, n))
 					got[n] = string(data)
 				}
@@ -354,7 +356,7 @@ func TestExtractCorrupt(t *testing.T) {
 					if err := Extract(context.Background(), p, s.dest, ExtractOptions{Replace: true}); err == nil {
 						t.Fatal("a corrupt archive extracted without error")
 					}
-					if got := listDir(t, filepath.Join(s.dest, "sub")); len(got) != 1 || got[0] != "old" {
+					if got := testenv.ListDir(t, filepath.Join(s.dest, "sub")); len(got) != 1 || got[0] != "old" {
 						t.Errorf("dest changed: %v", got)
 					}
 					must(t, os.Remove(p))

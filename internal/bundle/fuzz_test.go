@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // FuzzUnpack feeds arbitrary tar streams to the extractor. Whatever the
@@ -41,7 +43,7 @@ func FuzzUnpack(f *testing.F) {
 		// Small limits keep every run cheap and exercise the bounds.
 		err := UnpackLimited(context.Background(), bytes.NewReader(data), Tar, dest, Limits{MaxBytes: 1 << 20, MaxEntries: 1000})
 		defer makeWritable(dest)
-		if names := listDir(t, parent); len(names) != 1 || names[0] != "dest" {
+		if names := testenv.ListDir(t, parent); len(names) != 1 || names[0] != "dest" {
 			t.Fatalf("parent holds %v", names)
 		}
 		checkLinksInside(t, dest)

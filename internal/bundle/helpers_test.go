@@ -141,17 +141,3 @@ func isGitOrLog(rel string) bool {
 	base := filepath.Base(rel)
 	return strings.HasPrefix(base, ".git") || strings.HasSuffix(base, ".log")
 }
-
-// listDir returns the names in dir.
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, d := range des {
-		names = append(names, d.Name())
-	}
-	return names
-}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func TestStatfsUsable(t *testing.T) {
@@ -98,7 +100,7 @@ func TestUnpackDefaultRefusesHuge(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want ErrTooLarge with %q", err, want)
 	}
-	if names := listDir(t, dir); len(names) != 0 {
+	if names := testenv.ListDir(t, dir); len(names) != 0 {
 		t.Errorf("left %v in the directory", names)
 	}
 }
