@@ -9,7 +9,7 @@
 //
 //   - murder: `murder seed` and `murder peer --path-is-file --seed-time 0
 //     --progress json`; the peer is done at its "downloaded" event (every
-//     piece verified, before the copy to the destination);
+//     piece verified, before the files are renamed into place);
 //   - libtorrent: internal/interop/testdata/ltclient.py on both ends with
 //     libtorrent's high_performance_seed settings; done when the downloader
 //     turns seeder;
@@ -361,7 +361,8 @@ func (b *bench) waitSeeder(p *proc) error {
 }
 
 // timed runs one transfer: seeder up and announced, then the downloader
-// from start to done. done blocks until the downloader is done.
+// from start to done. done blocks until the downloader is done; got is
+// the downloaded file, or a pattern that matches it alone.
 func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, done func(*proc) error, got string) (result, error) {
 	var res result
 	stopTracker, err := b.startTracker()
@@ -372,8 +373,8 @@ func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, don
 	if err := os.MkdirAll(filepath.Join(b.dir, "peer"), 0o755); err != nil {
 		return res, err
 	}
-	// Room for the download's page cache, its copy into place and
-	// socket buffers, released right before the downloader starts.
+	// Room for the download's page cache (twice over) and socket
+	// buffers, released right before the downloader starts.
 	primed, err := testenv.PrimeMemory(2*b.size + 256<<20)
 	if err != nil {
 		return res, err
@@ -415,6 +416,9 @@ func (b *bench) timed(seeder, peer *exec.Cmd, seederReady func(*proc) error, don
 	res.cpuSeed, res.cpuPeer = seedCPU1-seedCPU0, peerCPU
 	pp.stop()
 	sp.stop()
+	if files, _ := filepath.Glob(got); len(files) == 1 {
+		got = files[0]
+	}
 	if err := sameFile(b.data, got); err != nil {
 		return res, err
 	}
@@ -433,7 +437,7 @@ func (b *bench) runMurder(int) (result, error) {
 			return json.Unmarshal([]byte(l), &ev) == nil &&
 				(ev.State == agent.StateDownloaded || ev.Event == agent.EventDone)
 		})
-	}, filepath.Join(peerDir, "tmp", "artifact.bin"))
+	}, filepath.Join(peerDir, "dest", "*artifact.bin*", "artifact.bin")) // placed, or still in its partial stage
 }
 
 func (b *bench) runLibtorrent(int) (result, error) {
