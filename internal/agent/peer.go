@@ -243,17 +243,14 @@ func (p *peerRun) run(ctx context.Context) error {
 		p.follow = startFollower(ctx, st, checkFile(mi.Info.Name, mi.Info.SHA256))
 		defer p.follow.stop()
 	}
-	var verified func(int, []byte) error
+	var verified func(int)
 	if p.follow != nil {
 		for k := range pieces {
 			if have.Has(k) {
 				p.follow.add(k)
 			}
 		}
-		verified = func(k int, _ []byte) error {
-			p.follow.add(k)
-			return nil
-		}
+		verified = p.follow.add
 	}
 
 	sw, err := swarm.New(swarm.Config{

@@ -419,7 +419,7 @@ func (s *Swarm) verifier(ctx context.Context, fail func(error)) {
 		if ok {
 			err = s.st.WritePiece(j.p.index, j.buf)
 			if err == nil && s.cfg.Verified != nil {
-				err = s.cfg.Verified(j.p.index, j.buf)
+				s.cfg.Verified(j.p.index)
 			}
 		}
 		var hashes [][20]byte

@@ -62,10 +62,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Verified, when set, is called with every piece this swarm
 	// downloads, from the verifiers, once the piece is verified and
-	// stored; an error stops the swarm. A peer fills its destination with
-	// it while downloading instead of copying the files after. Pieces
-	// present from the start are not passed.
-	Verified func(piece int, data []byte) error
+	// stored: a peer unpacks or hashes the artifact as it arrives.
+	// Pieces present from the start are not passed.
+	Verified func(piece int)
 }
 
 // DefaultMaxConns is the connection limit when Config.MaxConns is 0.
