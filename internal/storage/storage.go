@@ -69,23 +69,6 @@ func OpenTree(info *metainfo.Info, dir string) (*Storage, error) {
 	return open(info, dir, false)
 }
 
-// FilePaths returns the paths Open uses for the data files of info under
-// dir (pad files have none), without opening anything.
-func FilePaths(info *metainfo.Info, dir string) ([]string, error) {
-	var out []string
-	for _, fl := range info.FileList() {
-		if fl.IsPad() {
-			continue
-		}
-		p, err := localPath(info, fl, true)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, filepath.Join(dir, p))
-	}
-	return out, nil
-}
-
 func open(info *metainfo.Info, dir string, withName bool) (*Storage, error) {
 	if info.PieceLength <= 0 || len(info.Pieces)%20 != 0 {
 		return nil, fmt.Errorf("storage: invalid piece layout")
@@ -173,17 +156,6 @@ func (s *Storage) openFile(f *file) error {
 
 // Info returns the torrent's info dictionary.
 func (s *Storage) Info() *metainfo.Info { return s.info }
-
-// Paths returns the paths of the data files on disk (no pad files).
-func (s *Storage) Paths() []string {
-	var out []string
-	for _, f := range s.files {
-		if f.f != nil {
-			out = append(out, f.path)
-		}
-	}
-	return out
-}
 
 // Close closes the files.
 func (s *Storage) Close() error {

@@ -185,12 +185,13 @@ func TestCorruptPieceDetected(t *testing.T) {
 
 func TestFreshFilesNotHashed(t *testing.T) {
 	info, _ := makeInfo(t, "art", 1024, []tfile{{n: 4096}})
-	s, err := Open(info, t.TempDir())
+	dir := t.TempDir()
+	s, err := Open(info, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if fi, err := os.Stat(s.Paths()[0]); err != nil || fi.Size() != 4096 {
+	if fi, err := os.Stat(filepath.Join(dir, info.Name)); err != nil || fi.Size() != 4096 {
 		t.Fatalf("file not created at full size: %v %v", fi, err)
 	}
 	have, err := s.Verify(context.Background(), nil)
