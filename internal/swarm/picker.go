@@ -123,7 +123,9 @@ func (s *Swarm) fill(c *conn) {
 	}
 	take := func(p *piece) {
 		for b := p.hint; b < p.nblocks && need > 0; b++ {
-			free := !p.got[b] && p.reqCount[b] == 0
+			// A block another connection is receiving is not asked for
+			// again: its copy would be thrown away.
+			free := !p.got[b] && p.reqCount[b] == 0 && !p.writing[b]
 			if b == p.hint {
 				p.hint++
 			}
@@ -178,7 +180,7 @@ func (s *Swarm) fill(c *conn) {
 			}
 			for b := 0; b < p.nblocks && need > 0; b++ {
 				k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
-				if _, mine := c.reqs[k]; p.got[b] || mine || p.reqCount[b] >= 2 {
+				if _, mine := c.reqs[k]; p.got[b] || p.writing[b] || mine || p.reqCount[b] >= 2 {
 					continue
 				}
 				if c.seed && p.reqCount[b] > 0 && s.askedUnsnubbed(k) {

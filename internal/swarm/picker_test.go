@@ -289,6 +289,35 @@ func TestEndgame(t *testing.T) {
 	}
 }
 
+// TestBlockBeingReceivedNotAskedAgain: a block a connection is reading
+// straight into its piece is asked of nobody else, not even in endgame,
+// until that connection lets go of it.
+func TestBlockBeingReceivedNotAskedAgain(t *testing.T) {
+	s, add := pickerSwarm(t, 1, 32<<10)
+	a := add(0)
+	b := add(0)
+	s.fill(a)
+	if len(a.reqs) != 2 {
+		t.Fatalf("a has %d requests, want both blocks", len(a.reqs))
+	}
+	if s.blockBuffer(a, 0, 0, peerwire.BlockSize) == nil {
+		t.Fatal("a could not claim block 0")
+	}
+	// a's requests return to the picker (a timeout or a choke) while it is
+	// still reading block 0.
+	s.releaseAll(a, false)
+	s.fill(b)
+	want := map[blockKey]time.Time{{0, peerwire.BlockSize}: {}}
+	if !maps.EqualFunc(b.reqs, want, func(time.Time, time.Time) bool { return true }) {
+		t.Fatalf("b asked for %v while a receives block 0, want only block 1", slices.Collect(maps.Keys(b.reqs)))
+	}
+	s.dropClaim(a) // a's connection failed mid-block
+	s.fill(b)
+	if _, ok := b.reqs[blockKey{0, 0}]; !ok {
+		t.Fatal("block 0 not asked for once a let go of it")
+	}
+}
+
 // TestDepthHeadroomShared: the headroom is a share of the highest download
 // rate seen, so a peer whose rate fell keeps asking as much.
 func TestDepthHeadroomShared(t *testing.T) {

@@ -548,6 +548,13 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 			continue
 		}
 		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > s.reqTimeout {
+			if c.claim != nil {
+				// Stopped in the middle of a block: only closing the
+				// connection frees the block for other peers.
+				s.log.Debug("stalled in a block", "peer", c.addr, "piece", c.claim.index)
+				c.nc.Close()
+				continue
+			}
 			s.log.Debug("request timeout", "peer", c.addr, "outstanding", len(c.reqs))
 			c.snubbed = true
 			c.updateDepth()

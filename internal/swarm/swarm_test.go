@@ -257,6 +257,9 @@ type testPeer struct {
 	mi    *metainfo.MetaInfo
 	data  []byte
 	stall bool // accept requests, never answer
+	// stallMidBlock answers the first request with half a block, then
+	// nothing more
+	stallMidBlock bool
 	// badBlock, with data, corrupts only the block at this offset of
 	// every piece
 	badBlock int
@@ -326,6 +329,14 @@ func (b *testPeer) serve(c net.Conn) {
 		case peerwire.Request:
 			if b.stall {
 				b.served.Add(1)
+				continue
+			}
+			if b.stallMidBlock {
+				msg := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: make([]byte, m.Length)})
+				w.Write(msg[:len(msg)-int(m.Length)/2])
+				w.Flush()
+				b.served.Add(1)
+				b.stall = true
 				continue
 			}
 			var block []byte
@@ -615,6 +626,44 @@ func TestStalledPeerRequestsMoveOn(t *testing.T) {
 	cancel()
 	wait()
 	checkFile(t, path, data)
+}
+
+// TestPeerStalledMidBlock has a peer stop in the middle of a block, which
+// the connection's reader is receiving straight into the piece. The
+// other copies of that block must not be fetched and thrown away over and
+// over while it waits, and once the request times out the stalled
+// connection is dropped so the block can come from elsewhere.
+func TestPeerStalledMidBlock(t *testing.T) {
+	mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
+	stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stallMidBlock = true })
+	p, path := newNode(t, mi, nil, false, Config{})
+	p.reqTimeout = 500 * time.Millisecond
+	seeder, _ := newNode(t, mi, data, true, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, p, seeder)
+	p.AddPeer(stall.addr())
+	claimed := false
+	for i := 0; !claimed && i < 1000; i++ {
+		time.Sleep(10 * time.Millisecond)
+		p.mu.Lock()
+		for c := range p.conns {
+			claimed = claimed || c.claim != nil
+		}
+		p.mu.Unlock()
+	}
+	if !claimed {
+		t.Fatal("no block was being received from the stalling peer")
+	}
+	p.AddPeer(addrOf(t, seeder))
+	waitComplete(t, ctx, p)
+	got := p.downloaded.Load()
+	cancel()
+	wait()
+	checkFile(t, path, data)
+	if limit := int64(len(data)) + 8*peerwire.BlockSize; got > limit {
+		t.Errorf("downloaded %d bytes for a %d-byte torrent", got, len(data))
+	}
 }
 
 func TestSimultaneousDialsKeepOneConnection(t *testing.T) {
