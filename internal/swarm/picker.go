@@ -490,7 +490,13 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	full := s.have.Full()
 	have := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: uint32(p.index)})
 	for c := range s.conns {
-		c.sendLater(have)
+		// A peer that has the piece does not need to hear of it, except
+		// a seed: a super-seeding one learns from haves which of its
+		// pieces spread. In a swarm whose peers all hold about the same
+		// pieces this halves the haves.
+		if !c.bits.Has(p.index) || c.seed {
+			c.sendLater(have)
+		}
 		if full {
 			s.setInterested(c, false)
 		}

@@ -512,6 +512,33 @@ func TestHavesWait(t *testing.T) {
 	}
 }
 
+// TestHavesOnlyToPeersLacking: a verified piece is announced to the peers
+// that lack it and to seeds, not to the other peers that have it.
+func TestHavesOnlyToPeersLacking(t *testing.T) {
+	s, add := pickerSwarm(t, 3, 16<<10)
+	lacking := add(1)
+	having := add(0, 2)
+	seed := add(0, 1, 2)
+	s.becameSeed(seed)
+	s.mu.Lock()
+	p := s.startPiece(0)
+	s.mu.Unlock()
+	s.pieceDone(p, true, nil)
+	for _, tt := range []struct {
+		name string
+		c    *conn
+		want bool
+	}{{"a peer lacking the piece", lacking, true}, {"a peer having it", having, false}, {"a seed", seed, true}} {
+		got := false
+		for _, m := range queuedMessages(t, tt.c) {
+			got = got || m.ID == peerwire.Have && m.Index == 0
+		}
+		if got != tt.want {
+			t.Errorf("%s: have sent %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 // TestOfferOfLeftPeerFreed checks that a suggestion does not keep the
 // connection of a peer that left, and that its piece is suggested to the
 // next peer.
