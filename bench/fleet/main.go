@@ -203,9 +203,9 @@ func run() error {
 			if res.pass > 0 {
 				extra += fmt.Sprintf("  seeder's pass %5.2fs", res.pass.Seconds())
 			}
-			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %3.0f%%%s\n",
+			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %v%s\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
-				100*res.peerUse(b.n, b.rate), 100*res.cpuBusy, extra)
+				100*res.peerUse(b.n, b.rate), res.cpu, extra)
 			if b.trace != "" && (name == "murder" || name == "alt") {
 				if sp, err := b.spread(); err != nil {
 					fmt.Printf("    pieces spread: %v\n", err)
@@ -397,7 +397,7 @@ type result struct {
 	done     []time.Duration // per peer, sorted
 	seederTx int64
 	peersTx  int64         // what all peers' links sent, until the last was done
-	cpuBusy  float64       // share of the machine's CPU time busy until then
+	cpu      cpuUse        // how the machine's CPU time was used until then
 	cpuTime  time.Duration // CPU time the contender's processes used until then
 	pass     time.Duration // when murder's seeder had sent every piece once (0: not known)
 }
@@ -564,7 +564,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 		return result{}, err
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
-	res.cpuBusy = b.cpuBusy()
+	res.cpu = b.machineCPU()
 	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
 	res.pass = pass.ended()
 	slices.Sort(res.done)
@@ -720,7 +720,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
-	res.cpuBusy = b.cpuBusy()
+	res.cpu = b.machineCPU()
 	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
 	slices.Sort(res.done)
 	return res, nil
@@ -828,7 +828,7 @@ func (b *bench) runCentral(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	res.seederTx = tx1 - tx0
-	res.cpuBusy = b.cpuBusy()
+	res.cpu = b.machineCPU()
 	slices.Sort(res.done)
 	return res, nil
 }
@@ -899,9 +899,10 @@ func (b *bench) startClock() time.Time {
 	return time.Now()
 }
 
-// cpuTimes is the first line of /proc/stat: the machine's CPU time, busy
-// and in all, in clock ticks.
-type cpuTimes struct{ busy, total int64 }
+// cpuTimes is the first line of /proc/stat: the machine's CPU time by
+// kind, in clock ticks (user, nice, system, idle, iowait, irq, softirq,
+// steal; guest time is counted in user already).
+type cpuTimes [8]int64
 
 func readCPUTimes() cpuTimes {
 	data, err := os.ReadFile("/proc/stat")
@@ -909,15 +910,49 @@ func readCPUTimes() cpuTimes {
 		return cpuTimes{}
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
+	return parseCPUTimes(line)
+}
+
+func parseCPUTimes(line string) cpuTimes {
 	var t cpuTimes
-	for i, f := range strings.Fields(line)[1:] {
-		v, _ := strconv.ParseInt(f, 10, 64)
-		t.total += v
-		if i != 3 && i != 4 { // idle, iowait
-			t.busy += v
-		}
+	f := strings.Fields(line)
+	if len(f) == 0 || f[0] != "cpu" {
+		return t
+	}
+	for i := range min(len(t), len(f)-1) {
+		t[i], _ = strconv.ParseInt(f[i+1], 10, 64)
 	}
 	return t
+}
+
+// cpuUse is how the machine's CPU time went during a timed run, as shares
+// of all of it. Steal is time the hypervisor gave to other machines: it
+// counts as busy, since the contenders could not run then either.
+type cpuUse struct{ busy, user, sys, softirq, steal float64 }
+
+// since returns how the CPU time between t0 and t was used.
+func (t cpuTimes) since(t0 cpuTimes) cpuUse {
+	var d cpuTimes
+	var total float64
+	for i := range t {
+		d[i] = t[i] - t0[i]
+		total += float64(d[i])
+	}
+	if total <= 0 {
+		return cpuUse{}
+	}
+	share := func(v int64) float64 { return float64(v) / total }
+	return cpuUse{
+		busy:    share(d[0] + d[1] + d[2] + d[5] + d[6] + d[7]),
+		user:    share(d[0] + d[1]),
+		sys:     share(d[2] + d[5]),
+		softirq: share(d[6]),
+		steal:   share(d[7]),
+	}
+}
+
+func (u cpuUse) String() string {
+	return fmt.Sprintf("%3.0f%% (user %.0f, sys %.0f, softirq %.0f, steal %.0f)", 100*u.busy, 100*u.user, 100*u.sys, 100*u.softirq, 100*u.steal)
 }
 
 // gate starts the peers of a timed run together. Each is forked and made
@@ -995,15 +1030,8 @@ func procTicks(cmds ...*exec.Cmd) int64 {
 // clockTick is the unit of /proc/PID/stat's times (USER_HZ).
 const clockTick = 10 * time.Millisecond
 
-// cpuBusy is the share of the machine's CPU time that was busy since
-// startClock.
-func (b *bench) cpuBusy() float64 {
-	t := readCPUTimes()
-	if t.total <= b.cpu0.total {
-		return 0
-	}
-	return float64(t.busy-b.cpu0.busy) / float64(t.total-b.cpu0.total)
-}
+// machineCPU is how the machine's CPU time was used since startClock.
+func (b *bench) machineCPU() cpuUse { return readCPUTimes().since(b.cpu0) }
 
 // pause lets the disk settle before a timed run.
 func pause() {

@@ -92,3 +92,27 @@ func TestReadSpread(t *testing.T) {
 		t.Error("a missing peer log was accepted")
 	}
 }
+
+// TestCPUUse reads two /proc/stat lines and splits the ticks between them.
+func TestCPUUse(t *testing.T) {
+	//                        user nice sys idle iowait irq softirq steal guest guest_nice
+	t0 := parseCPUTimes("cpu  100 0 200 1000 50 0 10 0 40 0")
+	t1 := parseCPUTimes("cpu  130 10 260 1100 50 20 50 10 60 0")
+	// 40 user, 80 sys, 100 idle, 40 softirq, 10 steal: 270 ticks.
+	got := t1.since(t0)
+	want := cpuUse{busy: 170.0 / 270, user: 40.0 / 270, sys: 80.0 / 270, softirq: 40.0 / 270, steal: 10.0 / 270}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if s, w := got.String(), " 63% (user 15, sys 30, softirq 15, steal 4)"; s != w {
+		t.Errorf("String() = %q, want %q", s, w)
+	}
+	for _, line := range []string{"", "intr 1 2 3", "cpu0 1 2 3 4"} {
+		if got := parseCPUTimes(line); got != (cpuTimes{}) {
+			t.Errorf("parseCPUTimes(%q) = %v, want zero", line, got)
+		}
+	}
+	if got := t0.since(t0); got != (cpuUse{}) {
+		t.Errorf("no ticks between: got %+v, want zero", got)
+	}
+}
