@@ -203,6 +203,9 @@ func run() error {
 			if res.pass > 0 {
 				extra += fmt.Sprintf("  seeder's pass %5.2fs", res.pass.Seconds())
 			}
+			if p := res.peersTx.packets; p > 0 {
+				extra += fmt.Sprintf("  peers' packets %.1f KB", float64(res.peersTx.bytes)/float64(p)/1e3)
+			}
 			fmt.Printf("  round %d %-8s first %6.2fs  median %6.2fs  last %6.2fs  seeder sent %.2f F  peers' upload used %3.0f%%  cpu busy %v%s\n",
 				r+1, name, res.first().Seconds(), res.median().Seconds(), res.last().Seconds(), float64(res.seederTx)/float64(b.size),
 				100*res.peerUse(b.n, b.rate), res.cpu, extra)
@@ -396,7 +399,7 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 type result struct {
 	done     []time.Duration // per peer, sorted
 	seederTx int64
-	peersTx  int64         // what all peers' links sent, until the last was done
+	peersTx  linkTx        // what all peers' links sent, until the last was done
 	cpu      cpuUse        // how the machine's CPU time was used until then
 	cpuTime  time.Duration // CPU time the contender's processes used until then
 	pass     time.Duration // when murder's seeder had sent every piece once (0: not known)
@@ -405,7 +408,7 @@ type result struct {
 // peerUse is the share of the peers' upload capacity the run used until
 // the last peer was done.
 func (r result) peerUse(n int, rate int64) float64 {
-	return float64(r.peersTx) / (float64(n) * float64(rate) * r.last().Seconds())
+	return float64(r.peersTx.bytes) / (float64(n) * float64(rate) * r.last().Seconds())
 }
 
 func (r result) first() time.Duration  { return r.done[0] }
@@ -430,12 +433,27 @@ func medianTx(rs []result) int64 {
 	return v[len(v)/2]
 }
 
-func txBytes(ctx context.Context, h *testbed.Host) (int64, error) {
-	out, err := h.Run(ctx, "cat", "/sys/class/net/eth0/statistics/tx_bytes")
+// linkTx is what a host's link has sent: bytes and packets, a packet
+// being what the kernel hands the device, up to 64 KiB when TCP
+// segmentation is left to it.
+type linkTx struct{ bytes, packets int64 }
+
+func (t linkTx) minus(t0 linkTx) linkTx { return linkTx{t.bytes - t0.bytes, t.packets - t0.packets} }
+
+func txOf(ctx context.Context, h *testbed.Host) (linkTx, error) {
+	out, err := h.Run(ctx, "cat", "/sys/class/net/eth0/statistics/tx_bytes", "/sys/class/net/eth0/statistics/tx_packets")
 	if err != nil {
-		return 0, err
+		return linkTx{}, err
 	}
-	return strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return linkTx{}, fmt.Errorf("%s: link statistics %q", h.Name(), out)
+	}
+	var t linkTx
+	if t.bytes, err = strconv.ParseInt(f[0], 10, 64); err == nil {
+		t.packets, err = strconv.ParseInt(f[1], 10, 64)
+	}
+	return t, err
 }
 
 // runMurder times murder seed + murder peer on every host.
@@ -563,7 +581,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
+	res.seederTx, res.peersTx = sent1.seeder.minus(sent0.seeder).bytes, sent1.peers.minus(sent0.peers)
 	res.cpu = b.machineCPU()
 	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
 	res.pass = pass.ended()
@@ -618,20 +636,21 @@ func (p *passWatch) Write(b []byte) (int, error) {
 
 // sentBytes is what the seeder's link and the peers' links together have
 // sent so far.
-type sentBytes struct{ seeder, peers int64 }
+type sentBytes struct{ seeder, peers linkTx }
 
 func (b *bench) sent(ctx context.Context) (sentBytes, error) {
 	var s sentBytes
 	var err error
-	if s.seeder, err = txBytes(ctx, b.seeder); err != nil {
+	if s.seeder, err = txOf(ctx, b.seeder); err != nil {
 		return s, err
 	}
 	for _, h := range b.peers {
-		n, err := txBytes(ctx, h)
+		t, err := txOf(ctx, h)
 		if err != nil {
 			return s, err
 		}
-		s.peers += n
+		s.peers.bytes += t.bytes
+		s.peers.packets += t.packets
 	}
 	return s, nil
 }
@@ -719,7 +738,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	res.seederTx, res.peersTx = sent1.seeder-sent0.seeder, sent1.peers-sent0.peers
+	res.seederTx, res.peersTx = sent1.seeder.minus(sent0.seeder).bytes, sent1.peers.minus(sent0.peers)
 	res.cpu = b.machineCPU()
 	res.cpuTime = time.Duration(procTicks(seed)-seedTicks+procTicks(cmds...)) * clockTick
 	slices.Sort(res.done)
@@ -743,7 +762,7 @@ func parseEpoch(s string) (time.Time, error) {
 // runCentral sends the file from the seeder host to every peer host at
 // once, one TCP connection each, and times each host's copy.
 func (b *bench) runCentral(ctx context.Context) (result, error) {
-	tx0, err := txBytes(ctx, b.seeder)
+	tx0, err := txOf(ctx, b.seeder)
 	if err != nil {
 		return result{}, err
 	}
@@ -823,11 +842,11 @@ func (b *bench) runCentral(ctx context.Context) (result, error) {
 			return result{}, ctx.Err()
 		}
 	}
-	tx1, err := txBytes(ctx, b.seeder)
+	tx1, err := txOf(ctx, b.seeder)
 	if err != nil {
 		return result{}, err
 	}
-	res.seederTx = tx1 - tx0
+	res.seederTx = tx1.minus(tx0).bytes
 	res.cpu = b.machineCPU()
 	slices.Sort(res.done)
 	return res, nil
