@@ -93,7 +93,7 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	br := bufio.NewReaderSize(nc, 256<<10)
+	br := newReadBuffer(nc, 256<<10)
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	var h peerwire.Handshake
 	h.SetFast()
@@ -452,7 +452,7 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, blockBuf *[]byt
 }
 
 // readLoop decodes messages until the connection fails.
-func (c *conn) readLoop(ctx context.Context, br *bufio.Reader) error {
+func (c *conn) readLoop(ctx context.Context, br io.Reader) error {
 	s := c.s
 	dec := peerwire.NewDecoder(br, 0)
 	dec.BlockBuffer = func(index, begin uint32, n int) []byte { return s.blockBuffer(c, index, begin, n) }
