@@ -7,16 +7,7 @@ import (
 )
 
 func TestSetNotSentLowat(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, _ := tcpPair(t)
 	tc := nc.(*net.TCPConn)
 	rc, err := tc.SyscallConn()
 	if err != nil {

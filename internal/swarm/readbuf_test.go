@@ -88,8 +88,7 @@ func TestReadBuffer(t *testing.T) {
 // TestReadBufferDeadline: a read through readv keeps the connection's
 // deadline, and a closed connection reads as net.ErrClosed.
 func TestReadBufferDeadline(t *testing.T) {
-	a, b := tcpPair(t)
-	defer a.Close()
+	_, b := tcpPair(t)
 	rb := newReadBuffer(b, 1<<10)
 	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := rb.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -102,6 +101,8 @@ func TestReadBufferDeadline(t *testing.T) {
 	}
 }
 
+// tcpPair returns both ends of a TCP connection on loopback, closed when
+// the test ends.
 func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,9 +114,11 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { a.Close() })
 	b, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { b.Close() })
 	return a, b
 }
