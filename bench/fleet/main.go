@@ -47,8 +47,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/murder-deploy/murder/internal/agent"
 	"github.com/murder-deploy/murder/internal/bencode"
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/testbed"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
@@ -107,14 +107,14 @@ func run() error {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	size, err := agent.ParseRate(*sizeFlag)
+	size, err := bytesize.ParseRate(*sizeFlag)
 	if err == nil && size <= 0 {
 		err = fmt.Errorf("bad size %q", *sizeFlag)
 	}
 	if err != nil {
 		return err
 	}
-	rate, err := agent.ParseRate(*rateFlag)
+	rate, err := bytesize.ParseRate(*rateFlag)
 	if err == nil && rate <= 0 {
 		err = fmt.Errorf("bad rate %q", *rateFlag)
 	}

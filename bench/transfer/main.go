@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/testenv"
 	"github.com/murder-deploy/murder/internal/tracker"
@@ -95,7 +96,7 @@ func run() error {
 	flag.BoolVar(&b.verbose, "v", false, "print the clients' output")
 	flag.Parse()
 	var err error
-	if b.size, err = agent.ParseRate(*size); err != nil || b.size <= 0 {
+	if b.size, err = bytesize.ParseRate(*size); err != nil || b.size <= 0 {
 		return fmt.Errorf("-size %q: want a size like 1GiB", *size)
 	}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
@@ -121,7 +122,7 @@ func run() error {
 		}
 	}
 	fmt.Printf("moving %s (%d pieces of %d KiB) seeder -> 1 peer over loopback, %d rounds\n",
-		agent.FormatBytes(float64(b.size)), b.pieces(), b.pieceLength()>>10, *rounds)
+		bytesize.Format(b.size), b.pieces(), b.pieceLength()>>10, *rounds)
 	fmt.Printf("%-11s %5s %9s %8s %9s %9s %9s %10s\n", "contender", "round", "MiB/s", "seconds", "cpu seed", "cpu peer", "cpu total", "cpu s/GiB")
 	var all []result
 	for r := 1; r <= *rounds; r++ {
@@ -222,7 +223,7 @@ func (b *bench) prepare(pieceLen int64) error {
 	}
 	b.data = filepath.Join(seedDir, "artifact.bin")
 	if fi, err := os.Stat(b.data); err != nil || fi.Size() != b.size {
-		fmt.Fprintf(os.Stderr, "writing %s of random data to %s\n", agent.FormatBytes(float64(b.size)), b.data)
+		fmt.Fprintf(os.Stderr, "writing %s of random data to %s\n", bytesize.Format(b.size), b.data)
 		if err := writeRandom(b.data, b.size); err != nil {
 			return err
 		}

@@ -3,13 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/murder-deploy/murder/internal/bundle"
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 func newCreateCmd() *cobra.Command {
@@ -62,9 +60,12 @@ count, and the info hash on a line starting with "info hash:".`,
 			}
 			opts.Format = f
 			if pieceSize != "" {
-				n, err := parseSize(pieceSize)
+				n, err := bytesize.Parse(pieceSize)
 				if err != nil {
 					return usage("--piece-size: %w", err)
+				}
+				if n&(n-1) != 0 {
+					return usage("--piece-size %s is %d bytes, not a power of two (1MB is 1,000,000 bytes, 1MiB 1,048,576)", pieceSize, n)
 				}
 				opts.PieceLength = n
 			}
@@ -79,8 +80,8 @@ count, and the info hash on a line starting with "info hash:".`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "artifact: %s\n", res.ArtifactPath)
 			fmt.Fprintf(out, "torrent: %s\n", res.TorrentPath)
-			fmt.Fprintf(out, "size: %d bytes (%s)\n", res.Size, humanBytes(res.Size))
-			fmt.Fprintf(out, "pieces: %d of %s\n", res.NumPieces, humanBytes(res.PieceLength))
+			fmt.Fprintf(out, "size: %d bytes (%s)\n", res.Size, bytesize.Format(res.Size))
+			fmt.Fprintf(out, "pieces: %d of %s\n", res.NumPieces, bytesize.Format(res.PieceLength))
 			fmt.Fprintf(out, "info hash: %s\n", res.InfoHash)
 			return nil
 		},
@@ -93,41 +94,7 @@ count, and the info hash on a line starting with "info hash:".`,
 	fl.BoolVar(&opts.PathIsFile, "path-is-file", false, "distribute --files-path, a single file, as it is (copied to TEMP/NAME) instead of packing a directory; peers then place it without extracting")
 	fl.StringVar(&format, "format", "tgz", "archive format: tgz (gzip, as Murder), tar.zst (zstd: faster, smaller) or tar (uncompressed)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "glob pattern (as in path.Match) of names or paths relative to --files-path to leave out, in addition to .git*; repeat for more")
-	fl.StringVar(&pieceSize, "piece-size", "", "piece length, a power of two from 16KiB to 256MiB (e.g. 1MiB, 512k); default: chosen from the artifact size")
+	fl.StringVar(&pieceSize, "piece-size", "", "piece length, a power of two from 16KiB to 256MiB (e.g. 1MiB, 512KiB; 1MB is 10^6 bytes, so not one); default: chosen from the artifact size")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite an existing artifact and .torrent of the same name")
 	return cmd
-}
-
-// parseSize reads a byte count such as 1MiB, 512k, 4M or 65536. Units are
-// binary (k = KiB = 1024) and case-insensitive.
-func parseSize(s string) (int64, error) {
-	in := strings.ToLower(strings.TrimSpace(s))
-	i := 0
-	for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-		i++
-	}
-	num, unit := in[:i], strings.TrimSuffix(strings.TrimSuffix(in[i:], "b"), "i")
-	mult := map[string]int64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
-	if num == "" || mult == 0 || (unit == "" && in[i:] != "" && in[i:] != "b") {
-		return 0, fmt.Errorf("bad size %q: want a number with an optional unit, like 1MiB or 512k", s)
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
-}
-
-// humanBytes renders n with a binary unit, e.g. "1.5 MiB".
-func humanBytes(n int64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n)/1024, 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, units[i])
 }

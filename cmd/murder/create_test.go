@@ -107,8 +107,8 @@ func TestCreateBadInput(t *testing.T) {
 		{"no tracker", []string{"create", "--tag", "v1", "--files-path", src}, 2, "--tracker"},
 		{"bad tracker", base("--tag", "v1", "--tracker", "nope"), 2, "bad tracker"},
 		{"bad format", base("--tag", "v1", "--format", "zip"), 2, "unknown format"},
-		{"bad piece size", base("--tag", "v1", "--piece-size", "lots"), 2, "bad size"},
-		{"odd piece size", base("--tag", "v1", "--piece-size", "1000"), 1, "power of two"},
+		{"bad piece size", base("--tag", "v1", "--piece-size", "lots"), 2, "bad value"},
+		{"odd piece size", base("--tag", "v1", "--piece-size", "1000"), 2, "power of two"},
 		{"missing path", []string{"create", "--tag", "v1", "--files-path", filepath.Join(src, "nope"), "--tracker", "h:1", "--temp-path", t.TempDir()}, 1, "no such file"},
 		{"exists", []string{"create", "--tag", "dup", "--files-path", src, "--tracker", "h:1", "--temp-path", temp}, 1, "--force"},
 	} {
@@ -174,30 +174,41 @@ func TestShowBadFile(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
+// TestPieceSizeUnits pins that --piece-size reads units by their meaning:
+// 1MB is 10^6 bytes (refused: not a power of two), 1MiB and 1M are 2^20.
+func TestPieceSizeUnits(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "app"), []byte("binary"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		in   string
-		want int64
-		ok   bool
+		want string // "" = a usage error
 	}{
-		{"1MiB", 1 << 20, true},
-		{"512k", 512 << 10, true},
-		{"512K", 512 << 10, true},
-		{"4M", 4 << 20, true},
-		{"4mb", 4 << 20, true},
-		{"65536", 65536, true},
-		{"16KiB", 16 << 10, true},
-		{"1g", 1 << 30, true},
-		{"", 0, false},
-		{"MiB", 0, false},
-		{"1.5M", 0, false},
-		{"12x", 0, false},
-		{"-1M", 0, false},
-		{"99999999999999999999", 0, false},
+		{"1MiB", "1.0 MiB"},
+		{"1M", "1.0 MiB"},
+		{"512KiB", "512.0 KiB"},
+		{"1MB", ""},
+		{"16kB", ""},
+		{"1.5M", ""},
+		{"12x", ""},
 	} {
-		got, err := parseSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			out, err := execute(t, "create", "--tag", "v1", "--files-path", src, "--tracker", "127.0.0.1:8998",
+				"--temp-path", t.TempDir(), "--piece-size", tc.in)
+			if tc.want == "" {
+				var ee *exitError
+				if !errors.As(err, &ee) || ee.code != exitUsage {
+					t.Fatalf("--piece-size %s: got %v, want a usage error", tc.in, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("--piece-size %s: %v", tc.in, err)
+			}
+			if !strings.Contains(out, "pieces: 1 of "+tc.want) {
+				t.Errorf("--piece-size %s: output lacks %q:\n%s", tc.in, tc.want, out)
+			}
+		})
 	}
 }

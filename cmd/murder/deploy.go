@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/deploy"
 )
 
@@ -78,7 +78,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 					if r.v == "" {
 						continue
 					}
-					if _, err := agent.ParseRate(r.v); err != nil {
+					if _, err := bytesize.ParseRate(r.v); err != nil {
 						return usageError(fmt.Errorf("%s: %w", r.name, err))
 					}
 				}

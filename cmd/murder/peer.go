@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 func newPeerCmd() *cobra.Command {
@@ -154,7 +155,7 @@ func detachedArgs(args []string) []string {
 
 // parseRateFlag parses a rate flag, naming the flag in the error.
 func parseRateFlag(name, v string) (int64, error) {
-	r, err := agent.ParseRate(v)
+	r, err := bytesize.ParseRate(v)
 	if err != nil {
 		return 0, usageError(fmt.Errorf("%s: %w", name, err))
 	}

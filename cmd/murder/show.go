@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
 
@@ -95,8 +96,8 @@ pad); empty optional fields are left out.`,
 			}
 			fmt.Fprintf(out, "name: %s\n", o.Name)
 			fmt.Fprintf(out, "info hash: %s\n", o.InfoHash)
-			fmt.Fprintf(out, "length: %d (%s)\n", o.Length, humanBytes(o.Length))
-			fmt.Fprintf(out, "piece length: %d (%s)\n", o.PieceLength, humanBytes(o.PieceLength))
+			fmt.Fprintf(out, "length: %d (%s)\n", o.Length, bytesize.Format(o.Length))
+			fmt.Fprintf(out, "piece length: %d (%s)\n", o.PieceLength, bytesize.Format(o.PieceLength))
 			fmt.Fprintf(out, "pieces: %d\n", o.Pieces)
 			if o.SHA256 != "" {
 				fmt.Fprintf(out, "sha256: %s\n", o.SHA256)

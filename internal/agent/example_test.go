@@ -7,18 +7,6 @@ import (
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
 
-func ExampleParseRate() {
-	for _, s := range []string{"10MB", "50MiB", "100M", "0"} {
-		r, err := agent.ParseRate(s)
-		fmt.Println(s, r, err)
-	}
-	// Output:
-	// 10MB 10000000 <nil>
-	// 50MiB 52428800 <nil>
-	// 100M 104857600 <nil>
-	// 0 0 <nil>
-}
-
 func ExampleResolveArtifact() {
 	// What `murder peer --destination-path /srv/app` does with each torrent.
 	for _, name := range []string{"v42.tgz", "v42.tar.zst", "app.bin"} {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/murder-deploy/murder/internal/bundle"
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/swarm"
@@ -373,7 +374,7 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 	ev := p.event(EventProgress, "")
 	if errors.Is(cause, ErrTimeout) {
 		return fmt.Errorf("%w after %s while %s %s (%s of %s, %d peers)", ErrTimeout, p.cfg.Timeout, p.state,
-			p.art.Tag, FormatBytes(float64(ev.BytesDone)), FormatBytes(float64(ev.BytesTotal)), ev.Peers)
+			p.art.Tag, bytesize.Format(ev.BytesDone), bytesize.Format(ev.BytesTotal), ev.Peers)
 	}
 	return fmt.Errorf("agent: %s %s: %w", p.state, p.art.Tag, cause)
 }

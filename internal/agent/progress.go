@@ -10,6 +10,8 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/sys/unix"
+
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 // Event names of the progress stream.
@@ -208,7 +210,7 @@ func (b *barReporter) Report(ev Event) {
 				decor.Any(func(decor.Statistics) string { return b.status() }, decor.WCSyncSpace),
 			),
 			mpb.AppendDecorators(
-				decor.CountersKiloByte("% .1f / % .1f", decor.WCSyncSpace),
+				decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
 				decor.Percentage(decor.WCSyncSpace),
 			),
 		)
@@ -235,7 +237,7 @@ func (b *barReporter) status() string {
 	if ev.Event == EventDone {
 		s = "done"
 	}
-	return fmt.Sprintf("%-11s ↓%s ↑%s %d peers", s, FormatRate(float64(ev.DownRate)), FormatRate(float64(ev.UpRate)), ev.Peers)
+	return fmt.Sprintf("%-11s ↓%s ↑%s %d peers", s, bytesize.FormatRate(float64(ev.DownRate)), bytesize.FormatRate(float64(ev.UpRate)), ev.Peers)
 }
 
 func (b *barReporter) Close() error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/swarm"
@@ -151,7 +152,7 @@ func logStats(ctx context.Context, log *slog.Logger, sw *swarm.Swarm, every time
 			return
 		case <-t.C:
 			st := sw.Stats()
-			log.Info("seeding", "peers", st.Peers, "uploaded", st.Uploaded, "up_rate", FormatRate(st.UpRate))
+			log.Info("seeding", "peers", st.Peers, "uploaded", st.Uploaded, "up_rate", bytesize.FormatRate(st.UpRate))
 		}
 	}
 }

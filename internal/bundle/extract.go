@@ -16,6 +16,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 // ExtractOptions tunes Extract. The zero value refuses to touch a
@@ -119,7 +121,7 @@ func drain(r io.Reader, what string) error {
 		return fmt.Errorf("bundle: %s: %w", what, err)
 	}
 	if n > maxTrailing {
-		return fmt.Errorf("%w: more than %s of data after the end of the tar stream", ErrTooLarge, formatSize(maxTrailing))
+		return fmt.Errorf("%w: more than %s of data after the end of the tar stream", ErrTooLarge, bytesize.Format(maxTrailing))
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package bundle
 import (
 	"errors"
 	"fmt"
+
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 // ErrTooLarge is returned (wrapped) when an archive would write more than
@@ -91,28 +93,13 @@ func reserve(size int64) int64 {
 // tooLarge describes an entry of n bytes that does not fit in b after
 // written bytes.
 func (b budget) tooLarge(name string, n, written int64) error {
-	where := "the " + formatSize(b.max) + " limit"
+	where := "the " + bytesize.Format(b.max) + " limit"
 	if b.at != "" {
-		where = "the " + formatSize(b.free) + " free on " + b.at + " less a " + formatSize(b.reserve) + " reserve"
+		where = "the " + bytesize.Format(b.free) + " free on " + b.at + " less a " + bytesize.Format(b.reserve) + " reserve"
 	}
 	after := ""
 	if written > 0 {
-		after = ", after " + formatSize(written)
+		after = ", after " + bytesize.Format(written)
 	}
-	return fmt.Errorf("%w: it expands beyond %s (entry %q, %s%s)", ErrTooLarge, where, name, formatSize(n), after)
-}
-
-// formatSize prints n bytes with one decimal in binary units: "12.3 GiB".
-func formatSize(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	i := -1
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
+	return fmt.Errorf("%w: it expands beyond %s (entry %q, %s%s)", ErrTooLarge, where, name, bytesize.Format(n), after)
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -96,7 +97,7 @@ func TestUnpackDefaultRefusesHuge(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want ErrTooLarge with %q", err, want)
 	}
-	want = ` reserve (entry "huge", ` + formatSize(size) + ")"
+	want = ` reserve (entry "huge", ` + bytesize.Format(size) + ")"
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want ErrTooLarge with %q", err, want)
 	}

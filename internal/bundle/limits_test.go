@@ -290,22 +290,3 @@ func TestLongNames(t *testing.T) {
 		})
 	}
 }
-
-func TestFormatSize(t *testing.T) {
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"},
-		{1023, "1023 B"},
-		{1024, "1.0 KiB"},
-		{1536, "1.5 KiB"},
-		{8 << 20, "8.0 MiB"},
-		{13207024435, "12.3 GiB"},
-		{1 << 62, "4.0 EiB"},
-	} {
-		if got := formatSize(tc.n); got != tc.want {
-			t.Errorf("formatSize(%d) = %q, want %q", tc.n, got, tc.want)
-		}
-	}
-}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 // Defaults for an inventory that leaves a value out.
@@ -228,8 +230,11 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		inv.SSH.Concurrency = *f.SSH.Concurrency
 	}
 	for _, r := range []struct{ key, val string }{{"max_upload_rate", f.MaxUploadRate}, {"max_download_rate", f.MaxDownloadRate}} {
-		if strings.ContainsAny(r.val, " \t\n'\"\\$`;&|<>") {
-			return nil, fmt.Errorf("fleet: %s%s: bad rate %q", lineOf(r.key), r.key, r.val)
+		if r.val == "" {
+			continue
+		}
+		if _, err := bytesize.ParseRate(r.val); err != nil || strings.ContainsAny(r.val, " \t\n'\"\\$`;&|<>") {
+			return nil, fmt.Errorf("fleet: %s%s: bad rate %q: want bytes per second like 10MB, 50MiB or 64Mbit", lineOf(r.key), r.key, r.val)
 		}
 	}
 

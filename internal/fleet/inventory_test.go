@@ -99,6 +99,7 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"host not in roles", "[roles]\npeers = [\"a\"]\n[hosts.b]\naddress = \"198.18.0.1\"\n", "line 3: hosts.b: not a host of any role"},
 		{"bad address", "[roles]\npeers = [\"a\"]\n[hosts.a]\naddress = \"a.example\"\n", "line 4: hosts.a.address"},
 		{"bad rate", "max_upload_rate = \"1;reboot\"\n[roles]\npeers = [\"a\"]\n", "bad rate"},
+		{"rate with no unit murder knows", "max_upload_rate = \"10 furlongs\"\n[roles]\npeers = [\"a\"]\n", "bad rate"},
 		{"syntax", "[roles\npeers = [\"a\"]\n", "fleet: line 2: expected"},
 		{"peers wrong type", "[roles]\npeers = \"a\"\n", "line 2"},
 	}

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/testbed"
 )
 
@@ -42,11 +42,11 @@ func run() error {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	u, err := agent.ParseRate(*up)
+	u, err := bytesize.ParseRate(*up)
 	if err != nil {
 		return err
 	}
-	d, err := agent.ParseRate(*down)
+	d, err := bytesize.ParseRate(*down)
 	if err != nil {
 		return err
 	}
