@@ -47,9 +47,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/murder-deploy/murder/internal/agent"
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/testenv"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
@@ -434,9 +434,9 @@ func (b *bench) runMurder(int) (result, error) {
 		"--listen", "127.0.0.1:0")
 	return b.timed(seeder, peer, nil, func(p *proc) error {
 		return p.waitLine(func(l string) bool {
-			var ev agent.Event
+			var ev progress.Event
 			return json.Unmarshal([]byte(l), &ev) == nil &&
-				(ev.State == agent.StateDownloaded || ev.Event == agent.EventDone)
+				(ev.State == progress.StateDownloaded || ev.Event == progress.EventDone)
 		})
 	}, filepath.Join(peerDir, "dest", "*artifact.bin*", "artifact.bin")) // placed, or still in its partial stage
 }

@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,11 +10,13 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/progress"
 )
 
 // StatusFD is the file descriptor on which a detached child finds the pipe
 // to its parent. The child writes its progress events there as JSON lines
-// (see Event) and closes it once it has reported done or error.
+// (see progress.Event) and closes it once it has reported done or error.
 const StatusFD = 3
 
 // DetachConfig describes the background process that Detach starts.
@@ -85,19 +85,18 @@ func Detach(ctx context.Context, cfg DetachConfig) (pid int, err error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var ev Event
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				continue
+		r := progress.NewReader(pr)
+		for {
+			ev, err := r.Next()
+			if err != nil {
+				break
 			}
 			rep.Report(ev)
 			switch ev.Event {
-			case EventDone:
+			case progress.EventDone:
 				res <- result{done: true}
 				return
-			case EventError:
+			case progress.EventError:
 				res <- result{err: errors.New(ev.Message)}
 				return
 			}

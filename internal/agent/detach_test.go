@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/murder-deploy/murder/internal/progress"
 )
 
 // detachChildEnv makes the test binary act as a detached child (see
@@ -33,18 +35,18 @@ func runDetachChild(mode string) int {
 		return 2
 	}
 	rep := NewStatusReporter(w)
-	rep.Report(Event{Event: EventProgress, Tag: "t", BytesDone: 1, BytesTotal: 2})
+	rep.Report(progress.Event{Event: progress.EventProgress, Tag: "t", BytesDone: 1, BytesTotal: 2})
 	switch mode {
 	case "done":
-		rep.Report(Event{Event: EventDone, Tag: "t", BytesDone: 2, BytesTotal: 2})
-		rep.Report(Event{Event: EventProgress, Tag: "t"}) // dropped: pipe closed after done
-		time.Sleep(300 * time.Millisecond)                // outlive the parent's Detach call
+		rep.Report(progress.Event{Event: progress.EventDone, Tag: "t", BytesDone: 2, BytesTotal: 2})
+		rep.Report(progress.Event{Event: progress.EventProgress, Tag: "t"}) // dropped: pipe closed after done
+		time.Sleep(300 * time.Millisecond)                                  // outlive the parent's Detach call
 		sid, _ := unix.Getsid(0)
 		fmt.Println("child still running after done")
 		_ = os.WriteFile(os.Args[len(os.Args)-1], fmt.Appendf(nil, "%d", sid), 0o644)
 		return 0
 	case "error":
-		rep.Report(Event{Event: EventError, Tag: "t", Message: "destination is not empty"})
+		rep.Report(progress.Event{Event: progress.EventError, Tag: "t", Message: "destination is not empty"})
 		return 1
 	case "hang":
 		time.Sleep(time.Minute)
@@ -71,8 +73,8 @@ func TestDetach(t *testing.T) {
 			marker := filepath.Join(dir, "marker")
 			logPath := filepath.Join(dir, "child.log")
 			t.Setenv(detachChildEnv, tt.mode)
-			var events []Event
-			rep := &captureReporter{fn: func(ev Event) { events = append(events, ev) }}
+			var events []progress.Event
+			rep := &captureReporter{fn: func(ev progress.Event) { events = append(events, ev) }}
 			ctx := context.Background()
 			if tt.mode == "hang" {
 				var cancel context.CancelFunc
@@ -94,7 +96,7 @@ func TestDetach(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(events) != 2 || events[1].Event != EventDone {
+			if len(events) != 2 || events[1].Event != progress.EventDone {
 				t.Fatalf("relayed events %+v, want progress then done", events)
 			}
 			// The child outlives Detach and runs in its own session.
@@ -119,7 +121,7 @@ func TestDetach(t *testing.T) {
 	}
 }
 
-type captureReporter struct{ fn func(Event) }
+type captureReporter struct{ fn func(progress.Event) }
 
-func (c *captureReporter) Report(ev Event) { c.fn(ev) }
-func (c *captureReporter) Close() error    { return nil }
+func (c *captureReporter) Report(ev progress.Event) { c.fn(ev) }
+func (c *captureReporter) Close() error             { return nil }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -200,11 +201,11 @@ func makeTorrent(t *testing.T, dir, name, announce string, pieceLen int64) (stri
 // events collects reported events.
 type events struct {
 	mu  sync.Mutex
-	evs []Event
-	fn  func(Event) // called for each event, outside mu
+	evs []progress.Event
+	fn  func(progress.Event) // called for each event, outside mu
 }
 
-func (e *events) Report(ev Event) {
+func (e *events) Report(ev progress.Event) {
 	e.mu.Lock()
 	e.evs = append(e.evs, ev)
 	fn := e.fn
@@ -216,8 +217,8 @@ func (e *events) Report(ev Event) {
 
 func (e *events) Close() error { return nil }
 
-func (e *events) all() []Event {
+func (e *events) all() []progress.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]Event(nil), e.evs...)
+	return append([]progress.Event(nil), e.evs...)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/metrics"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/swarm"
 )
 
@@ -85,7 +86,7 @@ func serveMetrics(ctx context.Context, addr string, log *slog.Logger, mi *metain
 
 // runStates are the values of murder_swarm_state's state label.
 func runStates() []string {
-	return []string{StateChecking, StateDownloading, StateDownloaded, StatePlacing, StateSeeding}
+	return []string{progress.StateChecking, progress.StateDownloading, progress.StateDownloaded, progress.StatePlacing, progress.StateSeeding, progress.StateDone}
 }
 
 // swarmCollector turns a run's snapshot into metrics at scrape time.

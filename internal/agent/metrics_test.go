@@ -14,6 +14,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/metrics/metricstest"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/swarm"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
@@ -26,9 +27,9 @@ func TestMetricsCollector(t *testing.T) {
 		state string
 		ok    bool // a swarm exists
 	}{
-		{"before the swarm", StateChecking, false},
-		{"downloading", StateDownloading, true},
-		{"seeding", StateSeeding, true},
+		{"before the swarm", progress.StateChecking, false},
+		{"downloading", progress.StateDownloading, true},
+		{"seeding", progress.StateSeeding, true},
 		{"no state yet", "", false},
 	}
 	for _, tt := range tests {
@@ -121,15 +122,15 @@ func TestSeedMetrics(t *testing.T) {
 			t.Errorf("before the download: %s = %v, want %v", name, got, want)
 		}
 	}
-	if got := value(before, "murder_swarm_state", "state", StateSeeding); got != 1 {
+	if got := value(before, "murder_swarm_state", "state", progress.StateSeeding); got != 1 {
 		t.Errorf("before the download: seeding state %v, want 1", got)
 	}
 
 	// The seeder is the only source, so it sends at least every byte.
 	cfg := peerConfig(t, art.TorrentPath, t.TempDir())
 	var got int64
-	cfg.Reporter = &events{fn: func(ev Event) {
-		if ev.Event == EventDone {
+	cfg.Reporter = &events{fn: func(ev progress.Event) {
+		if ev.Event == progress.EventDone {
 			got = ev.Downloaded
 		}
 	}}
@@ -184,8 +185,8 @@ func TestPeerMetrics(t *testing.T) {
 	defer cancel()
 	var scraped metricstest.Families
 	var scrapeErr error
-	cfg.Reporter = &events{fn: func(ev Event) {
-		if ev.Event == EventDone {
+	cfg.Reporter = &events{fn: func(ev progress.Event) {
+		if ev.Event == progress.EventDone {
 			// Scraped from the run's own goroutine, so the run is seeding on.
 			scraped, scrapeErr = metricstest.Fetch("http://" + addr + "/metrics")
 			cancel()
@@ -204,8 +205,8 @@ func TestPeerMetrics(t *testing.T) {
 		want  func(float64) bool
 		what  string
 	}{
-		{"murder_swarm_state", []string{"state", StateSeeding}, func(v float64) bool { return v == 1 }, "1"},
-		{"murder_swarm_state", []string{"state", StateDownloading}, func(v float64) bool { return v == 0 }, "0"},
+		{"murder_swarm_state", []string{"state", progress.StateSeeding}, func(v float64) bool { return v == 1 }, "1"},
+		{"murder_swarm_state", []string{"state", progress.StateDownloading}, func(v float64) bool { return v == 0 }, "0"},
 		{"murder_swarm_verified_bytes", nil, func(v float64) bool { return v == float64(art.Size) }, fmt.Sprint(art.Size)},
 		{"murder_swarm_size_bytes", nil, func(v float64) bool { return v == float64(art.Size) }, fmt.Sprint(art.Size)},
 		{"murder_swarm_downloaded_bytes_total", nil, func(v float64) bool { return v >= float64(art.Size) }, fmt.Sprint(">= ", art.Size)},

@@ -14,6 +14,7 @@ import (
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/swarm"
 )
@@ -98,7 +99,7 @@ func Peer(ctx context.Context, cfg PeerConfig) (err error) {
 	p := &peerRun{cfg: cfg, rep: rep, log: log}
 	defer func() {
 		if err != nil {
-			rep.Report(p.event(EventError, err.Error()))
+			rep.Report(p.event(progress.EventError, err.Error()))
 		}
 	}()
 	if cfg.Timeout > 0 {
@@ -128,15 +129,15 @@ type peerRun struct {
 	metrics runMetrics
 }
 
-func (p *peerRun) event(name, msg string) Event {
-	ev := Event{Event: name, Tag: p.art.Tag, State: p.state, BytesTotal: p.total, BytesDone: p.done, Message: msg}
+func (p *peerRun) event(name, msg string) progress.Event {
+	ev := progress.Event{Event: name, Tag: p.art.Tag, State: p.state, BytesTotal: p.total, BytesDone: p.done, Message: msg}
 	if p.sw != nil {
 		st := p.sw.Stats()
 		ev.BytesDone, ev.BytesTotal = st.BytesDone, st.BytesTotal
 		ev.DownRate, ev.UpRate, ev.Peers = int64(st.DownRate), int64(st.UpRate), st.Peers
 		ev.Downloaded, ev.Uploaded = st.Downloaded, st.Uploaded
 	}
-	if name == EventDone {
+	if name == progress.EventDone {
 		ev.Path = p.art.Destination
 		ev.BytesDone = ev.BytesTotal
 	}
@@ -146,7 +147,7 @@ func (p *peerRun) event(name, msg string) Event {
 func (p *peerRun) setState(s string) {
 	p.state = s
 	p.metrics.setState(s)
-	p.rep.Report(p.event(EventProgress, ""))
+	p.rep.Report(p.event(progress.EventProgress, ""))
 }
 
 func (p *peerRun) run(ctx context.Context) error {
@@ -219,7 +220,7 @@ func (p *peerRun) run(ctx context.Context) error {
 		}
 		defer stop()
 	}
-	p.setState(StateChecking)
+	p.setState(progress.StateChecking)
 	pieces := mi.Info.NumPieces()
 	have, err := st.Verify(ctx, nil)
 	if err != nil {
@@ -273,7 +274,7 @@ func (p *peerRun) run(ctx context.Context) error {
 	p.metrics.setSwarm(sw)
 	// Reported before the swarm runs, so that this first event counts
 	// exactly the pieces found on disk.
-	p.setState(StateDownloading)
+	p.setState(progress.StateDownloading)
 	swCtx, stopSwarm := context.WithCancel(ctx)
 	defer stopSwarm()
 	runErr := make(chan error, 1)
@@ -321,21 +322,25 @@ wait:
 			}
 			followDone = nil
 		case <-tick.C:
-			p.rep.Report(p.event(EventProgress, ""))
+			p.rep.Report(p.event(progress.EventProgress, ""))
 		}
 	}
 	stats := sw.Stats()
 	p.log.Info("all pieces verified", "name", mi.Info.Name, "bytes", p.total,
 		"downloaded", stats.Downloaded, "seconds", time.Since(start).Seconds())
-	p.setState(StateDownloaded)
+	p.setState(progress.StateDownloaded)
 
-	p.setState(StatePlacing)
+	p.setState(progress.StatePlacing)
 	if err := p.place(ctx); err != nil {
 		return p.stopped(ctx, err)
 	}
-	p.state = StateSeeding
-	p.metrics.setState(StateSeeding)
-	p.rep.Report(p.event(EventDone, ""))
+	// The done event says whether the peer seeds on.
+	p.state = progress.StateSeeding
+	if cfg.SeedTime <= 0 {
+		p.state = progress.StateDone
+	}
+	p.metrics.setState(p.state)
+	p.rep.Report(p.event(progress.EventDone, ""))
 	p.log.Info("files in place", "path", p.art.Destination)
 
 	if cfg.SeedTime <= 0 {
@@ -359,7 +364,7 @@ wait:
 			}
 			return nil
 		case <-tick.C:
-			p.rep.Report(p.event(EventProgress, ""))
+			p.rep.Report(p.event(progress.EventProgress, ""))
 		}
 	}
 }
@@ -371,7 +376,7 @@ func (p *peerRun) stopped(ctx context.Context, err error) error {
 		return err
 	}
 	cause := context.Cause(ctx)
-	ev := p.event(EventProgress, "")
+	ev := p.event(progress.EventProgress, "")
 	if errors.Is(cause, ErrTimeout) {
 		return fmt.Errorf("%w after %s while %s %s (%s of %s, %d peers)", ErrTimeout, p.cfg.Timeout, p.state,
 			p.art.Tag, bytesize.Format(ev.BytesDone), bytesize.Format(ev.BytesTotal), ev.Peers)

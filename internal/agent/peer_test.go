@@ -14,6 +14,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -50,9 +51,9 @@ func TestPeerEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	jsonRep := NewJSONReporter(&out)
-	cfg.Reporter = &events{fn: func(ev Event) {
+	cfg.Reporter = &events{fn: func(ev progress.Event) {
 		jsonRep.Report(ev)
-		if ev.Event == EventDone {
+		if ev.Event == progress.EventDone {
 			cancel()
 		}
 	}}
@@ -79,7 +80,7 @@ func TestPeerEndToEnd(t *testing.T) {
 				t.Fatalf("line %d %q lacks %q", i, l, k)
 			}
 		}
-		var ev Event
+		var ev progress.Event
 		json.Unmarshal([]byte(l), &ev)
 		if ev.Tag != "v1" || ev.BytesTotal != art.Size {
 			t.Fatalf("line %d: tag %q total %d, want v1 and %d", i, ev.Tag, ev.BytesTotal, art.Size)
@@ -89,15 +90,18 @@ func TestPeerEndToEnd(t *testing.T) {
 		}
 		last = ev.BytesDone
 		switch ev.Event {
-		case EventDone:
+		case progress.EventDone:
 			if done >= 0 {
 				t.Fatalf("second done event on line %d", i)
 			}
 			done = i
+			if ev.State != progress.StateSeeding {
+				t.Errorf("done event's state %q, want %q: the peer seeds on", ev.State, progress.StateSeeding)
+			}
 			if ev.BytesDone != art.Size || ev.Path != filepath.Join(dest, "v1") {
 				t.Fatalf("done event %+v: want bytes_done %d and path %s", ev, art.Size, filepath.Join(dest, "v1"))
 			}
-		case EventError:
+		case progress.EventError:
 			t.Fatalf("error event %q", l)
 		}
 	}
@@ -158,7 +162,7 @@ func TestPeerDestinationRules(t *testing.T) {
 					t.Errorf("refused peer still downloaded into the temp path")
 				}
 				evs := got.all()
-				if len(evs) == 0 || evs[len(evs)-1].Event != EventError || evs[len(evs)-1].Message == "" {
+				if len(evs) == 0 || evs[len(evs)-1].Event != progress.EventError || evs[len(evs)-1].Message == "" {
 					t.Errorf("last event %+v, want an error with a message", evs)
 				}
 			} else if err != nil {
@@ -207,8 +211,15 @@ func TestPeerRawPlacement(t *testing.T) {
 			dir := t.TempDir()
 			cfg := peerConfig(t, tt.torrent, dir)
 			cfg.PathIsFile = tt.pathIsFile
+			// No seeding on: the done event says so.
+			var evs events
+			cfg.Reporter = &evs
 			if err := Peer(context.Background(), cfg); err != nil {
 				t.Fatal(err)
+			}
+			all := evs.all()
+			if len(all) == 0 || all[len(all)-1].Event != progress.EventDone || all[len(all)-1].State != progress.StateDone {
+				t.Errorf("last event %+v, want done in state %q", all[len(all)-1:], progress.StateDone)
 			}
 			if fi, _ := os.Stat(tt.want); fi != nil && fi.IsDir() {
 				testenv.SameTree(t, tt.want, filepath.Join(dir, tt.at), testenv.Content)
@@ -349,7 +360,7 @@ func testPeerResume(t *testing.T, pathIsFile bool) {
 	var fromDisk int64 = -1
 	var downloaded int64
 	for _, ev := range evs {
-		if ev.State == StateDownloading && fromDisk < 0 {
+		if ev.State == progress.StateDownloading && fromDisk < 0 {
 			fromDisk = ev.BytesDone
 		}
 		downloaded = max(downloaded, ev.Downloaded)
@@ -369,7 +380,7 @@ func stopAtAThird(t *testing.T, cfg PeerConfig, size int64) int64 {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	evs := &events{fn: func(ev Event) {
+	evs := &events{fn: func(ev progress.Event) {
 		if ev.BytesDone >= size/3 {
 			cancel()
 		}
@@ -402,7 +413,7 @@ func TestPeerTimeout(t *testing.T) {
 		t.Errorf("timeout error %q does not say how long", err)
 	}
 	evs := got.all()
-	if len(evs) == 0 || evs[len(evs)-1].Event != EventError {
+	if len(evs) == 0 || evs[len(evs)-1].Event != progress.EventError {
 		t.Fatalf("events %+v, want an error last", evs)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "v6")); !os.IsNotExist(err) {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,46 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/progress"
 )
-
-// Event names of the progress stream.
-const (
-	EventProgress = "progress"
-	EventDone     = "done"
-	EventError    = "error"
-)
-
-// States carried by progress events, in the order a peer passes them.
-const (
-	StateChecking    = "checking"    // re-hashing what is already on disk
-	StateDownloading = "downloading" // fetching missing pieces
-	StateDownloaded  = "downloaded"  // every piece verified, before placing
-	StatePlacing     = "placing"     // the rest of the sha256 check and extraction, then the rename
-	StateSeeding     = "seeding"     // files in place, serving others
-)
-
-// Event is one line of `murder peer --progress json`: a JSON object with at
-// least event, tag, bytes_done, bytes_total, down_rate, up_rate and peers.
-// Rates are in bytes per second.
-type Event struct {
-	Event      string `json:"event"`
-	Tag        string `json:"tag"`
-	State      string `json:"state,omitempty"`
-	BytesDone  int64  `json:"bytes_done"`
-	BytesTotal int64  `json:"bytes_total"`
-	DownRate   int64  `json:"down_rate"`
-	UpRate     int64  `json:"up_rate"`
-	Peers      int    `json:"peers"`
-	Downloaded int64  `json:"downloaded"` // payload bytes received this run
-	Uploaded   int64  `json:"uploaded"`   // payload bytes sent this run
-	Path       string `json:"path,omitempty"`
-	Message    string `json:"message,omitempty"`
-}
 
 // Reporter receives progress events. Implementations are safe for use by
 // several goroutines.
 type Reporter interface {
-	Report(Event)
+	Report(progress.Event)
 	// Close flushes and stops the reporter; later events are dropped.
 	Close() error
 }
@@ -112,8 +78,8 @@ func isTerminal(w io.Writer) bool {
 
 type nopReporter struct{}
 
-func (nopReporter) Report(Event) {}
-func (nopReporter) Close() error { return nil }
+func (nopReporter) Report(progress.Event) {}
+func (nopReporter) Close() error          { return nil }
 
 // JSONReporter writes each event as one JSON object per line.
 type JSONReporter struct {
@@ -131,19 +97,19 @@ func NewJSONReporter(w io.Writer) *JSONReporter {
 
 // Report writes ev as one line. After the first write error (a reader that
 // went away, as when a detaching parent exits) further events are dropped.
-func (r *JSONReporter) Report(ev Event) {
+func (r *JSONReporter) Report(ev progress.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.err != nil {
 		return
 	}
-	b, err := json.Marshal(ev)
+	b, err := progress.Encode(ev)
 	if err != nil {
 		r.err = err
 		return
 	}
-	_, r.err = r.w.Write(append(b, '\n'))
-	if r.closeFinal && (ev.Event == EventDone || ev.Event == EventError) {
+	_, r.err = r.w.Write(b)
+	if r.closeFinal && ev.Final() {
 		r.closeLocked()
 	}
 }
@@ -174,7 +140,7 @@ type barReporter struct {
 	p    *mpb.Progress
 	bar  *mpb.Bar
 	evMu sync.Mutex // guards ev alone: mpb's render goroutine reads it
-	ev   Event
+	ev   progress.Event
 }
 
 func newBarReporter(w io.Writer) *barReporter {
@@ -194,7 +160,7 @@ func (w barLogWriter) Write(p []byte) (int, error) {
 	return w.b.p.Write(p)
 }
 
-func (b *barReporter) Report(ev Event) {
+func (b *barReporter) Report(ev progress.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.p == nil {
@@ -219,9 +185,9 @@ func (b *barReporter) Report(ev Event) {
 		return
 	}
 	switch ev.Event {
-	case EventError:
+	case progress.EventError:
 		b.bar.Abort(false)
-	case EventDone:
+	case progress.EventDone:
 		b.bar.SetTotal(ev.BytesTotal, true)
 	default:
 		b.bar.SetCurrent(ev.BytesDone)
@@ -234,7 +200,7 @@ func (b *barReporter) status() string {
 	ev := b.ev
 	b.evMu.Unlock()
 	s := ev.State
-	if ev.Event == EventDone {
+	if ev.Event == progress.EventDone {
 		s = "done"
 	}
 	return fmt.Sprintf("%-11s ↓%s ↑%s %d peers", s, bytesize.FormatRate(float64(ev.DownRate)), bytesize.FormatRate(float64(ev.UpRate)), ev.Peers)

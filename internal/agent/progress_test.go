@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -38,15 +39,15 @@ func TestJSONReporterLines(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			r.Report(Event{Event: EventProgress, Tag: "v1", BytesDone: int64(i), BytesTotal: 8})
+			r.Report(progress.Event{Event: progress.EventProgress, Tag: "v1", BytesDone: int64(i), BytesTotal: 8})
 		})
 	}
 	wg.Wait()
-	r.Report(Event{Event: EventError, Tag: "v1", Message: "boom \"quoted\"\nnext"})
+	r.Report(progress.Event{Event: progress.EventError, Tag: "v1", Message: "boom \"quoted\"\nnext"})
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r.Report(Event{Event: EventDone}) // dropped after Close
+	r.Report(progress.Event{Event: progress.EventDone}) // dropped after Close
 
 	sc := bufio.NewScanner(&buf)
 	n := 0
@@ -61,7 +62,7 @@ func TestJSONReporterLines(t *testing.T) {
 				t.Errorf("line %d %q lacks %q", n, sc.Text(), k)
 			}
 		}
-		if m["event"] == EventError && m["message"] != "boom \"quoted\"\nnext" {
+		if m["event"] == progress.EventError && m["message"] != "boom \"quoted\"\nnext" {
 			t.Errorf("error message = %q", m["message"])
 		}
 	}
@@ -81,7 +82,7 @@ func TestJSONReporterStopsAfterWriteError(t *testing.T) {
 	w := &failWriter{}
 	r := NewJSONReporter(w)
 	for range 5 {
-		r.Report(Event{Event: EventProgress})
+		r.Report(progress.Event{Event: progress.EventProgress})
 	}
 	if w.n != 1 {
 		t.Fatalf("writer called %d times, want 1", w.n)
@@ -92,11 +93,11 @@ func TestBarReporterDraws(t *testing.T) {
 	var buf testenv.Buffer
 	r := NewReporter(ProgressBar, nil, &buf)
 	lw := LogWriter(r, nil)
-	r.Report(Event{Event: EventProgress, Tag: "v7", State: StateDownloading, BytesDone: 10, BytesTotal: 100})
+	r.Report(progress.Event{Event: progress.EventProgress, Tag: "v7", State: progress.StateDownloading, BytesDone: 10, BytesTotal: 100})
 	if _, err := lw.Write([]byte("a log line\n")); err != nil {
 		t.Fatal(err)
 	}
-	r.Report(Event{Event: EventDone, Tag: "v7", BytesDone: 100, BytesTotal: 100})
+	r.Report(progress.Event{Event: progress.EventDone, Tag: "v7", BytesDone: 100, BytesTotal: 100})
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}

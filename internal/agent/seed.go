@@ -11,6 +11,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/swarm"
 )
@@ -62,7 +63,7 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	var rm runMetrics
-	rm.setState(StateChecking)
+	rm.setState(progress.StateChecking)
 	if cfg.MetricsAddr != "" {
 		stop, err := serveMetrics(ctx, cfg.MetricsAddr, log, mi, rm.snapshot)
 		if err != nil {
@@ -120,7 +121,7 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	rm.setSwarm(sw)
-	rm.setState(StateSeeding)
+	rm.setState(progress.StateSeeding)
 	log.Info("seeding", "name", mi.Info.Name, "info_hash", mi.InfoHash().String(), "listen", sw.Addr().String())
 	statsCtx, stopStats := context.WithCancel(ctx)
 	statsDone := make(chan struct{})

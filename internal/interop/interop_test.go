@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -112,7 +112,7 @@ func TestOpentracker(t *testing.T) {
 func checkDoneEvent(t *testing.T, p *proc, tag string) {
 	t.Helper()
 	for _, ev := range events(t, p) {
-		if ev.Event == agent.EventDone {
+		if ev.Event == progress.EventDone {
 			if ev.Tag != tag || ev.BytesDone != ev.BytesTotal || ev.BytesTotal == 0 {
 				t.Fatalf("done event %+v, want tag %q and bytes_done = bytes_total > 0", ev, tag)
 			}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -53,7 +53,7 @@ func TestPeerResumeAfterKill(t *testing.T) {
 	testenv.SameTree(t, tree, filepath.Join(dest, "v10"), testenv.Content)
 	var fromDisk, downloaded int64 = -1, 0
 	for _, ev := range events(t, second) {
-		if ev.State == agent.StateDownloading && fromDisk < 0 {
+		if ev.State == progress.StateDownloading && fromDisk < 0 {
 			fromDisk = ev.BytesDone
 		}
 		downloaded = max(downloaded, ev.Downloaded)
@@ -68,17 +68,17 @@ func TestPeerResumeAfterKill(t *testing.T) {
 }
 
 // events parses the JSON progress lines a murder peer printed so far.
-func events(t *testing.T, p *proc) []agent.Event {
+func events(t *testing.T, p *proc) []progress.Event {
 	t.Helper()
 	p.out.mu.Lock()
 	lines := append([]string(nil), p.out.lines...)
 	p.out.mu.Unlock()
-	var out []agent.Event
+	var out []progress.Event
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "{") {
 			continue
 		}
-		var ev agent.Event
+		var ev progress.Event
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {
 			t.Fatalf("bad progress line %q: %v", l, err)
 		}
