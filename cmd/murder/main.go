@@ -94,6 +94,7 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 		newTrackerCmd(),
 		newFleetCmd(),
 		newDeployCmd(),
+		newFollowProgressCmd(),
 	)
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()

@@ -1,9 +1,7 @@
 package deploy
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -212,7 +211,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 
 	// Peers.
 	say("==> peer (%d peers)", cfg.Peers)
-	prog := newProgress(cfg.Out, cfg.Live, "peer", cfg.Peers)
+	prog := newStatusLine(cfg.Out, cfg.Live, "peer", cfg.Peers)
 	pctx, stopProg := context.WithCancel(ctx)
 	defer stopProg()
 	var pwg sync.WaitGroup
@@ -300,23 +299,22 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 
 // followPeer reads a peer's JSON events until it reports done (returning
 // where the files are) or error, or exits.
-func followPeer(r io.Reader, p *localProc, name string, prog *progress) (string, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+func followPeer(r io.Reader, p *localProc, name string, prog *statusLine) (string, error) {
+	pr := progress.NewReader(r)
 	var result error
 	var path string
 	done := false
-	for sc.Scan() {
-		var ev peerEvent
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
+	for {
+		ev, err := pr.Next()
+		if err != nil {
+			break
 		}
 		switch ev.Event {
-		case "done":
+		case progress.EventDone:
 			prog.update(name, ev)
 			done = true
 			path = ev.Path
-		case "error":
+		case progress.EventError:
 			result = errors.New(ev.Message)
 		default:
 			prog.update(name, ev)

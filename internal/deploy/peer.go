@@ -1,9 +1,7 @@
 package deploy
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/progress"
 )
 
 // PeerOptions are the peer task's settings.
@@ -55,7 +54,7 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	size := mi.Info.TotalLength()
 	f.header("peer", len(peers))
 	rep := &PeerReport{Hosts: len(peers)}
-	prog := newProgress(f.out, f.cfg.Live, "peer", len(peers))
+	prog := newStatusLine(f.out, f.cfg.Live, "peer", len(peers))
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -155,12 +154,12 @@ func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt Pe
 }
 
 // peerFollow streams a started peer's JSON events into prog until it
-// reports done or error (sed quits there, so the session ends while the
-// peer seeds on), or exits.
-func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog *progress) error {
+// reports done or error (murder follow-progress ends there, so the session
+// ends while the peer seeds on), or exits.
+func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog *statusLine) error {
 	script := f.script(
 		"p=$(cat "+peerPid(tag)+")",
-		"tail -n +1 -f --pid=\"$p\" "+peerJSON(tag)+" 2>/dev/null | sed -u -n -e p -e '/\"event\": *\"done\"/q' -e '/\"event\": *\"error\"/q'",
+		`"$BIN" follow-progress --pid "$p" `+peerJSON(tag)+" 2>/dev/null || true",
 	)
 	pr, pw := io.Pipe()
 	var result error
@@ -168,19 +167,18 @@ func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog 
 	parsed := make(chan struct{})
 	go func() {
 		defer close(parsed)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		for sc.Scan() {
-			var ev peerEvent
-			if json.Unmarshal(sc.Bytes(), &ev) != nil {
-				continue
+		r := progress.NewReader(pr)
+		for {
+			ev, err := r.Next()
+			if err != nil {
+				break
 			}
 			sawEvent = true
 			switch ev.Event {
-			case "done":
+			case progress.EventDone:
 				sawDone = true
 				prog.update(c.Host.Spec, ev)
-			case "error":
+			case progress.EventError:
 				result = errors.New(ev.Message)
 			default:
 				prog.update(c.Host.Spec, ev)

@@ -12,20 +12,8 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/progress"
 )
-
-// peerEvent is one line of `murder peer --progress json`.
-type peerEvent struct {
-	Event      string  `json:"event"` // progress, done or error
-	Tag        string  `json:"tag"`
-	BytesDone  int64   `json:"bytes_done"`
-	BytesTotal int64   `json:"bytes_total"`
-	DownRate   float64 `json:"down_rate"`
-	UpRate     float64 `json:"up_rate"`
-	Peers      int     `json:"peers"`
-	Path       string  `json:"path"`
-	Message    string  `json:"message"`
-}
 
 // maxHostLines is the largest fleet for which every finished host gets a
 // line of its own.
@@ -38,9 +26,9 @@ type hostState struct {
 	failed      bool
 }
 
-// progress aggregates the peers' events into one status line for the
+// statusLine aggregates the peers' events into one status line for the
 // fleet: hosts done out of total, bytes, aggregate rate and ETA.
-type progress struct {
+type statusLine struct {
 	mu    sync.Mutex
 	out   io.Writer
 	live  bool // redraw one line in place (a terminal)
@@ -51,11 +39,11 @@ type progress struct {
 	last  string
 }
 
-func newProgress(out io.Writer, live bool, task string, hosts int) *progress {
-	return &progress{out: out, live: live, task: task, hosts: make(map[string]*hostState), n: hosts, start: time.Now()}
+func newStatusLine(out io.Writer, live bool, task string, hosts int) *statusLine {
+	return &statusLine{out: out, live: live, task: task, hosts: make(map[string]*hostState), n: hosts, start: time.Now()}
 }
 
-func (p *progress) state(host string) *hostState {
+func (p *statusLine) state(host string) *hostState {
 	s, ok := p.hosts[host]
 	if !ok {
 		s = &hostState{}
@@ -64,19 +52,19 @@ func (p *progress) state(host string) *hostState {
 	return s
 }
 
-func (p *progress) update(host string, ev peerEvent) {
+func (p *statusLine) update(host string, ev progress.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.state(host)
 	if ev.BytesTotal > 0 {
 		s.total = ev.BytesTotal
 	}
-	s.done, s.rate = ev.BytesDone, ev.DownRate
+	s.done, s.rate = ev.BytesDone, float64(ev.DownRate)
 }
 
 // finish marks a host done (ok) or failed, and prints a line for it when
 // the display is not live.
-func (p *progress) finish(host string, ok bool, msg string) {
+func (p *statusLine) finish(host string, ok bool, msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.state(host)
@@ -99,20 +87,20 @@ func (p *progress) finish(host string, ok bool, msg string) {
 	p.drawLocked()
 }
 
-func (p *progress) clearLocked() {
+func (p *statusLine) clearLocked() {
 	if p.live && p.last != "" {
 		fmt.Fprint(p.out, "\r\033[K")
 	}
 }
 
-func (p *progress) drawLocked() {
+func (p *statusLine) drawLocked() {
 	if p.live && p.last != "" {
 		p.last = p.line()
 		fmt.Fprint(p.out, p.last)
 	}
 }
 
-func (p *progress) line() string {
+func (p *statusLine) line() string {
 	var done, total, totalKnown int64
 	var rate float64
 	var ok, failed, known int
@@ -148,7 +136,7 @@ func (p *progress) line() string {
 
 // run redraws the status line (twice a second on a terminal, every five
 // seconds otherwise) until ctx ends.
-func (p *progress) run(ctx context.Context) {
+func (p *statusLine) run(ctx context.Context) {
 	every := 5 * time.Second
 	if p.live {
 		every = 500 * time.Millisecond

@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/progress"
 )
 
 func TestProgressLine(t *testing.T) {
 	var out bytes.Buffer
-	p := newProgress(&out, false, "peer", 4)
-	p.update("a", peerEvent{Event: "progress", BytesDone: 50 << 20, BytesTotal: 100 << 20, DownRate: 10 << 20})
-	p.update("b", peerEvent{Event: "progress", BytesDone: 30 << 20, BytesTotal: 100 << 20, DownRate: 10 << 20})
+	p := newStatusLine(&out, false, "peer", 4)
+	p.update("a", progress.Event{Event: "progress", BytesDone: 50 << 20, BytesTotal: 100 << 20, DownRate: 10 << 20})
+	p.update("b", progress.Event{Event: "progress", BytesDone: 30 << 20, BytesTotal: 100 << 20, DownRate: 10 << 20})
 	p.finish("c", true, "")
 	p.finish("d", false, "connect: refused")
 	// c finished (counted whole), d failed (nothing), a and b at 80 MiB of
