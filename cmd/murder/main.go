@@ -94,6 +94,8 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 		newTrackerCmd(),
 		newFleetCmd(),
 		newDeployCmd(),
+		newActivateCmd(),
+		newRollbackCmd(),
 		newFollowProgressCmd(),
 	)
 	root.SetHelpCommand(newHelpCmd(root))

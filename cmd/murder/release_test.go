@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/murder-deploy/murder/internal/release"
+)
+
+func TestActivateRollbackCommands(t *testing.T) {
+	dest := t.TempDir()
+	for _, tag := range []string{"v1", "v2"} {
+		if err := os.Mkdir(filepath.Join(dest, tag), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := execute(t, "activate", "--destination-path", dest, "--tag", "v1"); err != nil || !strings.Contains(out, "activated v1") {
+		t.Fatalf("activate v1: %v\n%s", err, out)
+	}
+	out, err := execute(t, "activate", "--destination-path", dest, "--tag", "v2", "--json")
+	if err != nil {
+		t.Fatalf("activate v2: %v\n%s", err, out)
+	}
+	var res release.Result
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || res.Tag != "v2" || res.Previous != "v1" {
+		t.Fatalf("activate --json: %+v, %v\n%s", res, err, out)
+	}
+	if out, err := execute(t, "rollback", "--destination-path", dest); err != nil || !strings.Contains(out, "rolled back from v2 to v1") {
+		t.Fatalf("rollback: %v\n%s", err, out)
+	}
+	if target, _ := os.Readlink(filepath.Join(dest, "current")); target != "v1" {
+		t.Fatalf("current -> %q, want v1", target)
+	}
+	// No earlier release: a runtime failure (exit 1), not a usage error.
+	_, err = execute(t, "rollback", "--destination-path", dest)
+	var ee *exitError
+	if !errors.Is(err, release.ErrNoPrevious) || errors.As(err, &ee) {
+		t.Fatalf("rollback with no history: %v, want ErrNoPrevious with exit code 1", err)
+	}
+	for _, args := range [][]string{
+		{"activate", "--destination-path", dest},
+		{"activate", "--destination-path", dest, "--tag", "../x"},
+		{"activate", "--destination-path", dest, "--tag", "v1", "--keep-releases", "-1"},
+		{"rollback"},
+	} {
+		_, err := execute(t, args...)
+		if !errors.As(err, &ee) || ee.code != exitUsage {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
