@@ -299,18 +299,18 @@ func (b *board) swarm(ih [20]byte, now time.Time) (SwarmDetail, bool) {
 	d := SwarmDetail{SwarmSummary: sw.summaryLocked(ih, now), Peers: make([]PeerStatus, 0, len(sw.peers))}
 	for id, p := range sw.peers {
 		d.Peers = append(d.Peers, PeerStatus{
-			PeerID:       hex.EncodeToString(id[:]),
-			Address:      p.addr.String(),
-			Datacenter:   p.place,
-			Seeder:       p.left == 0,
-			Progress:     p.progress(sw.size),
-			Left:         max(p.left, 0),
-			Downloaded:   p.downloaded,
-			Uploaded:     p.uploaded,
-			DownloadRate: p.downRate,
-			UploadRate:   p.upRate,
+			PeerID:        hex.EncodeToString(id[:]),
+			Address:       p.addr.String(),
+			Datacenter:    p.place,
+			Seeder:        p.left == 0,
+			Progress:      p.progress(sw.size),
+			Left:          max(p.left, 0),
+			Downloaded:    p.downloaded,
+			Uploaded:      p.uploaded,
+			DownloadRate:  p.downRate,
+			UploadRate:    p.upRate,
 			FirstAnnounce: p.first,
-			LastAnnounce: p.last,
+			LastAnnounce:  p.last,
 		})
 	}
 	slices.SortFunc(d.Peers, func(x, y PeerStatus) int {
