@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
@@ -149,6 +150,20 @@ func firstNonHost(err error) error {
 		if he.Host.Spec == "" {
 			return he.Err
 		}
+	}
+	return nil
+}
+
+// ValidTag checks a tag the way murder create does: not empty, no '/', no
+// "..", no NUL, and nothing a shell would treat specially.
+func ValidTag(tag string) error {
+	switch {
+	case tag == "":
+		return errors.New("deploy: --tag is required")
+	case strings.ContainsAny(tag, "/\x00") || strings.Contains(tag, ".."):
+		return fmt.Errorf("deploy: bad tag %q: no '/', '..' or NUL", tag)
+	case strings.ContainsAny(tag, " \t\n'\"\\$`;&|<>*?[]{}()!#~"):
+		return fmt.Errorf("deploy: bad tag %q: use letters, digits, '.', '-' and '_'", tag)
 	}
 	return nil
 }

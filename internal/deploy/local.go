@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // LocalConfig configures a deploy on this machine alone.
@@ -158,9 +158,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 2 * time.Second}
+	tc := tracker.NewClient([][]string{{"http://" + trackerAddr + "/announce"}}, tracker.ClientConfig{Timeout: 2 * time.Second, Logger: cfg.Logger})
 	if err := waitUntil(ctx, 10*time.Second, tr, func() error {
-		_, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", nil)
+		_, err := tc.Scrape(ctx)
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker", ""))
@@ -191,16 +191,13 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), humanBytes(size), mi.Info.NumPieces(), hash)
 
 	// Seeder.
-	seedArgs := []string{"seed", "--torrent", torrent, "--ip", "127.0.0.1", "--listen", "127.0.0.1:0"}
-	if cfg.MaxUploadRate != "" {
-		seedArgs = append(seedArgs, "--max-upload-rate", cfg.MaxUploadRate)
-	}
+	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()
 	sd, err := l.start(ctx, "seed", nil, seedArgs...)
 	if err != nil {
 		return nil, err
 	}
 	if err := waitUntil(ctx, 2*time.Minute, sd, func() error {
-		st, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", &hash)
+		st, err := tc.Scrape(ctx, hash)
 		if err != nil {
 			return err
 		}
@@ -227,28 +224,21 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	var wg sync.WaitGroup
 	for k := 1; k <= cfg.Peers; k++ {
 		name := "peer-" + strconv.Itoa(k)
-		args := []string{"peer", "--torrent", torrent,
-			"--destination-path", filepath.Join(dest, name),
-			"--temp-path", filepath.Join(work, name),
-			"--ip", "127.0.0.1", "--listen", "127.0.0.1:0",
+		args := peerCommand{
+			Torrent:     torrent,
+			Destination: filepath.Join(dest, name),
+			TempPath:    filepath.Join(work, name),
+			IP:          "127.0.0.1",
+			Listen:      "127.0.0.1:0",
 			// Peers seed on until every peer is done; then they are stopped.
-			"--seed-time", cfg.Timeout.String(), "--timeout", cfg.Timeout.String(),
-			"--progress", "json"}
-		if cfg.NoTagDirectory {
-			args = append(args, "--no-tag-directory")
-		}
-		if cfg.UnsafePleaseDelete {
-			args = append(args, "--unsafe-please-delete")
-		}
-		if !fi.IsDir() {
-			args = append(args, "--path-is-file")
-		}
-		if cfg.MaxUploadRate != "" {
-			args = append(args, "--max-upload-rate", cfg.MaxUploadRate)
-		}
-		if cfg.MaxDownloadRate != "" {
-			args = append(args, "--max-download-rate", cfg.MaxDownloadRate)
-		}
+			SeedTime:           cfg.Timeout,
+			Timeout:            cfg.Timeout,
+			NoTagDirectory:     cfg.NoTagDirectory,
+			UnsafePleaseDelete: cfg.UnsafePleaseDelete,
+			PathIsFile:         !fi.IsDir(),
+			MaxUploadRate:      cfg.MaxUploadRate,
+			MaxDownloadRate:    cfg.MaxDownloadRate,
+		}.args()
 		stdout, perr := l.pipe()
 		if perr != nil {
 			return nil, perr

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"strings"
 
 	"github.com/murder-deploy/murder/internal/fleet"
@@ -59,6 +60,17 @@ func (f *Fleet) script(lines ...string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// remoteTail returns the last lines of a remote log, for error messages.
+func (f *Fleet) remoteTail(ctx context.Context, c *fleet.Conn, file string) string {
+	out, _ := c.Output(ctx, "T="+fleet.Quote(f.inv.TempPath)+"; tail -n 3 "+file+" 2>/dev/null")
+	return oneLine(out)
+}
+
+// remoteTemp is the path of name in the hosts' temp path.
+func (f *Fleet) remoteTemp(name string) string {
+	return strings.TrimSuffix(f.inv.TempPath, "/") + "/" + name
 }
 
 // Remote file names under the temp path.
