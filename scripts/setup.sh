@@ -17,6 +17,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 GOBIN="$PWD/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
-version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o bin/murder ./cmd/murder
+version=$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo dev)
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version -X main.commit=$commit" -o bin/murder ./cmd/murder
 echo "setup: built bin/murder ($version)" >&2

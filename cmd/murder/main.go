@@ -17,10 +17,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is stamped at build time with
-// -ldflags "-X main.version=...".
-var version = "dev"
-
 // exitUsage is the exit code of a usage error: an unknown command or flag,
 // a bad flag value, a missing required flag or a wrong number of
 // arguments. Runtime failures exit 1 unless the command says otherwise.
@@ -79,7 +75,10 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 			return usageError(fmt.Errorf("name a command: %s", strings.Join(names, ", ")))
 		},
 		SuggestionsMinimumDistance: 2,
+		// cobra adds --version, which prints what `murder version` prints.
+		Version: versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}")
 	// Unknown flags before a mistyped command would hide the command's
 	// name: report the command instead.
 	root.FParseErrWhitelist.UnknownFlags = true
@@ -190,18 +189,6 @@ func helpTopic(root *cobra.Command, args []string) (*cobra.Command, error) {
 		c = next
 	}
 	return c, nil
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print murder's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "murder %s\n", version)
-			return nil
-		},
-	}
 }
 
 // run executes root with args, reports an error on stderr in one line

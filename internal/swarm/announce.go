@@ -41,7 +41,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		return tracker.AnnounceRequest{
 			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
 			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
-			Event: event, NumWant: numWant,
+			Event: event, NumWant: numWant, Name: s.mi.Info.Name,
 		}
 	}
 	event := "started"

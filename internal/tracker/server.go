@@ -62,8 +62,9 @@ type Config struct {
 }
 
 // Server is murder's HTTP tracker. It serves /announce (BEP 3, 23, 7),
-// /scrape (BEP 48), its Prometheus metrics at /metrics and, with an allow
-// directory, /torrents/NAME.
+// /scrape (BEP 48), its Prometheus metrics at /metrics, a live page of its
+// swarms at / with the JSON API behind it at /api/swarms (see
+// docs/status.md) and, with an allow directory, /torrents/NAME.
 //
 // A peer is dropped when it misses two of its announce intervals. For a
 // peer that re-announces as often as Config.Interval asks, that is two
@@ -78,6 +79,7 @@ type Server struct {
 	store Store
 	mem   *MemStore // the default store, swept by Serve; nil otherwise
 	allow *allowList
+	board *board // what the live page and /api show
 	log   *slog.Logger
 	stats *serverMetrics
 
@@ -110,7 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.AllowPoll <= 0 {
 		cfg.AllowPoll = 2 * time.Second
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, headerTimeout: 5 * time.Second}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, headerTimeout: 5 * time.Second, board: newBoard(2 * cfg.Interval)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,6 +158,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.allow != nil {
 		wg.Go(func() { s.allow.run(ctx, s.cfg.AllowPoll) })
 	}
+	wg.Go(func() {
+		t := time.NewTicker(max(s.cfg.Interval/4, 250*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				s.board.sweep(now)
+			}
+		}
+	})
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.headerTimeout,
@@ -202,6 +216,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats.handler.ServeHTTP(w, r)
 	case strings.HasPrefix(p, "/torrents/"):
 		s.torrent(w, r, strings.TrimPrefix(p, "/torrents/"))
+	case p == "/api/swarms":
+		s.apiSwarms(w, r)
+	case strings.HasPrefix(p, "/api/swarms/"):
+		s.apiSwarm(w, r, strings.TrimPrefix(p, "/api/swarms/"))
+	case p == "/" || strings.HasPrefix(p, "/ui/"):
+		s.page(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -249,6 +269,11 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "tracker store unavailable, retry later")
 		return
 	}
+	var info torrentInfo
+	if s.allow != nil {
+		info = s.allow.info(q.InfoHash)
+	}
+	s.board.record(&q.AnnounceRequest, pa.Peer.Addr, info, start)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("announce", "info_hash", hex.EncodeToString(q.InfoHash[:]), "peer", pa.Peer.Addr.String(),
 			"event", q.Event, "left", q.Left, "returned", len(peers))
