@@ -22,6 +22,8 @@ func newDeployCmd() *cobra.Command {
 		keepTemp bool
 		upload   string
 		download string
+		act      deploy.ActivateOptions
+		activate bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy --files-path PATH --destination-path DIR [--tag TAG] [-c murder.toml | --local N]",
@@ -34,8 +36,18 @@ over SSH: copy murder to the hosts, start the tracker unless it runs, pack
 it, have every peer download and extract it into DIR/TAG, stop seeding, stop
 the tracker if this run started it, and clean the temp files. Rates, seed
 time and peer timeout come from the inventory. It prints live progress, a
-table of the hosts that failed and why, and a summary; it exits 1 when any
-host failed, while the others still finish.
+table of the hosts that failed and why, and a summary; the others still
+finish when some hosts fail. --limit and --role deploy to some of the peers
+only (the tracker and seeder hosts always take part).
+
+With --activate, once every peer (or --min-hosts of them) has DIR/TAG in
+place, each switches DIR/current to it as murder activate does (shared
+links, --before-activate and --after-activate hooks run in DIR/TAG with
+MURDER_TAG, MURDER_RELEASE and MURDER_PREVIOUS set, --keep-releases),
+--canary hosts first, then --batch hosts at a time; the first wave in
+which a host fails stops the rollout, and the hosts of later waves stay on
+their previous release. On a fleet each host's hook output is kept in
+TEMP/murder-TAG-hooks/HOST.log on this machine.
 
 With --local N it runs the same pipeline on this machine alone, without SSH
 or inventory: a tracker, a seeder and N peers as processes on 127.0.0.1,
@@ -46,12 +58,25 @@ Earlier tags in DIR are left alone; an existing, non-empty DIR/TAG (DIR with
 --no-tag-directory) is refused unless --unsafe-please-delete.
 
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
-(104,857,600, as curl and aria2 read it).`,
+(104,857,600, as curl and aria2 read it).
+
+--json ends standard output with one line of JSON: task, tag, hosts (host,
+status ok|failed|unreachable, error, seconds, bytes) and totals.
+
+Exit codes: 0 every host ok; 1 the deploy ran and some hosts failed (or
+were not activated); 2 usage error; 3 the deploy could not start (no
+inventory, no SSH credentials, the tracker or files could not be set up
+before any peer).`,
 		Example: `  # 8 peers on this machine, tag from the directory's name and the time:
   murder deploy --local 8 --files-path ./build --destination-path /tmp/out
 
   # the fleet of murder.toml:
   murder deploy -c murder.toml --tag v42 --files-path /srv/build --destination-path /srv/app
+
+  # switch /srv/app/current on every host, one canary first, then 10 at a time:
+  murder deploy -c murder.toml --tag v42 --files-path /srv/build --destination-path /srv/app \
+      --activate --keep-releases 5 --shared config/database.yml \
+      --after-activate 'sudo systemctl restart app' --canary 1 --batch 10
 
   # replace what an earlier run of the same tag left:
   murder deploy -c murder.toml --tag v42 --files-path /srv/build \
@@ -64,7 +89,29 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 					return usageError(errors.New(strings.TrimPrefix(err.Error(), "deploy: ")))
 				}
 			}
+			var actOnly []string
+			for _, name := range []string{"keep-releases", "shared", "before-activate", "after-activate", "min-hosts", "canary", "batch"} {
+				if cmd.Flags().Changed(name) {
+					actOnly = append(actOnly, "--"+name)
+				}
+			}
+			if len(actOnly) > 0 && !activate {
+				return usageError(fmt.Errorf("%s only apply with --activate", strings.Join(actOnly, ", ")))
+			}
+			if act.KeepReleases < 0 || act.MinHosts < 0 || act.Canary < 0 || act.Batch < 0 {
+				return usageError(errors.New("--keep-releases, --min-hosts, --canary and --batch take 0 or more"))
+			}
+			if activate && opt.NoTagDirectory {
+				return usageError(errors.New("--activate switches DIR/current between DIR/TAG directories: drop --no-tag-directory"))
+			}
+			var actp *deploy.ActivateOptions
+			if activate {
+				actp = &act
+			}
 			if cmd.Flags().Changed("local") {
+				if cmd.Flags().Changed("limit") || cmd.Flags().Changed("role") {
+					return usageError(errors.New("--limit and --role choose hosts of an inventory: drop them with --local"))
+				}
 				if local < 1 {
 					return usageError(fmt.Errorf("--local %d: want at least 1 peer", local))
 				}
@@ -93,14 +140,18 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 					MaxUploadRate:      upload,
 					MaxDownloadRate:    download,
 					KeepTemp:           keepTemp,
+					Activate:           actp,
 					Out:                cmd.OutOrStdout(),
-					Live:               isTerminal(cmd.OutOrStdout()),
+					Live:               isTerminal(cmd.OutOrStdout()) && !ff.asJSON,
 					Logger:             slog.New(slog.DiscardHandler),
 				})
-				if err != nil && sum != nil {
-					return hostFailure(cmd, err, sum.Hosts)
+				if sum == nil || sum.Result == nil {
+					if err == nil {
+						return nil
+					}
+					return notStarted(cmd, "deploy", opt.Tag, err, ff.asJSON)
 				}
-				return err
+				return report(cmd, sum.Result, err, ff.asJSON)
 			}
 			var localOnly []string
 			for _, name := range []string{"max-upload-rate", "max-download-rate", "timeout", "keep-temp"} {
@@ -119,14 +170,15 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 			}
 			fl, closeFn, err := ff.open(cmd)
 			if err != nil {
-				return err
+				return notStarted(cmd, "deploy", opt.Tag, err, ff.asJSON)
 			}
 			defer closeFn()
+			opt.Activate = actp
 			sum, err := fl.Deploy(ctx, opt)
 			if sum != nil {
 				sum.Print(fl)
 			}
-			return hostFailure(cmd, err, len(fl.Inventory().All()))
+			return report(cmd, fl.Result("deploy", opt.Tag, fl.Pick(fl.Inventory().Peers), err), err, ff.asJSON)
 		},
 	}
 	ff.register(cmd)
@@ -145,6 +197,14 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 	f.DurationVar(&timeout, "timeout", 0, "--local: fail the run if it has not finished after this long, e.g. 10m (default 1h)")
 	f.StringVar(&upload, "max-upload-rate", "", "--local: upload limit per process, bytes per second, e.g. 50MB (default: no limit)")
 	f.StringVar(&download, "max-download-rate", "", "--local: download limit per peer, bytes per second, e.g. 100MB (default: no limit)")
+	f.BoolVar(&activate, "activate", false, "switch DIR/current to TAG on every peer once they all (or --min-hosts) have it")
+	f.IntVar(&act.KeepReleases, "keep-releases", 0, "--activate: on each peer, remove the releases beyond the N most recently activated (never the active one or the one before it); 0 keeps all")
+	f.StringArrayVar(&act.Shared, "shared", nil, "--activate: a path inside the release to link to DIR/shared/PATH, which must exist on each peer; repeat for more")
+	f.StringVar(&act.BeforeActivate, "before-activate", "", "--activate: shell command run on each peer in DIR/TAG before its switch; failing leaves the host as it was")
+	f.StringVar(&act.AfterActivate, "after-activate", "", "--activate: shell command run on each peer in DIR/TAG after its switch, e.g. a restart; failing switches the host back")
+	f.IntVar(&act.MinHosts, "min-hosts", 0, "--activate: activate once at least N peers have the tag in place (default: all of them)")
+	f.IntVar(&act.Canary, "canary", 0, "--activate: switch N peers first, on their own (0: no canary wave)")
+	f.IntVar(&act.Batch, "batch", 0, "--activate: after the canary wave, switch N peers at a time (0: all at once)")
 	f.BoolVar(&keepTemp, "keep-temp", false, "--local: keep the work directory (artifact, .torrent, logs) after success too; its path is printed")
 	_ = cmd.MarkFlagRequired("files-path")
 	_ = cmd.MarkFlagRequired("destination-path")

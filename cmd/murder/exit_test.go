@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -69,6 +70,10 @@ func TestCLIExitCodes(t *testing.T) {
 		return append([]string{"create", "--files-path", files, "--tracker", "127.0.0.1:8998", "--temp-path", t.TempDir()}, extra...)
 	}
 	paths := []string{"--files-path", files, "--destination-path", dest}
+	inventory := filepath.Join(t.TempDir(), "murder.toml")
+	if err := os.WriteFile(inventory, []byte("[roles]\npeers = [\"web1\", \"web2\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name string
@@ -118,7 +123,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"show unknown flag", []string{"show", "--bogus", "a"}, 2, "murder show", "unknown flag: --bogus"},
 		{"show missing file", []string{"show", missing}, 1, "murder show", "no such file"},
 
-		{"fleet no task", []string{"fleet"}, 2, "murder fleet", "name a task: clean-temp-files, "},
+		{"fleet no task", []string{"fleet"}, 2, "murder fleet", "name a task: activate, clean-temp-files, "},
 		{"fleet unknown task", []string{"fleet", "nosuch"}, 2, "murder fleet", `unknown task "nosuch"`},
 		{"fleet misspelt task", []string{"fleet", "stop-tracer"}, 2, "murder fleet", `did you mean "stop-tracker"?`},
 		{"fleet peer no flags", []string{"fleet", "peer"}, 2, "murder fleet peer", `required flag(s) "destination-path", "tag" not set`},
@@ -128,7 +133,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"fleet peer relative destination", []string{"fleet", "-c", missing, "peer", "--tag", "v1", "--destination-path", "srv/app"}, 2, "murder fleet peer", `--destination-path must be an absolute path on the peers, got "srv/app"`},
 		{"fleet task extra arg", []string{"fleet", "stop-tracker", "x"}, 2, "murder fleet stop-tracker", `unexpected argument "x"`},
 		{"fleet task unknown flag", []string{"fleet", "stop-tracker", "--tag", "v1"}, 2, "murder fleet stop-tracker", "unknown flag: --tag"},
-		{"fleet missing inventory", []string{"fleet", "-c", missing, "stop-tracker"}, 1, "murder fleet stop-tracker", "no such file"},
+		{"fleet missing inventory", []string{"fleet", "-c", missing, "stop-tracker"}, 3, "murder fleet stop-tracker", "no such file"},
 
 		{"deploy no flags", []string{"deploy"}, 2, "murder deploy", `required flag(s) "destination-path", "files-path" not set`},
 		{"deploy bad local", []string{"deploy", "--local", "x"}, 2, "murder deploy", `invalid argument "x" for "--local"`},
@@ -139,8 +144,16 @@ func TestCLIExitCodes(t *testing.T) {
 		{"deploy local-only flag", append([]string{"deploy", "--tag", "v1", "--timeout", "1m"}, paths...), 2, "murder deploy", "--timeout only apply to --local"},
 		{"deploy no tag", append([]string{"deploy"}, paths...), 2, "murder deploy", "--tag is required with -c"},
 		{"deploy relative destination", []string{"deploy", "-c", missing, "--tag", "v1", "--files-path", "/srv/build", "--destination-path", "app"}, 2, "murder deploy", "--destination-path must be an absolute path"},
-		{"deploy missing inventory", append([]string{"deploy", "-c", missing, "--tag", "v1"}, paths...), 1, "murder deploy", "no such file"},
-		{"deploy local missing files", []string{"deploy", "--local", "1", "--files-path", missing, "--destination-path", dest}, 1, "murder deploy", "no such file"},
+		{"deploy missing inventory", append([]string{"deploy", "-c", missing, "--tag", "v1"}, paths...), 3, "murder deploy", "no such file"},
+		{"deploy local missing files", []string{"deploy", "--local", "1", "--files-path", missing, "--destination-path", dest}, 3, "murder deploy", "no such file"},
+		{"deploy activation flag without --activate", append([]string{"deploy", "--local", "1", "--canary", "1"}, paths...), 2, "murder deploy", "--canary only apply with --activate"},
+		{"deploy activate without tag directory", append([]string{"deploy", "--local", "1", "--activate", "--no-tag-directory"}, paths...), 2, "murder deploy", "drop --no-tag-directory"},
+		{"deploy local with limit", append([]string{"deploy", "--local", "1", "--limit", "a"}, paths...), 2, "murder deploy", "drop them with --local"},
+		{"fleet activate no destination", []string{"fleet", "activate", "--tag", "v1"}, 2, "murder fleet activate", `"destination-path" not set`},
+		{"fleet activate negative batch", []string{"fleet", "activate", "--tag", "v1", "--destination-path", "/srv", "--batch", "-1"}, 2, "murder fleet activate", "0 or more"},
+		{"fleet rollback relative", []string{"fleet", "rollback", "--destination-path", "srv"}, 2, "murder fleet rollback", "absolute"},
+		{"fleet bad role", []string{"fleet", "-c", inventory, "--role", "db", "stop-tracker"}, 2, "murder fleet stop-tracker", "--role db"},
+		{"fleet unknown limit", []string{"fleet", "-c", inventory, "--limit", "nosuch", "stop-tracker"}, 2, "murder fleet stop-tracker", "--limit nosuch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,5 +287,37 @@ func TestUsageErrorsInProcess(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
 			}
 		})
+	}
+}
+
+// TestJSONWhenNotStarted: with --json, a run that cannot start still ends
+// standard output with its result, and exits 3.
+func TestJSONWhenNotStarted(t *testing.T) {
+	bin, err := testenv.BuildMurder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.toml")
+	for _, args := range [][]string{
+		{"fleet", "-c", missing, "--json", "stop-peering", "--tag", "v1"},
+		{"deploy", "-c", missing, "--json", "--tag", "v1", "--files-path", "/srv/build", "--destination-path", "/srv/app"},
+	} {
+		code, stdout, stderr := runMurder(t, bin, args...)
+		if code != 3 {
+			t.Errorf("%v: exit code %d, want 3; stderr:\n%s", args, code, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		var res struct {
+			Task  string            `json:"task"`
+			Tag   string            `json:"tag"`
+			Hosts []json.RawMessage `json:"hosts"`
+			Error string            `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+			t.Fatalf("%v: last stdout line %q: %v", args, lines[len(lines)-1], err)
+		}
+		if res.Tag != "v1" || res.Hosts == nil || len(res.Hosts) != 0 || !strings.Contains(res.Error, "no such file") {
+			t.Errorf("%v: result %+v, want tag v1, no hosts and the error", args, res)
+		}
 	}
 }

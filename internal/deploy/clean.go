@@ -41,7 +41,7 @@ func (f *Fleet) StopAllSeeding(ctx context.Context) error {
 
 // StopAllPeering stops every peer that murder started on the peers.
 func (f *Fleet) StopAllPeering(ctx context.Context) error {
-	return f.stopAll(ctx, "stop-all-peering", "peer", f.inv.Peers)
+	return f.stopAll(ctx, "stop-all-peering", "peer", f.Pick(f.inv.Peers))
 }
 
 // StopPeering stops the peers of the tag (they seed on after finishing);
@@ -50,10 +50,11 @@ func (f *Fleet) StopPeering(ctx context.Context, tag string) error {
 	if err := ValidTag(tag); err != nil {
 		return err
 	}
-	f.header("stop-peering", len(f.inv.Peers))
+	peers := f.Pick(f.inv.Peers)
+	f.header("stop-peering", len(peers))
 	var mu sync.Mutex
 	stopped := 0
-	err := f.each(ctx, f.inv.Peers, func(ctx context.Context, c *fleet.Conn) error {
+	err := f.each(ctx, peers, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script("murder_stop "+peerPid(tag)+" peer"))
 		if err != nil {
 			return fmt.Errorf("deploy: stop peering: %w", err)
@@ -73,7 +74,7 @@ func (f *Fleet) StopPeering(ctx context.Context, tag string) error {
 // progress files of daemons that are no longer running, on every host, and
 // the local copy of the .torrent.
 func (f *Fleet) CleanTempFiles(ctx context.Context, tag string) error {
-	return f.clean(ctx, tag, f.inv.All())
+	return f.clean(ctx, tag, f.Pick(f.inv.All()))
 }
 
 func (f *Fleet) clean(ctx context.Context, tag string, hosts []fleet.Host) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
 )
@@ -44,6 +45,9 @@ func (f *Fleet) conn(ctx context.Context, h fleet.Host) (*fleet.Conn, error) {
 	if !e.done {
 		e.c, e.err = f.run.Dial(ctx, h)
 		e.done = e.err == nil || !errors.Is(e.err, context.Canceled)
+		if e.err != nil && e.done {
+			e.err = &unreachableError{e.err}
+		}
 	}
 	return e.c, e.err
 }
@@ -52,11 +56,13 @@ func (f *Fleet) conn(ctx context.Context, h fleet.Host) (*fleet.Conn, error) {
 // concurrency; failures come back per host (fleet.HostErrors).
 func (f *Fleet) each(ctx context.Context, hosts []fleet.Host, fn func(ctx context.Context, c *fleet.Conn) error) error {
 	return fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
+		start := time.Now()
 		c, err := f.conn(ctx, h)
-		if err != nil {
-			return err
+		if err == nil {
+			err = fn(ctx, c)
 		}
-		return fn(ctx, c)
+		f.rec.add(h.Spec, time.Since(start), 0, err)
+		return err
 	})
 }
 

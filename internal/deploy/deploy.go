@@ -15,6 +15,9 @@ type Options struct {
 	Tag       string // name of the deploy (required)
 	FilesPath string // directory on the seeder to distribute (required)
 	PeerOptions
+	// Activate, when set, switches DESTINATION/current to the tag on the
+	// peers once they have it (see Fleet.Activate).
+	Activate *ActivateOptions
 }
 
 // Summary is what a deploy did.
@@ -23,6 +26,9 @@ type Summary struct {
 	Succeeded int           // peers with the files in place
 	Bytes     int64         // artifact bytes in place, summed over the peers
 	Wall      time.Duration // wall time of the whole deploy
+	// Result is the per-host report of a deploy on this machine (Local);
+	// a Fleet's comes from Fleet.Result.
+	Result *Result
 }
 
 // Throughput is the aggregate rate: bytes placed per second of wall time.
@@ -55,7 +61,24 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		return nil, errors.New("deploy: --destination-path is required")
 	}
 	start := time.Now()
-	sum := &Summary{Hosts: len(f.inv.Peers)}
+	selected := f.Pick(f.inv.Peers)
+	if len(selected) == 0 {
+		return nil, errors.New("deploy: --limit and --role select no peer")
+	}
+	if opt.Activate != nil {
+		opt.Activate.Destination = opt.Destination
+	}
+	sum := &Summary{Hosts: len(selected)}
+	// The tracker and the seeder take part whatever --limit says.
+	everyone := []fleet.Host{f.inv.Tracker, f.inv.Seeder}
+	for _, h := range f.inv.All() {
+		if h.Spec != f.inv.Tracker.Spec && h.Spec != f.inv.Seeder.Spec && f.Pick([]fleet.Host{h}) != nil {
+			everyone = append(everyone, h)
+		}
+	}
+	if f.inv.Tracker.Spec == f.inv.Seeder.Spec {
+		everyone = everyone[1:]
+	}
 	var failed []error
 
 	// Hosts that fail a step drop out of the later ones.
@@ -83,7 +106,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		return sum, fleet.NewFailedHostsError(errors.Join(failed...), len(f.inv.All()))
 	}
 
-	note(f.distribute(ctx, f.inv.All()))
+	note(f.distribute(ctx, everyone))
 	if err := errors.Join(role(f.inv.Tracker, "tracker"), role(f.inv.Seeder, "seeder")); err != nil {
 		return result(err)
 	}
@@ -115,7 +138,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		return result(firstNonHost(err))
 	}
 	var peers []fleet.Host
-	for _, h := range f.inv.Peers {
+	for _, h := range selected {
 		if !bad[h.Spec] {
 			peers = append(peers, h)
 		}
@@ -133,8 +156,17 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	}
 	note(f.StopSeeding(sctx, opt.Tag))
 	stopTracker()
+	if opt.Activate != nil && ctx.Err() == nil {
+		var have []fleet.Host
+		for _, h := range selected {
+			if !bad[h.Spec] {
+				have = append(have, h)
+			}
+		}
+		note(f.activate(ctx, opt.Tag, *opt.Activate, have, len(selected)))
+	}
 	var ok []fleet.Host
-	for _, h := range f.inv.All() {
+	for _, h := range everyone {
 		if !bad[h.Spec] {
 			ok = append(ok, h)
 		}

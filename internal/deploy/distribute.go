@@ -13,7 +13,7 @@ import (
 // host, skipping hosts that already have the same binary, and checks that
 // it runs there.
 func (f *Fleet) DistributeFiles(ctx context.Context) error {
-	return f.distribute(ctx, f.inv.All())
+	return f.distribute(ctx, f.Pick(f.inv.All()))
 }
 
 func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host) error {

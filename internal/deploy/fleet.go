@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
 )
@@ -33,6 +34,15 @@ type Config struct {
 	Live bool
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
+	// Limit and Roles select the hosts that the tasks over many hosts
+	// work on (host specs as in the inventory; roles tracker, seeder,
+	// peers); a host is selected when it is in Limit (if given) and has
+	// one of Roles (if given). The deploy's tracker and seeder always
+	// take part.
+	Limit, Roles []string
+	// DryRun makes activate and rollback print what each host would run
+	// instead of running it.
+	DryRun bool
 }
 
 // Fleet runs Murder's tasks on the hosts of an inventory. Connections are
@@ -47,6 +57,9 @@ type Fleet struct {
 
 	mu    sync.Mutex
 	conns map[string]*connEntry
+
+	start time.Time // when the Fleet was made: the run's wall time starts there
+	rec   recorder  // what each host's steps did
 }
 
 // New returns a Fleet for cfg.
@@ -63,7 +76,28 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.LocalTempPath == "" {
 		cfg.LocalTempPath = cfg.Inventory.TempPath
 	}
-	return &Fleet{cfg: cfg, inv: cfg.Inventory, run: cfg.Runner, out: cfg.Out, log: cfg.Logger, conns: make(map[string]*connEntry)}, nil
+	if _, err := cfg.Inventory.Select(cfg.Limit, cfg.Roles); err != nil {
+		return nil, err
+	}
+	return &Fleet{cfg: cfg, inv: cfg.Inventory, run: cfg.Runner, out: cfg.Out, log: cfg.Logger, conns: make(map[string]*connEntry), start: time.Now()}, nil
+}
+
+// Pick returns the hosts of hosts that --limit and --role select.
+func (f *Fleet) Pick(hosts []fleet.Host) []fleet.Host {
+	sel, _ := f.inv.Select(f.cfg.Limit, f.cfg.Roles)
+	var out []fleet.Host
+	for _, h := range hosts {
+		if sel(h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Result reports the run so far over hosts (with any other host that
+// failed), as `--json` prints it; err is what the task returned.
+func (f *Fleet) Result(task, tag string, hosts []fleet.Host, err error) *Result {
+	return f.rec.result(task, tag, specs(hosts), time.Since(f.start), err)
 }
 
 // Inventory returns the inventory the fleet works on.

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/progress"
+	"github.com/murder-deploy/murder/internal/release"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -39,6 +41,10 @@ type LocalConfig struct {
 	MaxUploadRate, MaxDownloadRate string
 	// KeepTemp keeps the work directory (artifact, logs) after success.
 	KeepTemp bool
+	// Activate, when set, switches each peer's DESTINATION/peer-K/current
+	// to the tag once the peers have it, as on a fleet (its Destination
+	// is ignored).
+	Activate *ActivateOptions
 	Out      io.Writer // human report; nil discards it
 	Live     bool      // redraw the progress line in place
 	Logger   *slog.Logger
@@ -88,6 +94,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}
 	if err := ValidTag(cfg.Tag); err != nil {
 		return nil, err
+	}
+	if cfg.Activate != nil && (cfg.NoTagDirectory || !fi.IsDir()) {
+		return nil, errors.New("deploy: --activate switches DESTINATION/current between tag directories: it needs a directory and no --no-tag-directory")
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
@@ -218,6 +227,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	pwg.Add(1)
 	go func() { defer pwg.Done(); prog.run(pctx) }()
 	peerStart := time.Now()
+	var rec recorder
 	errs := make([]error, cfg.Peers)
 	var firstPath string // where peer-1 placed the files
 	var wg sync.WaitGroup
@@ -261,6 +271,11 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 				err = fmt.Errorf("%w%s", err, l.logTail(name, err.Error()))
 			}
 			prog.finish(name, err == nil, errString(err))
+			var placed int64
+			if err == nil {
+				placed = size
+			}
+			rec.add(name, time.Since(peerStart), placed, err)
 			if err != nil {
 				errs[k-1] = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: err}
 			}
@@ -282,7 +297,22 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}
 	say("  %d/%d peers have %s in place%s in %s", sum.Succeeded, cfg.Peers, cfg.Tag, where, roundDur(time.Since(peerStart)))
 	l.stopAll()
+	var names []string
+	for k := 1; k <= cfg.Peers; k++ {
+		names = append(names, "peer-"+strconv.Itoa(k))
+	}
+	var activateErr error
+	if cfg.Activate != nil && ctx.Err() == nil {
+		var ready []string
+		for k, e := range errs {
+			if e == nil {
+				ready = append(ready, names[k])
+			}
+		}
+		activateErr = activateLocal(ctx, cfg, dest, ready, &rec, say)
+	}
 	sum.Wall = time.Since(start)
+	sum.Result = rec.result("deploy", cfg.Tag, names, sum.Wall, activateErr)
 	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return sum, fmt.Errorf("deploy: --timeout %s passed before every peer finished", cfg.Timeout)
@@ -290,7 +320,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	if ctx.Err() != nil {
 		return sum, errors.New("deploy: interrupted")
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, activateErr)...); err != nil {
 		return sum, fleet.NewFailedHostsError(err, cfg.Peers)
 	}
 	ok = true
@@ -467,4 +497,67 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// activateLocal switches DEST/peer-K/current to the tag for the ready
+// peers, in waves, with murder activate's own code; each peer's hook
+// output is printed under its name.
+func activateLocal(ctx context.Context, cfg LocalConfig, dest string, ready []string, rec *recorder, say func(string, ...any)) error {
+	opt := *cfg.Activate
+	say("==> activate (%d peers)", len(ready))
+	if err := enoughHosts(len(ready), cfg.Peers, opt.MinHosts, cfg.Tag); err != nil {
+		for _, n := range ready {
+			rec.add(n, 0, 0, err)
+		}
+		return err
+	}
+	var mu sync.Mutex // orders the peers' reports
+	rest, err := rollout(ctx, ready, opt.Canary, opt.Batch, say, func(ctx context.Context, wave []string) error {
+		errs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		for i, name := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				var out bytes.Buffer
+				res, err := release.Activate(ctx, release.Options{
+					Destination:    filepath.Join(dest, name),
+					Tag:            cfg.Tag,
+					KeepReleases:   opt.KeepReleases,
+					Shared:         opt.Shared,
+					BeforeActivate: opt.BeforeActivate,
+					AfterActivate:  opt.AfterActivate,
+					HookOutput:     &out,
+				})
+				rec.add(name, time.Since(start), 0, err)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					say("  %-24s FAILED: %s", name, oneLine(err.Error()))
+				case res.Previous != "":
+					say("  %-24s activated %s (previous: %s)", name, res.Tag, res.Previous)
+				default:
+					say("  %-24s activated %s", name, res.Tag)
+				}
+				for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+					if l != "" {
+						say("  %-24s | %s", name, l)
+					}
+				}
+				if err != nil {
+					errs[i] = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: err}
+				}
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		for _, n := range rest {
+			rec.add(n, 0, 0, errors.New("not activated: "+strings.TrimPrefix(err.Error(), "deploy: ")+"; still on the previous release"))
+		}
+	}
+	return err
 }

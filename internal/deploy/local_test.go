@@ -2,10 +2,12 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,5 +115,92 @@ func TestDeployLocalFile(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "in place at "+filepath.Join(dest, "peer-K", "db.dump")) {
 		t.Errorf("output does not say where the file is:\n%s", out)
+	}
+}
+
+// TestDeployLocalActivate: deploy --local 3 --activate with hooks and
+// --json switches every peer's current link, prints the hook output under
+// each peer and ends with the JSON result; a second deploy in waves whose
+// hook fails on peer-2 stops there and leaves peer-3 on the first release.
+func TestDeployLocalActivate(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "build")
+	makeTree(t, src)
+	dest := filepath.Join(dir, "out")
+	for k := 1; k <= 3; k++ {
+		if err := os.MkdirAll(filepath.Join(dest, "peer-"+strconv.Itoa(k), "shared", "log"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run := func(tag string, extra ...string) (Result, string, int) {
+		t.Helper()
+		args := append([]string{"deploy", "--local", "3", "--files-path", src, "--destination-path", dest, "--tag", tag,
+			"--activate", "--shared", "log", "--json"}, extra...)
+		cmd := exec.CommandContext(ctx, murderBin, args...)
+		var stdout strings.Builder
+		cmd.Stdout = &stdout
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+		var res Result
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+			t.Fatalf("last line of stdout %q: %v\n%s", lines[len(lines)-1], err, stdout.String())
+		}
+		return res, stdout.String(), code
+	}
+
+	res, out, code := run("v1", "--after-activate", `echo "hook $MURDER_TAG after [$MURDER_PREVIOUS] in $(basename $(dirname "$PWD"))"`)
+	if code != 0 {
+		t.Fatalf("deploy v1 exited %d:\n%s", code, out)
+	}
+	if res.Task != "deploy" || res.Tag != "v1" || res.Totals.Hosts != 3 || res.Totals.OK != 3 || len(res.Hosts) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	for k, h := range res.Hosts {
+		name := "peer-" + strconv.Itoa(k+1)
+		if h.Host != name || h.Status != StatusOK || h.Error != "" || h.Bytes <= 0 || h.Seconds <= 0 {
+			t.Errorf("host %d: %+v, want %s ok with bytes and seconds", k, h, name)
+		}
+		if target, err := os.Readlink(filepath.Join(dest, name, "current")); err != nil || target != "v1" {
+			t.Errorf("%s/current -> %q, %v; want v1", name, target, err)
+		}
+		if target, err := os.Readlink(filepath.Join(dest, name, "v1", "log")); err != nil || target != "../shared/log" {
+			t.Errorf("%s/v1/log -> %q, %v; want ../shared/log", name, target, err)
+		}
+		if want := regexp.MustCompile(`(?m)^  ` + name + ` +\| hook v1 after \[\] in ` + name + `$`); !want.MatchString(out) {
+			t.Errorf("output lacks %s's hook line:\n%s", name, out)
+		}
+	}
+	if res.Totals.Bytes != 3*res.Hosts[0].Bytes {
+		t.Errorf("totals %+v do not sum the hosts", res.Totals)
+	}
+
+	res, out, code = run("v2", "--canary", "1", "--batch", "1",
+		"--after-activate", `case "$MURDER_RELEASE" in */peer-2/*) echo restart failed; exit 1;; esac`)
+	if code != 1 {
+		t.Fatalf("deploy v2 exited %d, want 1 (some hosts failed):\n%s", code, out)
+	}
+	want := map[string]string{"peer-1": "v2", "peer-2": "v1", "peer-3": "v1"}
+	for name, tag := range want {
+		if target, _ := os.Readlink(filepath.Join(dest, name, "current")); target != tag {
+			t.Errorf("%s/current -> %q, want %s", name, target, tag)
+		}
+	}
+	st := map[string]string{}
+	for _, h := range res.Hosts {
+		st[h.Host] = h.Status
+	}
+	if st["peer-1"] != StatusOK || st["peer-2"] != StatusFailed || st["peer-3"] != StatusFailed {
+		t.Errorf("statuses %v, want peer-1 ok, peer-2 and peer-3 failed", st)
+	}
+	if !strings.Contains(res.Hosts[1].Error, "restart failed") || !strings.Contains(res.Hosts[2].Error, "not activated") {
+		t.Errorf("errors %q and %q, want the hook's output and why peer-3 was left", res.Hosts[1].Error, res.Hosts[2].Error)
 	}
 }

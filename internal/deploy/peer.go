@@ -34,7 +34,7 @@ type PeerReport struct {
 // covers the whole fleet; hosts that fail are reported and the others
 // still finish.
 func (f *Fleet) Peer(ctx context.Context, tag string, opt PeerOptions) (*PeerReport, error) {
-	return f.peer(ctx, tag, opt, f.inv.Peers)
+	return f.peer(ctx, tag, opt, f.Pick(f.inv.Peers))
 }
 
 func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []fleet.Host) (*PeerReport, error) {
@@ -64,6 +64,11 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	var followErrs []error
 	done := func(h fleet.Host, err error) {
 		prog.finish(h.Spec, err == nil, errString(err))
+		var placed int64
+		if err == nil {
+			placed = size
+		}
+		f.rec.add(h.Spec, time.Since(start), placed, err)
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {

@@ -447,3 +447,71 @@ func splitKey(k string) []string {
 	}
 	return append(parts, strings.TrimSpace(cur.String()))
 }
+
+// Roles a host may have, for Select.
+const (
+	RoleTracker = "tracker"
+	RoleSeeder  = "seeder"
+	RolePeers   = "peers"
+)
+
+// Select returns a test for the hosts that limit and roles choose: a host
+// is chosen when limit is empty or names it (as written in the inventory,
+// or by its name alone), and roles is empty or holds one of its roles
+// (tracker, seeder, peers). A name in limit that is no host of the
+// inventory, or an unknown role, is an error.
+func (inv *Inventory) Select(limit, roles []string) (func(Host) bool, error) {
+	names := map[string]bool{}
+	for _, l := range limit {
+		for _, n := range strings.Split(l, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names[n] = true
+			}
+		}
+	}
+	for n := range names {
+		found := false
+		for _, h := range inv.All() {
+			if h.Spec == n || h.Name == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("fleet: --limit %s: no such host in the inventory", n)
+		}
+	}
+	want := map[string]bool{}
+	for _, r := range roles {
+		for _, n := range strings.Split(r, ",") {
+			switch n = strings.TrimSpace(n); n {
+			case RoleTracker, RoleSeeder, RolePeers:
+				want[n] = true
+			case "peer":
+				want[RolePeers] = true
+			case "":
+			default:
+				return nil, fmt.Errorf("fleet: --role %s: want tracker, seeder or peers", n)
+			}
+		}
+	}
+	return func(h Host) bool {
+		if len(names) > 0 && !names[h.Spec] && !names[h.Name] {
+			return false
+		}
+		if len(want) == 0 {
+			return true
+		}
+		if want[RoleTracker] && h.key() == inv.Tracker.key() || want[RoleSeeder] && h.key() == inv.Seeder.key() {
+			return true
+		}
+		if want[RolePeers] {
+			for _, p := range inv.Peers {
+				if p.key() == h.key() {
+					return true
+				}
+			}
+		}
+		return false
+	}, nil
+}
