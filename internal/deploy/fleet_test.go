@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -312,5 +313,114 @@ func TestFleetTasksTwice(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(fb.work, "v2.tgz.torrent")); err == nil {
 		t.Error("local torrent left after clean-temp-files")
+	}
+}
+
+// TestFleetReleases: a deploy activates v1 everywhere; a deploy of v2 in
+// waves whose hook fails on the second host stops there and leaves the
+// later hosts on v1; fleet activate finishes the job, fleet rollback
+// brings every host back, --limit touches only the hosts named, and
+// --dry-run changes nothing.
+func TestFleetReleases(t *testing.T) {
+	fb := newFleetBed(t, 4)
+	inv := fb.inventory(t, "releases.toml", "1s", fb.good...)
+	spec := func(h *testbed.Host) string { return "root@" + h.Addr().String() }
+	current := func(h *testbed.Host) string {
+		target, _ := os.Readlink(h.Path(bedDest + "/current"))
+		return target
+	}
+	want := func(what string, tags ...string) {
+		t.Helper()
+		for i, h := range fb.good {
+			if got := current(h); got != tags[i] {
+				t.Errorf("%s: %s/current -> %q, want %s", what, spec(h), got, tags[i])
+			}
+		}
+	}
+	result := func(out string) Result {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var res Result
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+			t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+		}
+		return res
+	}
+
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest, "--activate", "--json")
+	t.Logf("deploy v1:\n%s", out)
+	if err != nil {
+		t.Fatalf("deploy v1: %v", err)
+	}
+	want("deploy v1", "v1", "v1", "v1", "v1")
+	if res := result(out); res.Totals.OK != 4 || res.Totals.Bytes <= 0 {
+		t.Errorf("deploy v1 result %+v", res.Totals)
+	}
+
+	// The second host refuses the hook; the waves are 1, 1, 2.
+	remote(t, fb.good[1], "touch "+bedDest+"/fail-hook")
+	hook := `if [ -e ../fail-hook ]; then echo "restart refused on $MURDER_TAG"; exit 1; fi; echo "restarted $MURDER_TAG after $MURDER_PREVIOUS"`
+	out, err = fb.murder(t, "deploy", "-c", inv, "--tag", "v2", "--files-path", fb.src, "--destination-path", bedDest,
+		"--activate", "--canary", "1", "--batch", "1", "--after-activate", hook, "--json")
+	t.Logf("deploy v2:\n%s", out)
+	if exitCode(err) != 1 {
+		t.Fatalf("deploy v2 with a failing hook: exit %v, want 1", err)
+	}
+	want("deploy v2 stopped at wave 2", "v2", "v1", "v1", "v1")
+	res := result(out)
+	status := map[string]HostResult{}
+	for _, h := range res.Hosts {
+		status[h.Host] = h
+	}
+	if h := status[spec(fb.good[1])]; h.Status != StatusFailed || !strings.Contains(h.Error, "restart refused on v2") {
+		t.Errorf("host with the failing hook: %+v", h)
+	}
+	for _, h := range fb.good[2:] {
+		if r := status[spec(h)]; r.Status != StatusFailed || !strings.Contains(r.Error, "not activated") || r.Bytes <= 0 {
+			t.Errorf("host of a later wave: %+v, want failed, not activated, with its bytes", r)
+		}
+	}
+	if r := status[spec(fb.good[0])]; r.Status != StatusOK {
+		t.Errorf("canary: %+v", r)
+	}
+	// The hook's output is kept per host on the operator's machine.
+	if b, err := os.ReadFile(fb.ops.Path("/tmp/murder-v2-hooks/" + spec(fb.good[0]) + ".log")); err != nil || !strings.Contains(string(b), "restarted v2 after v1") {
+		t.Errorf("canary's hook log: %q, %v", b, err)
+	}
+
+	// A dry run prints the command and changes nothing.
+	out, err = fb.murder(t, "fleet", "-c", inv, "activate", "--tag", "v2", "--destination-path", bedDest, "--dry-run")
+	if err != nil || !strings.Contains(out, spec(fb.good[3])+": ") || !strings.Contains(out, "activate --destination-path") {
+		t.Errorf("activate --dry-run: %v\n%s", err, out)
+	}
+	want("after a dry run", "v2", "v1", "v1", "v1")
+
+	// The rest of the fleet, the failing host left out by --limit.
+	out, err = fb.murder(t, "fleet", "-c", inv, "activate", "--tag", "v2", "--destination-path", bedDest,
+		"--limit", spec(fb.good[2])+","+fb.good[3].Addr().String())
+	t.Logf("activate --limit:\n%s", out)
+	if err != nil {
+		t.Fatalf("activate --limit: %v", err)
+	}
+	want("activate --limit", "v2", "v1", "v2", "v2")
+
+	// Roll back the hosts on v2; the one on v1 has nothing to go back to.
+	out, err = fb.murder(t, "fleet", "-c", inv, "rollback", "--destination-path", bedDest, "--json")
+	t.Logf("rollback:\n%s", out)
+	if exitCode(err) != 1 {
+		t.Fatalf("rollback with one host lacking history: exit %v, want 1", err)
+	}
+	want("rollback", "v1", "v1", "v1", "v1")
+	res = result(out)
+	if res.Task != "rollback" || res.Totals.OK != 3 || res.Totals.Failed != 1 {
+		t.Errorf("rollback result %+v", res.Totals)
+	}
+	for _, h := range res.Hosts {
+		if h.Host == spec(fb.good[1]) && !strings.Contains(h.Error, "no earlier release") {
+			t.Errorf("rollback error on the host without history: %q", h.Error)
+		}
+	}
+	if !strings.Contains(out, "rolled back from v2 to v1") {
+		t.Errorf("rollback does not say which release:\n%s", out)
 	}
 }

@@ -108,6 +108,8 @@ type sshFile struct {
 	Concurrency    *int     `toml:"concurrency"`
 	ConnectTimeout string   `toml:"connect_timeout"`
 	CommandTimeout string   `toml:"command_timeout"`
+	Config         string   `toml:"config"`
+	Sudo           bool     `toml:"sudo"`
 }
 
 type rolesFile struct {
@@ -175,6 +177,8 @@ func ParseInventory(data []byte) (*Inventory, error) {
 			Concurrency:    DefaultConcurrency,
 			ConnectTimeout: DefaultConnectTimeout,
 			CommandTimeout: DefaultCommandTimeout,
+			Config:         f.SSH.Config,
+			Sudo:           f.SSH.Sudo,
 		},
 	}
 	if inv.RemoteMurderPath == "" {

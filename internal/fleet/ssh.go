@@ -35,6 +35,13 @@ type SSHConfig struct {
 	Concurrency       int           // hosts worked on at once; 0 = 100
 	ConnectTimeout    time.Duration // TCP connect plus SSH handshake; 0 = 10s
 	CommandTimeout    time.Duration // bound on one remote command; 0 = 10m
+	// Config is an OpenSSH client configuration whose HostName, User,
+	// Port, IdentityFile and ProxyJump apply to the hosts; "" reads
+	// ~/.ssh/config when it exists, "none" reads none.
+	Config string
+	// Sudo runs every remote command through sudo -n (as root, never
+	// asking for a password).
+	Sudo bool
 }
 
 // ErrHostKey is wrapped by errors about a host key that is unknown or
@@ -44,9 +51,14 @@ var ErrHostKey = errors.New("fleet: host key verification failed")
 // Runner opens SSH connections to hosts with one set of credentials and one
 // known_hosts file.
 type Runner struct {
-	cfg     SSHConfig
-	log     *slog.Logger
-	auth    []ssh.AuthMethod
+	cfg    SSHConfig
+	log    *slog.Logger
+	auth   []ssh.AuthMethod
+	sshcfg *sshConfig
+	user   bool // cfg.User was given, not the current user
+
+	idMu    sync.Mutex // guards ids
+	ids     map[string]ssh.Signer
 	known   string
 	mu      sync.Mutex // guards check and appends to known
 	agentMu sync.Mutex // the agent connection is not safe for concurrent use
@@ -72,6 +84,7 @@ func NewRunner(cfg SSHConfig, log *slog.Logger) (*Runner, error) {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
+	explicitUser := cfg.User != ""
 	if cfg.User == "" {
 		u, err := user.Current()
 		if err != nil {
@@ -79,7 +92,23 @@ func NewRunner(cfg SSHConfig, log *slog.Logger) (*Runner, error) {
 		}
 		cfg.User = u.Username
 	}
-	r := &Runner{cfg: cfg, log: log}
+	r := &Runner{cfg: cfg, log: log, user: explicitUser, ids: map[string]ssh.Signer{}}
+	switch cfg.Config {
+	case "none":
+		r.sshcfg = &sshConfig{}
+	case "":
+		sc, err := loadSSHConfig(expandHome("~/.ssh/config"), false)
+		if err != nil {
+			return nil, err
+		}
+		r.sshcfg = sc
+	default:
+		sc, err := loadSSHConfig(expandHome(cfg.Config), true)
+		if err != nil {
+			return nil, err
+		}
+		r.sshcfg = sc
+	}
 
 	var signers []ssh.Signer
 	files := cfg.IdentityFiles
@@ -128,8 +157,8 @@ func NewRunner(cfg SSHConfig, log *slog.Logger) (*Runner, error) {
 	if len(signers) > 0 {
 		r.auth = append([]ssh.AuthMethod{ssh.PublicKeys(signers...)}, r.auth...)
 	}
-	if len(r.auth) == 0 {
-		return nil, errors.New("fleet: no ssh credentials: set ssh.identity_files in murder.toml or start ssh-agent")
+	if len(r.auth) == 0 && r.sshcfg.cfg == nil {
+		return nil, errors.New("fleet: no ssh credentials: set ssh.identity_files in murder.toml, IdentityFile in ~/.ssh/config, or start ssh-agent")
 	}
 
 	r.known = cfg.KnownHosts
@@ -258,8 +287,10 @@ func (r *Runner) hostKeyAlgorithms(addr string) []string {
 type Conn struct {
 	Host    Host
 	client  *ssh.Client
+	jumps   []*ssh.Client // ProxyJump hops, first dialled first
 	timeout time.Duration
 	remote  net.Addr
+	sudo    bool
 }
 
 // Dial connects to h, verifying its host key; the whole connect and
@@ -275,55 +306,185 @@ func (r *Runner) Dial(ctx context.Context, h Host) (*Conn, error) {
 	return c, err
 }
 
-func (r *Runner) dial(ctx context.Context, h Host) (*Conn, error) {
+// target is where, and as whom, to connect for a host once
+// ~/.ssh/config is applied.
+type target struct {
+	user  string
+	addr  string   // host:port, dialled and looked up in known_hosts
+	ids   []string // identity files from ~/.ssh/config, tried first
+	jumps []Host   // ProxyJump hops
+}
+
+// resolve applies ~/.ssh/config to h. What the inventory says wins: the
+// user and port of the host spec, then the [ssh] user; ~/.ssh/config's
+// Port wins over [ssh] port.
+func (r *Runner) resolve(h Host) (target, error) {
+	hc, err := r.sshcfg.lookup(h.Name)
+	if err != nil {
+		return target{}, err
+	}
+	name := h.Name
+	if hc.HostName != "" {
+		name = hc.HostName
+	}
 	port := h.Port
+	if port == 0 {
+		port = hc.Port
+	}
 	if port == 0 {
 		port = r.cfg.Port
 	}
 	usr := h.User
+	if usr == "" && r.user {
+		usr = r.cfg.User
+	}
+	if usr == "" {
+		usr = hc.User
+	}
 	if usr == "" {
 		usr = r.cfg.User
 	}
-	addr := net.JoinHostPort(h.Name, strconv.Itoa(port))
+	return target{user: usr, addr: net.JoinHostPort(name, strconv.Itoa(port)), ids: hc.IdentityFiles, jumps: hc.ProxyJump}, nil
+}
+
+// authFor returns the auth methods for t: its own identity files, then
+// the runner's.
+func (r *Runner) authFor(t target) ([]ssh.AuthMethod, error) {
+	if len(t.ids) == 0 {
+		if len(r.auth) == 0 {
+			return nil, errors.New("fleet: no ssh credentials for this host: set ssh.identity_files in murder.toml, IdentityFile in ~/.ssh/config, or start ssh-agent")
+		}
+		return r.auth, nil
+	}
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
+	var signers []ssh.Signer
+	for _, f := range t.ids {
+		p := expandHome(f)
+		s, ok := r.ids[p]
+		if !ok {
+			data, err := os.ReadFile(p)
+			if errors.Is(err, os.ErrNotExist) {
+				// As ssh does, an IdentityFile that is missing is skipped.
+				r.ids[p] = nil
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fleet: identity file: %w", err)
+			}
+			if s, err = ssh.ParsePrivateKey(data); err != nil {
+				return nil, fmt.Errorf("fleet: identity file %s: %w", p, err)
+			}
+			r.ids[p] = s
+		}
+		if s != nil {
+			signers = append(signers, s)
+		}
+	}
+	if len(signers) == 0 {
+		return r.auth, nil
+	}
+	return append([]ssh.AuthMethod{ssh.PublicKeys(signers...)}, r.auth...), nil
+}
+
+func (r *Runner) dial(ctx context.Context, h Host) (*Conn, error) {
+	t, err := r.resolve(h)
+	if err != nil {
+		return nil, err
+	}
+	// The connect timeout bounds the whole chain of hops.
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: connect: %w", err)
+	var hops []*ssh.Client
+	closeHops := func() {
+		for i := len(hops) - 1; i >= 0; i-- {
+			hops[i].Close()
+		}
 	}
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	var via *ssh.Client
+	for _, j := range t.jumps {
+		jt, err := r.resolve(j)
+		if err != nil {
+			closeHops()
+			return nil, err
+		}
+		c, _, err := r.handshake(ctx, jt, via)
+		if err != nil {
+			closeHops()
+			return nil, fmt.Errorf("fleet: jump host %s: %w", j.Spec, err)
+		}
+		hops = append(hops, c)
+		via = c
+	}
+	client, remote, err := r.handshake(ctx, t, via)
+	if err != nil {
+		closeHops()
+		return nil, err
+	}
+	go keepAlive(client)
+	return &Conn{Host: h, client: client, jumps: hops, timeout: r.cfg.CommandTimeout, remote: remote, sudo: r.cfg.Sudo}, nil
+}
+
+// handshake connects to t, directly or through via, and logs in,
+// verifying the host key; ctx bounds it.
+func (r *Runner) handshake(ctx context.Context, t target, via *ssh.Client) (*ssh.Client, net.Addr, error) {
+	auth, err := r.authFor(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	var nc net.Conn
+	if via != nil {
+		nc, err = via.DialContext(ctx, "tcp", t.addr)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", t.addr)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("fleet: connect: %w", err)
+	}
+	// Closing the connection is what ends a handshake that runs out of
+	// time (a tunnelled connection has no deadlines).
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	var hkErr error
 	cfg := &ssh.ClientConfig{
-		User: usr,
-		Auth: r.auth,
+		User: t.user,
+		Auth: auth,
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 			hkErr = r.hostKeyCallback(hostname, remote, key)
 			return hkErr
 		},
-		HostKeyAlgorithms: r.hostKeyAlgorithms(addr),
+		HostKeyAlgorithms: r.hostKeyAlgorithms(t.addr),
 		Timeout:           r.cfg.ConnectTimeout,
 	}
-	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	c, chans, reqs, err := ssh.NewClientConn(nc, t.addr, cfg)
 	if !stop() || ctx.Err() != nil {
 		if err == nil {
 			c.Close()
 		}
 		nc.Close()
-		return nil, fmt.Errorf("fleet: connect %s: ssh handshake timed out after %s", addr, r.cfg.ConnectTimeout)
+		return nil, nil, fmt.Errorf("fleet: connect %s: ssh handshake timed out after %s", t.addr, r.cfg.ConnectTimeout)
 	}
 	if err != nil {
 		nc.Close()
 		if hkErr != nil {
-			return nil, hkErr
+			return nil, nil, hkErr
 		}
-		return nil, fmt.Errorf("fleet: ssh %s@%s: %w", usr, addr, err)
+		return nil, nil, fmt.Errorf("fleet: ssh %s@%s: %w", t.user, t.addr, err)
 	}
-	nc.SetDeadline(time.Time{})
-	client := ssh.NewClient(c, chans, reqs)
-	go keepAlive(client)
-	return &Conn{Host: h, client: client, timeout: r.cfg.CommandTimeout, remote: nc.RemoteAddr()}, nil
+	var remote net.Addr = nc.RemoteAddr()
+	if via != nil {
+		// A tunnelled connection knows no addresses: the target's is the
+		// one the jump host dialled.
+		remote = hostPort(t.addr)
+	}
+	return ssh.NewClient(c, chans, reqs), remote, nil
 }
+
+// hostPort is a net.Addr of a host:port string.
+type hostPort string
+
+func (hostPort) Network() string  { return "tcp" }
+func (a hostPort) String() string { return string(a) }
 
 // keepAlive sends an SSH keepalive every 30 seconds so that a connection
 // left idle during a long step (the tracker's while peers download) is not
@@ -368,8 +529,14 @@ func (c *Conn) RemoteIP() string {
 	return h
 }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.client.Close() }
+// Close closes the connection, and the jump hosts' it went through.
+func (c *Conn) Close() error {
+	err := c.client.Close()
+	for i := len(c.jumps) - 1; i >= 0; i-- {
+		c.jumps[i].Close()
+	}
+	return err
+}
 
 // WithTimeout returns a view of the connection whose commands are bounded
 // by d instead of the runner's command timeout.
@@ -399,6 +566,9 @@ func (e *ExitError) Error() string {
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	if c.sudo {
+		cmd = "sudo -n /bin/sh -c " + Quote(cmd)
+	}
 	s, err := c.client.NewSession()
 	if err != nil {
 		return fmt.Errorf("fleet: ssh session: %w", err)

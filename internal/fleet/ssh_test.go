@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -396,5 +397,78 @@ func TestRunnerAgent(t *testing.T) {
 	defer c.Close()
 	if out, err := c.Output(context.Background(), "echo agent"); err != nil || out != "agent\n" {
 		t.Errorf("got %q, %v", out, err)
+	}
+}
+
+// TestProxyJump reaches a host through a jump host named in an OpenSSH
+// client configuration (HostName, User, Port, IdentityFile, ProxyJump),
+// with no key in the runner's own settings. The same target behind a jump
+// host that forbids forwarding is not reached, which shows the jump is
+// what carries the connection.
+func TestProxyJump(t *testing.T) {
+	fleettest.NeedSSHD(t)
+	dir := t.TempDir()
+	t.Setenv("SSH_AUTH_SOCK", "")
+	t.Setenv("HOME", dir)
+	client := fleettest.NewKey(t)
+	jump := fleettest.StartSSHD(t, "127.0.0.1", 0, fleettest.Options{}, client)
+	closed := fleettest.StartSSHD(t, "127.0.0.1", 0, fleettest.Options{Config: []string{"AllowTcpForwarding no"}}, client)
+	target := fleettest.StartSSHD(t, "127.0.0.1", 0, fleettest.Options{}, client)
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, []byte(jump.KnownHostsLine()+"\n"+closed.KnownHostsLine()+"\n"+target.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := client.WriteKey(t, dir, "deploy_key")
+	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+	config := filepath.Join(dir, "ssh_config")
+	body := "Host app\n  HostName 127.0.0.1\n  Port " + port(target.Addr) + "\n  User root\n  ProxyJump root@127.0.0.1:" + port(jump.Addr) + "\n" +
+		"Host blocked\n  HostName 127.0.0.1\n  Port " + port(target.Addr) + "\n  User root\n  ProxyJump root@127.0.0.1:" + port(closed.Addr) + "\n" +
+		"Host *\n  IdentityFile " + key + "\n"
+	if err := os.WriteFile(config, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(SSHConfig{KnownHosts: known, Config: config, ConnectTimeout: 5 * time.Second, CommandTimeout: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	c, err := r.Dial(ctx, Host{Spec: "app", Name: "app"})
+	if err != nil {
+		t.Fatalf("dial through the jump host: %v", err)
+	}
+	out, err := c.Output(ctx, "echo ok")
+	c.Close()
+	if err != nil || strings.TrimSpace(out) != "ok" {
+		t.Fatalf("command through the jump host: %q, %v", out, err)
+	}
+	if got := c.RemoteIP(); got != "127.0.0.1" {
+		t.Errorf("RemoteIP through a jump host = %q, want the target's 127.0.0.1", got)
+	}
+	if _, err := r.Dial(ctx, Host{Spec: "blocked", Name: "blocked"}); err == nil || !strings.Contains(err.Error(), "prohibited") {
+		t.Errorf("dial through a jump host that forbids forwarding: %v, want the jump's refusal", err)
+	}
+}
+
+// TestSudo runs remote commands through sudo -n when asked.
+func TestSudo(t *testing.T) {
+	if _, err := exec.LookPath("sudo"); err != nil {
+		testenv.Missing(t, "sudo: %v", err)
+	}
+	fx := newSSHFixture(t)
+	fx.cfg.Sudo = true
+	r, err := NewRunner(fx.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Dial(context.Background(), fx.good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out, err := c.Output(context.Background(), `echo "$SUDO_COMMAND"`)
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(out), "/bin/sh -c") {
+		t.Fatalf("under sudo, SUDO_COMMAND = %q, %v; want /bin/sh -c ...", out, err)
 	}
 }
