@@ -83,6 +83,9 @@ count, and the info hash on a line starting with "info hash:".`,
 			fmt.Fprintf(out, "size: %d bytes (%s)\n", res.Size, bytesize.Format(res.Size))
 			fmt.Fprintf(out, "pieces: %d of %s\n", res.NumPieces, bytesize.Format(res.PieceLength))
 			fmt.Fprintf(out, "info hash: %s\n", res.InfoHash)
+			if res.ExternalSymlinks > 0 {
+				fmt.Fprintf(out, "external symlinks kept: %d (peers keep them too)\n", res.ExternalSymlinks)
+			}
 			return nil
 		},
 	}
@@ -96,5 +99,6 @@ count, and the info hash on a line starting with "info hash:".`,
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "glob pattern (as in path.Match) of names or paths relative to --files-path to leave out, in addition to .git*; repeat for more")
 	fl.StringVar(&pieceSize, "piece-size", "", "piece length, a power of two from 16KiB to 256MiB (e.g. 1MiB, 512KiB; 1MB is 10^6 bytes, so not one); default: chosen from the artifact size")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite an existing artifact and .torrent of the same name")
+	fl.BoolVar(&opts.AllowExternalSymlinks, "allow-external-symlinks", false, "keep symlinks that point outside --files-path (absolute, or through ..), which are refused otherwise; the torrent then tells peers to keep them")
 	return cmd
 }

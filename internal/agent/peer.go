@@ -239,7 +239,7 @@ func (p *peerRun) run(ctx context.Context) error {
 	// SHA-256, as the pieces arrive; it starts with those found on disk.
 	if p.art.Archive {
 		format, _, _ := bundle.ParseArtifactName(mi.Info.Name)
-		p.follow = startFollower(ctx, st, unpackArchive(mi.Info.Name, format, p.stage.Dir(), mi.Info.SHA256))
+		p.follow = startFollower(ctx, st, unpackArchive(mi.Info.Name, format, p.stage.Dir(), mi.Info.SHA256, mi.Info.ExternalSymlinks))
 		defer p.follow.stop()
 	} else if !mi.Info.MultiFile() && len(mi.Info.SHA256) > 0 {
 		p.follow = startFollower(ctx, st, checkFile(mi.Info.Name, mi.Info.SHA256))

@@ -218,10 +218,10 @@ func checkFile(name string, want []byte) func(context.Context, io.Reader) error 
 
 // unpackArchive is a follower's job for an archive: it is unpacked into
 // dir and, when want is set, its SHA-256 checked, reading it once.
-func unpackArchive(name string, format bundle.Format, dir string, want []byte) func(context.Context, io.Reader) error {
+func unpackArchive(name string, format bundle.Format, dir string, want []byte, external bool) func(context.Context, io.Reader) error {
 	return func(ctx context.Context, r io.Reader) error {
 		in := newCheckedReader(r, name, want)
-		if err := bundle.Unpack(ctx, in, format, dir); err != nil {
+		if err := bundle.UnpackLimited(ctx, in, format, dir, bundle.Limits{ExternalSymlinks: external}); err != nil {
 			return fmt.Errorf("agent: extract %s: %w", name, err)
 		}
 		return in.check()

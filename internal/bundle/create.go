@@ -52,6 +52,9 @@ type CreateOptions struct {
 	Force bool
 	// CreatedBy fills the torrent's "created by" field when not empty.
 	CreatedBy string
+	// AllowExternalSymlinks packs symlinks that point outside FilesPath
+	// (refused otherwise) and marks the torrent so that peers keep them.
+	AllowExternalSymlinks bool
 }
 
 // CreateResult describes what Create wrote.
@@ -62,9 +65,12 @@ type CreateResult struct {
 	PieceLength  int64
 	NumPieces    int
 	Entries      int // files, directories and symlinks archived
-	SHA256       [32]byte
-	InfoHash     metainfo.Hash
-	MetaInfo     *metainfo.MetaInfo
+	// ExternalSymlinks counts the symlinks pointing outside the tree
+	// (kept with AllowExternalSymlinks).
+	ExternalSymlinks int
+	SHA256           [32]byte
+	InfoHash         metainfo.Hash
+	MetaInfo         *metainfo.MetaInfo
 }
 
 // ErrBadTracker is returned (wrapped) for a tracker address that is
@@ -159,6 +165,18 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Refused here, before packing, rather than by every peer after
+		// the download.
+		if ext := externalLinks(entries); len(ext) > 0 {
+			if !opts.AllowExternalSymlinks {
+				list := ext
+				if len(list) > 20 {
+					list = append(list[:20:20], fmt.Sprintf("and %d more", len(ext)-20))
+				}
+				return nil, fmt.Errorf("%w, which peers refuse: %s (remove them, leave them out with --exclude, or pass --allow-external-symlinks to keep them)", ErrExternalSymlinks, strings.Join(list, ", "))
+			}
+			res.ExternalSymlinks = len(ext)
+		}
 	}
 	res.Entries = len(entries)
 	var pieces *hashSet
@@ -213,6 +231,8 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 		Pieces:      sums,
 		Length:      res.Size,
 		SHA256:      res.SHA256[:],
+		// Peers keep such links only when the torrent says so.
+		ExternalSymlinks: res.ExternalSymlinks > 0,
 	}
 	mi, err := metainfo.New(info, trackers)
 	if err != nil {

@@ -341,3 +341,68 @@ func TestCreateGuessMissed(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateExternalSymlinks: symlinks that leave the tree (absolute, by
+// "..", or through another link) are refused before packing and listed;
+// --allow-external-symlinks packs them and marks the torrent, and an
+// extraction told so keeps them while a plain one still refuses them.
+func TestCreateExternalSymlinks(t *testing.T) {
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "sub", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"abs":        "/etc/hostname",
+		"up":         "../outside",
+		"sub/inside": "f",
+		"sub/up":     "..",
+		"chain":      "sub/up/../x",
+	} {
+		if err := os.Symlink(target, filepath.Join(src, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Create(context.Background(), CreateOptions{Tag: "v1", FilesPath: src, TempPath: t.TempDir(), Trackers: []string{"127.0.0.1:8998"}})
+	if !errors.Is(err, ErrExternalSymlinks) {
+		t.Fatalf("Create with external symlinks = %v, want ErrExternalSymlinks", err)
+	}
+	for _, want := range []string{"abs -> /etc/hostname", "up -> ../outside", "chain -> sub/up/../x", "--allow-external-symlinks"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "sub/inside") || strings.Contains(err.Error(), "sub/up ->") {
+		t.Errorf("error lists a link that stays inside: %v", err)
+	}
+
+	res := create(t, CreateOptions{FilesPath: src, AllowExternalSymlinks: true})
+	if res.ExternalSymlinks != 3 || !res.MetaInfo.Info.ExternalSymlinks {
+		t.Fatalf("external symlinks %d, torrent flag %v; want 3 and true", res.ExternalSymlinks, res.MetaInfo.Info.ExternalSymlinks)
+	}
+	back, err := metainfo.Load(res.TorrentPath)
+	if err != nil || !back.Info.ExternalSymlinks {
+		t.Fatalf("the flag does not survive the file: %v, %v", back, err)
+	}
+	unpack := func(external bool) (string, error) {
+		f, err := os.Open(res.ArtifactPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		dir := t.TempDir()
+		return dir, UnpackLimited(context.Background(), f, TGZ, dir, Limits{ExternalSymlinks: external})
+	}
+	if _, err := unpack(false); !errors.Is(err, ErrUnsafeEntry) {
+		t.Fatalf("plain extraction of external symlinks = %v, want ErrUnsafeEntry", err)
+	}
+	dir, err := unpack(true)
+	if err != nil {
+		t.Fatalf("extraction keeping external symlinks: %v", err)
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "abs")); err != nil || target != "/etc/hostname" {
+		t.Errorf("abs -> %q, %v", target, err)
+	}
+}

@@ -88,14 +88,14 @@ func UnpackLimited(ctx context.Context, r io.Reader, f Format, dir string, lim L
 	r = &ctxReader{ctx: ctx, r: r}
 	switch f {
 	case Tar:
-		return unpackTar(ctx, r, dir, b, maxEntries)
+		return unpackTar(ctx, r, dir, b, maxEntries, lim.ExternalSymlinks)
 	case TGZ:
 		zr, err := pgzip.NewReader(r)
 		if err != nil {
 			return fmt.Errorf("bundle: gzip: %w", err)
 		}
 		defer zr.Close()
-		if err := unpackTar(ctx, zr, dir, b, maxEntries); err != nil {
+		if err := unpackTar(ctx, zr, dir, b, maxEntries, lim.ExternalSymlinks); err != nil {
 			return err
 		}
 		return drain(zr, "gzip")
@@ -105,7 +105,7 @@ func UnpackLimited(ctx context.Context, r io.Reader, f Format, dir string, lim L
 			return fmt.Errorf("bundle: zstd: %w", err)
 		}
 		defer zr.Close()
-		if err := unpackTar(ctx, zr, dir, b, maxEntries); err != nil {
+		if err := unpackTar(ctx, zr, dir, b, maxEntries, lim.ExternalSymlinks); err != nil {
 			return err
 		}
 		return drain(zr, "zstd")
@@ -143,17 +143,18 @@ type extractor struct {
 	dirList []dirMeta
 	buf     []byte
 
-	budget  budget // bound on bytes of file contents; max < 0: none
-	written int64  // bytes of file contents written so far
+	budget   budget // bound on bytes of file contents; max < 0: none
+	written  int64  // bytes of file contents written so far
+	external bool   // keep symlinks that point outside the tree
 }
 
-func unpackTar(ctx context.Context, r io.Reader, dir string, b budget, maxEntries int) error {
+func unpackTar(ctx context.Context, r io.Reader, dir string, b budget, maxEntries int, external bool) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]int{}, buf: make([]byte, 256<<10), budget: b}
+	x := &extractor{root: root, links: map[string]string{}, dirs: map[string]int{}, buf: make([]byte, 256<<10), budget: b, external: external}
 	tr := tar.NewReader(r)
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
@@ -176,8 +177,10 @@ func unpackTar(ctx context.Context, r io.Reader, dir string, b budget, maxEntrie
 			return err
 		}
 	}
-	if err := x.checkLinks(); err != nil {
-		return err
+	if !x.external {
+		if err := x.checkLinks(); err != nil {
+			return err
+		}
 	}
 	return x.finishDirs()
 }
@@ -296,7 +299,10 @@ func (x *extractor) entry(ctx context.Context, h *tar.Header, r io.Reader) error
 		}
 		return x.chtimes(name, h.ModTime)
 	case tar.TypeSymlink:
-		if err := checkLinkTarget(name, h.Linkname); err != nil {
+		if h.Linkname == "" {
+			return unsafeEntry(h.Name, "empty symlink target")
+		}
+		if err := checkLinkTarget(name, h.Linkname); err != nil && !x.external {
 			return unsafeEntry(h.Name, err.Error())
 		}
 		if err := x.prepare(h.Name, name); err != nil {
@@ -416,14 +422,16 @@ func (x *extractor) checkLinks() error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := x.resolve(name, x.links[name]); err != nil {
+		if err := resolveLink(x.links, name, x.links[name]); err != nil {
 			return unsafeEntry(name, err.Error())
 		}
 	}
 	return nil
 }
 
-func (x *extractor) resolve(name, target string) error {
+// resolveLink follows the symlink name -> target through the other links
+// of the tree and fails if the path leaves the tree.
+func resolveLink(links map[string]string, name, target string) error {
 	var stack []string
 	if d := path.Dir(name); d != "." {
 		stack = strings.Split(d, "/")
@@ -444,7 +452,7 @@ func (x *extractor) resolve(name, target string) error {
 			continue
 		}
 		p := strings.Join(append(stack, c), "/")
-		t, ok := x.links[p]
+		t, ok := links[p]
 		if !ok {
 			stack = append(stack, c)
 			continue
@@ -483,4 +491,29 @@ func (x *extractor) finishDirs() error {
 		}
 	}
 	return nil
+}
+
+// ErrExternalSymlinks is returned (wrapped) by Create for a tree with
+// symlinks that point outside it, which peers would refuse.
+var ErrExternalSymlinks = errors.New("bundle: symlinks point outside the tree")
+
+// externalLinks lists the symlinks among entries whose targets leave the
+// tree, as "NAME -> TARGET", by the rules the extraction applies.
+func externalLinks(entries []entry) []string {
+	links := map[string]string{}
+	for _, e := range entries {
+		if e.info.Mode()&fs.ModeSymlink != 0 {
+			links[e.rel] = e.link
+		}
+	}
+	var out []string
+	for _, e := range entries {
+		if e.info.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if checkLinkTarget(e.rel, e.link) != nil || resolveLink(links, e.rel, e.link) != nil {
+			out = append(out, e.rel+" -> "+e.link)
+		}
+	}
+	return out
 }

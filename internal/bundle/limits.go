@@ -49,6 +49,11 @@ type Limits struct {
 	// MaxEntries bounds the number of archive entries of any kind. Zero
 	// means DefaultMaxEntries.
 	MaxEntries int
+	// ExternalSymlinks keeps symlinks whose targets leave the tree
+	// (absolute, or through ".."), which are refused otherwise; a torrent
+	// made with murder create --allow-external-symlinks says so. Nothing
+	// is ever written through a symlink either way.
+	ExternalSymlinks bool
 }
 
 // budget is the byte bound of one extraction, with what to say about it.

@@ -91,7 +91,7 @@ func rollout(ctx context.Context, names []string, canary, batch int, say func(st
 			say("  %s %d/%d: %s", kind, w+1, len(sizes), strings.Join(wave, ", "))
 		}
 		if err := run(ctx, wave); err != nil {
-			return names[i:], fmt.Errorf("deploy: activation stopped after wave %d of %d failed", w+1, len(sizes))
+			return names[i:], errors.Join(err, fmt.Errorf("deploy: activation stopped after wave %d of %d failed", w+1, len(sizes)))
 		}
 		if err := ctx.Err(); err != nil {
 			return names[i:], err
@@ -158,11 +158,15 @@ func (f *Fleet) activate(ctx context.Context, tag string, opt ActivateOptions, h
 			hs = append(hs, byName[n])
 		}
 		return f.each(ctx, hs, func(ctx context.Context, c *fleet.Conn) error {
-			return f.activateOne(ctx, c, tag, args)
+			err := f.activateOne(ctx, c, tag, args)
+			if err != nil {
+				f.say("  %-24s FAILED: %s", c.Host.Spec, errString(err))
+			}
+			return err
 		})
 	})
 	if err != nil {
-		f.notActivated(rest, "not activated: "+strings.TrimPrefix(err.Error(), "deploy: ")+"; still on the previous release")
+		f.notActivated(rest, "not activated: "+stopReason(err)+"; still on the previous release")
 	}
 	n := len(names) - len(rest)
 	f.say("  %s is active on %d of %d hosts", tag, f.rec.okOf(names[:n]), total)
@@ -170,6 +174,14 @@ func (f *Fleet) activate(ctx context.Context, tag string, opt ActivateOptions, h
 		return errors.Join(checkErr, err)
 	}
 	return checkErr
+}
+
+// stopReason is why a rollout stopped, without the hosts' own errors.
+func stopReason(err error) string {
+	if e := firstNonHost(err); e != nil {
+		return strings.TrimPrefix(e.Error(), "deploy: ")
+	}
+	return strings.TrimPrefix(err.Error(), "deploy: ")
 }
 
 // enoughHosts checks that ready of total hosts have the tag, as MinHosts

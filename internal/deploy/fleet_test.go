@@ -147,6 +147,20 @@ func (fb *fleetBed) murder(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// murderJSON runs the murder binary on the operator's host and returns
+// its standard output, with standard error after it for the log.
+func (fb *fleetBed) murderJSON(t *testing.T, args ...string) (stdout, all string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := fb.ops.Command(ctx, murderBin, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + fb.work}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), out.String() + errb.String(), err
+}
+
 // remote runs a shell command on a host directly (not through murder).
 func remote(t *testing.T, h *testbed.Host, script string) string {
 	t.Helper()
@@ -347,8 +361,8 @@ func TestFleetReleases(t *testing.T) {
 		return res
 	}
 
-	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest, "--activate", "--json")
-	t.Logf("deploy v1:\n%s", out)
+	out, log, err := fb.murderJSON(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest, "--activate", "--json")
+	t.Logf("deploy v1:\n%s", log)
 	if err != nil {
 		t.Fatalf("deploy v1: %v", err)
 	}
@@ -360,9 +374,9 @@ func TestFleetReleases(t *testing.T) {
 	// The second host refuses the hook; the waves are 1, 1, 2.
 	remote(t, fb.good[1], "touch "+bedDest+"/fail-hook")
 	hook := `if [ -e ../fail-hook ]; then echo "restart refused on $MURDER_TAG"; exit 1; fi; echo "restarted $MURDER_TAG after $MURDER_PREVIOUS"`
-	out, err = fb.murder(t, "deploy", "-c", inv, "--tag", "v2", "--files-path", fb.src, "--destination-path", bedDest,
+	out, log, err = fb.murderJSON(t, "deploy", "-c", inv, "--tag", "v2", "--files-path", fb.src, "--destination-path", bedDest,
 		"--activate", "--canary", "1", "--batch", "1", "--after-activate", hook, "--json")
-	t.Logf("deploy v2:\n%s", out)
+	t.Logf("deploy v2:\n%s", log)
 	if exitCode(err) != 1 {
 		t.Fatalf("deploy v2 with a failing hook: exit %v, want 1", err)
 	}
@@ -405,8 +419,8 @@ func TestFleetReleases(t *testing.T) {
 	want("activate --limit", "v2", "v1", "v2", "v2")
 
 	// Roll back the hosts on v2; the one on v1 has nothing to go back to.
-	out, err = fb.murder(t, "fleet", "-c", inv, "rollback", "--destination-path", bedDest, "--json")
-	t.Logf("rollback:\n%s", out)
+	out, log, err = fb.murderJSON(t, "fleet", "-c", inv, "rollback", "--destination-path", bedDest, "--json")
+	t.Logf("rollback:\n%s", log)
 	if exitCode(err) != 1 {
 		t.Fatalf("rollback with one host lacking history: exit %v, want 1", err)
 	}
@@ -422,5 +436,48 @@ func TestFleetReleases(t *testing.T) {
 	}
 	if !strings.Contains(out, "rolled back from v2 to v1") {
 		t.Errorf("rollback does not say which release:\n%s", out)
+	}
+}
+
+// TestFleetProxyJump deploys to a host that the operator's machine cannot
+// reach, through a jump host named in ~/.ssh/config.
+func TestFleetProxyJump(t *testing.T) {
+	fb := newFleetBed(t, 2)
+	jump, behind := fb.good[0], fb.good[1]
+	// behind answers nobody at the operator's address.
+	remote(t, behind, "ip route add prohibit "+fb.ops.Addr().String()+"/32")
+	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if c, err := fb.ops.DialContext(dctx, "tcp", behind.Addr().String()+":22"); err == nil {
+		c.Close()
+		t.Fatal("the operator reaches the host behind the jump host directly")
+	}
+	cancel()
+	if err := os.MkdirAll(filepath.Join(fb.work, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	config := "Host behind\n  HostName " + behind.Addr().String() + "\n  User root\n  ProxyJump root@" + jump.Addr().String() + "\n"
+	if err := os.WriteFile(filepath.Join(fb.work, ".ssh", "config"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := fb.inventory(t, "jump.toml", "1s", jump)
+	body, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = []byte(strings.Replace(string(body), `peers = ["root@`+jump.Addr().String()+`"]`, `peers = ["root@`+jump.Addr().String()+`", "behind"]`, 1))
+	if err := os.WriteFile(inv, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, log, err := fb.murderJSON(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest, "--activate", "--json")
+	t.Logf("deploy:\n%s", log)
+	if err != nil {
+		t.Fatalf("deploy through a jump host: %v", err)
+	}
+	testenv.SameTree(t, fb.src, behind.Path(bedDest+"/v1"), testenv.Mode)
+	if target, _ := os.Readlink(behind.Path(bedDest + "/current")); target != "v1" {
+		t.Errorf("behind: current -> %q, want v1", target)
+	}
+	if !strings.Contains(out, `"host":"behind","status":"ok"`) {
+		t.Errorf("result lacks behind as ok:\n%s", out)
 	}
 }

@@ -556,7 +556,7 @@ func activateLocal(ctx context.Context, cfg LocalConfig, dest string, ready []st
 	})
 	if err != nil {
 		for _, n := range rest {
-			rec.add(n, 0, 0, errors.New("not activated: "+strings.TrimPrefix(err.Error(), "deploy: ")+"; still on the previous release"))
+			rec.add(n, 0, 0, errors.New("not activated: "+stopReason(err)+"; still on the previous release"))
 		}
 	}
 	return err

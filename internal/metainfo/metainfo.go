@@ -72,6 +72,10 @@ type Info struct {
 	// SHA256 is murder's "sha256" key: the SHA-256 of the whole file of a
 	// single-file torrent, nil when absent.
 	SHA256 []byte
+	// ExternalSymlinks is murder's "external symlinks" key: the archive
+	// holds symlinks that point outside its tree, on purpose (murder
+	// create --allow-external-symlinks), and peers keep them.
+	ExternalSymlinks bool
 }
 
 // File is one file of a multi-file torrent.
@@ -157,6 +161,7 @@ type infoDict struct {
 	Pieces      []byte     `bencode:"pieces"`
 	Private     int64      `bencode:"private,omitempty"`
 	SHA256      []byte     `bencode:"sha256,omitempty"`
+	External    int64      `bencode:"external symlinks,omitempty"`
 }
 
 type fileDict struct {
@@ -215,11 +220,12 @@ func parseInfo(raw []byte) (*Info, error) {
 		return nil, fmt.Errorf("%w: info: %w", ErrInvalid, err)
 	}
 	info := &Info{
-		Name:        d.Name,
-		PieceLength: d.PieceLength,
-		Pieces:      d.Pieces,
-		Private:     d.Private == 1,
-		SHA256:      d.SHA256,
+		Name:             d.Name,
+		PieceLength:      d.PieceLength,
+		Pieces:           d.Pieces,
+		Private:          d.Private == 1,
+		SHA256:           d.SHA256,
+		ExternalSymlinks: d.External == 1,
 	}
 	switch {
 	case d.Length != nil && d.Files != nil:
@@ -327,6 +333,9 @@ func New(info Info, trackers []string) (*MetaInfo, error) {
 		return nil, err
 	}
 	d := infoDict{Name: info.Name, PieceLength: info.PieceLength, Pieces: info.Pieces, SHA256: info.SHA256}
+	if info.ExternalSymlinks {
+		d.External = 1
+	}
 	if info.Private {
 		d.Private = 1
 	}
