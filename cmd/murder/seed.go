@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ func newSeedCmd() *cobra.Command {
 		Long: `seed verifies the artifact against the torrent, announces it to the
 torrent's trackers and serves it to peers until it is stopped (SIGINT or
 SIGTERM) or until --seed-time passes. On the way out it announces "stopped".
+It fails when no tracker has answered within --timeout.
 
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 (104,857,600, as curl and aria2 read it); 0 means no limit.
@@ -45,6 +47,7 @@ state (names in docs/metrics.md).`,
 	f.StringVar(&cfg.AnnounceIP, "ip", "", "IP address to announce to the tracker (default: the address the tracker sees)")
 	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
 	f.DurationVar(&cfg.SeedTime, "seed-time", 0, "stop seeding after this long, e.g. 10m (default: until stopped)")
+	f.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "fail (exit 1) when no tracker has answered an announce within this long; 0 waits forever")
 	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics while seeding, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")

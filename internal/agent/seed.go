@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
@@ -15,6 +16,10 @@ import (
 	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/swarm"
 )
+
+// ErrNoTracker is returned (wrapped) by Seed when no tracker answered
+// within SeedConfig.Timeout.
+var ErrNoTracker = errors.New("agent: no tracker answered")
 
 // ErrDataMismatch is returned (wrapped) when the data to seed does not match
 // the torrent.
@@ -37,6 +42,9 @@ type SeedConfig struct {
 	ListenAddr string
 	// SeedTime stops seeding after this long; zero seeds until ctx ends.
 	SeedTime time.Duration
+	// Timeout fails the run (ErrNoTracker) when no tracker has answered
+	// an announce this long after seeding starts; zero waits forever.
+	Timeout time.Duration
 	// UploadRate caps the upload in bytes per second; zero means no limit.
 	UploadRate int64
 	// MetricsAddr, when set, is the HOST:PORT where the run serves its
@@ -129,9 +137,26 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 		defer close(statsDone)
 		logStats(statsCtx, log, sw, seedStatsEvery)
 	}()
-	err = sw.Run(ctx)
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	if cfg.Timeout > 0 {
+		go func() {
+			t := time.NewTimer(cfg.Timeout)
+			defer t.Stop()
+			select {
+			case <-sw.Announced():
+			case <-runCtx.Done():
+			case <-t.C:
+				stopRun(fmt.Errorf("%w within --timeout %s (trackers: %s)", ErrNoTracker, cfg.Timeout, trackerList(mi)))
+			}
+		}()
+	}
+	err = sw.Run(runCtx)
 	stopStats()
 	<-statsDone
+	if cause := context.Cause(runCtx); errors.Is(cause, ErrNoTracker) {
+		return cause
+	}
 	stats := sw.Stats()
 	log.Info("seeding stopped", "uploaded", stats.Uploaded, "seconds", time.Since(start).Seconds())
 	if err != nil && ctx.Err() == nil {
@@ -240,4 +265,13 @@ func storageDir(info *metainfo.Info, data string) (dir string, cleanup func(), e
 		return "", nil, fmt.Errorf("agent: %w", err)
 	}
 	return tmp, func() { os.RemoveAll(tmp) }, nil
+}
+
+// trackerList names a torrent's trackers for an error message.
+func trackerList(mi *metainfo.MetaInfo) string {
+	var urls []string
+	for _, tier := range mi.Trackers() {
+		urls = append(urls, tier...)
+	}
+	return strings.Join(urls, ", ")
 }

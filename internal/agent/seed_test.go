@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,4 +91,23 @@ func copyTo(t *testing.T, src, dir string, name ...string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// TestSeedNoTracker: a seeder whose tracker never answers fails after its
+// timeout, and one whose tracker answers seeds on past it.
+func TestSeedNoTracker(t *testing.T) {
+	_, art := makeArtifact(t, "s3", "http://127.0.0.1:1/announce")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := Seed(ctx, SeedConfig{Torrent: art.TorrentPath, ListenAddr: "127.0.0.1:0", Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrNoTracker) || !strings.Contains(err.Error(), "http://127.0.0.1:1/announce") {
+		t.Fatalf("Seed with no tracker = %v, want ErrNoTracker naming the tracker", err)
+	}
+
+	announce := startTracker(t)
+	_, art = makeArtifact(t, "s4", announce)
+	err = Seed(ctx, SeedConfig{Torrent: art.TorrentPath, ListenAddr: "127.0.0.1:0", Timeout: 300 * time.Millisecond, SeedTime: time.Second})
+	if err != nil {
+		t.Fatalf("Seed with a tracker that answers: %v", err)
+	}
 }

@@ -66,6 +66,9 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 				retry = min(retry, lonelyRetry)
 			}
 		} else {
+			if !started {
+				close(s.announced)
+			}
 			started = true
 			retry = minRetry
 			event = ""

@@ -187,7 +187,9 @@ type Swarm struct {
 	ln   net.Listener
 
 	complete chan struct{}
-	wake     chan struct{} // AddPeer and completion notify Run
+	// announced is closed after the first announce a tracker answered.
+	announced chan struct{}
+	wake      chan struct{} // AddPeer and completion notify Run
 
 	// mu guards the fields below, the fields of every conn marked so and
 	// every piece. The message handlers (handle, onPiece, onRequest), the
@@ -302,6 +304,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		bannedAddrs: make(map[netip.AddrPort]bool),
 		bannedIDs:   make(map[[20]byte]bool),
 		complete:    make(chan struct{}),
+		announced:   make(chan struct{}),
 		wake:        make(chan struct{}, 1),
 		upLimit:     newLimiter(cfg.UploadRate),
 		downLimit:   newLimiter(cfg.DownloadRate),
@@ -650,3 +653,6 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 		}
 	}
 }
+
+// Announced is closed once a tracker has answered an announce.
+func (s *Swarm) Announced() <-chan struct{} { return s.announced }
