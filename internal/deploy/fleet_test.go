@@ -404,7 +404,7 @@ func TestFleetReleases(t *testing.T) {
 
 	// A dry run prints the command and changes nothing.
 	out, err = fb.murder(t, "fleet", "-c", inv, "activate", "--tag", "v2", "--destination-path", bedDest, "--dry-run")
-	if err != nil || !strings.Contains(out, spec(fb.good[3])+": ") || !strings.Contains(out, "activate --destination-path") {
+	if err != nil || !strings.Contains(out, spec(fb.good[3])+": ") || !strings.Contains(out, "'activate' '--destination-path'") {
 		t.Errorf("activate --dry-run: %v\n%s", err, out)
 	}
 	want("after a dry run", "v2", "v1", "v1", "v1")
