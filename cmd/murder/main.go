@@ -93,6 +93,7 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 		newTrackerCmd(),
 		newFleetCmd(),
 		newDeployCmd(),
+		newStatusCmd(),
 	)
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()

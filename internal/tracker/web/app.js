@@ -127,7 +127,7 @@ function renderPeers(d) {
       el("td", {class: "num"}, rate(p.download_rate)),
       el("td", {class: "num"}, rate(p.upload_rate)),
       el("td", {class: "num"}, bytes(p.left)),
-      el("td", {class: p.seeder ? "state-done" : ""}, p.seeder ? "done" : "downloading")));
+      el("td", {class: "state-" + p.state}, p.seeder && p.state !== "seeding" ? "done, " + p.state : p.state)));
     box.append(el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "address"), el("th", {}, "progress"), el("th", {class: "num"}, "download"),
         el("th", {class: "num"}, "upload"), el("th", {class: "num"}, "left"), el("th", {}, "state"))),
