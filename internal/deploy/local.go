@@ -43,9 +43,9 @@ type LocalConfig struct {
 	// Linger keeps the tracker, and its live page, up this long after the
 	// peers are done and stopped; 0 stops it with them.
 	Linger time.Duration
-	Out      io.Writer // human report; nil discards it
-	Live     bool      // redraw the progress line in place
-	Logger   *slog.Logger
+	Out    io.Writer // human report; nil discards it
+	Live   bool      // redraw the progress line in place
+	Logger *slog.Logger
 }
 
 // localTrackerInterval is the announce interval of a local deploy's

@@ -130,6 +130,7 @@ func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt Pe
 		UnsafePleaseDelete: opt.UnsafePleaseDelete,
 		MaxUploadRate:      f.inv.MaxUploadRate,
 		MaxDownloadRate:    f.inv.MaxDownloadRate,
+		MetricsListen:      metricsListen(f.inv.MetricsPort),
 	}.args())
 	check := ":"
 	if !opt.UnsafePleaseDelete {

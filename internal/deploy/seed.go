@@ -32,6 +32,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			Torrent:       f.remoteTemp(torrentName(tag)),
 			IP:            announceIP(f.inv.Seeder, c),
 			MaxUploadRate: f.inv.MaxUploadRate,
+			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
 		}.args())
 		out, err := c.Output(ctx, f.script(
 			"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",

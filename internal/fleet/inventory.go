@@ -41,6 +41,10 @@ type Inventory struct {
 	PeerTimeout      time.Duration // bound on one host's whole download
 	MaxUploadRate    string        // passed to seed and peer as --max-upload-rate ("" = no limit)
 	MaxDownloadRate  string        // passed to peer as --max-download-rate ("" = no limit)
+	// MetricsPort, when not 0, has every peer serve Prometheus metrics at
+	// :MetricsPort/metrics and the seeder at :MetricsPort+1/metrics, so
+	// that a host that seeds and downloads serves both.
+	MetricsPort int
 
 	SSH SSHConfig
 
@@ -93,6 +97,7 @@ type file struct {
 	PeerTimeout      string              `toml:"peer_timeout"`
 	MaxUploadRate    string              `toml:"max_upload_rate"`
 	MaxDownloadRate  string              `toml:"max_download_rate"`
+	MetricsPort      *int                `toml:"metrics_port"`
 	SSH              sshFile             `toml:"ssh"`
 	Roles            rolesFile           `toml:"roles"`
 	Hosts            map[string]hostFile `toml:"hosts"`
@@ -191,6 +196,12 @@ func ParseInventory(data []byte) (*Inventory, error) {
 			return nil, fmt.Errorf("fleet: %stracker_port %d out of range 1-65535", lineOf("tracker_port"), *f.TrackerPort)
 		}
 		inv.TrackerPort = *f.TrackerPort
+	}
+	if f.MetricsPort != nil {
+		if *f.MetricsPort < 1 || *f.MetricsPort > 65534 {
+			return nil, fmt.Errorf("fleet: %smetrics_port %d out of range 1-65534 (the seeder uses metrics_port + 1)", lineOf("metrics_port"), *f.MetricsPort)
+		}
+		inv.MetricsPort = *f.MetricsPort
 	}
 	durations := []struct {
 		key string

@@ -22,6 +22,7 @@ func TestParseInventoryFiles(t *testing.T) {
 		PeerTimeout:      20 * time.Minute,
 		MaxUploadRate:    "50MB",
 		MaxDownloadRate:  "60MB",
+		MetricsPort:      9100,
 		SSH: SSHConfig{
 			User: "deploy", Port: 2200, IdentityFiles: []string{"~/.ssh/id_ed25519"},
 			KnownHosts: "~/.ssh/known_hosts", Concurrency: 10,
@@ -94,6 +95,7 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"duration wrong type", "seed_time = 30\n[roles]\npeers = [\"a\"]\n", "line 1"},
 		{"relative temp path", "temp_path = \"tmp\"\n[roles]\npeers = [\"a\"]\n", "line 1: temp_path must be an absolute path"},
 		{"tracker port range", "tracker_port = 0\n[roles]\npeers = [\"a\"]\n", "tracker_port 0 out of range"},
+		{"metrics port range", "metrics_port = 65535\n[roles]\npeers = [\"a\"]\n", "metrics_port 65535 out of range 1-65534"},
 		{"ssh port range", "[ssh]\nport = 70000\n[roles]\npeers = [\"a\"]\n", "line 2: ssh.port 70000"},
 		{"concurrency", "[ssh]\nconcurrency = 0\n[roles]\npeers = [\"a\"]\n", "concurrency must be at least 1"},
 		{"host not in roles", "[roles]\npeers = [\"a\"]\n[hosts.b]\naddress = \"198.18.0.1\"\n", "line 3: hosts.b: not a host of any role"},

@@ -2,8 +2,8 @@ package pagetest
 
 import (
 	"bufio"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -200,7 +200,7 @@ func TestLivePage(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(hostileRow))); err != nil {
 		t.Fatal(err)
 	}
-	got, err := chromedp.Run(bctx, chromedp.Evaluate[shown](`({name: document.querySelector('` + hostileRow + ` td.name').textContent,
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[shown](`({name: document.querySelector('`+hostileRow+` td.name').textContent,
 		images: document.querySelectorAll('img').length})`))
 	if err != nil {
 		t.Fatal(err)
