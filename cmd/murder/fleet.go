@@ -39,7 +39,10 @@ func (ff *fleetFlags) open(cmd *cobra.Command) (*deploy.Fleet, func(), error) {
 	if ff.verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(cmd, cmd.ErrOrStderr(), level)
+	if err != nil {
+		return nil, nil, err
+	}
 	sshCfg := inv.SSH
 	sshCfg.AcceptNewHostKeys = ff.acceptNewHostKeys
 	runner, err := fleet.NewRunner(sshCfg, logger)

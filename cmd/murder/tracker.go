@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +12,6 @@ import (
 func newTrackerCmd() *cobra.Command {
 	var (
 		cfg       tracker.Config
-		logFormat string
 		logLevel  string
 	)
 	cmd := &cobra.Command{
@@ -22,7 +19,10 @@ func newTrackerCmd() *cobra.Command {
 		Short: "Run the BitTorrent tracker that coordinates a deploy",
 		Long: `tracker runs murder's HTTP BitTorrent tracker. Seeders and peers announce
 to http://HOST:PORT/announce; counts per torrent are at /scrape, and
-Prometheus metrics at /metrics (see docs/metrics.md).
+Prometheus metrics at /metrics (see docs/metrics.md). http://HOST:PORT/ is a
+live page of every swarm, its peers' progress and the recent deploys, with
+the JSON API behind it at /api/swarms (see docs/status.md, and murder
+status).
 
 Swarm state lives in memory. A peer that misses two of its announce
 intervals is dropped; a stopped event drops it at once. A peer's interval is
@@ -41,9 +41,13 @@ when exactly one TAG.*.torrent exists).
 The tracker stops gracefully on SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := trackerLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			level, err := parseLogLevel(logLevel)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
+			}
+			log, err := newLogger(cmd, cmd.ErrOrStderr(), level)
+			if err != nil {
+				return err
 			}
 			if cfg.Interval < time.Second {
 				return &exitError{code: 2, err: fmt.Errorf("--interval %s is too short, want at least 1s", cfg.Interval)}
@@ -65,23 +69,6 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers one announce gets, whatever its numwant asks (an announce without numwant gets 50)")
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
-	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every announce), info, warn or error")
 	return cmd
-}
-
-// trackerLogger builds the tracker's logger from its flags.
-func trackerLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
