@@ -11,8 +11,8 @@ import (
 
 func newTrackerCmd() *cobra.Command {
 	var (
-		cfg       tracker.Config
-		logLevel  string
+		cfg      tracker.Config
+		logLevel string
 	)
 	cmd := &cobra.Command{
 		Use:   "tracker",
