@@ -14,12 +14,16 @@ import (
 type Peer struct {
 	ID   [20]byte
 	Addr netip.AddrPort
+	// Place is where the peer runs; the zero Place when it is unknown.
+	Place Place
 }
 
 // PeerAnnounce is one announce as the server passes it to a Store.
 type PeerAnnounce struct {
 	InfoHash [20]byte
-	Peer     Peer
+	// Peer.Place is the announcing peer's place: the one it announced,
+	// else the one the tracker's topology gives its address, else unknown.
+	Peer Peer
 	// Seeder is true when the peer has the whole torrent (left=0).
 	Seeder bool
 	// Event is "", "started", "completed" or "stopped".
@@ -28,10 +32,12 @@ type PeerAnnounce struct {
 	NumWant int
 }
 
-// Store keeps the swarms of a tracker. Announce records a's peer (or removes
-// it on the stopped event) and appends to dst up to a.NumWant other peers of
-// the swarm, a random sample that never holds the announcing peer and holds
-// no seeders when the announcing peer is a seeder. Scrape returns the counts
+// Store keeps the swarms of a tracker. Announce records a's peer with its
+// place (or removes it on the stopped event) and appends to dst up to
+// a.NumWant other peers of the swarm, chosen by place as described under
+// "Choosing peers by place" in place.go: never the announcing peer, no
+// seeders when the announcing peer is a seeder, and a uniform random sample
+// when the announcing peer's place is unknown. Scrape returns the counts
 // of the given torrents, or of every torrent when none is given; a torrent
 // the store does not know is left out. A download counts as completed when
 // a known leecher announces that it has everything, whatever the event, or
