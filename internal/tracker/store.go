@@ -125,12 +125,16 @@ type swarm struct {
 	index      map[[20]byte]int32
 	downloaded int
 	lastSeen   int64 // unix nanoseconds of the last announce
+	// dcs lists the peers of known place by datacenter, and seeded those
+	// datacenters that hold a seeder (see placestore.go).
+	dcs, seeded map[string]*dcIndex
 }
 
 type entry struct {
 	Peer
-	last int64 // unix nanoseconds of its last announce
-	gap  int64 // longest gap between its regular announces, ns; 0 when unknown
+	last int64    // unix nanoseconds of its last announce
+	gap  int64    // longest gap between its regular announces, ns; 0 when unknown
+	pos  [2]int32 // where it is in its datacenter's and rack's lists
 }
 
 // NewMemStore returns an empty MemStore.
@@ -203,11 +207,15 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		}
 		return dst, st, nil
 	}
-	self := -1
-	if exists {
-		self = sw.poolIndex(slot)
+	if a.Peer.Place.Known() {
+		dst = sw.pickByPlace(dst, a.NumWant, a.Peer.Place, a.Peer.ID, a.Seeder)
+	} else {
+		self := -1
+		if exists {
+			self = sw.poolIndex(slot)
+		}
+		dst = sw.sample(dst, a.NumWant, a.Seeder, self)
 	}
-	dst = sw.sample(dst, a.NumWant, a.Seeder, self)
 
 	wasSeeder := exists && slot < 0
 	e := entry{Peer: a.Peer, last: now}
@@ -221,7 +229,8 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	switch {
 	case !exists:
 		sw.add(e, a.Seeder)
-	case wasSeeder == a.Seeder:
+	case wasSeeder == a.Seeder && sw.at(slot).Place == e.Place:
+		e.pos = sw.at(slot).pos
 		*sw.at(slot) = e
 	default:
 		sw.remove(slot)
@@ -374,10 +383,12 @@ func (sw *swarm) add(e entry, seeder bool) {
 	if seeder {
 		sw.seeders = append(sw.seeders, e)
 		sw.index[e.ID] = -int32(len(sw.seeders))
+		sw.placeAdd(&sw.seeders[len(sw.seeders)-1], true)
 		return
 	}
 	sw.leechers = append(sw.leechers, e)
 	sw.index[e.ID] = int32(len(sw.leechers) - 1)
+	sw.placeAdd(&sw.leechers[len(sw.leechers)-1], false)
 }
 
 // remove deletes the peer at slot, moving the last peer of its list into
@@ -389,6 +400,7 @@ func (sw *swarm) remove(slot int32) {
 		list, i = &sw.seeders, int(-slot-1)
 	}
 	l := *list
+	sw.placeRemove(&l[i], slot < 0)
 	delete(sw.index, l[i].ID)
 	last := len(l) - 1
 	if i != last {

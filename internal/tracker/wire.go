@@ -132,6 +132,17 @@ func appendQuery(dst []byte, req *AnnounceRequest) []byte {
 		dst = append(dst, "&ip="...)
 		dst = appendEscaped(dst, []byte(req.IP))
 	}
+	if req.Place.Datacenter != "" {
+		dst = append(dst, "&datacenter="...)
+		dst = appendEscaped(dst, []byte(req.Place.Datacenter))
+		if req.Place.Rack != "" {
+			dst = append(dst, "&rack="...)
+			dst = appendEscaped(dst, []byte(req.Place.Rack))
+		}
+	}
+	if req.Event != EventStopped {
+		dst = append(dst, "&places=1"...)
+	}
 	return dst
 }
 
