@@ -25,7 +25,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 	if len(tiers) == 0 {
 		return
 	}
-	client := tracker.NewClient(tiers, tracker.ClientConfig{Logger: s.log})
+	client := tracker.NewClient(tiers, tracker.ClientConfig{Logger: s.log, HTTPClient: s.cfg.HTTPClient})
 	port := 0
 	if a, ok := s.Addr().(*net.TCPAddr); ok {
 		port = a.Port
@@ -86,10 +86,10 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		if !wasComplete {
 			completeCh = s.complete
 		}
-		t := time.NewTimer(wait)
+		t := s.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-		case <-t.C:
+		case <-t.C():
 		case <-completeCh:
 			wasComplete = true
 			if started {

@@ -127,7 +127,7 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			if !c.peerChoking {
 				c.rejected[m.Index] = true
 				if c.seed {
-					c.steered = time.Now()
+					c.steered = s.clock.Now()
 				}
 			}
 			s.fill(c)
@@ -321,7 +321,7 @@ func (s *Swarm) suggestUnsent(c *conn) bool {
 	if u < 0 {
 		return false
 	}
-	s.offers[u] = offer{c, time.Now()}
+	s.offers[u] = offer{c, s.clock.Now()}
 	c.sendMsg(peerwire.Message{ID: peerwire.Suggest, Index: uint32(u)})
 	return true
 }
@@ -335,7 +335,7 @@ func (s *Swarm) pickUnsent(c *conn) int {
 	for s.front < s.numPieces && s.sentTo[s.front] != 0 {
 		s.front++
 	}
-	now := time.Now()
+	now := s.clock.Now()
 	end := s.front + s.superWindow()
 	pick, n, offered, left := -1, 0, -1, false
 	for k := s.front; k < s.numPieces && (k < end || pick < 0); k++ {
