@@ -103,13 +103,17 @@ func CheckPlaceName(what, name string) error {
 //     r = RemoteWant(room, others, seeded): room is what is left of k,
 //     others counts the other peers of D in the swarm (seeders and
 //     leechers), and seeded tells whether one of them is a seeder. Remote
-//     peers are taken seeders first, then peers of datacenters that hold a
-//     seeder, then the rest, at random within each group.
+//     peers are the seeders, then peers of datacenters that hold a
+//     seeder, at random within each group; only when there are none of
+//     these, any other remote peers (of other datacenters or of unknown
+//     place).
 //
 // So a datacenter that holds no seeder gets the data through its first
 // FirstPeers peers, which get the seeders and their datacenters' peers;
 // its later peers get RemotePeers remote peers each, and their own
-// datacenter's peers. A store that keeps a set of peers per datacenter and
+// datacenter's peers. The links between datacenters form a star around
+// those that hold a seeder, so no datacenter receives what another one
+// without a seeder passes on. A store that keeps a set of peers per datacenter and
 // per rack (a Redis set each, say) follows the rule with a few random
 // draws per set; nothing needs to look at every peer of the swarm.
 

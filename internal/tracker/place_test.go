@@ -144,8 +144,8 @@ func TestMemStorePicksByPlace(t *testing.T) {
 			[][]string{{"east/r1", "east/r1"}, {"east/r2", "east/r2", "east/r2"}}},
 		{"later peers of a datacenter get only their own", placedPeer(6, west), false, 50,
 			[][]string{{"west", "west"}}},
-		{"the first peer of a datacenter gets seeders, then the seeders' datacenters, then the rest", placedPeer(30, north), false, 50,
-			[][]string{{"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}, {"west", "west", "west", ""}}},
+		{"the first peer of a datacenter gets seeders, then the seeders' datacenters", placedPeer(30, north), false, 50,
+			[][]string{{"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}}},
 		{"the first peer's remote peers are cut to its numwant, seeders first", placedPeer(30, north), false, 1,
 			[][]string{{"east/r1"}}},
 		{"a rack of its own still counts its datacenter", placedPeer(31, Place{"west", "r9"}), false, 50,
@@ -353,5 +353,20 @@ func BenchmarkMemStoreAnnounceByPlace(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		a := PeerAnnounce{InfoHash: ih, Peer: placedPeer(i%n, place(i%n)), NumWant: 50}
 		dst, _, _ = st.Announce(context.Background(), &a, dst[:0])
+	}
+}
+
+// TestMemStoreNoSeededDatacenter checks that the first peer of a
+// datacenter gets every remote peer, of any datacenter or of none, when
+// no datacenter holds a seeder.
+func TestMemStoreNoSeededDatacenter(t *testing.T) {
+	st := NewMemStore(MemStoreConfig{})
+	ih := hash20("unseeded")
+	announceAt(t, st, ih, placedPeer(0, Place{}), true, 0) // a seeder of unknown place
+	announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 0)
+	announceAt(t, st, ih, placedPeer(2, Place{"west", ""}), false, 0)
+	got := placesOf(announceAt(t, st, ih, placedPeer(3, Place{"north", ""}), false, 50))
+	if !sameGroups(got, [][]string{{""}, {"east", "west"}}) {
+		t.Errorf("got places %q, want the seeder, then east and west", got)
 	}
 }

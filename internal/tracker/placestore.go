@@ -136,6 +136,9 @@ func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeede
 			dst = sw.pickList(dst, r-(len(dst)-mark), &d.placeList, true, remote)
 		}
 	}
+	if len(dst) > mark {
+		return dst
+	}
 	return pickRandom(dst, r-(len(dst)-mark), len(sw.leechers), func(i int) (Peer, bool) {
 		e := &sw.leechers[i]
 		return e.Peer, remote(e) && sw.seeded[e.Place.Datacenter] == nil
