@@ -356,17 +356,22 @@ func BenchmarkMemStoreAnnounceByPlace(b *testing.B) {
 	}
 }
 
-// TestMemStoreNoSeededDatacenter checks that the first peer of a
-// datacenter gets every remote peer, of any datacenter or of none, when
-// no datacenter holds a seeder.
+// TestMemStoreNoSeededDatacenter checks the first peer of a datacenter
+// when no datacenter holds a seeder: it gets the seeders of unknown place
+// only, and when there are none, every remote peer.
 func TestMemStoreNoSeededDatacenter(t *testing.T) {
 	st := NewMemStore(MemStoreConfig{})
 	ih := hash20("unseeded")
-	announceAt(t, st, ih, placedPeer(0, Place{}), true, 0) // a seeder of unknown place
 	announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 0)
 	announceAt(t, st, ih, placedPeer(2, Place{"west", ""}), false, 0)
-	got := placesOf(announceAt(t, st, ih, placedPeer(3, Place{"north", ""}), false, 50))
-	if !sameGroups(got, [][]string{{""}, {"east", "west"}}) {
-		t.Errorf("got places %q, want the seeder, then east and west", got)
+	announceAt(t, st, ih, placedPeer(3, Place{}), false, 0)
+	got := placesOf(announceAt(t, st, ih, placedPeer(4, Place{"north", ""}), false, 50))
+	if !sameGroups(got, [][]string{{"", "east", "west"}}) {
+		t.Errorf("no seeder: got places %q, want everyone", got)
+	}
+	announceAt(t, st, ih, placedPeer(0, Place{}), true, 0) // a seeder of unknown place
+	got = placesOf(announceAt(t, st, ih, placedPeer(5, Place{"south", ""}), false, 50))
+	if !sameGroups(got, [][]string{{""}}) {
+		t.Errorf("a seeder of unknown place: got places %q, want the seeder only", got)
 	}
 }
