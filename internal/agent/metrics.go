@@ -114,8 +114,8 @@ func newSwarmCollector(tag, infoHash string, snap snapshotFunc) *swarmCollector 
 		banned:     desc("banned_peers_total", "Peers dropped for sending data that failed verification."),
 		state:      desc("state", "1 for the run's current state, 0 for the others.", "state"),
 		received: desc("received_bytes_total", "Payload bytes received in this run by where their peer is: from=rack (same rack), "+
-			"datacenter (same datacenter, another rack or none), remote (another datacenter, or a peer of unknown place), "+
-			"unplaced (while this host's own place is unknown).", "from"),
+			"datacenter (same datacenter, another rack or none), remote (another datacenter, or a peer the tracker gave no place), "+
+			"unplaced (this host's own place is unknown, or the peer's: no tracker reply listed it).", "from"),
 	}
 }
 

@@ -655,3 +655,23 @@ func TestLocalCountsFollowPlaces(t *testing.T) {
 		t.Errorf("after unregister: seeds %d, local seeds %d", s.seeds, s.localSeeds)
 	}
 }
+
+// TestUnlistedPeerIsNotHeldBack checks that a peer no tracker reply has
+// listed yet is asked for anything, and one the tracker put in no place
+// only for what local peers lack.
+func TestUnlistedPeerIsNotHeldBack(t *testing.T) {
+	s, add := pickerSwarm(t, 4, 16<<10)
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place = s.cfgPlace
+	local, unlisted, unplaced := add(0, 1), add(0, 1, 2, 3), add(0, 1, 2, 3)
+	local.addr = netip.MustParseAddrPort("198.19.0.2:6881")
+	unlisted.addr = netip.MustParseAddrPort("198.19.0.3:6881")
+	unplaced.addr = netip.MustParseAddrPort("198.19.9.9:6881")
+	s.learnPlaces(s.place, []netip.AddrPort{local.addr, unplaced.addr}, []tracker.Place{{Datacenter: "east"}, {}})
+	if unlisted.near.Load() != nearUnknown || unplaced.near.Load() != nearRemote {
+		t.Fatalf("near: unlisted %d, unplaced %d; want %d and %d", unlisted.near.Load(), unplaced.near.Load(), nearUnknown, nearRemote)
+	}
+	if !s.spareRemote(unlisted, 0) || s.spareRemote(unplaced, 0) || !s.spareRemote(unplaced, 2) {
+		t.Error("want the unlisted peer asked for anything, the unplaced one only for pieces 2 and 3")
+	}
+}

@@ -8,8 +8,8 @@ import (
 
 // Where a peer is, seen from this host: the bucket its received bytes are
 // counted in, and whether the picker treats it as local. The zero value
-// is nearUnknown: this host's own place is unknown (or the peer is not
-// registered yet).
+// is nearUnknown: this host's own place is unknown, or the peer's (no
+// tracker reply listed it yet), or the peer is not registered yet.
 const (
 	nearUnknown    = int32(0)
 	nearRack       = int32(tracker.SameRack) + 1
@@ -22,19 +22,24 @@ const (
 //
 // When this host knows its place (Config.Datacenter, or the place murder's
 // tracker gives it) and the places of its peers (from the tracker's
-// replies), a peer of another datacenter or of unknown place is remote,
-// and a remote peer is asked only for pieces that no local peer (same
-// datacenter) has: those the local peers have come from them, so a piece
-// crosses the link into a datacenter about once. localAvail and
+// replies), a peer the tracker put in another datacenter or in an unknown
+// place is remote, and a remote peer is asked only for pieces that no
+// local peer (same datacenter) has: those the local peers have come from
+// them, so a piece crosses the link into a datacenter about once. A peer
+// no reply has listed yet (one that connected first) is not held back: in
+// a datacenter most such peers are local ones that announced after this
+// host, and murder's tracker lists remote peers only to the first peer
+// of a datacenter, which dials them. localAvail and
 // localSeeds count the pieces of local peers as avail and seeds count
 // those of all peers.
 
 // nearLocked returns the nearness of a peer at addr.
 func (s *Swarm) nearLocked(addr netip.Addr) int32 {
-	if !s.place.Known() {
+	p, listed := s.placeOf[addr]
+	if !s.place.Known() || !listed {
 		return nearUnknown
 	}
-	return int32(s.place.Near(s.placeOf[addr])) + 1
+	return int32(s.place.Near(p)) + 1
 }
 
 // maxPlaces bounds the peers' places a swarm remembers.

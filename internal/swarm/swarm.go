@@ -134,8 +134,8 @@ type Stats struct {
 	Peers      int
 	Banned     int // peers dropped for sending bad data
 	// Received splits Downloaded by where it came from: the same rack,
-	// the same datacenter, another datacenter (or a peer of unknown
-	// place), and peers of any place while this host's own is unknown.
+	// the same datacenter, another datacenter (or a peer the tracker gave
+	// no place), and peers whose place or this host's is unknown.
 	Received Received
 }
 
