@@ -151,9 +151,13 @@ func printHosts(w io.Writer, d *tracker.SwarmDetail) {
 	fmt.Fprintf(w, "%s %s: %s, %d seeders, %d peers, %d completed, deploy %s\n", orDash(d.Name), d.InfoHash,
 		sizeOrDash(d.Size), d.Seeders, d.Leechers, d.Completed, deployText(d.Deploy))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tDATACENTER\tPROGRESS\tDOWNLOAD\tUPLOAD\tLEFT\tSTATE")
+	fmt.Fprintln(tw, "ADDRESS\tDATACENTER/RACK\tPROGRESS\tDOWNLOAD\tUPLOAD\tLEFT\tSTATE")
 	for _, p := range d.Peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Address, orDash(p.Datacenter), percent(p.Progress),
+		place := p.Datacenter
+		if p.Rack != "" {
+			place += "/" + p.Rack
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Address, orDash(place), percent(p.Progress),
 			rateOrDash(p.DownloadRate), rateOrDash(p.UploadRate), humanBytes(p.Left), p.State)
 	}
 	tw.Flush()

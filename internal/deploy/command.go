@@ -16,6 +16,8 @@ type seedCommand struct {
 	Listen        string // "" = the seeder's default
 	MaxUploadRate string // "" = no limit
 	MetricsListen string // "" = no metrics endpoint
+	Datacenter    string // "" = left to the tracker
+	Rack          string
 }
 
 // args returns the command line without the binary.
@@ -29,6 +31,17 @@ func (s seedCommand) args() []string {
 	}
 	if s.MetricsListen != "" {
 		a = append(a, "--metrics-listen", s.MetricsListen)
+	}
+	return appendPlace(a, s.Datacenter, s.Rack)
+}
+
+// appendPlace appends --datacenter and --rack when they are known.
+func appendPlace(a []string, datacenter, rack string) []string {
+	if datacenter != "" {
+		a = append(a, "--datacenter", datacenter)
+		if rack != "" {
+			a = append(a, "--rack", rack)
+		}
 	}
 	return a
 }
@@ -50,6 +63,8 @@ type peerCommand struct {
 
 	MaxUploadRate, MaxDownloadRate string // "" = no limit
 	MetricsListen                  string // "" = no metrics endpoint
+
+	Datacenter, Rack string // "" = left to the tracker
 }
 
 // args returns the command line without the binary.
@@ -81,7 +96,7 @@ func (p peerCommand) args() []string {
 	if p.MetricsListen != "" {
 		a = append(a, "--metrics-listen", p.MetricsListen)
 	}
-	return a
+	return appendPlace(a, p.Datacenter, p.Rack)
 }
 
 // metricsListen is the --metrics-listen address for port, "" for 0.

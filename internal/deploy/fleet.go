@@ -33,6 +33,8 @@ type Config struct {
 	Live bool
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
+	// Verbose adds the time of each step to a deploy's summary.
+	Verbose bool
 }
 
 // Fleet runs Murder's tasks on the hosts of an inventory. Connections are

@@ -46,6 +46,8 @@ type LocalConfig struct {
 	Out    io.Writer // human report; nil discards it
 	Live   bool      // redraw the progress line in place
 	Logger *slog.Logger
+	// Verbose adds the time of each step to the summary.
+	Verbose bool
 }
 
 // localTrackerInterval is the announce interval of a local deploy's
@@ -71,6 +73,7 @@ func DefaultTag(filesPath string, now time.Time) string {
 // every peer has finished, successfully or not.
 func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	start := time.Now()
+	st := newSteps(start)
 	if cfg.Peers < 1 {
 		return nil, fmt.Errorf("deploy: --local needs at least 1 peer, got %d", cfg.Peers)
 	}
@@ -155,12 +158,14 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Out, format+"\n", args...) }
 	say("murder deploy --local: %s -> %s/peer-{1..%d}, tag %s", files, dest, cfg.Peers, cfg.Tag)
 
-	// Tracker.
+	// Tracker, which comes up while the torrent is created: create needs
+	// only its address.
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	trackerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	endTracker := st.begin("start-tracker")
 	// A short interval: peers on loopback cost the tracker nothing, and its
 	// live page then follows each peer's progress closely.
 	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr, "--interval", localTrackerInterval.String())
@@ -168,21 +173,29 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		return nil, err
 	}
 	tc := tracker.NewClient([][]string{{"http://" + trackerAddr + "/announce"}}, tracker.ClientConfig{Timeout: 2 * time.Second, Logger: cfg.Logger})
-	if err := waitUntil(ctx, 10*time.Second, tr, func() error {
-		_, err := tc.Scrape(ctx)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker", ""))
-	}
-	say("==> tracker on %s, live page at http://%s/", trackerAddr, trackerAddr)
+	trackerUp := make(chan error, 1)
+	go func() {
+		err := waitUntil(ctx, 10*time.Second, tr, func() error {
+			_, err := tc.Scrape(ctx)
+			return err
+		})
+		endTracker()
+		trackerUp <- err
+	}()
 
 	// Artifact and torrent.
+	endCreate := st.begin("create-torrent")
 	seedDir := filepath.Join(work, "seed")
 	createArgs := []string{"create", "--tag", cfg.Tag, "--files-path", files, "--tracker", trackerAddr, "--temp-path", seedDir}
 	if !fi.IsDir() {
 		createArgs = append(createArgs, "--path-is-file")
 	}
 	out, err := exec.CommandContext(ctx, cfg.Binary, createArgs...).CombinedOutput()
+	endCreate()
+	if terr := <-trackerUp; terr != nil {
+		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, terr, l.logTail("tracker", ""))
+	}
+	say("==> tracker on %s, live page at http://%s/", trackerAddr, trackerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: murder create: %s", oneLine(strings.TrimPrefix(strings.TrimSpace(string(out)), "murder: ")))
 	}
@@ -201,6 +214,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 
 	// Seeder.
 	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()
+	endSeed := st.begin("start-seeding")
 	sd, err := l.start(ctx, "seed", nil, seedArgs...)
 	if err != nil {
 		return nil, err
@@ -217,6 +231,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("deploy: seeder: %w%s", err, l.logTail("seed", ""))
 	}
+	endSeed()
 	say("==> seeding")
 
 	// Peers.
@@ -228,6 +243,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	pwg.Add(1)
 	go func() { defer pwg.Done(); prog.run(pctx) }()
 	peerStart := time.Now()
+	endPeer := st.begin("peer")
+	var mu sync.Mutex
+	var lastInPlace time.Time
 	errs := make([]error, cfg.Peers)
 	var firstPath string // where peer-1 placed the files
 	var wg sync.WaitGroup
@@ -271,12 +289,18 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 				err = fmt.Errorf("%w%s", err, l.logTail(name, err.Error()))
 			}
 			prog.finish(name, err == nil, errString(err))
+			if err == nil {
+				mu.Lock()
+				lastInPlace = time.Now()
+				mu.Unlock()
+			}
 			if err != nil {
 				errs[k-1] = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: err}
 			}
 		}()
 	}
 	wg.Wait()
+	endPeer()
 	stopProg()
 	pwg.Wait()
 	sum := &Summary{Hosts: cfg.Peers}
@@ -286,6 +310,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			sum.Bytes += size
 		}
 	}
+	if !lastInPlace.IsZero() {
+		sum.FilesInPlace = lastInPlace.Sub(start)
+	}
 	where := ""
 	if rel, err := filepath.Rel(filepath.Join(dest, "peer-1"), firstPath); err == nil && firstPath != "" && !strings.HasPrefix(rel, "..") {
 		where = " at " + filepath.Join(dest, "peer-K", rel)
@@ -294,17 +321,25 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	// An interrupt while the tracker lingers ends the linger, not the
 	// deploy, which is over.
 	interrupted := ctx.Err()
-	if cfg.Linger > 0 && interrupted == nil {
+	linger := cfg.Linger > 0 && interrupted == nil
+	endStop := st.begin("stop")
+	if linger {
 		l.stopAllBut(tr)
+	} else {
+		l.stopAll()
+	}
+	endStop()
+	sum.Wall = time.Since(start)
+	sum.Steps = st.list()
+	sum.print(cfg.Out, "peers", cfg.Verbose)
+	if linger {
 		say("==> tracker and live page stay up for %s at http://%s/", cfg.Linger, trackerAddr)
 		select {
 		case <-ctx.Done():
 		case <-time.After(cfg.Linger):
 		}
+		l.stopAll()
 	}
-	l.stopAll()
-	sum.Wall = time.Since(start)
-	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
 	if errors.Is(interrupted, context.DeadlineExceeded) {
 		return sum, fmt.Errorf("deploy: --timeout %s passed before every peer finished", cfg.Timeout)
 	}
@@ -485,7 +520,7 @@ func waitUntil(ctx context.Context, limit time.Duration, p *localProc, check fun
 			return fmt.Errorf("murder %s exited (%v)", p.name, p.err)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pollEvery):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %s: %w", limit, err)

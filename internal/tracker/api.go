@@ -74,7 +74,7 @@ type Deploy struct {
 type SwarmDetail struct {
 	SwarmSummary
 	// Peers are the swarm's peers, stopped ones included, by datacenter,
-	// then address.
+	// rack, then address.
 	Peers []PeerStatus `json:"peers"`
 	// Done is the deploy's chart: the n-th host completed Seconds after
 	// the deploy started.
@@ -85,8 +85,10 @@ type SwarmDetail struct {
 type PeerStatus struct {
 	PeerID  string `json:"peer_id"` // 40 hex digits
 	Address string `json:"address"` // host:port other peers dial
-	// Datacenter is where the tracker places the peer; "" when unknown.
+	// Datacenter and Rack are where the tracker places the peer (from
+	// the peer's announce or --topology); "" when unknown.
 	Datacenter string `json:"datacenter,omitempty"`
+	Rack       string `json:"rack,omitempty"`
 	// State is "downloading", "seeding" (has the whole torrent) or
 	// "stopped": it left the swarm, or missed two announce intervals. A
 	// stopped peer is shown with its last progress until the swarm leaves

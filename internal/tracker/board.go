@@ -63,7 +63,7 @@ type boardPeer struct {
 	downRate, upRate           float64 // bytes/s between its last two announces
 	first, last                time.Time
 	gap                        time.Duration // longest regular re-announce gap
-	place                      string
+	place                      Place
 	gone                       bool // stopped, or missed two intervals
 }
 
@@ -71,9 +71,10 @@ func newBoard(peerTTL time.Duration) *board {
 	return &board{peerTTL: peerTTL, swarms: make(map[[20]byte]*boardSwarm)}
 }
 
-// record notes an announce that the store accepted, from addr at now.
+// record notes an announce that the store accepted, from addr in place at
+// now.
 // info, when ok, is the torrent's name and size from the allow directory.
-func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, info torrentInfo, now time.Time) {
+func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, place Place, info torrentInfo, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sw := b.swarms[a.InfoHash]
@@ -146,7 +147,7 @@ func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, info torrentInfo
 			}
 		}
 	}
-	p.addr, p.last = addr, now
+	p.addr, p.last, p.place = addr, now, place
 	p.left, p.uploaded, p.downloaded = a.Left, a.Uploaded, a.Downloaded
 	b.finishLocked(a.InfoHash, sw, now)
 }
@@ -327,7 +328,8 @@ func (b *board) swarm(ih [20]byte, now time.Time) (SwarmDetail, bool) {
 			State:         state,
 			PeerID:        hex.EncodeToString(id[:]),
 			Address:       p.addr.String(),
-			Datacenter:    p.place,
+			Datacenter:    p.place.Datacenter,
+			Rack:          p.place.Rack,
 			Seeder:        p.left == 0,
 			Progress:      p.progress(sw.size),
 			Left:          max(p.left, 0),
@@ -340,7 +342,7 @@ func (b *board) swarm(ih [20]byte, now time.Time) (SwarmDetail, bool) {
 		})
 	}
 	slices.SortFunc(d.Peers, func(x, y PeerStatus) int {
-		return cmp.Or(cmp.Compare(x.Datacenter, y.Datacenter), cmp.Compare(x.Address, y.Address), cmp.Compare(x.PeerID, y.PeerID))
+		return cmp.Or(cmp.Compare(x.Datacenter, y.Datacenter), cmp.Compare(x.Rack, y.Rack), cmp.Compare(x.Address, y.Address), cmp.Compare(x.PeerID, y.PeerID))
 	})
 	d.Done = make([]DonePoint, len(sw.done))
 	for i, t := range sw.done {

@@ -14,7 +14,7 @@ func TestBoardDeploy(t *testing.T) {
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	b := newBoard(30 * time.Second)
 	ann := func(s float64, id [20]byte, left, down int64, event string) {
-		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: left, Downloaded: down, Event: event, Name: "demo.tgz"}, addr, torrentInfo{}, at(s))
+		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: left, Downloaded: down, Event: event, Name: "demo.tgz"}, addr, Place{}, torrentInfo{}, at(s))
 	}
 	ann(0, seed, 0, 0, EventStarted)
 	if _, deploys := b.list(at(0)); len(deploys) != 0 {
@@ -97,7 +97,7 @@ func TestBoardBounds(t *testing.T) {
 	var ih, id [20]byte
 	for i := range maxBoardSwarms + 10 {
 		ih[0], ih[1] = byte(i), byte(i>>8)
-		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, torrentInfo{}, t0)
+		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
 	if n := len(b.swarms); n != maxBoardSwarms {
 		t.Errorf("after %d torrents with peers: %d swarms on the board, want %d", maxBoardSwarms+10, n, maxBoardSwarms)
@@ -105,7 +105,7 @@ func TestBoardBounds(t *testing.T) {
 	ih = [20]byte{} // the first swarm, which is on the board
 	for i := range maxBoardPeers + 10 {
 		id[0], id[1], id[2] = byte(i), byte(i>>8), byte(i>>16)
-		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, torrentInfo{}, t0)
+		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
 	if b.npeers != maxBoardPeers {
 		t.Errorf("board holds %d peers, want at most %d", b.npeers, maxBoardPeers)

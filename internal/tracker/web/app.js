@@ -122,7 +122,7 @@ function renderPeers(d) {
     const box = el("div", {class: "dc", "data-datacenter": dc});
     if (named) box.append(el("h3", {}, (dc || "unknown datacenter") + " — " + done + "/" + peers.length + " done"));
     const rows = peers.map(p => el("tr", {class: "peer", "data-peer": p.peer_id, "data-progress": String(p.progress)},
-      el("td", {class: "addr"}, p.address),
+      el("td", {class: "addr"}, p.address + (p.rack ? " · rack " + p.rack : "")),
       el("td", {}, progressBar(p.progress)),
       el("td", {class: "num"}, rate(p.download_rate)),
       el("td", {class: "num"}, rate(p.upload_rate)),
