@@ -20,6 +20,7 @@ func newDeployCmd() *cobra.Command {
 		local    int
 		timeout  time.Duration
 		keepTemp bool
+		linger   time.Duration
 		upload   string
 		download string
 		act      deploy.ActivateOptions
@@ -118,6 +119,9 @@ before any peer).`,
 				if cmd.Flags().Changed("config") {
 					return usageError(errors.New("--local runs without an inventory: drop -c"))
 				}
+				if linger < 0 {
+					return usageError(fmt.Errorf("--linger %s: want a positive duration", linger))
+				}
 				if timeout < 0 {
 					return usageError(fmt.Errorf("--timeout %s: want a positive duration", timeout))
 				}
@@ -141,9 +145,11 @@ before any peer).`,
 					MaxDownloadRate:    download,
 					KeepTemp:           keepTemp,
 					Activate:           actp,
+					Linger:             linger,
 					Out:                cmd.OutOrStdout(),
 					Live:               isTerminal(cmd.OutOrStdout()) && !ff.asJSON,
 					Logger:             slog.New(slog.DiscardHandler),
+					Verbose:            ff.verbose,
 				})
 				if sum == nil || sum.Result == nil {
 					if err == nil {
@@ -154,7 +160,7 @@ before any peer).`,
 				return report(cmd, sum.Result, err, ff.asJSON)
 			}
 			var localOnly []string
-			for _, name := range []string{"max-upload-rate", "max-download-rate", "timeout", "keep-temp"} {
+			for _, name := range []string{"max-upload-rate", "max-download-rate", "timeout", "keep-temp", "linger"} {
 				if cmd.Flags().Changed(name) {
 					localOnly = append(localOnly, "--"+name)
 				}
@@ -185,7 +191,7 @@ before any peer).`,
 	pf := cmd.PersistentFlags()
 	pf.Lookup("config").Usage = "-c: the inventory (hosts, roles, paths, rates, SSH settings; see murder.toml.example)"
 	pf.Lookup("accept-new-host-keys").Usage = "-c: add the keys of hosts missing from known_hosts instead of failing them (a changed key still fails)"
-	pf.Lookup("verbose").Usage = "-c: log SSH and host details to stderr"
+	pf.Lookup("verbose").Usage = "print when each step started and how long it took in the summary; with -c also log SSH and host details to stderr"
 	f := cmd.Flags()
 	f.StringVar(&opt.FilesPath, "files-path", "", "directory to distribute: on the seeder host with -c, on this machine with --local (required)")
 	f.StringVar(&opt.Destination, "destination-path", "", "directory that receives TAG/ on each peer: an absolute path on the hosts with -c; with --local, peer K uses DIR/peer-K (required)")
@@ -205,6 +211,7 @@ before any peer).`,
 	f.IntVar(&act.MinHosts, "min-hosts", 0, "--activate: activate once at least N peers have the tag in place (default: all of them)")
 	f.IntVar(&act.Canary, "canary", 0, "--activate: switch N peers first, on their own (0: no canary wave)")
 	f.IntVar(&act.Batch, "batch", 0, "--activate: after the canary wave, switch N peers at a time (0: all at once)")
+	f.DurationVar(&linger, "linger", 0, "--local: keep the tracker and its live page (http://TRACKER/) up this long after the peers are done, e.g. 1m")
 	f.BoolVar(&keepTemp, "keep-temp", false, "--local: keep the work directory (artifact, .torrent, logs) after success too; its path is printed")
 	_ = cmd.MarkFlagRequired("files-path")
 	_ = cmd.MarkFlagRequired("destination-path")

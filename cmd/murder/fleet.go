@@ -48,7 +48,10 @@ func (ff *fleetFlags) open(cmd *cobra.Command) (*deploy.Fleet, func(), error) {
 	if ff.verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(cmd, cmd.ErrOrStderr(), level)
+	if err != nil {
+		return nil, nil, err
+	}
 	sshCfg := inv.SSH
 	sshCfg.AcceptNewHostKeys = ff.acceptNewHostKeys
 	runner, err := fleet.NewRunner(sshCfg, logger)
@@ -65,6 +68,7 @@ func (ff *fleetFlags) open(cmd *cobra.Command) (*deploy.Fleet, func(), error) {
 		Limit:     ff.limit,
 		Roles:     ff.roles,
 		DryRun:    ff.dryRun,
+		Verbose:   ff.verbose,
 	})
 	if err != nil {
 		runner.Close()

@@ -96,7 +96,13 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 		newActivateCmd(),
 		newRollbackCmd(),
 		newFollowProgressCmd(),
+		newStatusCmd(),
 	)
+	addLogFormatFlag(root)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		_, err := logFormat(cmd)
+		return err
+	}
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()
 	classifyUsageErrors(root)
@@ -206,6 +212,10 @@ func run(ctx context.Context, root *cobra.Command, args []string, stderr io.Writ
 	}
 	if cmd == nil {
 		cmd = root
+	}
+	if f, ferr := logFormat(cmd); ferr == nil && f == logJSON {
+		writeErrorJSON(stderr, cmd.CommandPath(), errorLine(cmd, err), code)
+		return code
 	}
 	fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), errorLine(cmd, err))
 	if code == exitUsage {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,16 +15,18 @@ import (
 
 func newTrackerCmd() *cobra.Command {
 	var (
-		cfg       tracker.Config
-		logFormat string
-		logLevel  string
+		cfg      tracker.Config
+		logLevel string
 	)
 	cmd := &cobra.Command{
 		Use:   "tracker",
 		Short: "Run the BitTorrent tracker that coordinates a deploy",
 		Long: `tracker runs murder's HTTP BitTorrent tracker. Seeders and peers announce
 to http://HOST:PORT/announce; counts per torrent are at /scrape, and
-Prometheus metrics at /metrics (see docs/metrics.md).
+Prometheus metrics at /metrics (see docs/metrics.md). http://HOST:PORT/ is a
+live page of every swarm, its peers' progress and the recent deploys, with
+the JSON API behind it at /api/swarms (see docs/status.md, and murder
+status).
 
 Swarm state lives in memory. A peer that misses two of its announce
 intervals is dropped; a stopped event drops it at once. A peer's interval is
@@ -33,6 +37,26 @@ from their first announce, and any peer that comes back later than asked is
 kept for twice the gap it came back after. Peers get a random sample of the
 swarm, never themselves, and seeders get no other seeders.
 
+Peers in several datacenters: with --topology FILE (or when peers announce
+their own --datacenter and --rack, which win over the file) a peer gets
+peers of its own rack first, then of its own datacenter. Only the first peer
+of a datacenter that holds no seeder gets remote peers: the seeders, then
+peers of the seeders' datacenters, then the rest; the others get the data
+inside their datacenter, so that about one copy crosses each WAN link. A
+peer of no known place gets a random sample as before. The file maps
+address ranges to places (docs/datacenters.md):
+
+  [[datacenter]]
+  name = "east"
+  cidrs = ["10.1.0.0/16", "2001:db8:1::/48"]
+  [[datacenter.rack]]          # racks are optional
+  name = "r12"
+  cidrs = ["10.1.12.0/24"]
+
+The most specific range wins. A bad file is refused with its line and the
+reason. SIGHUP re-reads the file; a bad one is logged and the one in use is
+kept.
+
 With --allow-dir only the torrents whose .torrent files lie in DIR are
 tracked, DIR is re-read when it changes, and each file is served at
 /torrents/NAME (NAME may also be the file name without ".torrent", or a tag
@@ -41,9 +65,13 @@ when exactly one TAG.*.torrent exists).
 The tracker stops gracefully on SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := trackerLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			level, err := parseLogLevel(logLevel)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
+			}
+			log, err := newLogger(cmd, cmd.ErrOrStderr(), level)
+			if err != nil {
+				return err
 			}
 			if cfg.Interval < time.Second {
 				return &exitError{code: 2, err: fmt.Errorf("--interval %s is too short, want at least 1s", cfg.Interval)}
@@ -53,8 +81,21 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 			}
 			cfg.Logger = log
 			srv, err := tracker.NewServer(cfg)
+			if errors.Is(err, tracker.ErrTopology) {
+				return &exitError{code: 2, err: err}
+			}
 			if err != nil {
 				return err
+			}
+			if cfg.Topology != "" {
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+				go func() {
+					for range hup {
+						srv.ReloadTopology() // logs a bad file and keeps the old one
+					}
+				}()
 			}
 			return srv.Run(cmd.Context())
 		},
@@ -64,24 +105,8 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f.DurationVar(&cfg.Interval, "interval", tracker.DefaultInterval, "announce interval sent to peers; peers silent for two intervals (or two of their longer re-announce gaps) are dropped")
 	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers one announce gets, whatever its numwant asks (an announce without numwant gets 50)")
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
+	f.StringVar(&cfg.Topology, "topology", "", "TOML file mapping address ranges to datacenters and racks; peers get peers near them first (re-read on SIGHUP)")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
-	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every announce), info, warn or error")
 	return cmd
-}
-
-// trackerLogger builds the tracker's logger from its flags.
-func trackerLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -82,22 +82,32 @@ func (f *Fleet) clean(ctx context.Context, tag string, hosts []fleet.Host) error
 		return err
 	}
 	f.header("clean-temp-files", len(hosts))
-	q := fleet.Quote(tag)
 	err := f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {
-		_, err := c.Output(ctx, f.script(
-			`rm -rf "$T"/`+q+`.tgz "$T"/`+q+`.tgz.* "$T"/`+q+`.tar.zst "$T"/`+q+`.tar.zst.* "$T"/`+q+`.tar "$T"/`+q+`.tar.*`,
-			`murder_alive `+seedPid(tag)+` seed >/dev/null || rm -f `+seedPid(tag)+` `+seedLog(tag),
-			`murder_alive `+peerPid(tag)+` peer >/dev/null || rm -f `+peerPid(tag)+` `+peerLog(tag)+` `+peerJSON(tag),
-			`murder_alive `+trackerPid()+` tracker >/dev/null || rm -f `+trackerPid()+` `+trackerLog(),
-		))
-		if err != nil {
-			return fmt.Errorf("deploy: clean temp files: %w", err)
-		}
-		return nil
+		return f.cleanHost(ctx, c, tag)
 	})
 	if rerr := os.Remove(f.localTorrent(tag)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, fmt.Errorf("deploy: %w", rerr))
 	}
 	f.say("  removed %s's temp files", tag)
 	return err
+}
+
+// cleanLines remove the tag's artifact and .torrent, and the pid, log and
+// progress files of the daemons that no longer run.
+func cleanLines(tag string) []string {
+	q := fleet.Quote(tag)
+	return []string{
+		`rm -rf "$T"/` + q + `.tgz "$T"/` + q + `.tgz.* "$T"/` + q + `.tar.zst "$T"/` + q + `.tar.zst.* "$T"/` + q + `.tar "$T"/` + q + `.tar.*`,
+		`murder_alive ` + seedPid(tag) + ` seed >/dev/null || rm -f ` + seedPid(tag) + ` ` + seedLog(tag),
+		`murder_alive ` + peerPid(tag) + ` peer >/dev/null || rm -f ` + peerPid(tag) + ` ` + peerLog(tag) + ` ` + peerJSON(tag),
+		`murder_alive ` + trackerPid() + ` tracker >/dev/null || rm -f ` + trackerPid() + ` ` + trackerLog(),
+	}
+}
+
+// cleanHost cleans the tag's temp files on one host.
+func (f *Fleet) cleanHost(ctx context.Context, c *fleet.Conn, tag string) error {
+	if _, err := c.Output(ctx, f.script(cleanLines(tag)...)); err != nil {
+		return fmt.Errorf("deploy: clean temp files: %w", err)
+	}
+	return nil
 }

@@ -24,6 +24,18 @@ func TestCommandArgs(t *testing.T) {
 			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--temp-path", "/tmp", "--ip", "::1", "--listen", "[::1]:0",
 				"--seed-time", "1s", "--timeout", "1m0s", "--progress", "json", "--no-tag-directory", "--unsafe-please-delete",
 				"--path-is-file", "--max-upload-rate", "1MB", "--max-download-rate", "2MB"}},
+		{"peer with metrics_port", peerCommand{Torrent: "t", Destination: "/srv", IP: "10.0.0.2", SeedTime: time.Second, Timeout: time.Minute,
+			MetricsListen: metricsListen(9100)}.args(),
+			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--ip", "10.0.0.2", "--seed-time", "1s", "--timeout", "1m0s",
+				"--progress", "json", "--metrics-listen", ":9100"}},
+		{"seed with metrics_port", seedCommand{Torrent: "t", IP: "10.0.0.1", MetricsListen: seederMetricsListen(9100)}.args(),
+			[]string{"seed", "--torrent", "t", "--ip", "10.0.0.1", "--metrics-listen", ":9101"}},
+		{"no metrics_port", seedCommand{Torrent: "t", IP: "10.0.0.1", MetricsListen: seederMetricsListen(0)}.args(),
+			[]string{"seed", "--torrent", "t", "--ip", "10.0.0.1"}},
+		{"seed in a datacenter", seedCommand{Torrent: "t", IP: "10.0.0.1", Datacenter: "east", Rack: "r1"}.args(),
+			[]string{"seed", "--torrent", "t", "--ip", "10.0.0.1", "--datacenter", "east", "--rack", "r1"}},
+		{"peer in a datacenter", peerCommand{Torrent: "t", Destination: "/srv", IP: "10.0.0.2", SeedTime: time.Second, Timeout: time.Minute, Datacenter: "west"}.args(),
+			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--ip", "10.0.0.2", "--seed-time", "1s", "--timeout", "1m0s", "--progress", "json", "--datacenter", "west"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

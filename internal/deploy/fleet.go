@@ -43,6 +43,8 @@ type Config struct {
 	// DryRun makes activate and rollback print what each host would run
 	// instead of running it.
 	DryRun bool
+	// Verbose adds the time of each step to a deploy's summary.
+	Verbose bool
 }
 
 // Fleet runs Murder's tasks on the hosts of an inventory. Connections are

@@ -45,10 +45,19 @@ type LocalConfig struct {
 	// to the tag once the peers have it, as on a fleet (its Destination
 	// is ignored).
 	Activate *ActivateOptions
-	Out      io.Writer // human report; nil discards it
-	Live     bool      // redraw the progress line in place
-	Logger   *slog.Logger
+	// Linger keeps the tracker, and its live page, up this long after the
+	// peers are done and stopped; 0 stops it with them.
+	Linger time.Duration
+	Out    io.Writer // human report; nil discards it
+	Live   bool      // redraw the progress line in place
+	Logger *slog.Logger
+	// Verbose adds the time of each step to the summary.
+	Verbose bool
 }
+
+// localTrackerInterval is the announce interval of a local deploy's
+// tracker.
+const localTrackerInterval = 2 * time.Second
 
 var tagChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
@@ -69,6 +78,7 @@ func DefaultTag(filesPath string, now time.Time) string {
 // every peer has finished, successfully or not.
 func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	start := time.Now()
+	st := newSteps(start)
 	if cfg.Peers < 1 {
 		return nil, fmt.Errorf("deploy: --local needs at least 1 peer, got %d", cfg.Peers)
 	}
@@ -156,32 +166,44 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Out, format+"\n", args...) }
 	say("murder deploy --local: %s -> %s/peer-{1..%d}, tag %s", files, dest, cfg.Peers, cfg.Tag)
 
-	// Tracker.
+	// Tracker, which comes up while the torrent is created: create needs
+	// only its address.
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	trackerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr)
+	endTracker := st.begin("start-tracker")
+	// A short interval: peers on loopback cost the tracker nothing, and its
+	// live page then follows each peer's progress closely.
+	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr, "--interval", localTrackerInterval.String())
 	if err != nil {
 		return nil, err
 	}
 	tc := tracker.NewClient([][]string{{"http://" + trackerAddr + "/announce"}}, tracker.ClientConfig{Timeout: 2 * time.Second, Logger: cfg.Logger})
-	if err := waitUntil(ctx, 10*time.Second, tr, func() error {
-		_, err := tc.Scrape(ctx)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker", ""))
-	}
-	say("==> tracker on %s", trackerAddr)
+	trackerUp := make(chan error, 1)
+	go func() {
+		err := waitUntil(ctx, 10*time.Second, tr, func() error {
+			_, err := tc.Scrape(ctx)
+			return err
+		})
+		endTracker()
+		trackerUp <- err
+	}()
 
 	// Artifact and torrent.
+	endCreate := st.begin("create-torrent")
 	seedDir := filepath.Join(work, "seed")
 	createArgs := []string{"create", "--tag", cfg.Tag, "--files-path", files, "--tracker", trackerAddr, "--temp-path", seedDir}
 	if !fi.IsDir() {
 		createArgs = append(createArgs, "--path-is-file")
 	}
 	out, err := exec.CommandContext(ctx, cfg.Binary, createArgs...).CombinedOutput()
+	endCreate()
+	if terr := <-trackerUp; terr != nil {
+		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, terr, l.logTail("tracker", ""))
+	}
+	say("==> tracker on %s, live page at http://%s/", trackerAddr, trackerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: murder create: %s", oneLine(strings.TrimPrefix(strings.TrimSpace(string(out)), "murder: ")))
 	}
@@ -200,6 +222,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 
 	// Seeder.
 	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()
+	endSeed := st.begin("start-seeding")
 	sd, err := l.start(ctx, "seed", nil, seedArgs...)
 	if err != nil {
 		return nil, err
@@ -216,6 +239,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("deploy: seeder: %w%s", err, l.logTail("seed", ""))
 	}
+	endSeed()
 	say("==> seeding")
 
 	// Peers.
@@ -228,6 +252,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	go func() { defer pwg.Done(); prog.run(pctx) }()
 	peerStart := time.Now()
 	var rec recorder
+	endPeer := st.begin("peer")
+	var mu sync.Mutex
+	var lastInPlace time.Time
 	errs := make([]error, cfg.Peers)
 	var firstPath string // where peer-1 placed the files
 	var wg sync.WaitGroup
@@ -274,6 +301,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			var placed int64
 			if err == nil {
 				placed = size
+				mu.Lock()
+				lastInPlace = time.Now()
+				mu.Unlock()
 			}
 			rec.add(name, time.Since(peerStart), placed, err)
 			if err != nil {
@@ -282,6 +312,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		}()
 	}
 	wg.Wait()
+	endPeer()
 	stopProg()
 	pwg.Wait()
 	sum := &Summary{Hosts: cfg.Peers}
@@ -291,33 +322,57 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			sum.Bytes += size
 		}
 	}
+	if !lastInPlace.IsZero() {
+		sum.FilesInPlace = lastInPlace.Sub(start)
+	}
 	where := ""
 	if rel, err := filepath.Rel(filepath.Join(dest, "peer-1"), firstPath); err == nil && firstPath != "" && !strings.HasPrefix(rel, "..") {
 		where = " at " + filepath.Join(dest, "peer-K", rel)
 	}
 	say("  %d/%d peers have %s in place%s in %s", sum.Succeeded, cfg.Peers, cfg.Tag, where, roundDur(time.Since(peerStart)))
-	l.stopAll()
+	// An interrupt while the tracker lingers ends the linger, not the
+	// deploy, which is over.
+	interrupted := ctx.Err()
+	linger := cfg.Linger > 0 && interrupted == nil
+	endStop := st.begin("stop")
+	if linger {
+		l.stopAllBut(tr)
+	} else {
+		l.stopAll()
+	}
+	endStop()
 	var names []string
 	for k := 1; k <= cfg.Peers; k++ {
 		names = append(names, "peer-"+strconv.Itoa(k))
 	}
 	var activateErr error
-	if cfg.Activate != nil && ctx.Err() == nil {
+	if cfg.Activate != nil && interrupted == nil {
 		var ready []string
 		for k, e := range errs {
 			if e == nil {
 				ready = append(ready, names[k])
 			}
 		}
+		endActivate := st.begin("activate")
 		activateErr = activateLocal(ctx, cfg, dest, ready, &rec, say)
+		endActivate()
 	}
 	sum.Wall = time.Since(start)
+	sum.Steps = st.list()
 	sum.Result = rec.result("deploy", cfg.Tag, names, sum.Wall, activateErr)
-	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	sum.print(cfg.Out, "peers", cfg.Verbose)
+	if linger {
+		say("==> tracker and live page stay up for %s at http://%s/", cfg.Linger, trackerAddr)
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.Linger):
+		}
+		l.stopAll()
+	}
+	if errors.Is(interrupted, context.DeadlineExceeded) {
 		return sum, fmt.Errorf("deploy: --timeout %s passed before every peer finished", cfg.Timeout)
 	}
-	if ctx.Err() != nil {
+	if interrupted != nil {
 		return sum, errors.New("deploy: interrupted")
 	}
 	if err := errors.Join(append(errs, activateErr)...); err != nil {
@@ -427,10 +482,21 @@ func (l *localRun) start(ctx context.Context, name string, stdout *pipePair, arg
 
 // stopAll sends SIGTERM to every process still running, and SIGKILL to
 // those that have not exited 10 seconds later. It is safe to call twice.
-func (l *localRun) stopAll() {
+func (l *localRun) stopAll() { l.stopAllBut(nil) }
+
+// stopAllBut stops every process but keep, as stopAll does.
+func (l *localRun) stopAllBut(keep *localProc) {
 	l.mu.Lock()
-	procs := l.procs
+	var procs []*localProc
+	for _, p := range l.procs {
+		if p != keep {
+			procs = append(procs, p)
+		}
+	}
 	l.procs = nil
+	if keep != nil {
+		l.procs = []*localProc{keep}
+	}
 	l.mu.Unlock()
 	for _, p := range procs {
 		select {
@@ -482,7 +548,7 @@ func waitUntil(ctx context.Context, limit time.Duration, p *localProc, check fun
 			return fmt.Errorf("murder %s exited (%v)", p.name, p.err)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pollEvery):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %s: %w", limit, err)

@@ -1,10 +1,13 @@
 package deploy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +29,45 @@ type PeerReport struct {
 	Succeeded int           // peers with the files in place
 	Bytes     int64         // artifact bytes in place, summed over the peers
 	Elapsed   time.Duration // wall time of the peer step
+	// LastInPlace is when the last peer that succeeded had its files in
+	// place; zero when none did.
+	LastInPlace time.Time
+	// Datacenters splits the figures by the peers' datacenters (by name;
+	// "" holds the peers of no datacenter); nil when no peer has one.
+	Datacenters []DatacenterReport
+}
+
+// DatacenterReport is what a peer run moved into one datacenter.
+type DatacenterReport struct {
+	Name        string
+	Hosts       int
+	Succeeded   int
+	Bytes       int64
+	LastInPlace time.Time
+}
+
+// datacenterReports returns an empty report per datacenter of peers, by
+// name, and the index of each peer's; nil when no peer has a datacenter.
+func datacenterReports(peers []fleet.Host) ([]DatacenterReport, map[string]int) {
+	var names []string
+	for _, h := range peers {
+		if !slices.Contains(names, h.Datacenter) {
+			names = append(names, h.Datacenter)
+		}
+	}
+	if len(names) == 1 && names[0] == "" {
+		return nil, nil
+	}
+	slices.Sort(names)
+	out := make([]DatacenterReport, len(names))
+	index := make(map[string]int, len(names))
+	for i, n := range names {
+		out[i].Name, index[n] = n, i
+	}
+	for _, h := range peers {
+		out[index[h.Datacenter]].Hosts++
+	}
+	return out, index
 }
 
 // Peer sends the tag's .torrent to every peer and runs `murder peer` there
@@ -34,10 +76,20 @@ type PeerReport struct {
 // covers the whole fleet; hosts that fail are reported and the others
 // still finish.
 func (f *Fleet) Peer(ctx context.Context, tag string, opt PeerOptions) (*PeerReport, error) {
-	return f.peer(ctx, tag, opt, f.Pick(f.inv.Peers))
+	return f.peer(ctx, tag, opt, f.Pick(f.inv.Peers), peerHooks{})
 }
 
-func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []fleet.Host) (*PeerReport, error) {
+// peerHooks let a deploy start a peer as soon as its host is ready and
+// clean up after it as soon as it is done.
+type peerHooks struct {
+	// ready, when set, returns once the host can run murder, or why not.
+	ready func(ctx context.Context, h fleet.Host) error
+	// clean removes the tag's temp files on a peer once its files are in
+	// place (it seeds on from the open artifact).
+	clean bool
+}
+
+func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []fleet.Host, hooks peerHooks) (*PeerReport, error) {
 	if err := ValidTag(tag); err != nil {
 		return nil, err
 	}
@@ -51,9 +103,16 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	if err != nil {
 		return nil, err
 	}
+	torrent, err := os.ReadFile(f.localTorrent(tag))
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	src := fleet.LocalBytes(torrent)
 	size := mi.Info.TotalLength()
 	f.header("peer", len(peers))
 	rep := &PeerReport{Hosts: len(peers)}
+	var dcIndex map[string]int
+	rep.Datacenters, dcIndex = datacenterReports(peers)
 	prog := newStatusLine(f.out, f.cfg.Live, "peer", len(peers))
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -74,32 +133,60 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 		if err == nil {
 			rep.Succeeded++
 			rep.Bytes += size
+			rep.LastInPlace = time.Now()
+			if rep.Datacenters != nil {
+				d := &rep.Datacenters[dcIndex[h.Datacenter]]
+				d.Succeeded++
+				d.Bytes += size
+				d.LastInPlace = rep.LastInPlace
+			}
 		}
 	}
 	// Starting is bounded by the SSH concurrency; following is not, so that
-	// every peer of a large fleet is in the swarm at once.
+	// every peer of a large fleet is in the swarm at once. Each peer is
+	// one session: the .torrent in, the peer started, its progress out.
 	var follow sync.WaitGroup
 	startErr := fleet.Each(ctx, peers, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
-		c, err := f.conn(ctx, h)
+		var c *fleet.Conn
+		var err error
+		if hooks.ready != nil {
+			err = hooks.ready(ctx, h)
+		}
 		if err == nil {
-			err = f.peerStart(ctx, c, tag, opt)
+			c, err = f.conn(ctx, h)
 		}
 		if err != nil {
 			done(h, err)
 			return err
 		}
+		started := make(chan struct{})
+		ended := make(chan error, 1)
 		follow.Add(1)
 		go func() {
 			defer follow.Done()
-			err := f.peerFollow(ctx, c, tag, prog)
+			err := f.peerSession(ctx, c, tag, opt, src, prog, func() { close(started) })
 			done(h, err)
-			if err != nil {
-				mu.Lock()
-				followErrs = append(followErrs, &fleet.HostError{Host: h, Err: err})
-				mu.Unlock()
+			if err == nil && hooks.clean {
+				// Nothing waits for this; a failure only leaves files.
+				f.cleanHost(ctx, c, tag)
 			}
+			ended <- err
 		}()
-		return nil
+		select {
+		case <-started:
+			follow.Add(1)
+			go func() {
+				defer follow.Done()
+				if err := <-ended; err != nil {
+					mu.Lock()
+					followErrs = append(followErrs, &fleet.HostError{Host: h, Err: err})
+					mu.Unlock()
+				}
+			}()
+			return nil
+		case err := <-ended:
+			return err
+		}
 	})
 	follow.Wait()
 	err = errors.Join(append([]error{startErr}, followErrs...)...)
@@ -117,12 +204,16 @@ func errString(err error) string {
 	return oneLine(err.Error())
 }
 
-// peerStart sends the .torrent to a peer and starts `murder peer` there,
-// detached, with its pid file, log and JSON progress in the temp path.
-func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions) error {
-	if _, err := c.CopyFile(ctx, f.localTorrent(tag), f.remoteTemp(torrentName(tag)), 0o644, true); err != nil {
-		return err
-	}
+// startedLine is what a peer session prints once the peer runs.
+const startedLine = "murder-peer-started"
+
+// peerSession is one peer's whole run in one SSH session: the .torrent
+// goes in on standard input, `murder peer` is started detached (pid file,
+// log and JSON progress in the temp path), and its JSON events come back
+// into prog until it reports done or error (murder follow-progress ends
+// there, so the session ends while the peer seeds on), or exits. started is called once
+// the peer runs.
+func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent *fleet.LocalFile, prog *statusLine, started func()) error {
 	args := shellWords(peerCommand{
 		Torrent:            f.remoteTemp(torrentName(tag)),
 		Destination:        opt.Destination,
@@ -134,6 +225,9 @@ func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt Pe
 		UnsafePleaseDelete: opt.UnsafePleaseDelete,
 		MaxUploadRate:      f.inv.MaxUploadRate,
 		MaxDownloadRate:    f.inv.MaxDownloadRate,
+		MetricsListen:      metricsListen(f.inv.MetricsPort),
+		Datacenter:         c.Host.Datacenter,
+		Rack:               c.Host.Rack,
 	}.args())
 	check := ":"
 	if !opt.UnsafePleaseDelete {
@@ -146,23 +240,12 @@ func (f *Fleet) peerStart(ctx context.Context, c *fleet.Conn, tag string, opt Pe
 	}
 	// A peer of this tag still seeding from an earlier run is stopped
 	// first.
-	_, err := c.Output(ctx, f.script(
+	then := f.scriptBody(
 		check,
 		"murder_stop "+peerPid(tag)+" peer >/dev/null",
 		": > "+peerLog(tag),
 		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+args,
-	))
-	if err != nil {
-		return fmt.Errorf("deploy: peer: %w", err)
-	}
-	return nil
-}
-
-// peerFollow streams a started peer's JSON events into prog until it
-// reports done or error (murder follow-progress ends there, so the session
-// ends while the peer seeds on), or exits.
-func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog *statusLine) error {
-	script := f.script(
+		"echo "+startedLine,
 		"p=$(cat "+peerPid(tag)+")",
 		`"$BIN" follow-progress --pid "$p" `+peerJSON(tag)+" 2>/dev/null || true",
 	)
@@ -172,11 +255,18 @@ func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog 
 	parsed := make(chan struct{})
 	go func() {
 		defer close(parsed)
-		r := progress.NewReader(pr)
-		for {
-			ev, err := r.Next()
+		sawStart := false
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), progress.MaxLine)
+		for sc.Scan() {
+			if !sawStart && sc.Text() == startedLine {
+				sawStart = true
+				started()
+				continue
+			}
+			ev, err := progress.Decode(sc.Bytes())
 			if err != nil {
-				break
+				continue
 			}
 			sawEvent = true
 			switch ev.Event {
@@ -191,7 +281,9 @@ func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog 
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	runErr := c.WithTimeout(f.inv.PeerTimeout+time.Minute).Run(ctx, script, nil, pw, nil)
+	_, runErr := c.WithTimeout(f.inv.PeerTimeout+time.Minute).Put(ctx, fleet.Put{
+		Src: torrent, Dst: f.remoteTemp(torrentName(tag)), Mode: 0o644, Then: then, ThenOut: pw,
+	})
 	pw.Close()
 	<-parsed
 	switch {
@@ -200,10 +292,20 @@ func (f *Fleet) peerFollow(ctx context.Context, c *fleet.Conn, tag string, prog 
 	case sawDone:
 		return nil
 	case runErr != nil:
-		return fmt.Errorf("deploy: peer: %w", runErr)
+		return fmt.Errorf("deploy: peer: %w", unwrapCopy(runErr))
 	case !sawEvent:
 		return fmt.Errorf("deploy: peer exited without output: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	default:
 		return fmt.Errorf("deploy: peer exited before the files were in place: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	}
+}
+
+// unwrapCopy drops fleet.Put's "copy to" prefix from a failure of the
+// commands that ran after the copy.
+func unwrapCopy(err error) error {
+	var ee *fleet.ExitError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return err
 }

@@ -49,8 +49,13 @@ murder_stop() {
 // script builds a remote script: strict mode, the binary and temp path as
 // variables, the helper functions, then the lines.
 func (f *Fleet) script(lines ...string) string {
+	return "set -e\n" + f.scriptBody(lines...)
+}
+
+// scriptBody is script without the strict mode, for code that runs after
+// another script's lines.
+func (f *Fleet) scriptBody(lines ...string) string {
 	var b strings.Builder
-	b.WriteString("set -e\n")
 	b.WriteString("BIN=" + fleet.Quote(f.inv.Binary()) + "\n")
 	b.WriteString("T=" + fleet.Quote(f.inv.TempPath) + "\n")
 	b.WriteString(shellLib)

@@ -32,6 +32,9 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			Torrent:       f.remoteTemp(torrentName(tag)),
 			IP:            announceIP(f.inv.Seeder, c),
 			MaxUploadRate: f.inv.MaxUploadRate,
+			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
+			Datacenter:    f.inv.Seeder.Datacenter,
+			Rack:          f.inv.Seeder.Rack,
 		}.args())
 		out, err := c.Output(ctx, f.script(
 			"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
@@ -42,22 +45,25 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			return fmt.Errorf("deploy: start seeding: %w", err)
 		}
 		state := strings.TrimSpace(out)
+		deadline := time.Now().Add(2 * time.Minute)
 		for i := 0; ; i++ {
 			st, err := tc.Scrape(ctx, hash)
 			if err == nil && st[hash].Complete > 0 {
 				break
 			}
-			alive, _ := c.Output(ctx, f.script("murder_alive "+seedPid(tag)+" seed >/dev/null && echo alive || echo dead"))
-			if strings.TrimSpace(alive) == "dead" {
-				return fmt.Errorf("deploy: seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
+			if i%aliveEvery == aliveEvery-1 {
+				alive, _ := c.Output(ctx, f.script("murder_alive "+seedPid(tag)+" seed >/dev/null && echo alive || echo dead"))
+				if strings.TrimSpace(alive) == "dead" {
+					return fmt.Errorf("deploy: seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
+				}
 			}
-			if i == 600 {
+			if time.Now().After(deadline) {
 				return fmt.Errorf("deploy: seeder has not announced to the tracker after 2 minutes (scrape: %v); log: %s", err, f.remoteTail(ctx, c, seedLog(tag)))
 			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(pollEvery):
 			}
 		}
 		f.say("  seeding %s (%s, info hash %s), %s", tag, humanBytes(mi.Info.TotalLength()), hash, map[string]string{"running": "already running", "started": "started"}[state])

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,19 +34,55 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 		return err
 	}
 	err = f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
-		out, err := c.Output(ctx, f.script(
+		// The .torrent comes back on standard output, in the same session.
+		var torrent, out bytes.Buffer
+		err := c.Run(ctx, f.script(
 			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+
-				` --tracker `+fleet.Quote(trackerAddr)+` --temp-path "$T" --force 2>&1`,
-		))
+				` --tracker `+fleet.Quote(trackerAddr)+` --temp-path "$T" --force >&2`,
+			`cat "$T"/`+fleet.Quote(torrentName(tag)),
+		), nil, &torrent, &out)
 		if err != nil {
 			return fmt.Errorf("deploy: create: %w", err)
 		}
-		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			f.say("  %s", l)
 		}
-		return f.fetchTorrent(ctx, c, tag)
+		if _, err := metainfo.Parse(torrent.Bytes()); err != nil {
+			return fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+		}
+		if err := writeFileAtomic(f.localTorrent(tag), torrent.Bytes()); err != nil {
+			return err
+		}
+		f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
+		return nil
 	})
 	return err
+}
+
+// writeFileAtomic writes b to path through a temporary file and a rename.
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("deploy: local temp path: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".murder-fetch-*")
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	return nil
 }
 
 // remotePath quotes a path for the remote shell, expanding a leading ~/ to

@@ -44,6 +44,14 @@ func (f *Fleet) StartTracker(ctx context.Context) (started bool, err error) {
 	return started, err
 }
 
+// While the tracker or the seeder starts, the deploy asks the tracker every
+// pollEvery whether it is ready, and the host whether the daemon still
+// runs every aliveEvery polls.
+const (
+	pollEvery  = 25 * time.Millisecond
+	aliveEvery = 20
+)
+
 // trackerAddr is the tracker's address as the peers reach it.
 func (f *Fleet) trackerAddr(ctx context.Context) (string, error) {
 	var addr string
@@ -82,19 +90,22 @@ func (f *Fleet) trackerClient(c *fleet.Conn) *tracker.Client {
 func (f *Fleet) waitTracker(ctx context.Context, c *fleet.Conn) error {
 	tc := f.trackerClient(c)
 	var last error
-	for i := 0; i < 100; i++ {
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
 		if _, err := tc.Scrape(ctx); err == nil {
 			return nil
 		} else {
 			last = err
 		}
-		if out, err := c.Output(ctx, f.script("murder_alive "+trackerPid()+" tracker >/dev/null && echo alive || echo dead")); err == nil && strings.TrimSpace(out) == "dead" {
-			return fmt.Errorf("deploy: tracker exited: %s", f.remoteTail(ctx, c, trackerLog()))
+		if i%aliveEvery == aliveEvery-1 {
+			if out, err := c.Output(ctx, f.script("murder_alive "+trackerPid()+" tracker >/dev/null && echo alive || echo dead")); err == nil && strings.TrimSpace(out) == "dead" {
+				return fmt.Errorf("deploy: tracker exited: %s", f.remoteTail(ctx, c, trackerLog()))
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(pollEvery):
 		}
 	}
 	return fmt.Errorf("deploy: tracker does not answer on port %d: %v; log: %s", f.inv.TrackerPort, last, f.remoteTail(ctx, c, trackerLog()))

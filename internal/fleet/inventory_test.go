@@ -22,6 +22,7 @@ func TestParseInventoryFiles(t *testing.T) {
 		PeerTimeout:      20 * time.Minute,
 		MaxUploadRate:    "50MB",
 		MaxDownloadRate:  "60MB",
+		MetricsPort:      9100,
 		SSH: SSHConfig{
 			User: "deploy", Port: 2200, IdentityFiles: []string{"~/.ssh/id_ed25519"},
 			KnownHosts: "~/.ssh/known_hosts", Concurrency: 10,
@@ -94,6 +95,7 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"duration wrong type", "seed_time = 30\n[roles]\npeers = [\"a\"]\n", "line 1"},
 		{"relative temp path", "temp_path = \"tmp\"\n[roles]\npeers = [\"a\"]\n", "line 1: temp_path must be an absolute path"},
 		{"tracker port range", "tracker_port = 0\n[roles]\npeers = [\"a\"]\n", "tracker_port 0 out of range"},
+		{"metrics port range", "metrics_port = 65535\n[roles]\npeers = [\"a\"]\n", "metrics_port 65535 out of range 1-65534"},
 		{"ssh port range", "[ssh]\nport = 70000\n[roles]\npeers = [\"a\"]\n", "line 2: ssh.port 70000"},
 		{"concurrency", "[ssh]\nconcurrency = 0\n[roles]\npeers = [\"a\"]\n", "concurrency must be at least 1"},
 		{"host not in roles", "[roles]\npeers = [\"a\"]\n[hosts.b]\naddress = \"198.18.0.1\"\n", "line 3: hosts.b: not a host of any role"},
@@ -102,6 +104,13 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"rate with no unit murder knows", "max_upload_rate = \"10 furlongs\"\n[roles]\npeers = [\"a\"]\n", "bad rate"},
 		{"syntax", "[roles\npeers = [\"a\"]\n", "fleet: line 2: expected"},
 		{"peers wrong type", "[roles]\npeers = \"a\"\n", "line 2"},
+		{"bad datacenter", "[roles]\npeers = [\"a\"]\n[hosts.a]\ndatacenter = \"east coast\"\n", "line 4: hosts.a.datacenter: tracker: datacenter name"},
+		{"rack without datacenter", "[roles]\npeers = [\"a\"]\n[hosts.a]\nrack = \"r1\"\n", "line 4: hosts.a.rack: a rack needs a datacenter"},
+		{"group of unknown host", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nhosts = [\"b\"]\n", `line 3: datacenters.east.hosts: "b" is not a host of any role`},
+		{"host in two groups", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nhosts = [\"a\"]\n[datacenters.west]\nhosts = [\"a\"]\n", `host "a" is already in`},
+		{"bad group name", "[roles]\npeers = [\"a\"]\n[datacenters.\"e/1\"]\nhosts = [\"a\"]\n", "datacenter name"},
+		{"bad rack name", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nracks.\"r 1\" = [\"a\"]\n", "rack name"},
+		{"unknown group key", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nhost = [\"a\"]\n", "line 4: unknown key datacenters.east.host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +181,22 @@ func FuzzParseInventory(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseInventoryDatacenters(t *testing.T) {
+	inv, err := LoadInventory(filepath.Join("testdata", "datacenters.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range append([]Host{inv.Tracker, inv.Seeder}, inv.Peers...) {
+		got[h.Name] = h.Datacenter + "/" + h.Rack
+	}
+	want := map[string]string{"tracker01": "east/", "seeder01": "east/", "e1": "east/r1", "e2": "east/",
+		"w1": "west/", "w2": "west/r9", "x1": "north/"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("places: got %v, want %v", got, want)
+	}
 }
 
 func TestExampleInventory(t *testing.T) {

@@ -14,7 +14,6 @@ const (
 	maxRetry        = 60 * time.Second
 	lonelyRetry     = 4 * time.Second
 	stoppedTimeout  = 5 * time.Second
-	numWant         = 200
 )
 
 // announceLoop announces started, then at the tracker's interval (sooner
@@ -41,7 +40,8 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		return tracker.AnnounceRequest{
 			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
 			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
-			Event: event, NumWant: numWant, Name: s.mi.Info.Name,
+			Event: event, NumWant: 2 * s.cfg.MaxConns, Name: s.mi.Info.Name,
+			Place: s.cfgPlace,
 		}
 	}
 	event := "started"
@@ -75,6 +75,9 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 			wait = resp.Interval
 			if wait <= 0 {
 				wait = defaultInterval
+			}
+			if resp.Places != nil || resp.Place.Known() {
+				s.learnPlaces(resp.Place, resp.Peers, resp.Places)
 			}
 			s.mu.Lock()
 			s.pending = append(s.pending, resp.Peers...)

@@ -46,14 +46,21 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 		}
 		if !c.seed && !c.bits.Has(k) {
 			c.bits.Set(k)
-			s.avail[k]++
+			s.addAvailLocked(c, k, 1)
 			if c.bits.Full() {
 				s.becameSeed(c)
 			}
 			if !s.have.Has(k) && !c.amInterested {
 				s.setInterested(c, true)
 			}
-			s.fill(c)
+			// A have of a piece we hold gives nothing new to ask for. A
+			// peer hears of every piece from each of its connections, so
+			// in a large swarm most haves are of pieces it already holds,
+			// and filling the pipeline on each was a fifth of its CPU
+			// (bench/sim).
+			if s.want.Has(k) || s.pieces[k] != nil {
+				s.fill(c)
+			}
 		}
 	case peerwire.Bitfield:
 		bf, err := storage.ParseBitfield(m.Bitfield, s.numPieces)
@@ -64,11 +71,11 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			c.bits = bf
 			if bf.Full() {
 				c.seed = true
-				s.seeds++
+				s.addSeedLocked(c, 1)
 			} else {
 				for k := range s.numPieces {
 					if bf.Has(k) {
-						s.avail[k]++
+						s.addAvailLocked(c, k, 1)
 					}
 				}
 			}
@@ -78,7 +85,7 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			for k := range s.numPieces {
 				if bf.Has(k) && !c.bits.Has(k) {
 					c.bits.Set(k)
-					s.avail[k]++
+					s.addAvailLocked(c, k, 1)
 				}
 			}
 			if c.bits.Full() {
@@ -95,12 +102,12 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			// Late ones are taken as an update, like a late bitfield.
 			for k := range s.numPieces {
 				if c.bits.Has(k) {
-					s.avail[k]--
+					s.addAvailLocked(c, k, -1)
 				}
 			}
 			c.bits.SetAll()
 			c.seed = true
-			s.seeds++
+			s.addSeedLocked(c, 1)
 		}
 		s.updateInterest(c)
 		s.fill(c)
@@ -158,10 +165,10 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 
 func (s *Swarm) becameSeed(c *conn) {
 	for k := range s.numPieces {
-		s.avail[k]--
+		s.addAvailLocked(c, k, -1)
 	}
 	c.seed = true
-	s.seeds++
+	s.addSeedLocked(c, 1)
 }
 
 func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
@@ -203,7 +210,7 @@ func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {
 				s.earlyDups++
 			}
 		} else if s.unsent--; s.unsent == 0 {
-			s.log.Debug("every piece went out once", "uploaded", s.uploaded.Load(), "early_dups", s.earlyDups)
+			s.log.Debug("every piece went out once", "uploaded", s.uploaded.Load(), "early_dups", s.earlyDups, "at", s.clock.Now())
 		} else if c.fast {
 			// Name the requester's next piece now, so that it takes one
 			// at the front instead of one at random.

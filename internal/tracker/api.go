@@ -42,7 +42,8 @@ type SwarmSummary struct {
 	Leechers int `json:"leechers"`
 	// Completed counts the downloads completed (the scrape's "downloaded").
 	Completed int `json:"completed"`
-	// Progress is the peers' mean share of the torrent, 0 to 1.
+	// Progress is the peers' mean share of the torrent, 0 to 1, stopped
+	// peers included.
 	Progress float64 `json:"progress"`
 	// DownloadRate and UploadRate sum the peers' rates, bytes per second,
 	// over their last two announces.
@@ -72,7 +73,8 @@ type Deploy struct {
 // SwarmDetail is the answer of /api/swarms/INFOHASH.
 type SwarmDetail struct {
 	SwarmSummary
-	// Peers are the swarm's peers, by datacenter, then address.
+	// Peers are the swarm's peers, stopped ones included, by datacenter,
+	// rack, then address.
 	Peers []PeerStatus `json:"peers"`
 	// Done is the deploy's chart: the n-th host completed Seconds after
 	// the deploy started.
@@ -83,9 +85,18 @@ type SwarmDetail struct {
 type PeerStatus struct {
 	PeerID  string `json:"peer_id"` // 40 hex digits
 	Address string `json:"address"` // host:port other peers dial
-	// Datacenter is where the tracker places the peer; "" when unknown.
+	// Datacenter and Rack are where the tracker places the peer (from
+	// the peer's announce or --topology); "" when unknown.
 	Datacenter string `json:"datacenter,omitempty"`
-	Seeder     bool   `json:"seeder"`
+	Rack       string `json:"rack,omitempty"`
+	// State is "downloading", "seeding" (has the whole torrent) or
+	// "stopped": it left the swarm, or missed two announce intervals. A
+	// stopped peer is shown with its last progress until the swarm leaves
+	// the board.
+	State string `json:"state"`
+	// Seeder is true when the peer has (or had, when stopped) the whole
+	// torrent.
+	Seeder bool `json:"seeder"`
 	// Progress is the share of the torrent the peer has, 0 to 1.
 	Progress   float64 `json:"progress"`
 	Left       int64   `json:"left"`

@@ -54,12 +54,16 @@ func TestAPI(t *testing.T) {
 	_, open := startServer(t, Config{Interval: time.Second})
 	c2 := NewClient([][]string{{open + "/announce"}}, ClientConfig{})
 	name := "<img src=x onerror=alert(1)>"
-	if _, err := c2.Announce(ctx, AnnounceRequest{InfoHash: hostile, PeerID: hash20("p"), Port: 3, Left: 10, Event: EventStarted, Name: name}); err != nil {
+	if _, err := c2.Announce(ctx, AnnounceRequest{InfoHash: hostile, PeerID: hash20("p"), Port: 3, Left: 10, Event: EventStarted, Name: name,
+		Place: Place{Datacenter: "ams", Rack: "r1"}}); err != nil {
 		t.Fatal(err)
 	}
 	d2, err := NewAPIClient(open).Swarm(ctx, hex.EncodeToString(hostile[:]))
 	if err != nil || d2.Name != name || d2.Size != 10 {
 		t.Errorf("got %+v, %v; want the name %q and size 10", d2, err, name)
+	}
+	if err == nil && (len(d2.Peers) != 1 || d2.Peers[0].Datacenter != "ams" || d2.Peers[0].Rack != "r1") {
+		t.Errorf("got peers %+v, want one in datacenter ams, rack r1", d2.Peers)
 	}
 
 	t.Run("errors", func(t *testing.T) {

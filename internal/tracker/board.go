@@ -44,8 +44,11 @@ type boardSwarm struct {
 	name     string // from the allow directory, else the last name announced
 	size     int64  // from the allow directory, else the largest left seen
 	sizeKnow bool   // size comes from the torrent itself
+	// peers holds the peers announcing, and those that stopped (gone),
+	// which stay with their last progress until the swarm is dropped.
 	peers    map[[20]byte]*boardPeer
-	leechers int // peers with left > 0
+	leechers int // peers not gone with left > 0
+	gone     int // peers gone
 	last     time.Time
 
 	// The current deploy, or the last one when finished is set.
@@ -60,16 +63,18 @@ type boardPeer struct {
 	downRate, upRate           float64 // bytes/s between its last two announces
 	first, last                time.Time
 	gap                        time.Duration // longest regular re-announce gap
-	place                      string
+	place                      Place
+	gone                       bool // stopped, or missed two intervals
 }
 
 func newBoard(peerTTL time.Duration) *board {
 	return &board{peerTTL: peerTTL, swarms: make(map[[20]byte]*boardSwarm)}
 }
 
-// record notes an announce that the store accepted, from addr at now.
+// record notes an announce that the store accepted, from addr in place at
+// now.
 // info, when ok, is the torrent's name and size from the allow directory.
-func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, info torrentInfo, now time.Time) {
+func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, place Place, info torrentInfo, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sw := b.swarms[a.InfoHash]
@@ -92,10 +97,18 @@ func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, info torrentInfo
 	}
 	p := sw.peers[a.PeerID]
 	if a.Event == EventStopped {
-		if p != nil {
-			b.removeLocked(a.InfoHash, sw, a.PeerID, p, now)
+		if p != nil && !p.gone {
+			p.left, p.uploaded, p.downloaded, p.last = a.Left, a.Uploaded, a.Downloaded, now
+			b.leaveLocked(a.InfoHash, sw, p, now)
 		}
 		return
+	}
+	if p != nil && p.gone {
+		// Back after it stopped: a new peer of the swarm.
+		delete(sw.peers, a.PeerID)
+		sw.gone--
+		b.npeers--
+		p = nil
 	}
 	if p == nil {
 		if b.npeers >= maxBoardPeers {
@@ -134,7 +147,7 @@ func (b *board) record(a *AnnounceRequest, addr netip.AddrPort, info torrentInfo
 			}
 		}
 	}
-	p.addr, p.last = addr, now
+	p.addr, p.last, p.place = addr, now, place
 	p.left, p.uploaded, p.downloaded = a.Left, a.Uploaded, a.Downloaded
 	b.finishLocked(a.InfoHash, sw, now)
 }
@@ -155,21 +168,23 @@ func (b *board) makeRoomLocked(now time.Time) bool {
 	var oldest [20]byte
 	var found *boardSwarm
 	for ih, sw := range b.swarms {
-		if len(sw.peers) == 0 && (found == nil || sw.last.Before(found.last)) {
+		if len(sw.peers) == sw.gone && (found == nil || sw.last.Before(found.last)) {
 			oldest, found = ih, sw
 		}
 	}
 	if found == nil {
 		return false
 	}
+	b.npeers -= len(found.peers)
 	delete(b.swarms, oldest)
 	return true
 }
 
-// removeLocked drops a peer from its swarm.
-func (b *board) removeLocked(ih [20]byte, sw *boardSwarm, id [20]byte, p *boardPeer, now time.Time) {
-	delete(sw.peers, id)
-	b.npeers--
+// leaveLocked marks a peer gone: it stopped, or missed two intervals.
+func (b *board) leaveLocked(ih [20]byte, sw *boardSwarm, p *boardPeer, now time.Time) {
+	p.gone = true
+	p.downRate, p.upRate = 0, 0
+	sw.gone++
 	if p.left > 0 {
 		sw.leechers--
 	}
@@ -193,22 +208,26 @@ func (b *board) finishLocked(ih [20]byte, sw *boardSwarm, now time.Time) {
 	b.deploys = append(b.deploys, sw.deploy(ih, now))
 }
 
-// sweep drops the peers that missed two of their announce intervals, and
-// the swarms without peers for emptySwarmTTL.
+// sweep marks gone the peers that missed two of their announce
+// intervals, and drops the swarms without a live peer for emptySwarmTTL.
 func (b *board) sweep(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ih, sw := range b.swarms {
 		for id, p := range sw.peers {
+			if p.gone {
+				continue
+			}
 			ttl := max(b.peerTTL, 2*p.gap)
 			if p.gap == 0 {
 				ttl = max(ttl, 2*clientGap(id))
 			}
 			if now.Sub(p.last) > ttl {
-				b.removeLocked(ih, sw, id, p, now)
+				b.leaveLocked(ih, sw, p, now)
 			}
 		}
-		if len(sw.peers) == 0 && now.Sub(sw.last) > emptySwarmTTL {
+		if len(sw.peers) == sw.gone && now.Sub(sw.last) > emptySwarmTTL {
+			b.npeers -= len(sw.peers)
 			delete(b.swarms, ih)
 		}
 	}
@@ -232,14 +251,14 @@ func (sw *boardSwarm) summaryLocked(ih [20]byte, now time.Time) SwarmSummary {
 		InfoHash:     hex.EncodeToString(ih[:]),
 		Name:         sw.name,
 		Size:         sw.size,
-		Seeders:      len(sw.peers) - sw.leechers,
+		Seeders:      len(sw.peers) - sw.gone - sw.leechers,
 		Leechers:     sw.leechers,
 		LastAnnounce: sw.last,
 	}
 	var sum float64
 	for _, p := range sw.peers {
 		sum += p.progress(sw.size)
-		s.DownloadRate += p.downRate
+		s.DownloadRate += p.downRate // 0 for peers gone
 		s.UploadRate += p.upRate
 	}
 	if len(sw.peers) > 0 {
@@ -298,10 +317,19 @@ func (b *board) swarm(ih [20]byte, now time.Time) (SwarmDetail, bool) {
 	}
 	d := SwarmDetail{SwarmSummary: sw.summaryLocked(ih, now), Peers: make([]PeerStatus, 0, len(sw.peers))}
 	for id, p := range sw.peers {
+		state := "downloading"
+		switch {
+		case p.gone:
+			state = "stopped"
+		case p.left == 0:
+			state = "seeding"
+		}
 		d.Peers = append(d.Peers, PeerStatus{
+			State:         state,
 			PeerID:        hex.EncodeToString(id[:]),
 			Address:       p.addr.String(),
-			Datacenter:    p.place,
+			Datacenter:    p.place.Datacenter,
+			Rack:          p.place.Rack,
 			Seeder:        p.left == 0,
 			Progress:      p.progress(sw.size),
 			Left:          max(p.left, 0),
@@ -314,7 +342,7 @@ func (b *board) swarm(ih [20]byte, now time.Time) (SwarmDetail, bool) {
 		})
 	}
 	slices.SortFunc(d.Peers, func(x, y PeerStatus) int {
-		return cmp.Or(cmp.Compare(x.Datacenter, y.Datacenter), cmp.Compare(x.Address, y.Address), cmp.Compare(x.PeerID, y.PeerID))
+		return cmp.Or(cmp.Compare(x.Datacenter, y.Datacenter), cmp.Compare(x.Rack, y.Rack), cmp.Compare(x.Address, y.Address), cmp.Compare(x.PeerID, y.PeerID))
 	})
 	d.Done = make([]DonePoint, len(sw.done))
 	for i, t := range sw.done {

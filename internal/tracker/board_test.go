@@ -14,7 +14,7 @@ func TestBoardDeploy(t *testing.T) {
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	b := newBoard(30 * time.Second)
 	ann := func(s float64, id [20]byte, left, down int64, event string) {
-		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: left, Downloaded: down, Event: event, Name: "demo.tgz"}, addr, torrentInfo{}, at(s))
+		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: left, Downloaded: down, Event: event, Name: "demo.tgz"}, addr, Place{}, torrentInfo{}, at(s))
 	}
 	ann(0, seed, 0, 0, EventStarted)
 	if _, deploys := b.list(at(0)); len(deploys) != 0 {
@@ -64,20 +64,29 @@ func TestBoardDeploy(t *testing.T) {
 	p3 := hash20("-MU0001-peer00000003")
 	ann(30, p3, 1000, 0, EventStarted)
 	d, _ = b.swarm(ih, at(31))
-	if len(d.Peers) != 3 || d.Deploy == nil || d.Deploy.Finished != nil || len(d.Done) != 0 {
-		t.Errorf("second deploy: got %d peers, deploy %+v, done %v; want 3 peers, a new deploy under way", len(d.Peers), d.Deploy, d.Done)
+	states := map[string]int{}
+	for _, p := range d.Peers {
+		states[p.State]++
+	}
+	if states["stopped"] != 1 || states["seeding"] != 2 || states["downloading"] != 1 || d.Deploy == nil || d.Deploy.Finished != nil || len(d.Done) != 0 {
+		t.Errorf("second deploy: got peers %v, deploy %+v, done %v; want 1 stopped, 2 seeding, 1 downloading, a new deploy under way", states, d.Deploy, d.Done)
 	}
 
-	// Peers that stop announcing are dropped after two intervals; the
-	// swarm stays for emptySwarmTTL.
+	// Peers that stop announcing are stopped after two intervals; the
+	// swarm stays for emptySwarmTTL, then goes with them.
 	b.sweep(at(30 + 61))
 	d, ok = b.swarm(ih, at(91))
-	if !ok || len(d.Peers) != 0 || d.Leechers != 0 {
-		t.Errorf("after the sweep: on board %v with %d peers and %d leechers, want it kept without peers", ok, len(d.Peers), d.Leechers)
+	for _, p := range d.Peers {
+		if p.State != "stopped" {
+			t.Errorf("after the sweep: peer %s is %s, want stopped", p.Address, p.State)
+		}
+	}
+	if !ok || len(d.Peers) != 4 || d.Leechers != 0 || d.Seeders != 0 {
+		t.Errorf("after the sweep: on board %v with %d peers, %d leechers, %d seeders; want it kept with its 4 peers stopped", ok, len(d.Peers), d.Leechers, d.Seeders)
 	}
 	b.sweep(at(30).Add(emptySwarmTTL + time.Minute))
-	if _, ok := b.swarm(ih, at(30).Add(emptySwarmTTL+time.Minute)); ok {
-		t.Error("a swarm without peers for emptySwarmTTL is still on the board")
+	if _, ok := b.swarm(ih, at(30).Add(emptySwarmTTL+time.Minute)); ok || b.npeers != 0 {
+		t.Errorf("a swarm without live peers for emptySwarmTTL: on the board %v with %d peers counted, want gone with none", ok, b.npeers)
 	}
 }
 
@@ -88,7 +97,7 @@ func TestBoardBounds(t *testing.T) {
 	var ih, id [20]byte
 	for i := range maxBoardSwarms + 10 {
 		ih[0], ih[1] = byte(i), byte(i>>8)
-		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, torrentInfo{}, t0)
+		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
 	if n := len(b.swarms); n != maxBoardSwarms {
 		t.Errorf("after %d torrents with peers: %d swarms on the board, want %d", maxBoardSwarms+10, n, maxBoardSwarms)
@@ -96,7 +105,7 @@ func TestBoardBounds(t *testing.T) {
 	ih = [20]byte{} // the first swarm, which is on the board
 	for i := range maxBoardPeers + 10 {
 		id[0], id[1], id[2] = byte(i), byte(i>>8), byte(i>>16)
-		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, torrentInfo{}, t0)
+		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
 	if b.npeers != maxBoardPeers {
 		t.Errorf("board holds %d peers, want at most %d", b.npeers, maxBoardPeers)

@@ -67,7 +67,7 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 		m.malformed.WithLabelValues(ep)
 	}
 	reg := metrics.NewRegistry()
-	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, newStoreCollector(s)} {
+	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, newStoreCollector(s), newSwarmCollector(s.board)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("tracker: metrics: %w", err)
 		}
@@ -166,4 +166,55 @@ func gauge(d *prometheus.Desc, v int) prometheus.Metric {
 		return prometheus.NewInvalidMetric(d, err)
 	}
 	return m
+}
+
+// swarmCollector reports each live swarm of the board at scrape time:
+// as many series as torrents with peers announcing (at most
+// maxBoardSwarms).
+type swarmCollector struct {
+	b                                 *board
+	peers, progress, rate, done, secs *prometheus.Desc
+}
+
+func newSwarmCollector(b *board) *swarmCollector {
+	labels := []string{"info_hash", "name"}
+	return &swarmCollector{
+		b: b,
+		peers: prometheus.NewDesc("murder_tracker_swarm_peers",
+			"Peers of a torrent that announce to this tracker, by state: seeding or downloading.", append(labels, "state"), nil),
+		progress: prometheus.NewDesc("murder_tracker_swarm_progress_ratio",
+			"Mean share of the torrent its peers have, 0 to 1.", labels, nil),
+		rate: prometheus.NewDesc("murder_tracker_swarm_download_rate_bytes_per_second",
+			"Sum of the peers' download rates over their last two announces.", labels, nil),
+		done: prometheus.NewDesc("murder_tracker_swarm_deploy_hosts_done",
+			"Peers that completed during the torrent's current or last deploy.", labels, nil),
+		secs: prometheus.NewDesc("murder_tracker_swarm_deploy_seconds",
+			"Duration of the torrent's current deploy so far, or of its last one.", labels, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *swarmCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.peers, c.progress, c.rate, c.done, c.secs} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
+	swarms, _ := c.b.list(time.Now())
+	for _, s := range swarms {
+		if s.Seeders+s.Leechers == 0 {
+			continue // not live: only stopped peers left
+		}
+		l := []string{s.InfoHash, s.Name}
+		ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Seeders), s.InfoHash, s.Name, "seeding")
+		ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Leechers), s.InfoHash, s.Name, "downloading")
+		ch <- prometheus.MustNewConstMetric(c.progress, prometheus.GaugeValue, s.Progress, l...)
+		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, s.DownloadRate, l...)
+		if s.Deploy != nil {
+			ch <- prometheus.MustNewConstMetric(c.done, prometheus.GaugeValue, float64(s.Deploy.Hosts), l...)
+			ch <- prometheus.MustNewConstMetric(c.secs, prometheus.GaugeValue, s.Deploy.Seconds, l...)
+		}
+	}
 }

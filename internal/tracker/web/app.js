@@ -122,12 +122,12 @@ function renderPeers(d) {
     const box = el("div", {class: "dc", "data-datacenter": dc});
     if (named) box.append(el("h3", {}, (dc || "unknown datacenter") + " — " + done + "/" + peers.length + " done"));
     const rows = peers.map(p => el("tr", {class: "peer", "data-peer": p.peer_id, "data-progress": String(p.progress)},
-      el("td", {class: "addr"}, p.address),
+      el("td", {class: "addr"}, p.address + (p.rack ? " · rack " + p.rack : "")),
       el("td", {}, progressBar(p.progress)),
       el("td", {class: "num"}, rate(p.download_rate)),
       el("td", {class: "num"}, rate(p.upload_rate)),
       el("td", {class: "num"}, bytes(p.left)),
-      el("td", {class: p.seeder ? "state-done" : ""}, p.seeder ? "done" : "downloading")));
+      el("td", {class: "state-" + p.state}, p.seeder && p.state !== "seeding" ? "done, " + p.state : p.state)));
     box.append(el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "address"), el("th", {}, "progress"), el("th", {class: "num"}, "download"),
         el("th", {class: "num"}, "upload"), el("th", {class: "num"}, "left"), el("th", {}, "state"))),
