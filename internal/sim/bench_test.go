@@ -24,6 +24,7 @@ var (
 	benchLatency  = flag.Duration("sim.latency", 100*time.Microsecond, "one-way latency into every host")
 	benchDCs      = flag.Int("sim.dcs", 1, "datacenters")
 	benchWAN      = flag.String("sim.wan", "100Mbit", "each datacenter's WAN link, each way (with -dcs > 1)")
+	benchUnplaced = flag.Bool("sim.unplaced", false, "hosts do not tell the tracker their datacenter")
 	benchPiece    = flag.String("sim.piece-size", "", "piece length (default: murder's choice)")
 	benchSlow     = flag.Float64("sim.slow", 0, "fraction of peers on -slow-rate links")
 	benchSlowRate = flag.String("sim.slow-rate", "100Mbit", "link of the slow peers")
@@ -136,7 +137,7 @@ func benchConfig() (Config, int64, error) {
 	return Config{
 		Hosts: *benchN, Size: size, PieceSize: piece,
 		Link: l, SeedLink: Link{Up: seedRate, Down: seedRate, Latency: *benchLatency},
-		Datacenters: *benchDCs, WAN: wan,
+		Datacenters: *benchDCs, WAN: wan, Unplaced: *benchUnplaced,
 		Slow: *benchSlow, SlowLink: Link{Up: slow, Down: slow, Latency: *benchLatency},
 		Late: *benchLate, LateBy: *benchLateBy, Stop: *benchStop,
 		MaxConns: *benchConns, Seed: *benchSeed,
