@@ -94,6 +94,9 @@ type Result struct {
 	Missing  int     // peers that did not finish (stopped ones excluded)
 	Stopped  int     // peers that stopped on purpose
 	SeedSent float64 // bytes the seeder uploaded, in units of Size
+	// AtBound is the mean fraction of the artifact the peers had once the
+	// Kumar-Ross bound had passed (0 if all finished before).
+	AtBound float64
 	WANIn    []float64
 	// Announces is how many announces the tracker answered.
 	Announces int64
@@ -296,6 +299,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		})
 	}
+	// How far the peers are when the bound has passed: what is left then
+	// is the tail the bound does not account for.
+	atBound := make(chan float64, 1)
+	go func() {
+		t := time.NewTimer(Bound(cfg.Size, cfg.SeedLink.Up, ups, downs))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			atBound <- 0
+			return
+		}
+		var sum float64
+		for _, hs := range hosts[1:] {
+			st := hs.sw.Stats()
+			sum += float64(st.BytesDone) / float64(st.BytesTotal)
+		}
+		atBound <- sum / float64(cfg.Hosts)
+	}()
 	done.Wait()
 	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), Virtual: time.Since(start),
 		Bound: Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)}
@@ -303,6 +325,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		// Each other datacenter takes in at least one copy over its WAN
 		// link.
 		res.Bound = max(res.Bound, time.Duration(float64(cfg.Size)/float64(cfg.WAN)*float64(time.Second)))
+	}
+	select {
+	case res.AtBound = <-atBound:
+	default:
 	}
 	res.SeedSent = float64(hosts[0].sw.Stats().Uploaded) / float64(cfg.Size)
 	var peaks int
