@@ -98,7 +98,7 @@ func CheckPlaceName(what, name string) error {
 // peers, it returns, in this order:
 //
 //  1. peers of rack R, at random, then other peers of D, at random, up to k
-//     in all;
+//     in all (up to half of k for a gateway, below);
 //  2. then r = RemoteWant(room, gateway) remote peers, room being what is
 //     left of k.
 //

@@ -416,3 +416,23 @@ func TestMemStoreGatewayLeaves(t *testing.T) {
 		t.Errorf("a later peer: got %q, want west's new gateway only", got)
 	}
 }
+
+// TestMemStoreGatewayKeepsRoomForRemote checks that a gateway of a
+// datacenter larger than its numwant still gets remote peers: half of
+// what it asks for at most comes from its own datacenter.
+func TestMemStoreGatewayKeepsRoomForRemote(t *testing.T) {
+	st := NewMemStore(MemStoreConfig{})
+	ih := hash20("big")
+	announceAt(t, st, ih, placedPeer(0, Place{"west", ""}), true, 0)
+	for i := 1; i <= 30; i++ {
+		announceAt(t, st, ih, placedPeer(i, Place{"east", ""}), false, 0) // peer 1 is east's gateway
+	}
+	got := placesOf(announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 10))
+	if !sameGroups(got, [][]string{{"east", "east", "east", "east", "east"}, {"west"}}) {
+		t.Errorf("gateway: got %q, want 5 of east, then the seeder", got)
+	}
+	got = placesOf(announceAt(t, st, ih, placedPeer(2, Place{"east", ""}), false, 10))
+	if len(got) != 10 || slices.Contains(got, "west") {
+		t.Errorf("another peer: got %q, want 10 of east", got)
+	}
+}

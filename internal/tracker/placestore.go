@@ -114,16 +114,9 @@ func (sw *swarm) cut(list *[][20]byte, i int32, level int) {
 // records it with setGateway once self is stored).
 func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeeder bool) ([]Peer, bool) {
 	start := len(dst)
+	d := sw.dcs[p.Datacenter]
 	gateways, seeded := 0, false
-	if d := sw.dcs[p.Datacenter]; d != nil {
-		if p.Rack != "" {
-			if r := d.racks[p.Rack]; r != nil {
-				dst = sw.pickList(dst, k, r, forSeeder, func(e *entry) bool { return e.ID != self })
-			}
-		}
-		dst = sw.pickList(dst, k-(len(dst)-start), &d.placeList, forSeeder, func(e *entry) bool {
-			return e.ID != self && (p.Rack == "" || e.Place.Rack != p.Rack)
-		})
+	if d != nil {
 		gateways, seeded = len(d.gateways), len(d.ids[1]) > 0
 		if slot, ok := sw.index[self]; ok && slot < 0 && sw.at(slot).Place.Datacenter == p.Datacenter {
 			seeded = len(d.ids[1]) > 1 // self does not count
@@ -132,6 +125,20 @@ func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeede
 	isGateway := sw.gateways[self] == p.Datacenter
 	gateway := !forSeeder && !seeded && (isGateway || gateways < FirstPeers)
 	becomes := gateway && !isGateway
+	if d != nil {
+		local := k
+		if gateway {
+			local = k - k/2 // the rest is for remote peers
+		}
+		if p.Rack != "" {
+			if r := d.racks[p.Rack]; r != nil {
+				dst = sw.pickList(dst, local, r, forSeeder, func(e *entry) bool { return e.ID != self })
+			}
+		}
+		dst = sw.pickList(dst, local-(len(dst)-start), &d.placeList, forSeeder, func(e *entry) bool {
+			return e.ID != self && (p.Rack == "" || e.Place.Rack != p.Rack)
+		})
+	}
 	r := RemoteWant(k-(len(dst)-start), gateway)
 	if r <= 0 {
 		return dst, becomes
