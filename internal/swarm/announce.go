@@ -14,7 +14,6 @@ const (
 	maxRetry        = 60 * time.Second
 	lonelyRetry     = 4 * time.Second
 	stoppedTimeout  = 5 * time.Second
-	numWant         = 200
 )
 
 // announceLoop announces started, then at the tracker's interval (sooner
@@ -41,7 +40,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		return tracker.AnnounceRequest{
 			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
 			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
-			Event: event, NumWant: numWant,
+			Event: event, NumWant: 2 * s.cfg.MaxConns,
 			Place: s.cfgPlace,
 		}
 	}

@@ -516,8 +516,15 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 		s.poke()
 		return
 	}
-	for c := range s.conns {
-		s.fill(c)
+	// A verified piece makes nothing new to ask for, unless it frees a
+	// place among the pieces in flight or, in endgame, lets connections
+	// ask for duplicates again. Filling every connection after every
+	// piece cost a swarm CPU in proportion to its connections: in a
+	// simulated swarm of 40 hosts a fifth of the engine's time.
+	if len(s.active)+1 >= s.maxActive || s.want.Count() == 0 {
+		for c := range s.conns {
+			s.fill(c)
+		}
 	}
 }
 

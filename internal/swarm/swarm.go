@@ -118,7 +118,7 @@ type Store interface {
 
 // Defaults of a Config left zero.
 const (
-	DefaultMaxConns    = 200
+	DefaultMaxConns    = 50 // bench/sim/README.md: more cost CPU and memory and gave no speed
 	DefaultReadBuffer  = 256 << 10
 	DefaultWriteBuffer = 128 << 10
 )
