@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/progress"
@@ -218,7 +219,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}
 	hash := mi.InfoHash()
 	size := mi.Info.TotalLength()
-	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), humanBytes(size), mi.Info.NumPieces(), hash)
+	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), bytesize.Format(size), mi.Info.NumPieces(), hash)
 
 	// Seeder.
 	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()

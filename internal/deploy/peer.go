@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/progress"
 )
@@ -193,7 +194,17 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	stop()
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
-	f.say("  %d/%d peers have %s in place (%s each) in %s", rep.Succeeded, rep.Hosts, tag, humanBytes(size), roundDur(rep.Elapsed))
+	f.say("  %d/%d peers have %s in place (%s each) in %s", rep.Succeeded, rep.Hosts, tag, bytesize.Format(size), roundDur(rep.Elapsed))
+	for _, d := range rep.Datacenters {
+		name, last := d.Name, "-"
+		if name == "" {
+			name = "(none)"
+		}
+		if d.Succeeded > 0 {
+			last = roundDur(d.LastInPlace.Sub(start)).String()
+		}
+		f.say("    datacenter %s: %d/%d peers, %s, the last in place after %s", name, d.Succeeded, d.Hosts, bytesize.Format(d.Bytes), last)
+	}
 	return rep, err
 }
 

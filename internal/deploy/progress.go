@@ -126,7 +126,7 @@ func (p *statusLine) line() string {
 	if failed > 0 {
 		fmt.Fprintf(&b, ", %d failed", failed)
 	}
-	fmt.Fprintf(&b, " | %s of %s | %s/s", humanBytes(done), humanBytes(total), humanBytes(int64(rate)))
+	fmt.Fprintf(&b, " | %s of %s | %s", bytesize.Format(done), bytesize.Format(total), bytesize.FormatRate(rate))
 	if rate > 0 && total > done {
 		fmt.Fprintf(&b, " | ETA %s", roundDur(time.Duration(float64(total-done)/rate*float64(time.Second))))
 	}
@@ -191,8 +191,6 @@ func PrintFailures(w io.Writer, err error, total int) {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
-
-func humanBytes(n int64) string { return bytesize.Format(n) }
 
 func roundDur(d time.Duration) time.Duration {
 	switch {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
 )
 
@@ -66,7 +67,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			case <-time.After(pollEvery):
 			}
 		}
-		f.say("  seeding %s (%s, info hash %s), %s", tag, humanBytes(mi.Info.TotalLength()), hash, map[string]string{"running": "already running", "started": "started"}[state])
+		f.say("  seeding %s (%s, info hash %s), %s", tag, bytesize.Format(mi.Info.TotalLength()), hash, map[string]string{"running": "already running", "started": "started"}[state])
 		return nil
 	})
 }

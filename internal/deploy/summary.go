@@ -7,6 +7,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/bytesize"
 )
 
 // Summary is what a deploy did.
@@ -63,7 +65,7 @@ func (s *Summary) Print(f *Fleet) {
 
 // print writes the summary; what names the peers ("hosts" or "peers").
 func (s *Summary) print(w io.Writer, what string, steps bool) {
-	fmt.Fprintf(w, "\ndeployed to %d/%d %s: %s in %s, %s/s aggregate\n", s.Succeeded, s.Hosts, what, humanBytes(s.Bytes), roundDur(s.Wall), humanBytes(int64(s.Throughput())))
+	fmt.Fprintf(w, "\ndeployed to %d/%d %s: %s in %s, %s aggregate\n", s.Succeeded, s.Hosts, what, bytesize.Format(s.Bytes), roundDur(s.Wall), bytesize.FormatRate(s.Throughput()))
 	if s.Succeeded > 0 {
 		fmt.Fprintf(w, "files in place on the last of them after %s; whole run %s\n", roundDur(s.FilesInPlace), roundDur(s.Wall))
 	}
@@ -78,7 +80,7 @@ func (s *Summary) print(w io.Writer, what string, steps bool) {
 			if d.Succeeded > 0 {
 				last = roundDur(d.FilesInPlace).String()
 			}
-			fmt.Fprintf(tw, "  %s\t%d/%d\t%s\t%s\n", name, d.Succeeded, d.Hosts, humanBytes(d.Bytes), last)
+			fmt.Fprintf(tw, "  %s\t%d/%d\t%s\t%s\n", name, d.Succeeded, d.Hosts, bytesize.Format(d.Bytes), last)
 		}
 		tw.Flush()
 	}
