@@ -260,6 +260,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		"p=$(cat "+peerPid(tag)+")",
 		`"$BIN" follow-progress --pid "$p" `+peerJSON(tag)+" 2>/dev/null || true",
 	)
+	t0 := time.Now()
 	pr, pw := io.Pipe()
 	var result error
 	var sawDone, sawEvent bool
@@ -272,6 +273,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		for sc.Scan() {
 			if !sawStart && sc.Text() == startedLine {
 				sawStart = true
+				f.log.Debug("peer started", "host", c.Host.Spec, "seconds", time.Since(t0).Seconds())
 				started()
 				continue
 			}
@@ -283,6 +285,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 			switch ev.Event {
 			case progress.EventDone:
 				sawDone = true
+				f.log.Debug("peer done", "host", c.Host.Spec, "seconds", time.Since(t0).Seconds())
 				prog.update(c.Host.Spec, ev)
 			case progress.EventError:
 				result = errors.New(ev.Message)
