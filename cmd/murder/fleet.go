@@ -30,7 +30,7 @@ func (ff *fleetFlags) register(cmd *cobra.Command) {
 	f.StringVarP(&ff.config, "config", "c", "murder.toml", "the inventory: hosts, roles, paths and SSH settings (see murder.toml.example)")
 	f.BoolVar(&ff.acceptNewHostKeys, "accept-new-host-keys", false, "add the keys of hosts missing from known_hosts instead of failing them (a changed key still fails)")
 	f.BoolVarP(&ff.verbose, "verbose", "v", false, "log SSH and host details to stderr")
-	f.StringSliceVar(&ff.limit, "limit", nil, "work only on these hosts (as written in the inventory, or their names), comma-separated or repeated; the deploy's tracker and seeder always take part")
+	f.StringSliceVar(&ff.limit, "limit", nil, "work only on these hosts (as written in the inventory, or their names), comma-separated or repeated; a task with none of its hosts selected does nothing; the deploy's tracker and seeder always take part")
 	f.StringSliceVar(&ff.roles, "role", nil, "work only on the hosts of these roles: tracker, seeder, peers (comma-separated or repeated)")
 	f.BoolVar(&ff.asJSON, "json", false, "end standard output with one line of JSON: task, tag, hosts (host, status ok|failed|unreachable, error, seconds, bytes) and totals")
 }
@@ -222,12 +222,14 @@ murder deploy does all of it in one command.`,
 					return notStarted(cmd, name, tag, err, ff.asJSON)
 				}
 				defer closeFn()
-				err = run(cmd, fl)
-				// Tasks of one host (tracker, seeder) run whatever --limit says.
+				// A task none of whose hosts --limit and --role select does
+				// nothing.
 				hs := fl.Pick(hosts(fl.Inventory()))
 				if len(hs) == 0 {
-					hs = hosts(fl.Inventory())
+					fmt.Fprintf(cmd.OutOrStdout(), "==> %s: --limit and --role select none of its hosts; nothing to do\n", name)
+					return report(cmd, fl.Result(name, tag, nil, nil), nil, ff.asJSON)
 				}
+				err = run(cmd, fl)
 				return report(cmd, fl.Result(name, tag, hs, err), err, ff.asJSON)
 			},
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/murder-deploy/murder/internal/fleet/fleettest"
 	"github.com/murder-deploy/murder/internal/release"
 )
 
@@ -51,6 +52,40 @@ func TestActivateRollbackCommands(t *testing.T) {
 		_, err := execute(t, args...)
 		if !errors.As(err, &ee) || ee.code != exitUsage {
 			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestFleetTaskNothingSelected: a task none of whose hosts --limit or
+// --role selects connects to nothing and succeeds with an empty result.
+func TestFleetTaskNothingSelected(t *testing.T) {
+	dir := t.TempDir()
+	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(dir, "murder.toml")
+	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" +
+		"[roles]\ntracker = \"192.0.2.1\"\npeers = [\"192.0.2.2\", \"192.0.2.3\"]\n"
+	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"fleet", "-c", inv, "--limit", "192.0.2.2", "--json", "stop-tracker"},
+		{"fleet", "-c", inv, "--role", "tracker", "--json", "stop-peering", "--tag", "v1"},
+	} {
+		out, err := execute(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var res struct {
+			Hosts  []json.RawMessage   `json:"hosts"`
+			Totals struct{ Hosts int } `json:"totals"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || len(res.Hosts) != 0 || !strings.Contains(out, "nothing to do") {
+			t.Errorf("%v: %+v, %v\n%s", args, res, err, out)
 		}
 	}
 }
