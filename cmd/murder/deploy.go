@@ -110,6 +110,9 @@ before any peer).`,
 				actp = &act
 			}
 			if cmd.Flags().Changed("local") {
+				if cmd.Flags().Changed("dry-run") {
+					return usageError(errors.New("--dry-run shows what a deploy with -c would run on each host: drop it with --local"))
+				}
 				if cmd.Flags().Changed("limit") || cmd.Flags().Changed("role") {
 					return usageError(errors.New("--limit and --role choose hosts of an inventory: drop them with --local"))
 				}
@@ -180,6 +183,9 @@ before any peer).`,
 			}
 			defer closeFn()
 			opt.Activate = actp
+			if ff.dryRun {
+				return fl.Plan(opt)
+			}
 			sum, err := fl.Deploy(ctx, opt)
 			if sum != nil {
 				sum.Print(fl)
@@ -203,6 +209,7 @@ before any peer).`,
 	f.DurationVar(&timeout, "timeout", 0, "--local: fail the run if it has not finished after this long, e.g. 10m (default 1h)")
 	f.StringVar(&upload, "max-upload-rate", "", "--local: upload limit per process, bytes per second, e.g. 50MB (default: no limit)")
 	f.StringVar(&download, "max-download-rate", "", "--local: download limit per peer, bytes per second, e.g. 100MB (default: no limit)")
+	f.BoolVar(&ff.dryRun, "dry-run", false, "-c: print what each host would run, step by step, and run nothing")
 	f.BoolVar(&activate, "activate", false, "switch DIR/current to TAG on every peer once they all (or --min-hosts) have it")
 	f.IntVar(&act.KeepReleases, "keep-releases", 0, "--activate: on each peer, remove the releases beyond the N most recently activated (never the active one or the one before it); 0 keeps all")
 	f.StringArrayVar(&act.Shared, "shared", nil, "--activate: a path inside the release to link to DIR/shared/PATH, which must exist on each peer; repeat for more")

@@ -89,3 +89,36 @@ func TestFleetTaskNothingSelected(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployDryRun prints each host's commands without connecting to any.
+func TestDeployDryRun(t *testing.T) {
+	dir := t.TempDir()
+	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(dir, "murder.toml")
+	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" +
+		"[roles]\npeers = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]\n"
+	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(t, "deploy", "-c", inv, "--tag", "v42", "--files-path", "/srv/build", "--destination-path", "/srv/app",
+		"--activate", "--canary", "1", "--batch", "1", "--limit", "192.0.2.3", "--dry-run")
+	if err != nil {
+		t.Fatalf("deploy --dry-run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"distribute-files: /opt/murder/murder to 192.0.2.1, 192.0.2.3\n",
+		"peer on 192.0.2.3: '/opt/murder/murder' 'peer' '--torrent' '/tmp/v42.tgz.torrent' '--destination-path' '/srv/app'",
+		"activate once 1 of 1 peers have v42, in waves of 1: '/opt/murder/murder' 'activate'",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "peer on 192.0.2.2") {
+		t.Errorf("dry run includes a peer --limit leaves out:\n%s", out)
+	}
+}

@@ -86,13 +86,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	defer cancel()
 
 	// Every host gets murder at once, and goes on as soon as it has it.
-	// The tracker and the seeder take part whatever --limit says.
-	var all []fleet.Host
-	for _, h := range f.inv.All() {
-		if h.Spec == f.inv.Tracker.Spec || h.Spec == f.inv.Seeder.Spec || len(f.Pick([]fleet.Host{h})) > 0 {
-			all = append(all, h)
-		}
-	}
+	all := f.deployHosts()
 	ready := make(map[string]*latch, len(all))
 	for _, h := range all {
 		ready[h.Spec] = newLatch()
@@ -290,4 +284,16 @@ func ValidTag(tag string) error {
 		return fmt.Errorf("deploy: bad tag %q: use letters, digits, '.', '-' and '_'", tag)
 	}
 	return nil
+}
+
+// deployHosts are the hosts a deploy works on: the tracker and the seeder,
+// whatever --limit says, and the selected peers.
+func (f *Fleet) deployHosts() []fleet.Host {
+	var all []fleet.Host
+	for _, h := range f.inv.All() {
+		if h.Spec == f.inv.Tracker.Spec || h.Spec == f.inv.Seeder.Spec || len(f.Pick([]fleet.Host{h})) > 0 {
+			all = append(all, h)
+		}
+	}
+	return all
 }
