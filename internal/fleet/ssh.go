@@ -566,9 +566,7 @@ func (e *ExitError) Error() string {
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	if c.sudo {
-		cmd = "sudo -n /bin/sh -c " + Quote(cmd)
-	}
+	cmd = c.command(cmd)
 	s, err := c.client.NewSession()
 	if err != nil {
 		return fmt.Errorf("fleet: ssh session: %w", err)
@@ -641,7 +639,7 @@ func (c *Conn) session(ctx context.Context, cmd string, talk func(stdin io.Write
 	if err != nil {
 		return fmt.Errorf("fleet: ssh session: %w", err)
 	}
-	if err := s.Start(cmd); err != nil {
+	if err := s.Start(c.command(cmd)); err != nil {
 		return fmt.Errorf("fleet: ssh session: %w", err)
 	}
 	// Closing the session ends the remote command and unblocks talk.
@@ -704,4 +702,12 @@ func expandHome(p string) string {
 		}
 	}
 	return p
+}
+
+// command is cmd as the host runs it: through sudo -n with [ssh] sudo.
+func (c *Conn) command(cmd string) string {
+	if c.sudo {
+		return "sudo -n /bin/sh -c " + Quote(cmd)
+	}
+	return cmd
 }

@@ -538,4 +538,13 @@ func TestSudo(t *testing.T) {
 	if err != nil || !strings.HasPrefix(strings.TrimSpace(out), "/bin/sh -c") {
 		t.Fatalf("under sudo, SUDO_COMMAND = %q, %v; want /bin/sh -c ...", out, err)
 	}
+	// A copy with commands after it goes through sudo too.
+	var then strings.Builder
+	dst := filepath.Join(t.TempDir(), "copied")
+	if _, err := c.Put(context.Background(), Put{Src: LocalBytes([]byte("data")), Dst: dst, Mode: 0o644, Then: `echo "$SUDO_USER"`, ThenOut: &then}); err != nil {
+		t.Fatalf("Put under sudo: %v", err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != "data" || strings.TrimSpace(then.String()) != "root" {
+		t.Fatalf("Put under sudo: file %q, SUDO_USER %q; want data and root", got, then.String())
+	}
 }
