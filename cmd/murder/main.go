@@ -49,8 +49,9 @@ func newRootCmd() *cobra.Command {
 spreads it to every server of a fleet over BitTorrent: a tracker coordinates,
 a seeder serves the first copy and the peers copy from each other.
 
-Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
-2 usage error (unknown command or flag, bad or missing flag value).`,
+Exit codes: 0 success, 1 failure (for fleet and deploy: some hosts failed),
+2 usage error (unknown command or flag, bad or missing flag value), 3 (fleet
+and deploy) the run could not start: inventory, credentials, missing files.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Runnable, so that a missing or unknown command is a usage error
