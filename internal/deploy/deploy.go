@@ -224,7 +224,9 @@ func (f *Fleet) finish(ctx context.Context, tag string, stopTracker bool, skip f
 	var mu sync.Mutex
 	var said []string
 	cleaned := 0
-	err := fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
+	err := fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) (err error) {
+		start := time.Now()
+		defer func() { f.rec.add(h.Spec, time.Since(start), 0, err) }()
 		c, err := f.conn(ctx, h)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
 )
@@ -58,7 +59,11 @@ func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, quick bool, 
 	var mu sync.Mutex
 	copied, same := 0, 0
 	err = fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) (err error) {
-		defer func() { report(h, err) }()
+		start := time.Now()
+		defer func() {
+			f.rec.add(h.Spec, time.Since(start), 0, err)
+			report(h, err)
+		}()
 		c, err := f.conn(ctx, h)
 		if err != nil {
 			return err
