@@ -281,7 +281,7 @@ func (l *link) serve(ctx context.Context) {
 type segment struct {
 	p   *pipe
 	b   []byte
-	buf *[]byte
+	buf *[]byte   // from the pool, or nil
 	hop int       // index in p.path of the link it is on
 	due time.Time // when its delay ends
 }
@@ -336,8 +336,14 @@ func (p *pipe) dead() bool {
 }
 
 // drop discards a segment of a connection that was reset.
-func (p *pipe) drop(s *segment) {
-	p.n.pool.Put(s.buf)
+func (p *pipe) drop(s *segment) { p.n.free(s) }
+
+// free returns s's buffer to the pool.
+func (n *Network) free(s *segment) {
+	if s.buf != nil {
+		n.pool.Put(s.buf)
+		s.buf = nil
+	}
 }
 
 // forward moves s past the link it just crossed.
@@ -410,8 +416,14 @@ func (p *pipe) write(b []byte) (int, error) {
 		k := min(len(b), segmentSize)
 		p.inflight += k
 		p.mu.Unlock()
-		buf := p.n.pool.Get().(*[]byte)
-		s := &segment{p: p, b: (*buf)[:k], buf: buf}
+		s := &segment{p: p}
+		if k < segmentSize/4 {
+			// Small writes (haves, requests) take only their size.
+			s.b = make([]byte, k)
+		} else {
+			s.buf = p.n.pool.Get().(*[]byte)
+			s.b = (*s.buf)[:k]
+		}
 		copy(s.b, b[:k])
 		b = b[k:]
 		n += k
@@ -448,7 +460,7 @@ func (p *pipe) read(b []byte) (int, error) {
 			p.rq[0] = nil
 			p.rq = p.rq[1:]
 			p.roff = 0
-			p.n.pool.Put(s.buf)
+			p.n.free(s)
 		}
 	}
 	p.cond.Broadcast()
@@ -460,7 +472,7 @@ func (p *pipe) closeRead() {
 	p.mu.Lock()
 	p.rclosed = true
 	for _, s := range p.rq {
-		p.n.pool.Put(s.buf)
+		p.n.free(s)
 	}
 	p.rq = nil
 	p.mu.Unlock()
