@@ -262,23 +262,46 @@ func (l *link) serve(ctx context.Context) {
 			}
 			continue
 		}
-		if s.p.dead() {
+		if s.p != nil && s.p.dead() {
 			s.p.drop(s)
 			continue
 		}
 		if l.rate > 0 {
-			time.Sleep(time.Duration(int64(len(s.b)) * int64(time.Second) / l.rate))
+			time.Sleep(time.Duration(s.wire() * int64(time.Second) / l.rate))
 			if ctx.Err() != nil {
 				return
 			}
+		}
+		if s.p == nil {
+			continue // an acknowledgement, which only takes its time
 		}
 		l.bytes.Add(int64(len(s.b)))
 		s.p.forward(s)
 	}
 }
 
-// segment is a piece of one direction of a connection on its way.
+// TCP over Ethernet: a link carries headers with every MSS of payload,
+// and the receiver sends an acknowledgement of headers alone for every two
+// (delayed ACK), which takes time on its own uplink. Links are paced on
+// these wire bytes, as the test bed's tbf paces them, and count payload.
+const (
+	mss         = 1448
+	headerBytes = 14 + 20 + 32 // Ethernet, IPv4, TCP with timestamps
+)
+
+// wire returns the bytes s takes on a link.
+func (s *segment) wire() int64 {
+	if s.p == nil {
+		return int64(s.ack)
+	}
+	n := int64(len(s.b))
+	return n + (n+mss-1)/mss*headerBytes
+}
+
+// segment is a piece of one direction of a connection on its way, or an
+// acknowledgement (p nil) of ack wire bytes.
 type segment struct {
+	ack int
 	p   *pipe
 	b   []byte
 	buf *[]byte   // from the pool, or nil
@@ -289,10 +312,11 @@ type segment struct {
 // pipe is one direction of a connection: what one end writes and the
 // other reads. Its segments cross path, with delay before the last link.
 type pipe struct {
-	n      *Network
-	path   []*link
-	delay  time.Duration
-	window int
+	n       *Network
+	path    []*link
+	ackLink *link // the receiver's uplink, which carries the acknowledgements
+	delay   time.Duration
+	window  int
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -310,7 +334,7 @@ type pipe struct {
 }
 
 func (n *Network) newPipe(src, dst *Host) *pipe {
-	p := &pipe{n: n, path: []*link{src.up}, delay: dst.link.Latency}
+	p := &pipe{n: n, path: []*link{src.up}, ackLink: dst.up, delay: dst.link.Latency}
 	if src.dc != dst.dc && src.dc != nil && dst.dc != nil {
 		p.path = append(p.path, src.dc.out, dst.dc.in)
 	}
@@ -360,6 +384,7 @@ func (p *pipe) forward(s *segment) {
 		p.rq = append(p.rq, s)
 		p.mu.Unlock()
 		p.cond.Broadcast()
+		p.ackLink.push(&segment{ack: ((len(s.b)+mss-1)/mss + 1) / 2 * headerBytes})
 	case s.hop == len(p.path)-1 && p.delay > 0:
 		p.mu.Lock()
 		s.due = time.Now().Add(p.delay)
