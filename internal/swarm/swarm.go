@@ -118,7 +118,7 @@ type Store interface {
 
 // Defaults of a Config left zero.
 const (
-	DefaultMaxConns    = 50 // bench/sim/README.md: more cost CPU and memory and gave no speed
+	DefaultMaxConns    = 16 // bench/sim/README.md: more were slower, and cost CPU and memory
 	DefaultReadBuffer  = 256 << 10
 	DefaultWriteBuffer = 128 << 10
 )
