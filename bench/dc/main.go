@@ -220,26 +220,34 @@ func (b *bench) line(r result, unit time.Duration) string {
 	return sb.String()
 }
 
-// medianResult takes the median of each figure over rounds.
+// medianResult takes the median of each figure over rounds (the mean of
+// the middle two for an even number of rounds).
 func medianResult(rs []result) result {
 	out := result{done: make([]time.Duration, len(rs[0].done)), in: make([]int64, len(rs[0].in))}
 	for i := range out.done {
-		var v []time.Duration
+		var v []int64
 		for _, r := range rs {
-			v = append(v, r.done[i])
+			v = append(v, int64(r.done[i]))
 		}
-		slices.Sort(v)
-		out.done[i] = v[len(v)/2]
+		out.done[i] = time.Duration(median(v))
 	}
 	for i := range out.in {
 		var v []int64
 		for _, r := range rs {
 			v = append(v, r.in[i])
 		}
-		slices.Sort(v)
-		out.in[i] = v[len(v)/2]
+		out.in[i] = median(v)
 	}
 	return out
+}
+
+func median(v []int64) int64 {
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[n/2]
 }
 
 func (b *bench) setup(ctx context.Context) error {
