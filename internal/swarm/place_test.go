@@ -11,7 +11,8 @@ import (
 
 // TestTrackerSwarmPlaces runs a seeder and peers that announce their
 // datacenter to a real tracker: each learns its peers' places from the
-// replies and counts what it received by where it came from. Without
+// replies and counts what it received by where it came from (bytes from
+// a peer that connected before a reply listed it are unplaced). Without
 // places every byte is unplaced.
 func TestTrackerSwarmPlaces(t *testing.T) {
 	for _, placed := range []bool{true, false} {
@@ -32,12 +33,26 @@ func TestTrackerSwarmPlaces(t *testing.T) {
 			peers = append(peers, p)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		wait := runAll(t, ctx, append([]*Swarm{seeder}, peers...)...)
+		// The seeder first, so that the peers' first replies list it.
+		waitSeeder := runAll(t, ctx, seeder)
+		client := tracker.NewClient([][]string{{ts.URL + "/announce"}}, tracker.ClientConfig{})
+		for {
+			st, err := client.Scrape(ctx, mi.InfoHash())
+			if err == nil && st[mi.InfoHash()].Complete == 1 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the seeder never announced")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		wait := runAll(t, ctx, peers...)
 		for _, p := range peers {
 			waitComplete(t, ctx, p)
 		}
 		cancel()
 		wait()
+		waitSeeder()
 		ts.Close()
 		for i, p := range peers {
 			st := p.Stats()
