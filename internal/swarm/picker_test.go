@@ -675,3 +675,33 @@ func TestUnlistedPeerIsNotHeldBack(t *testing.T) {
 		t.Error("want the unlisted peer asked for anything, the unplaced one only for pieces 2 and 3")
 	}
 }
+
+// TestRoomKeptForRemotePeers checks that a host that knows its place keeps
+// a fifth of its connections for remote peers, and one that does not
+// keeps none.
+func TestRoomKeptForRemotePeers(t *testing.T) {
+	for _, placed := range []bool{true, false} {
+		s, add := pickerSwarm(t, 4, 16<<10)
+		s.cfg.MaxConns = 10
+		if placed {
+			s.cfgPlace = tracker.Place{Datacenter: "east"}
+			s.place = s.cfgPlace
+		}
+		for range 7 {
+			c := add()
+			c.near.Store(s.nearLocked(c.addr.Addr()))
+		}
+		s.mu.Lock()
+		local, remote := s.roomForLocked(nearDatacenter, 0), s.roomForLocked(nearRemote, 0)
+		unlisted := s.roomForLocked(nearUnknown, 0)
+		add()
+		full := s.roomForLocked(nearDatacenter, 0)
+		s.mu.Unlock()
+		if !local || !remote || !unlisted {
+			t.Errorf("placed=%v, 7 of 10 connections: room for local %v, remote %v, unlisted %v; want all", placed, local, remote, unlisted)
+		}
+		if full == placed {
+			t.Errorf("placed=%v, 8 of 10 connections: room for another local one is %v, want %v", placed, full, !placed)
+		}
+	}
+}

@@ -85,6 +85,29 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 	}
 }
 
+// roomForLocked reports whether a connection to a peer at nearness near
+// fits beside the connections there are and dialing more being dialed:
+// while this host knows its place, a share of MaxConns (remoteShare) is
+// kept for peers the tracker put elsewhere. A datacenter's gateway is
+// dialed by many of its own peers, and without the share they took every
+// connection before it reached a remote one (simulated: 60 hosts per
+// datacenter, 50 connections each, the last peer at 4.4x F/W).
+func (s *Swarm) roomForLocked(near int32, dialing int) bool {
+	if near == nearRemote || !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
+		return true
+	}
+	n := dialing // counted as not remote: a bound, not a census
+	for c := range s.conns {
+		if c.near.Load() != nearRemote {
+			n++
+		}
+	}
+	return n < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare
+}
+
+// remoteShare: 1/remoteShare of MaxConns is kept for remote peers.
+const remoteShare = 5
+
 // heldLocally reports whether a local peer has piece k.
 func (s *Swarm) heldLocally(k int) bool { return s.localSeeds > 0 || s.localAvail[k] > 0 }
 

@@ -572,7 +572,8 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	for _, a := range pending {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
-			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns {
+			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns ||
+			!s.roomForLocked(s.nearLocked(a.Addr()), len(s.dialing)) {
 			continue
 		}
 		s.dialing[a] = true
