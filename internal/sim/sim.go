@@ -94,7 +94,12 @@ type Result struct {
 	Missing  int     // peers that did not finish (stopped ones excluded)
 	Stopped  int     // peers that stopped on purpose
 	SeedSent float64 // bytes the seeder uploaded, in units of Size
-	WANIn    []float64
+	// AtBound is the mean fraction of the artifact the peers had once the
+	// Kumar-Ross bound had passed (0 if all finished before).
+	AtBound float64
+	// WANIn is the bytes that entered each datacenter but the first over
+	// its WAN link, WANOut what left each datacenter, in units of Size.
+	WANIn, WANOut []float64
 	// Announces is how many announces the tracker answered.
 	Announces int64
 	// ConnsPerHost is the mean number of connections a peer had when it
@@ -296,6 +301,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		})
 	}
+	// How far the peers are when the bound has passed: what is left then
+	// is the tail the bound does not account for.
+	atBound := make(chan float64, 1)
+	go func() {
+		t := time.NewTimer(Bound(cfg.Size, cfg.SeedLink.Up, ups, downs))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			atBound <- 0
+			return
+		}
+		var sum float64
+		for _, hs := range hosts[1:] {
+			st := hs.sw.Stats()
+			sum += float64(st.BytesDone) / float64(st.BytesTotal)
+		}
+		atBound <- sum / float64(cfg.Hosts)
+	}()
 	done.Wait()
 	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), Virtual: time.Since(start),
 		Bound: Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)}
@@ -303,6 +327,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		// Each other datacenter takes in at least one copy over its WAN
 		// link.
 		res.Bound = max(res.Bound, time.Duration(float64(cfg.Size)/float64(cfg.WAN)*float64(time.Second)))
+	}
+	select {
+	case res.AtBound = <-atBound:
+	default:
 	}
 	res.SeedSent = float64(hosts[0].sw.Stats().Uploaded) / float64(cfg.Size)
 	var peaks int
@@ -322,8 +350,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	res.ConnsPerHost = float64(peaks) / float64(cfg.Hosts)
-	for _, d := range dcs[1:] {
-		res.WANIn = append(res.WANIn, float64(d.BytesIn())/float64(cfg.Size))
+	for i, d := range dcs {
+		if ndc == 1 {
+			break
+		}
+		if i > 0 {
+			res.WANIn = append(res.WANIn, float64(d.BytesIn())/float64(cfg.Size))
+		}
+		res.WANOut = append(res.WANOut, float64(d.BytesOut())/float64(cfg.Size))
 	}
 	res.Announces = announces.Load()
 	cancel()
