@@ -86,13 +86,14 @@ func checkPlaceIndex(t *testing.T, st *MemStore, ih [20]byte) {
 	for dc, d := range sw.dcs {
 		for _, id := range d.gateways {
 			gateways++
-			if slot, ok := sw.index[id]; !ok || sw.at(slot).Place.Datacenter != dc || sw.gateways[id] != dc {
-				t.Fatalf("gateway of %q is not a peer of it", dc)
+			i, listed := sw.gateways[id]
+			if slot, ok := sw.index[id]; !ok || sw.at(slot).Place.Datacenter != dc || !listed || sw.gatewayList[i] != id {
+				t.Fatalf("gateway of %q is not a peer of it, or not listed where gateways says", dc)
 			}
 		}
 	}
-	if gateways != len(sw.gateways) {
-		t.Fatalf("%d gateways listed by datacenter, %d in all", gateways, len(sw.gateways))
+	if gateways != len(sw.gateways) || gateways != len(sw.gatewayList) {
+		t.Fatalf("%d gateways listed by datacenter, %d in all (%d in the list)", gateways, len(sw.gateways), len(sw.gatewayList))
 	}
 	known := 0
 	for _, l := range [][]entry{sw.seeders, sw.leechers} {
