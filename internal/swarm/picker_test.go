@@ -704,6 +704,20 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 			t.Errorf("placed=%v, 8 of 10 connections: room for another local one is %v, want %v", placed, full, !placed)
 		}
 	}
+	// Remote peers take at most half.
+	s, add := pickerSwarm(t, 4, 16<<10)
+	s.cfg.MaxConns = 10
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place = s.cfgPlace
+	for range 5 {
+		add().near.Store(nearRemote)
+	}
+	s.mu.Lock()
+	remote, local := s.roomForLocked(nearRemote, 0), s.roomForLocked(nearDatacenter, 0)
+	s.mu.Unlock()
+	if remote || !local {
+		t.Errorf("5 remote of 10 connections: room for another remote %v, a local %v; want false, true", remote, local)
+	}
 }
 
 // TestRemotePicksFromOrigin checks that pieces asked of a remote peer go

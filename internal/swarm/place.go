@@ -93,16 +93,23 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 // connection before it reached a remote one (simulated: 60 hosts per
 // datacenter, 50 connections each, the last peer at 4.4x F/W).
 func (s *Swarm) roomForLocked(near int32, dialing int) bool {
-	if near == nearRemote || !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
+	if !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
 		return true
 	}
-	n := dialing // counted as not remote: a bound, not a census
+	remote, other := 0, 0
 	for c := range s.conns {
-		if c.near.Load() != nearRemote {
-			n++
+		if c.near.Load() == nearRemote {
+			remote++
+		} else {
+			other++
 		}
 	}
-	return n < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare
+	if near == nearRemote {
+		// Remote peers take at most half: a gateway has many on its list
+		// and must keep room for its own datacenter's peers.
+		return remote+dialing < s.cfg.MaxConns/2
+	}
+	return other+dialing < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare // dialing counted as either: a bound, not a census
 }
 
 // remoteShare: 1/remoteShare of MaxConns is kept for remote peers.

@@ -158,15 +158,15 @@ func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeede
 			return e.Peer, remote(e)
 		})
 	}
+	dst = pickRandom(dst, r-(len(dst)-mark), len(sw.gatewayList), func(i int) (Peer, bool) {
+		e := sw.entryOf(sw.gatewayList[i])
+		return e.Peer, e.Place.Datacenter != p.Datacenter && sw.seeded[e.Place.Datacenter] == nil
+	})
 	for dc, d := range sw.seeded {
 		if dc != p.Datacenter {
 			dst = sw.pickList(dst, r-(len(dst)-mark), &d.placeList, true, remote)
 		}
 	}
-	dst = pickRandom(dst, r-(len(dst)-mark), len(sw.gatewayList), func(i int) (Peer, bool) {
-		e := sw.entryOf(sw.gatewayList[i])
-		return e.Peer, e.Place.Datacenter != p.Datacenter && sw.seeded[e.Place.Datacenter] == nil
-	})
 	if len(dst) == mark {
 		// No seeder and no gateway elsewhere: any remote peer.
 		dst = pickRandom(dst, r, len(sw.leechers), func(i int) (Peer, bool) {
