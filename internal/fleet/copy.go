@@ -18,8 +18,11 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// sha256Cmd prints the SHA-256 of the file in $f, or nothing when it is
-// missing; it works with GNU coreutils, BSD and busybox.
+// SHA256Cmd is shell code that prints the SHA-256 of the file in $f, or
+// nothing when it is missing; it works with GNU coreutils, BSD and
+// busybox.
+const SHA256Cmd = sha256Cmd
+
 const sha256Cmd = `{ if command -v sha256sum >/dev/null 2>&1; then sha256sum "$f"; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$f"; else openssl dgst -sha256 -r "$f"; fi; } 2>/dev/null | cut -c1-64`
 
 // RemoteSHA256 returns the hex SHA-256 of a remote file, or "" when the file
@@ -122,10 +125,11 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 		"d=" + Quote(p.Dst),
 		// stamp prints SUM and the inode, size, mtime and ctime of $d, or
 		// nothing where stat cannot give nanoseconds (GNU coreutils can).
-		`stamp() { s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
+		// Without Quick, no stamps are read or written.
+		`stamp() { ` + quick + ` || return 0; s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
 		`have=; pre=$(stamp ` + p.Src.sum + `)`,
-		`if ` + quick + ` && [ -n "$pre" ] && [ -f "$d.murder-sum" ] && [ "$(cat "$d.murder-sum")" = "$pre" ]; then have=` + p.Src.sum + `; fi`,
-		`if [ -z "$have" ]; then have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi); fi`,
+		`if [ -n "$pre" ] && [ -f "$d.murder-sum" ] && [ "$(cat "$d.murder-sum")" = "$pre" ]; then have=` + p.Src.sum + `; fi`,
+		`if ` + skip + ` && [ -z "$have" ]; then have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi); fi`,
 		// A stamp is written only for content just hashed or written.
 		`if ` + skip + ` && [ "$have" = ` + p.Src.sum + ` ]; then echo same; if [ -n "$pre" ] && [ "$(stamp ` + p.Src.sum + `)" = "$pre" ]; then echo "$pre" > "$d.murder-sum" || true; fi; else`,
 		`echo send`,
@@ -144,7 +148,7 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 		p.Then,
 	}, "\n")
 	res := Copied
-	err := c.session(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+	err := c.Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
 		br := bufio.NewReader(stdout)
 		line, _ := br.ReadString('\n')
 		switch strings.TrimSpace(line) {
