@@ -105,7 +105,8 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	if err := validDestination(opt.Destination); err != nil {
 		return nil, err
 	}
-	if hooks.torrent == nil {
+	immediate := hooks.torrent == nil
+	if immediate {
 		if _, err := f.loadTorrent(tag); err != nil {
 			return nil, err
 		}
@@ -114,6 +115,14 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 			return nil, fmt.Errorf("deploy: %w", err)
 		}
 		hooks.torrent = func(context.Context) ([]byte, error) { return b, nil }
+	}
+	// Nothing is said of the peers until they may start: a deploy that
+	// stops before says nothing of them.
+	prog := newProgress(f.out, f.cfg.Live, "peer", len(peers))
+	prog.hold()
+	open := func() { prog.open(func() { f.header("peer", len(peers)) }) }
+	if immediate {
+		open()
 	}
 	// size is known once the .torrent is, before any peer can finish.
 	var size atomic.Int64
@@ -127,13 +136,12 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 			return nil, fmt.Errorf("deploy: %w", err)
 		}
 		size.Store(mi.Info.TotalLength())
+		open()
 		return b, nil
 	}
-	f.header("peer", len(peers))
 	rep := &PeerReport{Hosts: len(peers)}
 	var dcIndex map[string]int
 	rep.Datacenters, dcIndex = datacenterReports(peers)
-	prog := newProgress(f.out, f.cfg.Live, "peer", len(peers))
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -208,6 +216,9 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	stop()
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
+	if !prog.opened() {
+		return rep, err
+	}
 	f.say("  %d/%d peers have %s in place (%s each) in %s", rep.Succeeded, rep.Hosts, tag, humanBytes(size.Load()), roundDur(rep.Elapsed))
 	for _, d := range rep.Datacenters {
 		name, last := d.Name, "-"

@@ -93,11 +93,13 @@ type Put struct {
 	// SkipSame leaves a Dst that already has Src's content alone, and
 	// sends nothing.
 	SkipSame bool
-	// Quick lets SkipSame trust the stamp that Put leaves beside Dst
-	// (Dst.murder-sum: its SHA-256 with its inode, size, mtime and ctime
-	// in nanoseconds) while all four are unchanged, instead of hashing
-	// Dst again. Any write to Dst changes its ctime, which nothing but
-	// the kernel sets.
+	// Stamp leaves a stamp beside Dst once its content is known, from a
+	// hash or a copy: Dst.murder-sum holds its SHA-256 with its inode,
+	// size, mtime and ctime in nanoseconds (where stat gives them).
+	Stamp bool
+	// Quick lets SkipSame trust that stamp while all four are unchanged,
+	// instead of hashing Dst again. Any write to Dst changes its ctime,
+	// which nothing but the kernel sets.
 	Quick bool
 	// Then, when set, is shell code run in the same session once Dst is
 	// in place (d holds its path); its standard output goes to ThenOut
@@ -116,19 +118,22 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 	if p.SkipSame {
 		skip = "true"
 	}
-	quick := "false"
+	quick, stamps := "false", "false"
 	if p.Quick {
 		quick = "true"
+	}
+	if p.Stamp || p.Quick {
+		stamps = "true"
 	}
 	script := strings.Join([]string{
 		"set -e",
 		"d=" + Quote(p.Dst),
 		// stamp prints SUM and the inode, size, mtime and ctime of $d, or
 		// nothing where stat cannot give nanoseconds (GNU coreutils can).
-		// Without Quick, no stamps are read or written.
-		`stamp() { ` + quick + ` || return 0; s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
+		// Without Stamp or Quick, no stamps are read or written.
+		`stamp() { ` + stamps + ` || return 0; s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
 		`have=; pre=$(stamp ` + p.Src.sum + `)`,
-		`if [ -n "$pre" ] && [ -f "$d.murder-sum" ] && [ "$(cat "$d.murder-sum")" = "$pre" ]; then have=` + p.Src.sum + `; fi`,
+		`if ` + quick + ` && [ -n "$pre" ] && [ -f "$d.murder-sum" ] && [ "$(cat "$d.murder-sum")" = "$pre" ]; then have=` + p.Src.sum + `; fi`,
 		`if ` + skip + ` && [ -z "$have" ]; then have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi); fi`,
 		// A stamp is written only for content just hashed or written.
 		`if ` + skip + ` && [ "$have" = ` + p.Src.sum + ` ]; then echo same; if [ -n "$pre" ] && [ "$(stamp ` + p.Src.sum + `)" = "$pre" ]; then echo "$pre" > "$d.murder-sum" || true; fi; else`,
