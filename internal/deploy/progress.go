@@ -37,6 +37,9 @@ type statusLine struct {
 	n     int
 	start time.Time
 	last  string
+	// held keeps every line back until open; pending are the lines kept.
+	held    bool
+	pending []string
 }
 
 func newStatusLine(out io.Writer, live bool, task string, hosts int) *statusLine {
@@ -75,16 +78,53 @@ func (p *statusLine) finish(host string, ok bool, msg string) {
 	} else {
 		s.failed = true
 	}
-	p.clearLocked()
+	var line string
 	if ok {
 		// Large fleets get the status line and the failures only.
 		if p.n <= maxHostLines {
-			fmt.Fprintf(p.out, "  %-24s done in %s\n", host, roundDur(time.Since(p.start)))
+			line = fmt.Sprintf("  %-24s done in %s\n", host, roundDur(time.Since(p.start)))
 		}
 	} else {
-		fmt.Fprintf(p.out, "  %-24s FAILED: %s\n", host, msg)
+		line = fmt.Sprintf("  %-24s FAILED: %s\n", host, msg)
 	}
+	if p.held {
+		p.pending = append(p.pending, line)
+		return
+	}
+	p.clearLocked()
+	fmt.Fprint(p.out, line)
 	p.drawLocked()
+}
+
+// hold keeps every line back until open.
+func (p *statusLine) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = true
+}
+
+// open calls header, then writes the lines held back; times count from
+// now. It is safe to call more than once.
+func (p *statusLine) open(header func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.held {
+		return
+	}
+	p.held = false
+	p.start = time.Now()
+	header()
+	for _, l := range p.pending {
+		fmt.Fprint(p.out, l)
+	}
+	p.pending = nil
+}
+
+// opened says whether the lines are out.
+func (p *statusLine) opened() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.held
 }
 
 func (p *statusLine) clearLocked() {
@@ -154,6 +194,10 @@ func (p *statusLine) run(ctx context.Context) {
 		case <-t.C:
 		}
 		p.mu.Lock()
+		if p.held {
+			p.mu.Unlock()
+			continue
+		}
 		l := p.line()
 		if p.live {
 			fmt.Fprint(p.out, "\r\033[K"+l)
