@@ -244,9 +244,14 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	if cap(peers) <= s.cfg.MaxNumWant {
 		*pp = peers[:0]
 	}
+	s.stats.stored("announce", err)
 	if err != nil {
 		s.log.Warn("store announce failed", "err", err)
-		s.fail(w, r, "tracker store unavailable, retry later")
+		if errors.Is(err, ErrStoreFull) {
+			s.fail(w, r, "tracker holds too many torrents, retry later")
+		} else {
+			s.fail(w, r, "tracker store unavailable, retry later")
+		}
 		return
 	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -297,6 +302,7 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	stats, err := s.store.Scrape(r.Context(), hashes)
+	s.stats.stored("scrape", err)
 	if err != nil {
 		s.log.Warn("store scrape failed", "err", err)
 		s.fail(w, r, "tracker store unavailable, retry later")

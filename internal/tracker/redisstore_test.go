@@ -1,0 +1,313 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/murder-deploy/murder/internal/testenv"
+)
+
+// openRedisStore returns a RedisStore for cfg on a redis-server of its
+// own, closed when t ends.
+func openRedisStore(t *testing.T, cfg RedisStoreConfig) *RedisStore {
+	t.Helper()
+	if cfg.URL == "" {
+		cfg.URL = testenv.StartRedis(t, "").URL()
+	}
+	st, err := NewRedisStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestParseRedisURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		addrs   []string
+		db      int
+		master  string
+		cluster bool
+		tls     bool
+		pass    string
+		wantErr string
+	}{
+		{url: "redis://10.0.0.5:6380/2", addrs: []string{"10.0.0.5:6380"}, db: 2},
+		{url: "redis://r1", addrs: []string{"r1:6379"}},
+		{url: "redis://:secret@r1:6379/0", addrs: []string{"r1:6379"}, pass: "secret"},
+		{url: "rediss://r1:6380", addrs: []string{"r1:6380"}, tls: true},
+		{url: "redis://[2001:db8::1]:6379/1", addrs: []string{"[2001:db8::1]:6379"}, db: 1},
+		{url: "redis://r1:6379?dial_timeout=2s&pool_size=5", addrs: []string{"r1:6379"}},
+		{url: "unix:///run/redis.sock?db=3", addrs: []string{"/run/redis.sock"}, db: 3},
+		{url: "redis+sentinel://s1:26379/1?master_name=mymaster&addr=s2:26379", addrs: []string{"s1:26379", "s2:26379"}, db: 1, master: "mymaster"},
+		{url: "rediss+sentinel://s1:26379?master_name=m", addrs: []string{"s1:26379"}, master: "m", tls: true},
+		{url: "redis+cluster://c1:7000?addr=c2:7000&addr=c3:7000", addrs: []string{"c1:7000", "c2:7000", "c3:7000"}, cluster: true},
+		{url: "memory", wantErr: "scheme"},
+		{url: "http://r1:6379", wantErr: `scheme "http"`},
+		{url: "redis+sentinel://s1:26379", wantErr: "master_name=NAME is required"},
+		{url: "redis+mesh://r1", wantErr: `scheme "redis+mesh"`},
+		{url: "unix+cluster:///x", wantErr: "scheme"},
+		{url: "redis://r1/notadb", wantErr: "invalid database number"},
+		{url: "redis://r1?bogus=1", wantErr: "unexpected option: bogus"},
+		{url: "redis://:hunter2@r1?bogus=1", wantErr: "xxxxx@r1"},
+		{url: "redis:///0", wantErr: "has no host"},
+		{url: "redis://r1:6379/0 x%zz", wantErr: "redis URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			o, err := ParseRedisURL(tt.url)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q shows the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(o.Addrs) != fmt.Sprint(tt.addrs) || o.DB != tt.db || o.MasterName != tt.master ||
+				o.IsClusterMode != tt.cluster || (o.TLSConfig != nil) != tt.tls || o.Password != tt.pass {
+				t.Errorf("got addrs %v db %d master %q cluster %v tls %v password %q, want %v %d %q %v %v %q",
+					o.Addrs, o.DB, o.MasterName, o.IsClusterMode, o.TLSConfig != nil, o.Password,
+					tt.addrs, tt.db, tt.master, tt.cluster, tt.tls, tt.pass)
+			}
+		})
+	}
+}
+
+// FuzzParseRedisURL checks that no input panics, and that an accepted URL
+// names at least one address.
+func FuzzParseRedisURL(f *testing.F) {
+	for _, s := range []string{"redis://r1:6379/0", "rediss://u:p@r1", "unix:///s?db=1",
+		"redis+sentinel://s1?master_name=m&addr=s2:1", "redis+cluster://c1:7000?addr=c2:7000", "memory"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseRedisURL(s)
+		if err != nil {
+			return
+		}
+		if len(o.Addrs) == 0 || o.Addrs[0] == "" {
+			t.Errorf("ParseRedisURL(%q) accepted it with no address", s)
+		}
+	})
+}
+
+// TestRedisReplicas runs two trackers on one redis-server: each sees the
+// peers that announced to the other, and their scrapes agree.
+func TestRedisReplicas(t *testing.T) {
+	r := testenv.StartRedis(t, "")
+	var bases []string
+	for range 2 {
+		st := openRedisStore(t, RedisStoreConfig{URL: r.URL()})
+		_, base := startServer(t, Config{Store: st})
+		bases = append(bases, base)
+	}
+	ctx := context.Background()
+	ih := hash20("replicas")
+	clients := []*Client{
+		NewClient([][]string{{bases[0] + "/announce"}}, ClientConfig{}),
+		NewClient([][]string{{bases[1] + "/announce"}}, ClientConfig{}),
+	}
+	announce := func(c int, peer int, left int64) *AnnounceResponse {
+		t.Helper()
+		resp, err := clients[c].Announce(ctx, AnnounceRequest{InfoHash: ih, PeerID: testPeer(peer).ID, Port: 7000 + peer,
+			Left: left, Event: EventStarted, NumWant: 50, IP: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	announce(0, 1, 0) // a seeder on tracker A
+	resp := announce(1, 2, 100)
+	if len(resp.Peers) != 1 || resp.Peers[0].Port() != 7001 {
+		t.Fatalf("tracker B returned %v, want the seeder that announced to A (port 7001)", resp.Peers)
+	}
+	resp = announce(0, 3, 100)
+	if len(resp.Peers) != 2 {
+		t.Fatalf("tracker A returned %v, want the seeder and B's leecher", resp.Peers)
+	}
+	var scrapes []map[[20]byte]ScrapeStats
+	for _, c := range clients {
+		m, err := c.Scrape(ctx, ih)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scrapes = append(scrapes, m)
+	}
+	want := ScrapeStats{Complete: 1, Incomplete: 2}
+	if scrapes[0][ih] != want || scrapes[1][ih] != want {
+		t.Errorf("scrapes got A %+v, B %+v, want both %+v", scrapes[0][ih], scrapes[1][ih], want)
+	}
+}
+
+// TestRedisRestart stops redis-server under a running tracker: announces
+// get a failure reason and /metrics shows the store down; once Redis is
+// back, announces succeed again without restarting the tracker.
+func TestRedisRestart(t *testing.T) {
+	r := testenv.StartRedis(t, "")
+	st := openRedisStore(t, RedisStoreConfig{URL: r.URL(), Timeout: 500 * time.Millisecond})
+	_, base := startServer(t, Config{Store: st})
+	ctx := context.Background()
+	ih := hash20("restart")
+	// The client waits far longer than the store may take, so a reply
+	// proves the tracker answered in bounded time rather than hung.
+	c := NewClient([][]string{{base + "/announce"}}, ClientConfig{Timeout: time.Minute})
+	req := AnnounceRequest{InfoHash: ih, PeerID: testPeer(1).ID, Port: 7001, Left: 100, NumWant: 50, IP: "127.0.0.1"}
+	if _, err := c.Announce(ctx, req); err != nil {
+		t.Fatalf("announce with Redis up: %v", err)
+	}
+	metric := func(name string) string {
+		t.Helper()
+		_, body := httpGet(t, base+"/metrics")
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("/metrics has no %s", name)
+		return ""
+	}
+	if v := metric("murder_tracker_store_up"); v != "1" {
+		t.Errorf("murder_tracker_store_up %s with Redis up, want 1", v)
+	}
+
+	r.Stop()
+	for range 3 {
+		_, err := c.Announce(ctx, req)
+		var fe *FailureError
+		if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "store unavailable") {
+			t.Fatalf("announce with Redis down: got %v, want a failure reason about the store", err)
+		}
+	}
+	if v := metric("murder_tracker_store_up"); v != "0" {
+		t.Errorf("murder_tracker_store_up %s with Redis down, want 0", v)
+	}
+	if v := metric(`murder_tracker_store_errors_total{op="announce"}`); v != "3" {
+		t.Errorf("store errors %s, want 3", v)
+	}
+
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for range 20 {
+		if _, err = c.Announce(ctx, req); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("announce after Redis came back: %v", err)
+	}
+	resp, err := NewClient([][]string{{base + "/announce"}}, ClientConfig{}).Announce(ctx,
+		AnnounceRequest{InfoHash: ih, PeerID: testPeer(2).ID, Port: 7002, Left: 100, NumWant: 50, IP: "127.0.0.1"})
+	if err != nil || len(resp.Peers) != 1 {
+		t.Fatalf("second peer after Redis came back: got %v, %v; want the first peer", resp, err)
+	}
+	if v := metric("murder_tracker_store_up"); v != "1" {
+		t.Errorf("murder_tracker_store_up %s after Redis came back, want 1", v)
+	}
+}
+
+// TestRedisBounds checks the caps and that every key of a torrent expires
+// by itself.
+func TestRedisBounds(t *testing.T) {
+	r := testenv.StartRedis(t, "")
+	st := openRedisStore(t, RedisStoreConfig{URL: r.URL(), MaxPeers: 5, MaxTorrents: 2 * redisShards})
+	ctx := context.Background()
+	ih := hash20("bounds")
+	for i := range 8 {
+		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: i == 0, Event: EventCompleted, NumWant: 50}
+		peers, stats, err := st.Announce(ctx, &a, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(i, 5); len(peers) != want && !(i == 0) {
+			t.Errorf("peer %d got %d peers, want %d", i, len(peers), want)
+		}
+		if n := stats.Complete + stats.Incomplete; n != min(i+1, 5) {
+			t.Errorf("after peer %d: %d peers listed, want %d", i, n, min(i+1, 5))
+		}
+	}
+
+	// Two torrents fit in each shard; a third of the same shard does not.
+	full := 0
+	for i := 1; full == 0 && i < 10; i++ {
+		h := hash20(fmt.Sprint("bt", i)) // in the shard of ih, which starts with 'b' too
+		a := PeerAnnounce{InfoHash: h, Peer: testPeer(1)}
+		if _, _, err := st.Announce(ctx, &a, nil); errors.Is(err, ErrStoreFull) {
+			full = i
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if full != 2 {
+		t.Fatalf("the shard refused torrent %d, want the third (ErrStoreFull past 2)", full+1)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl <= 0 {
+			t.Errorf("key %q has no expiry (PTTL %v)", k, ttl)
+		}
+	}
+	if len(keys) < 5 {
+		t.Errorf("Redis holds keys %q, want the torrent's and the index", keys)
+	}
+}
+
+// TestRedisConcurrent announces from several goroutines into a few
+// torrents, as several trackers would.
+func TestRedisConcurrent(t *testing.T) {
+	r := testenv.StartRedis(t, "")
+	const workers, torrents, peers = 4, 8, 25
+	var wg sync.WaitGroup
+	for w := range workers {
+		st := openRedisStore(t, RedisStoreConfig{URL: r.URL()})
+		wg.Go(func() {
+			for i := range torrents * peers {
+				a := PeerAnnounce{InfoHash: hash20(fmt.Sprint("t", i%torrents)), Peer: testPeer(w*10000 + i/torrents), Seeder: i%3 == 0, NumWant: 20}
+				if _, _, err := st.Announce(context.Background(), &a, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := openRedisStore(t, RedisStoreConfig{URL: r.URL()})
+	all, err := st.Scrape(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != torrents {
+		t.Fatalf("got %d torrents, want %d", len(all), torrents)
+	}
+	for ih, s := range all {
+		if s.Complete+s.Incomplete != workers*peers {
+			t.Errorf("torrent %x has %d peers, want %d", ih, s.Complete+s.Incomplete, workers*peers)
+		}
+	}
+}
+
