@@ -310,4 +310,3 @@ func TestRedisConcurrent(t *testing.T) {
 		}
 	}
 }
-
