@@ -25,8 +25,9 @@ const (
 )
 
 // redisShards is how many hash tags the keys are spread over: a torrent's
-// keys and its shard's torrent index share one tag, so that one script can
-// touch them all, also on a Redis Cluster.
+// keys and its shard's torrent index share one tag ({SS}, two hex digits
+// of the info hash's first byte), so that one script can touch them all,
+// also on a Redis Cluster.
 const redisShards = 64
 
 // redisTrim bounds the expired peers one announce removes from each list;
@@ -87,6 +88,7 @@ type RedisStoreConfig struct {
 // the torrent cap.
 type RedisStore struct {
 	rdb         redis.UniversalClient
+	ap          *redis.AutoPipeliner // batches concurrent announces into one write
 	prefix      string
 	ttl         int64 // milliseconds
 	maxGap      int64 // milliseconds
@@ -95,6 +97,7 @@ type RedisStore struct {
 	maxTorrents int // per shard
 	timeout     time.Duration
 	now         func() time.Time
+	shards      [redisShards]string // each shard's key prefix
 }
 
 //go:embed redis_announce.lua
@@ -147,6 +150,9 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	for i := range s.shards {
+		s.shards[i] = fmt.Sprintf("%s{%02x}:", s.prefix, i)
+	}
 	opts, err := ParseRedisURL(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -172,6 +178,10 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	redis.SetLogger(redisLog{log})
 	opts.DisableIdentity = true
 	s.rdb = redis.NewUniversalClient(opts)
+	if s.ap, err = s.rdb.AutoPipeline(); err != nil {
+		s.rdb.Close()
+		return nil, fmt.Errorf("tracker: redis: %w", err)
+	}
 	return s, nil
 }
 
@@ -275,7 +285,10 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 }
 
 // Close closes the connections to Redis.
-func (s *RedisStore) Close() error { return s.rdb.Close() }
+func (s *RedisStore) Close() error {
+	s.ap.Close()
+	return s.rdb.Close()
+}
 
 // Ping checks that Redis answers.
 func (s *RedisStore) Ping(ctx context.Context) error {
@@ -297,7 +310,7 @@ func (s *RedisStore) shardKey(shard int) string {
 func (s *RedisStore) keys(ih *[20]byte) []string {
 	var b [40]byte
 	hex.Encode(b[:], ih[:])
-	base := s.shardKey(int(ih[0]) % redisShards)
+	base := s.shards[int(ih[0])%redisShards]
 	t := base + string(b[:]) + ":"
 	return []string{base + "torrents", t + "seeders", t + "leechers", t + "peers", t + "downloaded"}
 }
@@ -311,7 +324,7 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 	if a.Seeder {
 		seeder = "1"
 	}
-	res, err := redisAnnounce.Run(ctx, s.rdb, s.keys(&a.InfoHash),
+	res, err := redisAnnounce.Run(ctx, s.ap, s.keys(&a.InfoHash),
 		string(a.InfoHash[:]), string(a.Peer.ID[:]), string(appendCompact(addr[:0], a.Peer.Addr)),
 		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.ttl, s.maxGap,
 		min(clientGap(a.Peer.ID).Milliseconds(), s.maxGap), s.keep, s.maxPeers, s.maxTorrents,
@@ -433,7 +446,7 @@ func (s *RedisStore) loadScript(ctx context.Context, sc *redis.Script) error {
 func (s *RedisStore) torrents(ctx context.Context) ([][20]byte, error) {
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range redisShards {
-			p.ZRange(ctx, s.shardKey(i)+"torrents", 0, -1)
+			p.ZRange(ctx, s.shards[i]+"torrents", 0, -1)
 		}
 		return nil
 	})

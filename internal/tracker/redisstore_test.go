@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -309,4 +310,37 @@ func TestRedisConcurrent(t *testing.T) {
 			t.Errorf("torrent %x has %d peers, want %d", ih, s.Complete+s.Incomplete, workers*peers)
 		}
 	}
+}
+
+// BenchmarkRedisStoreAnnounce re-announces random peers of 100 torrents of
+// 100 peers each from parallel goroutines; bench/tracker measures the
+// whole tracker.
+func BenchmarkRedisStoreAnnounce(b *testing.B) {
+	r := testenv.StartRedis(b, "")
+	st, err := NewRedisStore(RedisStoreConfig{URL: r.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	const torrents, per = 100, 100
+	for i := range torrents * per {
+		a := PeerAnnounce{InfoHash: hash20(fmt.Sprint(i % torrents)), Peer: testPeer(i), Seeder: i%5 == 0, Event: EventStarted}
+		if _, _, err := st.Announce(ctx, &a, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]Peer, 0, 50)
+		for pb.Next() {
+			i := rand.IntN(torrents * per)
+			a := PeerAnnounce{InfoHash: hash20(fmt.Sprint(i % torrents)), Peer: testPeer(i), Seeder: i%5 == 0, NumWant: 50}
+			var err error
+			if buf, _, err = st.Announce(ctx, &a, buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
