@@ -14,7 +14,6 @@ const (
 	maxRetry        = 60 * time.Second
 	lonelyRetry     = 4 * time.Second
 	stoppedTimeout  = 5 * time.Second
-	numWant         = 200
 )
 
 // announceLoop announces started, then at the tracker's interval (sooner
@@ -25,7 +24,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 	if len(tiers) == 0 {
 		return
 	}
-	client := tracker.NewClient(tiers, tracker.ClientConfig{Logger: s.log})
+	client := tracker.NewClient(tiers, tracker.ClientConfig{Logger: s.log, HTTPClient: s.cfg.HTTPClient})
 	port := 0
 	if a, ok := s.Addr().(*net.TCPAddr); ok {
 		port = a.Port
@@ -41,7 +40,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		return tracker.AnnounceRequest{
 			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
 			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
-			Event: event, NumWant: numWant,
+			Event: event, NumWant: 2 * s.cfg.MaxConns,
 		}
 	}
 	event := "started"
@@ -86,10 +85,10 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		if !wasComplete {
 			completeCh = s.complete
 		}
-		t := time.NewTimer(wait)
+		t := s.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-		case <-t.C:
+		case <-t.C():
 		case <-completeCh:
 			wasComplete = true
 			if started {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/storage"
 )
 
 func cpuTime() time.Duration {
@@ -58,7 +59,7 @@ func BenchmarkTransfer(b *testing.B) {
 		if fi, err := os.Stat(path); err != nil || fi.Size() != int64(size) {
 			b.Fatalf("peer file: %v %v", fi, err)
 		}
-		peer.st.Close() // a removed file's pages stay while it is open
+		peer.st.(*storage.Storage).Close() // a removed file's pages stay while it is open
 		os.Remove(path)
 		b.StartTimer()
 	}

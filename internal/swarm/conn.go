@@ -93,8 +93,8 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	br := newReadBuffer(nc, 256<<10)
-	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	br := newReadBuffer(nc, s.cfg.ReadBuffer)
+	nc.SetDeadline(s.clock.Now().Add(handshakeTimeout))
 	var h peerwire.Handshake
 	h.SetFast()
 	h.SetExtended()
@@ -124,7 +124,7 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 		s.mu.Unlock()
 		return
 	}
-	c.lastRecv.Store(time.Now().UnixNano())
+	c.lastRecv.Store(s.clock.Now().UnixNano())
 	if !s.register(c) {
 		return
 	}
@@ -164,7 +164,7 @@ func (s *Swarm) register(c *conn) bool {
 	}
 	c.bits = storage.NewBitfield(s.numPieces)
 	c.assigned = storage.NewBitfield(s.numPieces)
-	c.lastBlock = time.Now()
+	c.lastBlock = s.clock.Now()
 	s.conns[c] = struct{}{}
 	var b []byte
 	switch {
@@ -253,7 +253,7 @@ func (s *Swarm) flushLater() {
 		return
 	}
 	s.flushArmed = true
-	time.AfterFunc(haveDelay, func() {
+	s.clock.AfterFunc(haveDelay, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.flushArmed = false
@@ -323,11 +323,11 @@ func (c *conn) cancelUpload(u upload) bool {
 // block at a time, flushing when the queue is empty.
 func (c *conn) writeLoop(ctx context.Context) {
 	s := c.s
-	bw := bufio.NewWriterSize(c.nc, 128<<10)
+	bw := bufio.NewWriterSize(c.nc, s.cfg.WriteBuffer)
 	tcp, _ := c.nc.(*net.TCPConn)
 	var spare []byte
 	var blockBuf []byte
-	keepAlive := time.NewTimer(keepAliveEvery)
+	keepAlive := s.clock.NewTimer(keepAliveEvery)
 	defer keepAlive.Stop()
 	corked := false
 	fail := func() { c.nc.Close() }
@@ -386,14 +386,14 @@ func (c *conn) writeLoop(ctx context.Context) {
 		}
 		if !keepAlive.Stop() {
 			select {
-			case <-keepAlive.C:
+			case <-keepAlive.C():
 			default:
 			}
 		}
 		keepAlive.Reset(keepAliveEvery)
 		select {
 		case <-c.wsig:
-		case <-keepAlive.C:
+		case <-keepAlive.C():
 			if _, err := bw.Write([]byte{0, 0, 0, 0}); err != nil {
 				fail()
 				return
@@ -417,7 +417,7 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, blockBuf *[]byt
 			return err
 		}
 	}
-	off := s.st.PieceOffset(int(u.index)) + int64(u.begin)
+	off := int64(u.index)*s.info.PieceLength + int64(u.begin)
 	msgLen := peerwire.PieceHeaderLen + n
 	if bw.Available() < msgLen && msgLen <= bw.Size() {
 		if err := bw.Flush(); err != nil {
@@ -461,7 +461,7 @@ func (c *conn) readLoop(ctx context.Context, br io.Reader) error {
 		if err != nil {
 			return err
 		}
-		c.lastRecv.Store(time.Now().UnixNano())
+		c.lastRecv.Store(s.clock.Now().UnixNano())
 		if m.KeepAlive {
 			continue
 		}

@@ -58,7 +58,7 @@ func (s *Swarm) startPiece(k int) *piece {
 		got:      make([]bool, nb),
 		writing:  make([]bool, nb),
 		src:      make([]peerKey, nb),
-		started:  time.Now(),
+		started:  s.clock.Now(),
 	}
 	s.pieces[k] = p
 	s.active = append(s.active, p)
@@ -112,7 +112,7 @@ func (s *Swarm) fill(c *conn) {
 		return
 	}
 	out := c.reqBuf[:0]
-	now := time.Now()
+	now := s.clock.Now()
 	steered := c.seed && now.Sub(c.steered) < steerMemory
 	request := func(p *piece, b int) {
 		k := blockKey{uint32(p.index), uint32(b * peerwire.BlockSize)}
@@ -352,7 +352,7 @@ func (s *Swarm) dropClaim(c *conn) {
 // verifiers.
 func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	k := blockKey{m.Index, m.Begin}
-	now := time.Now()
+	now := s.clock.Now()
 	_, requested := c.reqs[k]
 	if requested {
 		rtt := now.Sub(c.reqs[k])
@@ -416,7 +416,7 @@ func (s *Swarm) verifier(ctx context.Context, fail func(error)) {
 			return
 		case j = <-s.verifyCh:
 		}
-		ok := s.st.CheckPiece(j.p.index, j.buf)
+		ok := s.checkPiece(j.p.index, j.buf)
 		var err error
 		if ok {
 			err = s.st.WritePiece(j.p.index, j.buf)
@@ -434,6 +434,13 @@ func (s *Swarm) verifier(ctx context.Context, fail func(error)) {
 		}
 		s.pieceDone(j.p, ok, hashes)
 	}
+}
+
+// checkPiece reports whether data is piece k: the engine hashes every
+// piece itself, whatever its Store.
+func (s *Swarm) checkPiece(k int, data []byte) bool {
+	sum := sha1.Sum(data)
+	return int64(len(data)) == s.info.PieceSize(k) && sum == s.info.PieceHash(k)
 }
 
 func blockHashes(b []byte) [][20]byte {
@@ -482,7 +489,7 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 		// How long pieces take to spread: bench/fleet -trace reads these
 		// lines and the seeder's "piece sent first".
 		s.log.Debug("piece verified", "piece", p.index, "from", p.src[0].addr, "sources", p.sources(),
-			"wait", time.Since(p.started).Round(time.Millisecond))
+			"wait", s.clock.Now().Sub(p.started).Round(time.Millisecond))
 	}
 	s.have.Set(p.index)
 	s.dropActive(p)
@@ -504,13 +511,20 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	s.flushLater()
 	if full {
 		s.log.Info("download complete", "bytes", s.total)
-		s.completedAt = time.Now()
+		s.completedAt = s.clock.Now()
 		close(s.complete)
 		s.poke()
 		return
 	}
-	for c := range s.conns {
-		s.fill(c)
+	// A verified piece makes nothing new to ask for, unless it frees a
+	// place among the pieces in flight or, in endgame, lets connections
+	// ask for duplicates again. Filling every connection after every
+	// piece cost a swarm CPU in proportion to its connections: in a
+	// simulated swarm of 40 hosts a fifth of the engine's time.
+	if len(s.active)+1 >= s.maxActive || s.want.Count() == 0 {
+		for c := range s.conns {
+			s.fill(c)
+		}
 	}
 }
 

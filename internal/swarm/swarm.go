@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -65,10 +66,54 @@ type Config struct {
 	// stored: a peer unpacks or hashes the artifact as it arrives.
 	// Pieces present from the start are not passed.
 	Verified func(piece int)
+	// Network opens the swarm's connections; nil means the OS's TCP.
+	Network Network
+	// HTTPClient sends the announces; nil means one over
+	// http.DefaultTransport.
+	HTTPClient *http.Client
+	// Clock gives the time and the timers; nil means the real clock.
+	Clock Clock
+	// ReadBuffer and WriteBuffer are the bytes each connection buffers
+	// for reading and writing; 0 means DefaultReadBuffer and
+	// DefaultWriteBuffer. A write buffer smaller than a block message is
+	// raised to one.
+	ReadBuffer, WriteBuffer int
 }
 
-// DefaultMaxConns is the connection limit when Config.MaxConns is 0.
-const DefaultMaxConns = 200
+// Network is how a swarm listens for and dials peers.
+type Network interface {
+	// Listen listens on addr ("host:port"; port 0 picks one).
+	Listen(addr string) (net.Listener, error)
+	// Dial connects to addr; ctx bounds the attempt.
+	Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+}
+
+// tcpNetwork is the OS's TCP.
+type tcpNetwork struct{}
+
+func (tcpNetwork) Listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+func (tcpNetwork) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr.String())
+}
+
+// Store keeps a swarm's pieces: *storage.Storage, or in a simulation a
+// record of which pieces a host has. The swarm hashes every piece it
+// receives before it writes it, and reads only pieces it has.
+type Store interface {
+	// ReadAt reads from the torrent's byte space.
+	ReadAt(p []byte, off int64) (int, error)
+	// WritePiece stores piece k, whose hash was checked.
+	WritePiece(k int, data []byte) error
+}
+
+// Defaults of a Config left zero.
+const (
+	DefaultMaxConns    = 50 // bench/sim/README.md: more cost CPU and memory and gave no speed
+	DefaultReadBuffer  = 256 << 10
+	DefaultWriteBuffer = 128 << 10
+)
 
 // Stats is a snapshot of a swarm's progress.
 type Stats struct {
@@ -116,7 +161,9 @@ type Swarm struct {
 	log       *slog.Logger
 	mi        *metainfo.MetaInfo
 	info      *metainfo.Info
-	st        *storage.Storage
+	st        Store
+	clock     Clock
+	net       Network
 	infoHash  [20]byte
 	peerID    [20]byte
 	numPieces int
@@ -142,6 +189,14 @@ type Swarm struct {
 	complete chan struct{}
 	wake     chan struct{} // AddPeer and completion notify Run
 
+	// mu guards the fields below, the fields of every conn marked so and
+	// every piece. The message handlers (handle, onPiece, onRequest), the
+	// picker (fill, pickNew, release, releaseAll, resetPiece), the
+	// super-seeding helpers, tick, register, unregister, pieceDone and
+	// ban run with it held; none of them blocks while holding it:
+	// messages are queued (conn.send) and written by each connection's
+	// writeLoop, and a completed piece goes to verifyCh, which has room
+	// for every piece in flight (maxActive).
 	mu          sync.Mutex
 	have        *storage.Bitfield
 	bytesDone   int64
@@ -189,7 +244,7 @@ type verifyJob struct {
 
 // New prepares a swarm for mi with its storage and the pieces already
 // verified (have, which New takes over). A full bitfield makes a seeder.
-func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.Bitfield) (*Swarm, error) {
+func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*Swarm, error) {
 	info := &mi.Info
 	n := info.NumPieces()
 	if have == nil {
@@ -208,12 +263,30 @@ func New(cfg Config, mi *metainfo.MetaInfo, st *storage.Storage, have *storage.B
 	if cfg.ClientName == "" {
 		cfg.ClientName = "murder"
 	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	if cfg.WriteBuffer <= 0 {
+		cfg.WriteBuffer = DefaultWriteBuffer
+	}
+	cfg.ReadBuffer = max(cfg.ReadBuffer, 64)
+	cfg.WriteBuffer = max(cfg.WriteBuffer, peerwire.PieceHeaderLen+peerwire.BlockSize)
+	clock := cfg.Clock
+	if clock == nil {
+		clock = realClock{}
+	}
+	network := cfg.Network
+	if network == nil {
+		network = tcpNetwork{}
+	}
 	s := &Swarm{
 		cfg:         cfg,
 		log:         log,
 		mi:          mi,
 		info:        info,
 		st:          st,
+		clock:       clock,
+		net:         network,
 		infoHash:    mi.InfoHash(),
 		peerID:      cfg.PeerID,
 		numPieces:   n,
@@ -285,7 +358,7 @@ func (s *Swarm) Listen() error {
 	if addr == "" {
 		addr = ":0"
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := s.net.Listen(addr)
 	if err != nil {
 		return fmt.Errorf("swarm: listen: %w", err)
 	}
@@ -376,9 +449,9 @@ func (s *Swarm) Run(ctx context.Context) error {
 	var annWG sync.WaitGroup
 	annWG.Go(func() { s.announceLoop(ctx) })
 
-	ticker := time.NewTicker(tickEvery)
+	ticker := s.clock.NewTimer(tickEvery)
 	defer ticker.Stop()
-	last := time.Now()
+	last := s.clock.Now()
 	var lastDown, lastUp int64
 	for {
 		s.dialPending(ctx, &wg)
@@ -392,7 +465,8 @@ func (s *Swarm) Run(ctx context.Context) error {
 			s.mu.Unlock()
 			return err
 		case <-s.wake:
-		case now := <-ticker.C:
+		case now := <-ticker.C():
+			ticker.Reset(tickEvery)
 			d, u := s.downloaded.Load(), s.uploaded.Load()
 			dt := now.Sub(last).Seconds()
 			s.tick(now, float64(d-lastDown)/dt, float64(u-lastUp)/dt)
@@ -426,11 +500,12 @@ func (s *Swarm) acceptLoop(ctx context.Context, wg *sync.WaitGroup) {
 				return
 			}
 			s.log.Warn("accept", "err", err)
+			t := s.clock.NewTimer(100 * time.Millisecond)
 			select {
 			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
+			case <-t.C():
 			}
+			t.Stop()
 			continue
 		}
 		s.mu.Lock()
@@ -460,7 +535,7 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	pending := s.pending
 	s.pending = nil
 	var dial []netip.AddrPort
-	now := time.Now()
+	now := s.clock.Now()
 	for _, a := range pending {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
@@ -476,8 +551,9 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	s.mu.Unlock()
 	for _, a := range dial {
 		wg.Go(func() {
-			d := net.Dialer{Timeout: dialTimeout}
-			nc, err := d.DialContext(ctx, "tcp", a.String())
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			nc, err := s.net.Dial(dctx, a)
+			cancel()
 			s.mu.Lock()
 			delete(s.dialing, a)
 			st := s.dials[a]
@@ -485,8 +561,8 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 				st.failures++
 				if st.failures <= maxDialFailures && ctx.Err() == nil {
 					wait := redialFirst << (st.failures - 1)
-					st.notBefore = time.Now().Add(wait)
-					time.AfterFunc(wait, func() { s.AddPeer(a) })
+					st.notBefore = s.clock.Now().Add(wait)
+					s.clock.AfterFunc(wait, func() { s.AddPeer(a) })
 				}
 			} else {
 				st.failures = 0
