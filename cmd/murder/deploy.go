@@ -96,6 +96,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 					Out:                cmd.OutOrStdout(),
 					Live:               isTerminal(cmd.OutOrStdout()),
 					Logger:             slog.New(slog.DiscardHandler),
+					Verbose:            ff.verbose,
 				})
 				if err != nil && sum != nil {
 					return hostFailure(cmd, err, sum.Hosts)
@@ -133,7 +134,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 	pf := cmd.PersistentFlags()
 	pf.Lookup("config").Usage = "-c: the inventory (hosts, roles, paths, rates, SSH settings; see murder.toml.example)"
 	pf.Lookup("accept-new-host-keys").Usage = "-c: add the keys of hosts missing from known_hosts instead of failing them (a changed key still fails)"
-	pf.Lookup("verbose").Usage = "-c: log SSH and host details to stderr"
+	pf.Lookup("verbose").Usage = "print when each step started and how long it took in the summary; with -c also log SSH and host details to stderr"
 	f := cmd.Flags()
 	f.StringVar(&opt.FilesPath, "files-path", "", "directory to distribute: on the seeder host with -c, on this machine with --local (required)")
 	f.StringVar(&opt.Destination, "destination-path", "", "directory that receives TAG/ on each peer: an absolute path on the hosts with -c; with --local, peer K uses DIR/peer-K (required)")

@@ -53,6 +53,7 @@ func (ff *fleetFlags) open(cmd *cobra.Command) (*deploy.Fleet, func(), error) {
 		Out:       cmd.OutOrStdout(),
 		Live:      isTerminal(cmd.OutOrStdout()),
 		Logger:    logger,
+		Verbose:   ff.verbose,
 	})
 	if err != nil {
 		runner.Close()

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
@@ -16,33 +19,17 @@ type Options struct {
 	PeerOptions
 }
 
-// Summary is what a deploy did.
-type Summary struct {
-	Hosts     int           // peers in the inventory
-	Succeeded int           // peers with the files in place
-	Bytes     int64         // artifact bytes in place, summed over the peers
-	Wall      time.Duration // wall time of the whole deploy
-}
-
-// Throughput is the aggregate rate: bytes placed per second of wall time.
-func (s *Summary) Throughput() float64 {
-	if s.Wall <= 0 {
-		return 0
-	}
-	return float64(s.Bytes) / s.Wall.Seconds()
-}
-
-// Print writes the summary.
-func (s *Summary) Print(f *Fleet) {
-	f.say("\ndeployed to %d/%d hosts: %s in %s, %s/s aggregate", s.Succeeded, s.Hosts, humanBytes(s.Bytes), roundDur(s.Wall), humanBytes(int64(s.Throughput())))
-}
-
 // Deploy runs Murder's deploy strategy in one go: copy murder to the hosts,
 // start the tracker unless it is running, create the torrent on the
 // seeder, seed, peer on every reachable host, stop seeding, stop the
 // tracker if this run started it, and clean the temp files. Peers that fail
 // are reported (fleet.HostErrors) while the others finish; a failure of
 // the tracker or seeder host stops the deploy.
+//
+// Steps that do not depend on each other overlap: each host goes on as
+// soon as it has murder, the torrent is created while the tracker starts,
+// and the seeder starts with the peers (docs/deploy.md says what stays
+// sequential and why).
 func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	if err := ValidTag(opt.Tag); err != nil {
 		return nil, err
@@ -54,25 +41,29 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		return nil, errors.New("deploy: --destination-path is required")
 	}
 	start := time.Now()
+	st := newSteps(start)
 	sum := &Summary{Hosts: len(f.inv.Peers)}
-	var failed []error
 
 	// Hosts that fail a step drop out of the later ones.
+	var mu sync.Mutex
+	var failed []error
 	bad := map[string]bool{}
 	note := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, he := range fleet.HostErrors(err) {
 			bad[he.Host.Spec] = true
 			failed = append(failed, he)
 		}
 	}
-	role := func(h fleet.Host, what string) error {
-		if bad[h.Spec] {
-			return fmt.Errorf("deploy: the %s host %s failed; stopping", what, h.Spec)
-		}
-		return nil
+	isBad := func(h fleet.Host) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return bad[h.Spec]
 	}
 	result := func(err error) (*Summary, error) {
 		sum.Wall = time.Since(start)
+		sum.Steps = st.list()
 		if err != nil {
 			failed = append(failed, err)
 		}
@@ -81,65 +72,165 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		}
 		return sum, fleet.NewFailedHostsError(errors.Join(failed...), len(f.inv.All()))
 	}
-
-	note(f.distribute(ctx, f.inv.All()))
-	if err := errors.Join(role(f.inv.Tracker, "tracker"), role(f.inv.Seeder, "seeder")); err != nil {
-		return result(err)
-	}
-	started, err := f.StartTracker(ctx)
-	note(err)
-	if err := role(f.inv.Tracker, "tracker"); err != nil {
-		return result(err)
-	}
-	stopTracker := func() {
-		if started {
-			// Use a fresh context so that an interrupted deploy still stops
-			// the tracker it started.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			note(f.StopTracker(sctx))
-			cancel()
-		}
-	}
-	if err := f.CreateTorrent(ctx, opt.Tag, opt.FilesPath); err != nil {
-		note(err)
-		stopTracker()
-		return result(firstNonHost(err))
-	}
-	if err := f.StartSeeding(ctx, opt.Tag); err != nil {
-		note(err)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		f.StopSeeding(sctx, opt.Tag)
-		cancel()
-		stopTracker()
-		return result(firstNonHost(err))
-	}
-	var peers []fleet.Host
-	for _, h := range f.inv.Peers {
-		if !bad[h.Spec] {
-			peers = append(peers, h)
-		}
-	}
-	rep, err := f.peer(ctx, opt.Tag, opt.PeerOptions, peers)
-	note(err)
-	if rep != nil {
-		sum.Succeeded, sum.Bytes = rep.Succeeded, rep.Bytes
-	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if ctx.Err() != nil {
-		// Interrupted: do not leave peers downloading on their own.
-		f.StopPeering(sctx, opt.Tag)
+
+	// Every host gets murder at once, and goes on as soon as it has it.
+	all := f.inv.All()
+	ready := make(map[string]*latch, len(all))
+	for _, h := range all {
+		ready[h.Spec] = newLatch()
 	}
-	note(f.StopSeeding(sctx, opt.Tag))
-	stopTracker()
-	var ok []fleet.Host
-	for _, h := range f.inv.All() {
-		if !bad[h.Spec] {
-			ok = append(ok, h)
+	hostReady := func(ctx context.Context, h fleet.Host) error { return ready[h.Spec].wait(ctx) }
+	distributed := make(chan struct{})
+	go func() {
+		defer close(distributed)
+		end := st.begin("distribute-files")
+		err := f.distribute(ctx, all, func(h fleet.Host, err error) { ready[h.Spec].set(err) })
+		end()
+		note(err)
+	}()
+
+	// The tracker starts while the torrent is created: create needs only
+	// the tracker's address.
+	var started bool
+	tracking := make(chan error, 1)
+	go func() {
+		if err := hostReady(ctx, f.inv.Tracker); err != nil {
+			tracking <- err
+			return
+		}
+		end := st.begin("start-tracker")
+		s, err := f.StartTracker(ctx)
+		end()
+		started = s
+		note(err)
+		tracking <- err
+	}()
+	createErr := hostReady(ctx, f.inv.Seeder)
+	if createErr == nil {
+		end := st.begin("create-torrent")
+		createErr = f.CreateTorrent(ctx, opt.Tag, opt.FilesPath)
+		end()
+		note(createErr)
+	}
+	trackerErr := <-tracking
+	stopTracker := func() {
+		if started {
+			// A fresh context, so that an interrupted deploy still stops
+			// the tracker it started.
+			note(f.StopTracker(sctx))
 		}
 	}
-	note(f.clean(sctx, opt.Tag, ok))
-	return result(nil)
+	if trackerErr != nil || createErr != nil {
+		<-distributed
+		var errs []error
+		if trackerErr != nil {
+			errs = append(errs, fmt.Errorf("deploy: the tracker host %s failed; stopping", f.inv.Tracker.Spec))
+		}
+		if ready[f.inv.Seeder.Spec].err != nil {
+			errs = append(errs, fmt.Errorf("deploy: the seeder host %s failed; stopping", f.inv.Seeder.Spec))
+		} else if createErr != nil {
+			errs = append(errs, firstNonHost(createErr))
+		}
+		stopTracker()
+		return result(errors.Join(errs...))
+	}
+
+	// The seeder and the peers start at once: a peer needs only the
+	// tracker and the .torrent, and the seeder connects to every peer the
+	// tracker lists when it announces. If the seeder fails, so do the
+	// peers.
+	pctx, stopPeers := context.WithCancel(ctx)
+	defer stopPeers()
+	seeding := make(chan error, 1)
+	go func() {
+		end := st.begin("start-seeding")
+		err := f.StartSeeding(ctx, opt.Tag)
+		end()
+		if err != nil {
+			stopPeers()
+		}
+		seeding <- err
+	}()
+	end := st.begin("peer")
+	rep, peerErr := f.peer(pctx, opt.Tag, opt.PeerOptions, f.inv.Peers, peerHooks{ready: hostReady, clean: true})
+	end()
+	seedErr := <-seeding
+	<-distributed
+	if rep != nil {
+		sum.Succeeded, sum.Bytes = rep.Succeeded, rep.Bytes
+		if !rep.LastInPlace.IsZero() {
+			sum.FilesInPlace = rep.LastInPlace.Sub(start)
+		}
+	}
+	if seedErr != nil {
+		// The peers failed because the seeder did.
+		note(seedErr)
+	} else {
+		note(peerErr)
+	}
+	if ctx.Err() != nil || seedErr != nil {
+		// Do not leave peers downloading on their own.
+		f.StopPeering(sctx, opt.Tag)
+	}
+	end = st.begin("stop-and-clean")
+	note(f.finish(sctx, opt.Tag, started, isBad))
+	end()
+	return result(firstNonHost(seedErr))
+}
+
+// finish stops the seeder, and the tracker when started, at once, then
+// cleans the temp files of their hosts in the same sessions (the peers
+// cleaned theirs when their files were in place), and the local .torrent.
+// Hosts for which skip says so are not cleaned.
+func (f *Fleet) finish(ctx context.Context, tag string, stopTracker bool, skip func(fleet.Host) bool) error {
+	stops := map[string][]string{f.inv.Seeder.Spec: {"murder_stop " + seedPid(tag) + " seed &"}}
+	hosts := []fleet.Host{f.inv.Seeder}
+	if stopTracker {
+		if _, ok := stops[f.inv.Tracker.Spec]; !ok {
+			hosts = append(hosts, f.inv.Tracker)
+		}
+		stops[f.inv.Tracker.Spec] = append(stops[f.inv.Tracker.Spec], "murder_stop "+trackerPid()+" tracker &")
+	}
+	var mu sync.Mutex
+	var said []string
+	cleaned := 0
+	err := fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
+		c, err := f.conn(ctx, h)
+		if err != nil {
+			return err
+		}
+		lines := append(stops[h.Spec], "wait")
+		clean := !skip(h)
+		if clean {
+			lines = append(lines, cleanLines(tag)...)
+		}
+		out, err := c.Output(ctx, f.script(lines...))
+		if err != nil {
+			return fmt.Errorf("deploy: stop and clean: %w", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		said = append(said, strings.Split(strings.TrimSpace(out), "\n")...)
+		if clean {
+			cleaned++
+		}
+		return nil
+	})
+	if rerr := os.Remove(f.localTorrent(tag)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, fmt.Errorf("deploy: %w", rerr))
+	}
+	task := "stop-seeding, clean-temp-files"
+	if stopTracker {
+		task = "stop-seeding, stop-tracker, clean-temp-files"
+	}
+	f.header(task, len(hosts))
+	for _, l := range said {
+		f.say("  %s", l)
+	}
+	f.say("  removed %s's temp files on %d host(s); the peers removed theirs when done", tag, cleaned)
+	return err
 }
 
 // firstNonHost returns err unless it is only per-host failures (already
@@ -149,6 +240,20 @@ func firstNonHost(err error) error {
 		if he.Host.Spec == "" {
 			return he.Err
 		}
+	}
+	return nil
+}
+
+// ValidTag checks a tag the way murder create does: not empty, no '/', no
+// "..", no NUL, and nothing a shell would treat specially.
+func ValidTag(tag string) error {
+	switch {
+	case tag == "":
+		return errors.New("deploy: --tag is required")
+	case strings.ContainsAny(tag, "/\x00") || strings.Contains(tag, ".."):
+		return fmt.Errorf("deploy: bad tag %q: no '/', '..' or NUL", tag)
+	case strings.ContainsAny(tag, " \t\n'\"\\$`;&|<>*?[]{}()!#~"):
+		return fmt.Errorf("deploy: bad tag %q: use letters, digits, '.', '-' and '_'", tag)
 	}
 	return nil
 }

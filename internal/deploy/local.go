@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // LocalConfig configures a deploy on this machine alone.
@@ -43,6 +43,8 @@ type LocalConfig struct {
 	Out      io.Writer // human report; nil discards it
 	Live     bool      // redraw the progress line in place
 	Logger   *slog.Logger
+	// Verbose adds the time of each step to the summary.
+	Verbose bool
 }
 
 var tagChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -64,6 +66,7 @@ func DefaultTag(filesPath string, now time.Time) string {
 // every peer has finished, successfully or not.
 func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	start := time.Now()
+	st := newSteps(start)
 	if cfg.Peers < 1 {
 		return nil, fmt.Errorf("deploy: --local needs at least 1 peer, got %d", cfg.Peers)
 	}
@@ -148,32 +151,42 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Out, format+"\n", args...) }
 	say("murder deploy --local: %s -> %s/peer-{1..%d}, tag %s", files, dest, cfg.Peers, cfg.Tag)
 
-	// Tracker.
+	// Tracker, which comes up while the torrent is created: create needs
+	// only its address.
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	trackerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	endTracker := st.begin("start-tracker")
 	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr)
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 2 * time.Second}
-	if err := waitUntil(ctx, 10*time.Second, tr, func() error {
-		_, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", nil)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, err, l.logTail("tracker", ""))
-	}
-	say("==> tracker on %s", trackerAddr)
+	tc := tracker.NewClient([][]string{{"http://" + trackerAddr + "/announce"}}, tracker.ClientConfig{Timeout: 2 * time.Second, Logger: cfg.Logger})
+	trackerUp := make(chan error, 1)
+	go func() {
+		err := waitUntil(ctx, 10*time.Second, tr, func() error {
+			_, err := tc.Scrape(ctx)
+			return err
+		})
+		endTracker()
+		trackerUp <- err
+	}()
 
 	// Artifact and torrent.
+	endCreate := st.begin("create-torrent")
 	seedDir := filepath.Join(work, "seed")
 	createArgs := []string{"create", "--tag", cfg.Tag, "--files-path", files, "--tracker", trackerAddr, "--temp-path", seedDir}
 	if !fi.IsDir() {
 		createArgs = append(createArgs, "--path-is-file")
 	}
 	out, err := exec.CommandContext(ctx, cfg.Binary, createArgs...).CombinedOutput()
+	endCreate()
+	if terr := <-trackerUp; terr != nil {
+		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, terr, l.logTail("tracker", ""))
+	}
+	say("==> tracker on %s", trackerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: murder create: %s", oneLine(strings.TrimPrefix(strings.TrimSpace(string(out)), "murder: ")))
 	}
@@ -191,16 +204,14 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), humanBytes(size), mi.Info.NumPieces(), hash)
 
 	// Seeder.
-	seedArgs := []string{"seed", "--torrent", torrent, "--ip", "127.0.0.1", "--listen", "127.0.0.1:0"}
-	if cfg.MaxUploadRate != "" {
-		seedArgs = append(seedArgs, "--max-upload-rate", cfg.MaxUploadRate)
-	}
+	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()
+	endSeed := st.begin("start-seeding")
 	sd, err := l.start(ctx, "seed", nil, seedArgs...)
 	if err != nil {
 		return nil, err
 	}
 	if err := waitUntil(ctx, 2*time.Minute, sd, func() error {
-		st, err := scrapeWith(ctx, hc, "http://"+trackerAddr+"/scrape", &hash)
+		st, err := tc.Scrape(ctx, hash)
 		if err != nil {
 			return err
 		}
@@ -211,6 +222,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("deploy: seeder: %w%s", err, l.logTail("seed", ""))
 	}
+	endSeed()
 	say("==> seeding")
 
 	// Peers.
@@ -222,33 +234,29 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	pwg.Add(1)
 	go func() { defer pwg.Done(); prog.run(pctx) }()
 	peerStart := time.Now()
+	endPeer := st.begin("peer")
+	var mu sync.Mutex
+	var lastInPlace time.Time
 	errs := make([]error, cfg.Peers)
 	var firstPath string // where peer-1 placed the files
 	var wg sync.WaitGroup
 	for k := 1; k <= cfg.Peers; k++ {
 		name := "peer-" + strconv.Itoa(k)
-		args := []string{"peer", "--torrent", torrent,
-			"--destination-path", filepath.Join(dest, name),
-			"--temp-path", filepath.Join(work, name),
-			"--ip", "127.0.0.1", "--listen", "127.0.0.1:0",
+		args := peerCommand{
+			Torrent:     torrent,
+			Destination: filepath.Join(dest, name),
+			TempPath:    filepath.Join(work, name),
+			IP:          "127.0.0.1",
+			Listen:      "127.0.0.1:0",
 			// Peers seed on until every peer is done; then they are stopped.
-			"--seed-time", cfg.Timeout.String(), "--timeout", cfg.Timeout.String(),
-			"--progress", "json"}
-		if cfg.NoTagDirectory {
-			args = append(args, "--no-tag-directory")
-		}
-		if cfg.UnsafePleaseDelete {
-			args = append(args, "--unsafe-please-delete")
-		}
-		if !fi.IsDir() {
-			args = append(args, "--path-is-file")
-		}
-		if cfg.MaxUploadRate != "" {
-			args = append(args, "--max-upload-rate", cfg.MaxUploadRate)
-		}
-		if cfg.MaxDownloadRate != "" {
-			args = append(args, "--max-download-rate", cfg.MaxDownloadRate)
-		}
+			SeedTime:           cfg.Timeout,
+			Timeout:            cfg.Timeout,
+			NoTagDirectory:     cfg.NoTagDirectory,
+			UnsafePleaseDelete: cfg.UnsafePleaseDelete,
+			PathIsFile:         !fi.IsDir(),
+			MaxUploadRate:      cfg.MaxUploadRate,
+			MaxDownloadRate:    cfg.MaxDownloadRate,
+		}.args()
 		stdout, perr := l.pipe()
 		if perr != nil {
 			return nil, perr
@@ -272,12 +280,18 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 				err = fmt.Errorf("%w%s", err, l.logTail(name, err.Error()))
 			}
 			prog.finish(name, err == nil, errString(err))
+			if err == nil {
+				mu.Lock()
+				lastInPlace = time.Now()
+				mu.Unlock()
+			}
 			if err != nil {
 				errs[k-1] = &fleet.HostError{Host: fleet.Host{Spec: name}, Err: err}
 			}
 		}()
 	}
 	wg.Wait()
+	endPeer()
 	stopProg()
 	pwg.Wait()
 	sum := &Summary{Hosts: cfg.Peers}
@@ -287,14 +301,20 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			sum.Bytes += size
 		}
 	}
+	if !lastInPlace.IsZero() {
+		sum.FilesInPlace = lastInPlace.Sub(start)
+	}
 	where := ""
 	if rel, err := filepath.Rel(filepath.Join(dest, "peer-1"), firstPath); err == nil && firstPath != "" && !strings.HasPrefix(rel, "..") {
 		where = " at " + filepath.Join(dest, "peer-K", rel)
 	}
 	say("  %d/%d peers have %s in place%s in %s", sum.Succeeded, cfg.Peers, cfg.Tag, where, roundDur(time.Since(peerStart)))
+	endStop := st.begin("stop")
 	l.stopAll()
+	endStop()
 	sum.Wall = time.Since(start)
-	fmt.Fprintf(cfg.Out, "\ndeployed to %d/%d peers: %s in %s, %s/s aggregate\n", sum.Succeeded, sum.Hosts, humanBytes(sum.Bytes), roundDur(sum.Wall), humanBytes(int64(sum.Throughput())))
+	sum.Steps = st.list()
+	sum.print(cfg.Out, "peers", cfg.Verbose)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return sum, fmt.Errorf("deploy: --timeout %s passed before every peer finished", cfg.Timeout)
 	}
@@ -464,7 +484,7 @@ func waitUntil(ctx context.Context, limit time.Duration, p *localProc, check fun
 			return fmt.Errorf("murder %s exited (%v)", p.name, p.err)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pollEvery):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %s: %w", limit, err)

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"strings"
 
 	"github.com/murder-deploy/murder/internal/fleet"
@@ -48,8 +49,13 @@ murder_stop() {
 // script builds a remote script: strict mode, the binary and temp path as
 // variables, the helper functions, then the lines.
 func (f *Fleet) script(lines ...string) string {
+	return "set -e\n" + f.scriptBody(lines...)
+}
+
+// scriptBody is script without the strict mode, for code that runs after
+// another script's lines.
+func (f *Fleet) scriptBody(lines ...string) string {
 	var b strings.Builder
-	b.WriteString("set -e\n")
 	b.WriteString("BIN=" + fleet.Quote(f.inv.Binary()) + "\n")
 	b.WriteString("T=" + fleet.Quote(f.inv.TempPath) + "\n")
 	b.WriteString(shellLib)
@@ -59,6 +65,17 @@ func (f *Fleet) script(lines ...string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// remoteTail returns the last lines of a remote log, for error messages.
+func (f *Fleet) remoteTail(ctx context.Context, c *fleet.Conn, file string) string {
+	out, _ := c.Output(ctx, "T="+fleet.Quote(f.inv.TempPath)+"; tail -n 3 "+file+" 2>/dev/null")
+	return oneLine(out)
+}
+
+// remoteTemp is the path of name in the hosts' temp path.
+func (f *Fleet) remoteTemp(name string) string {
+	return strings.TrimSuffix(f.inv.TempPath, "/") + "/" + name
 }
 
 // Remote file names under the temp path.

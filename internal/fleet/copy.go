@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,61 +32,133 @@ func (c *Conn) RemoteSHA256(ctx context.Context, file string) (string, error) {
 	return strings.TrimSpace(out), nil
 }
 
-// CopyResult says what CopyFile did.
+// CopyResult says what a copy did.
 type CopyResult int
 
-// What CopyFile did.
+// What a copy did.
 const (
 	Copied    CopyResult = iota // the file was sent
 	Unchanged                   // the remote file already had the same content
 )
 
-// CopyFile copies the local file src to dst on the remote host with the
-// given permission bits. It needs only a POSIX shell there: the bytes go
-// through `cat` into a temporary file beside dst, whose SHA-256 is checked
-// before it is renamed over dst, so dst is either the old file or the
-// complete new one. With skipSame, a dst that already has src's content is
-// left alone.
-func (c *Conn) CopyFile(ctx context.Context, src, dst string, mode os.FileMode, skipSame bool) (CopyResult, error) {
-	f, err := os.Open(src)
+// LocalFile is a local file (or bytes) hashed once, to be sent to any
+// number of hosts, at once if need be.
+type LocalFile struct {
+	r    io.ReaderAt
+	size int64
+	sum  string // hex SHA-256
+	f    *os.File
+}
+
+// OpenLocalFile opens and hashes the file at path. Close it when done.
+func OpenLocalFile(path string) (*LocalFile, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("fleet: copy: %w", err)
+		return nil, fmt.Errorf("fleet: copy: %w", err)
 	}
-	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return 0, fmt.Errorf("fleet: copy: read %s: %w", src, err)
+	n, err := io.Copy(h, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fleet: copy: read %s: %w", path, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if skipSame {
-		got, err := c.RemoteSHA256(ctx, dst)
-		if err != nil {
-			return 0, err
-		}
-		if got == sum {
-			return Unchanged, nil
-		}
+	return &LocalFile{r: f, size: n, sum: hex.EncodeToString(h.Sum(nil)), f: f}, nil
+}
+
+// LocalBytes returns b as a LocalFile.
+func LocalBytes(b []byte) *LocalFile {
+	sum := sha256.Sum256(b)
+	return &LocalFile{r: bytes.NewReader(b), size: int64(len(b)), sum: hex.EncodeToString(sum[:])}
+}
+
+// Size returns the file's length in bytes.
+func (l *LocalFile) Size() int64 { return l.size }
+
+// Close closes the file.
+func (l *LocalFile) Close() error {
+	if l.f == nil {
+		return nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("fleet: copy: %w", err)
+	return l.f.Close()
+}
+
+// Put places a LocalFile on a host.
+type Put struct {
+	Src  *LocalFile
+	Dst  string      // remote path
+	Mode os.FileMode // permission bits of Dst
+	// SkipSame leaves a Dst that already has Src's content alone, and
+	// sends nothing.
+	SkipSame bool
+	// Then, when set, is shell code run in the same session once Dst is
+	// in place (d holds its path); its standard output goes to ThenOut
+	// (nil discards it).
+	Then    string
+	ThenOut io.Writer
+}
+
+// Put copies p.Src to p.Dst in one session, which needs only a POSIX shell
+// there: the host first says whether it already has the content (with
+// SkipSame), and if not the bytes go through cat into a temporary file
+// beside Dst, whose SHA-256 is checked before it is renamed over Dst, so
+// Dst is either the old file or the complete new one.
+func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
+	skip := "false"
+	if p.SkipSame {
+		skip = "true"
 	}
 	script := strings.Join([]string{
 		"set -e",
-		"d=" + Quote(dst),
-		"mkdir -p " + Quote(path.Dir(dst)),
+		"d=" + Quote(p.Dst),
+		`have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi)`,
+		`if ` + skip + ` && [ "$have" = ` + p.Src.sum + ` ]; then echo same; else`,
+		`echo send`,
+		"mkdir -p " + Quote(path.Dir(p.Dst)),
 		`f="$d.murder-tmp.$$"`,
 		`trap 'rm -f "$f"' EXIT`,
 		`cat > "$f"`,
-		fmt.Sprintf(`chmod %o "$f"`, mode.Perm()),
+		fmt.Sprintf(`chmod %o "$f"`, p.Mode.Perm()),
 		`got=$(` + sha256Cmd + `)`,
-		`if [ "$got" != ` + sum + ` ]; then echo "checksum mismatch after copy: got ${got:-nothing}, want ` + sum + `" >&2; exit 1; fi`,
+		`if [ "$got" != ` + p.Src.sum + ` ]; then echo "checksum mismatch after copy: got ${got:-nothing}, want ` + p.Src.sum + `" >&2; exit 1; fi`,
 		`mv -f "$f" "$d"`,
 		`trap - EXIT`,
+		`fi`,
+		p.Then,
 	}, "\n")
-	if err := c.Run(ctx, script, f, nil, nil); err != nil {
-		return 0, fmt.Errorf("fleet: copy %s to %s: %w", src, dst, err)
+	res := Copied
+	err := c.session(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+		br := bufio.NewReader(stdout)
+		line, _ := br.ReadString('\n')
+		switch strings.TrimSpace(line) {
+		case "same":
+			res = Unchanged
+		case "send":
+			// A failed write shows in the session's exit status.
+			io.Copy(stdin, io.NewSectionReader(p.Src.r, 0, p.Src.size))
+		}
+		stdin.Close()
+		out := p.ThenOut
+		if out == nil {
+			out = io.Discard
+		}
+		io.Copy(out, br)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fleet: copy to %s: %w", p.Dst, err)
 	}
-	return Copied, nil
+	return res, nil
+}
+
+// CopyFile copies the local file src to dst on the remote host with the
+// given permission bits (see Put). With skipSame, a dst that already has
+// src's content is left alone.
+func (c *Conn) CopyFile(ctx context.Context, src, dst string, mode os.FileMode, skipSame bool) (CopyResult, error) {
+	lf, err := OpenLocalFile(src)
+	if err != nil {
+		return 0, err
+	}
+	defer lf.Close()
+	return c.Put(ctx, Put{Src: lf, Dst: dst, Mode: mode, SkipSame: skipSame})
 }
 
 // FetchFile copies the remote file src to the local file dst (temp file and

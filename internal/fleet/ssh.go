@@ -431,18 +431,63 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 		}
 		return ctx.Err()
 	}
-	if err != nil {
-		var ee *ssh.ExitError
-		if errors.As(err, &ee) {
-			return &ExitError{Status: ee.ExitStatus(), Stderr: tail.String()}
-		}
-		var em *ssh.ExitMissingError
-		if errors.As(err, &em) {
-			return fmt.Errorf("fleet: remote command ended without an exit status: %s", tail.String())
-		}
-		return fmt.Errorf("fleet: ssh: %w", err)
+	return exitError(err, tail)
+}
+
+// exitError turns the error of a finished session into Run's errors.
+func exitError(err error, tail *tailBuffer) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return &ExitError{Status: ee.ExitStatus(), Stderr: tail.String()}
+	}
+	var em *ssh.ExitMissingError
+	if errors.As(err, &em) {
+		return fmt.Errorf("fleet: remote command ended without an exit status: %s", tail.String())
+	}
+	return fmt.Errorf("fleet: ssh: %w", err)
+}
+
+// session runs cmd with pipes to its standard input and output, which
+// talk calls; the session's standard output must be read to its end
+// there. It is bounded like Run and returns Run's errors.
+func (c *Conn) session(ctx context.Context, cmd string, talk func(stdin io.WriteCloser, stdout io.Reader)) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	s, err := c.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("fleet: ssh session: %w", err)
+	}
+	defer s.Close()
+	tail := &tailBuffer{max: 2048}
+	s.Stderr = tail
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("fleet: ssh session: %w", err)
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("fleet: ssh session: %w", err)
+	}
+	if err := s.Start(cmd); err != nil {
+		return fmt.Errorf("fleet: ssh session: %w", err)
+	}
+	// Closing the session ends the remote command and unblocks talk.
+	stop := context.AfterFunc(ctx, func() {
+		s.Signal(ssh.SIGKILL)
+		s.Close()
+	})
+	talk(stdin, stdout)
+	err = s.Wait()
+	if !stop() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("fleet: remote command timed out after %s", c.timeout)
+		}
+		return ctx.Err()
+	}
+	return exitError(err, tail)
 }
 
 // Output runs cmd and returns its standard output.

@@ -151,6 +151,25 @@ func TestRunner(t *testing.T) {
 			t.Errorf("fetch of a missing file: got %v", err)
 		}
 	})
+	t.Run("put then", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "conf")
+		src := LocalBytes([]byte("port = 8080\n"))
+		for i, want := range []CopyResult{Copied, Unchanged} {
+			var out strings.Builder
+			got, err := c.Put(ctx, Put{Src: src, Dst: dst, Mode: 0o600, SkipSame: true, Then: `wc -c < "$d"`, ThenOut: &out})
+			if err != nil || got != want {
+				t.Fatalf("put %d: got %v, %v; want %v", i, got, err, want)
+			}
+			if strings.TrimSpace(out.String()) != "12" {
+				t.Errorf("put %d: Then printed %q, want the size of the placed file, 12", i, out.String())
+			}
+		}
+		_, err := c.Put(ctx, Put{Src: src, Dst: dst, Mode: 0o600, Then: "echo broken >&2; exit 4"})
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Status != 4 || !strings.Contains(ee.Stderr, "broken") {
+			t.Errorf("failing Then: got %v, want exit status 4 saying broken", err)
+		}
+	})
 	t.Run("tunnel", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -43,7 +43,8 @@ func (s *SSHD) Stop() {
 // more lines in authorized_keys format) and nothing else: no passwords,
 // no PAM. A fresh ed25519 host key is generated per host; its public half
 // is in SSHD.HostKey. Sessions run as root with the host's view: its
-// network and its private directories. The server's files live in the
+// network and its private directories, and an empty root ~/.bashrc (the
+// machine's may run slow tools on every command). The server's files live in the
 // host's first private directory (Config.Dirs, /tmp by default) under
 // .testbed-sshd. The server stops when ctx ends, with Stop, or with the
 // bed's Close.
@@ -105,6 +106,9 @@ func (h *Host) StartSSHD(ctx context.Context, authorizedKeys string) (*SSHD, err
 	if err := os.WriteFile(path.Join(outer, "sshd_config"), []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
+	if err := h.hideRootRC(ctx, inner); err != nil {
+		return nil, err
+	}
 	cmd := h.Command(ctx, sshd, "-D", "-e", "-f", path.Join(inner, "sshd_config"))
 	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
@@ -137,4 +141,25 @@ func (h *Host) StartSSHD(ctx context.Context, authorizedKeys string) (*SSHD, err
 			return nil, fmt.Errorf("testbed: sshd in %s does not accept connections: %s", h.ns, strings.TrimSpace(stderr.String()))
 		}
 	}
+}
+
+// rootRC is the file bash reads for every command that sshd runs as root.
+// On the machines murder is built on it runs `pyenv init`, which costs
+// about 0.6 s and takes a lock shared by every host of the bed.
+const rootRC = "/root/.bashrc"
+
+// hideRootRC binds an empty file over rootRC in the host's mount
+// namespace, when there is one to hide.
+func (h *Host) hideRootRC(ctx context.Context, inner string) error {
+	if _, err := os.Stat(rootRC); err != nil {
+		return nil
+	}
+	empty := path.Join(inner, "empty-bashrc")
+	if err := os.WriteFile(h.Path(empty), nil, 0o644); err != nil {
+		return fmt.Errorf("testbed: %w", err)
+	}
+	if _, err := h.Run(ctx, "mount", "--bind", empty, rootRC); err != nil {
+		return err
+	}
+	return nil
 }

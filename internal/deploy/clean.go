@@ -1,0 +1,112 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+// stopAll stops every daemon of a kind on hosts through the pid files
+// TEMP/murder-KIND-*.pid.
+func (f *Fleet) stopAll(ctx context.Context, task, kind string, hosts []fleet.Host) error {
+	f.header(task, len(hosts))
+	var mu sync.Mutex
+	stopped := 0
+	err := f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {
+		out, err := c.Output(ctx, f.script(
+			`for pf in "$T"/murder-`+kind+`-*.pid; do [ -e "$pf" ] || continue; murder_stop "$pf" `+kind+`; done`,
+		))
+		if err != nil {
+			return fmt.Errorf("deploy: %s: %w", task, err)
+		}
+		n := strings.Count(out, "stopped "+kind)
+		mu.Lock()
+		stopped += n
+		mu.Unlock()
+		return nil
+	})
+	f.say("  stopped %d %s process(es)", stopped, kind)
+	return err
+}
+
+// StopAllSeeding stops every seeder that murder started on the seeder host.
+func (f *Fleet) StopAllSeeding(ctx context.Context) error {
+	return f.stopAll(ctx, "stop-all-seeding", "seed", []fleet.Host{f.inv.Seeder})
+}
+
+// StopAllPeering stops every peer that murder started on the peers.
+func (f *Fleet) StopAllPeering(ctx context.Context) error {
+	return f.stopAll(ctx, "stop-all-peering", "peer", f.inv.Peers)
+}
+
+// StopPeering stops the peers of the tag (they seed on after finishing);
+// stopping what is not running succeeds.
+func (f *Fleet) StopPeering(ctx context.Context, tag string) error {
+	if err := ValidTag(tag); err != nil {
+		return err
+	}
+	f.header("stop-peering", len(f.inv.Peers))
+	var mu sync.Mutex
+	stopped := 0
+	err := f.each(ctx, f.inv.Peers, func(ctx context.Context, c *fleet.Conn) error {
+		out, err := c.Output(ctx, f.script("murder_stop "+peerPid(tag)+" peer"))
+		if err != nil {
+			return fmt.Errorf("deploy: stop peering: %w", err)
+		}
+		if strings.HasPrefix(out, "stopped") {
+			mu.Lock()
+			stopped++
+			mu.Unlock()
+		}
+		return nil
+	})
+	f.say("  stopped %d peer process(es)", stopped)
+	return err
+}
+
+// CleanTempFiles removes the tag's artifact, .torrent and the pid, log and
+// progress files of daemons that are no longer running, on every host, and
+// the local copy of the .torrent.
+func (f *Fleet) CleanTempFiles(ctx context.Context, tag string) error {
+	return f.clean(ctx, tag, f.inv.All())
+}
+
+func (f *Fleet) clean(ctx context.Context, tag string, hosts []fleet.Host) error {
+	if err := ValidTag(tag); err != nil {
+		return err
+	}
+	f.header("clean-temp-files", len(hosts))
+	err := f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {
+		return f.cleanHost(ctx, c, tag)
+	})
+	if rerr := os.Remove(f.localTorrent(tag)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, fmt.Errorf("deploy: %w", rerr))
+	}
+	f.say("  removed %s's temp files", tag)
+	return err
+}
+
+// cleanLines remove the tag's artifact and .torrent, and the pid, log and
+// progress files of the daemons that no longer run.
+func cleanLines(tag string) []string {
+	q := fleet.Quote(tag)
+	return []string{
+		`rm -rf "$T"/` + q + `.tgz "$T"/` + q + `.tgz.* "$T"/` + q + `.tar.zst "$T"/` + q + `.tar.zst.* "$T"/` + q + `.tar "$T"/` + q + `.tar.*`,
+		`murder_alive ` + seedPid(tag) + ` seed >/dev/null || rm -f ` + seedPid(tag) + ` ` + seedLog(tag),
+		`murder_alive ` + peerPid(tag) + ` peer >/dev/null || rm -f ` + peerPid(tag) + ` ` + peerLog(tag) + ` ` + peerJSON(tag),
+		`murder_alive ` + trackerPid() + ` tracker >/dev/null || rm -f ` + trackerPid() + ` ` + trackerLog(),
+	}
+}
+
+// cleanHost cleans the tag's temp files on one host.
+func (f *Fleet) cleanHost(ctx context.Context, c *fleet.Conn, tag string) error {
+	if _, err := c.Output(ctx, f.script(cleanLines(tag)...)); err != nil {
+		return fmt.Errorf("deploy: clean temp files: %w", err)
+	}
+	return nil
+}

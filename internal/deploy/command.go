@@ -1,0 +1,85 @@
+package deploy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+// seedCommand is the command line of `murder seed`, for a deploy on this
+// machine (--local) and on a fleet alike.
+type seedCommand struct {
+	Torrent       string // path of the .torrent on the seeder host
+	IP            string // address announced to the tracker
+	Listen        string // "" = the seeder's default
+	MaxUploadRate string // "" = no limit
+}
+
+// args returns the command line without the binary.
+func (s seedCommand) args() []string {
+	a := []string{"seed", "--torrent", s.Torrent, "--ip", s.IP}
+	if s.Listen != "" {
+		a = append(a, "--listen", s.Listen)
+	}
+	if s.MaxUploadRate != "" {
+		a = append(a, "--max-upload-rate", s.MaxUploadRate)
+	}
+	return a
+}
+
+// peerCommand is the command line of `murder peer`, which reports its
+// progress as JSON lines on standard output.
+type peerCommand struct {
+	Torrent     string // path of the .torrent on the peer's host
+	Destination string
+	TempPath    string        // "" = the peer's default
+	IP          string        // address announced to the tracker
+	Listen      string        // "" = the peer's default
+	SeedTime    time.Duration // how long it seeds on once the files are in place
+	Timeout     time.Duration // bound on the peer's whole run
+
+	NoTagDirectory     bool
+	UnsafePleaseDelete bool
+	PathIsFile         bool
+
+	MaxUploadRate, MaxDownloadRate string // "" = no limit
+}
+
+// args returns the command line without the binary.
+func (p peerCommand) args() []string {
+	a := []string{"peer", "--torrent", p.Torrent, "--destination-path", p.Destination}
+	if p.TempPath != "" {
+		a = append(a, "--temp-path", p.TempPath)
+	}
+	a = append(a, "--ip", p.IP)
+	if p.Listen != "" {
+		a = append(a, "--listen", p.Listen)
+	}
+	a = append(a, "--seed-time", p.SeedTime.String(), "--timeout", p.Timeout.String(), "--progress", "json")
+	if p.NoTagDirectory {
+		a = append(a, "--no-tag-directory")
+	}
+	if p.UnsafePleaseDelete {
+		a = append(a, "--unsafe-please-delete")
+	}
+	if p.PathIsFile {
+		a = append(a, "--path-is-file")
+	}
+	if p.MaxUploadRate != "" {
+		a = append(a, "--max-upload-rate", p.MaxUploadRate)
+	}
+	if p.MaxDownloadRate != "" {
+		a = append(a, "--max-download-rate", p.MaxDownloadRate)
+	}
+	return a
+}
+
+// shellWords quotes every argument for a POSIX shell and joins them.
+func shellWords(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = fleet.Quote(a)
+	}
+	return strings.Join(q, " ")
+}

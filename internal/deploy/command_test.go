@@ -1,0 +1,38 @@
+package deploy
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestCommandArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"seed", seedCommand{Torrent: "/tmp/v1.tgz.torrent", IP: "10.0.0.1"}.args(),
+			[]string{"seed", "--torrent", "/tmp/v1.tgz.torrent", "--ip", "10.0.0.1"}},
+		{"seed with listen and rate", seedCommand{Torrent: "t", IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: "10MB"}.args(),
+			[]string{"seed", "--torrent", "t", "--ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--max-upload-rate", "10MB"}},
+		{"peer", peerCommand{Torrent: "t", Destination: "/srv", IP: "10.0.0.2", SeedTime: 30 * time.Second, Timeout: time.Hour}.args(),
+			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--ip", "10.0.0.2", "--seed-time", "30s", "--timeout", "1h0m0s", "--progress", "json"}},
+		{"peer with everything", peerCommand{Torrent: "t", Destination: "/srv", TempPath: "/tmp", IP: "::1", Listen: "[::1]:0",
+			SeedTime: time.Second, Timeout: time.Minute, NoTagDirectory: true, UnsafePleaseDelete: true, PathIsFile: true,
+			MaxUploadRate: "1MB", MaxDownloadRate: "2MB"}.args(),
+			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--temp-path", "/tmp", "--ip", "::1", "--listen", "[::1]:0",
+				"--seed-time", "1s", "--timeout", "1m0s", "--progress", "json", "--no-tag-directory", "--unsafe-please-delete",
+				"--path-is-file", "--max-upload-rate", "1MB", "--max-download-rate", "2MB"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !slices.Equal(tt.got, tt.want) {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+	if got, want := shellWords([]string{"peer", "it's", "$T"}), `'peer' 'it'\''s' '$T'`; got != want {
+		t.Errorf("shellWords: got %s, want %s", got, want)
+	}
+}

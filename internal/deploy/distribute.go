@@ -1,0 +1,83 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+// DistributeFiles copies the murder binary to remote_murder_path on every
+// host, skipping hosts that already have the same binary, and checks that
+// it runs there.
+func (f *Fleet) DistributeFiles(ctx context.Context) error {
+	return f.distribute(ctx, f.inv.All(), nil)
+}
+
+// versionCheck runs after the binary is in place, in the same session:
+// exit status 4 says that it does not run there.
+const versionCheck = `out=$("$d" version 2>&1) || { printf '%s\n' "$out" >&2; exit 4; }`
+
+// distribute copies the binary to every host at once (up to the SSH
+// concurrency), each in one session that hashes what is there, streams
+// the binary only when it differs, and runs it. The binary is read and
+// hashed once for all hosts. done, when not nil, is called as each host
+// finishes, so that later steps on a host need not wait for the others.
+func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, done func(h fleet.Host, err error)) error {
+	report := func(h fleet.Host, err error) {
+		if done != nil {
+			done(h, err)
+		}
+	}
+	bin := f.cfg.Binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			err = fmt.Errorf("deploy: find the murder binary: %w (pass --binary)", err)
+			for _, h := range hosts {
+				report(h, err)
+			}
+			return err
+		}
+		bin = exe
+	}
+	f.header("distribute-files", len(hosts))
+	src, err := fleet.OpenLocalFile(bin)
+	if err != nil {
+		for _, h := range hosts {
+			report(h, err)
+		}
+		return fmt.Errorf("deploy: %w", err)
+	}
+	defer src.Close()
+	var mu sync.Mutex
+	copied, same := 0, 0
+	err = fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) (err error) {
+		defer func() { report(h, err) }()
+		c, err := f.conn(ctx, h)
+		if err != nil {
+			return err
+		}
+		res, err := c.Put(ctx, fleet.Put{Src: src, Dst: f.inv.Binary(), Mode: 0o755, SkipSame: true, Then: versionCheck})
+		var ee *fleet.ExitError
+		if errors.As(err, &ee) && ee.Status == 4 {
+			return fmt.Errorf("deploy: %s does not run there: %s", f.inv.Binary(), ee.Stderr)
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		if res == fleet.Unchanged {
+			same++
+		} else {
+			copied++
+		}
+		mu.Unlock()
+		return nil
+	})
+	f.say("  %s: copied to %d, already current on %d, failed on %d", f.inv.Binary(), copied, same, len(hosts)-copied-same)
+	return err
+}

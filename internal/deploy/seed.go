@@ -1,0 +1,86 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/murder-deploy/murder/internal/fleet"
+)
+
+// StartSeeding starts `murder seed` for the tag on the seeder unless it is
+// running, and waits until the tracker lists it as a complete peer.
+func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
+	if err := ValidTag(tag); err != nil {
+		return err
+	}
+	mi, err := f.loadTorrent(tag)
+	if err != nil {
+		return err
+	}
+	hash := mi.InfoHash()
+	f.header("start-seeding", 1)
+	trc, err := f.conn(ctx, f.inv.Tracker)
+	if err != nil {
+		return errors.Join(&fleet.HostError{Host: f.inv.Tracker, Err: err})
+	}
+	tc := f.trackerClient(trc)
+	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
+		args := shellWords(seedCommand{
+			Torrent:       f.remoteTemp(torrentName(tag)),
+			IP:            announceIP(f.inv.Seeder, c),
+			MaxUploadRate: f.inv.MaxUploadRate,
+		}.args())
+		out, err := c.Output(ctx, f.script(
+			"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
+			"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+args,
+			"echo started",
+		))
+		if err != nil {
+			return fmt.Errorf("deploy: start seeding: %w", err)
+		}
+		state := strings.TrimSpace(out)
+		deadline := time.Now().Add(2 * time.Minute)
+		for i := 0; ; i++ {
+			st, err := tc.Scrape(ctx, hash)
+			if err == nil && st[hash].Complete > 0 {
+				break
+			}
+			if i%aliveEvery == aliveEvery-1 {
+				alive, _ := c.Output(ctx, f.script("murder_alive "+seedPid(tag)+" seed >/dev/null && echo alive || echo dead"))
+				if strings.TrimSpace(alive) == "dead" {
+					return fmt.Errorf("deploy: seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("deploy: seeder has not announced to the tracker after 2 minutes (scrape: %v); log: %s", err, f.remoteTail(ctx, c, seedLog(tag)))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pollEvery):
+			}
+		}
+		f.say("  seeding %s (%s, info hash %s), %s", tag, humanBytes(mi.Info.TotalLength()), hash, map[string]string{"running": "already running", "started": "started"}[state])
+		return nil
+	})
+}
+
+// StopSeeding stops the seeder of the tag; stopping one that is not
+// running succeeds.
+func (f *Fleet) StopSeeding(ctx context.Context, tag string) error {
+	if err := ValidTag(tag); err != nil {
+		return err
+	}
+	f.header("stop-seeding", 1)
+	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
+		out, err := c.Output(ctx, f.script("murder_stop "+seedPid(tag)+" seed"))
+		if err != nil {
+			return fmt.Errorf("deploy: stop seeding: %w", err)
+		}
+		f.say("  %s", strings.TrimSpace(out))
+		return nil
+	})
+}

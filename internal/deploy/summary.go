@@ -1,0 +1,118 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// Summary is what a deploy did.
+type Summary struct {
+	Hosts     int           // peers in the inventory
+	Succeeded int           // peers with the files in place
+	Bytes     int64         // artifact bytes in place, summed over the peers
+	Wall      time.Duration // wall time of the whole deploy
+	// FilesInPlace is the time from the start until the last peer that
+	// succeeded had its files in place; 0 when none did.
+	FilesInPlace time.Duration
+	// Steps are the deploy's steps in the order they started; some
+	// overlap.
+	Steps []Step
+}
+
+// Step is one timed step of a deploy.
+type Step struct {
+	Name  string
+	Start time.Duration // since the deploy started
+	Took  time.Duration
+}
+
+// Throughput is the aggregate rate: bytes placed per second of wall time.
+func (s *Summary) Throughput() float64 {
+	if s.Wall <= 0 {
+		return 0
+	}
+	return float64(s.Bytes) / s.Wall.Seconds()
+}
+
+// Print writes the summary, with the time of each step when the fleet is
+// verbose.
+func (s *Summary) Print(f *Fleet) {
+	s.print(f.out, "hosts", f.cfg.Verbose)
+}
+
+// print writes the summary; what names the peers ("hosts" or "peers").
+func (s *Summary) print(w io.Writer, what string, steps bool) {
+	fmt.Fprintf(w, "\ndeployed to %d/%d %s: %s in %s, %s/s aggregate\n", s.Succeeded, s.Hosts, what, humanBytes(s.Bytes), roundDur(s.Wall), humanBytes(int64(s.Throughput())))
+	if s.Succeeded > 0 {
+		fmt.Fprintf(w, "files in place on the last of them after %s; whole run %s\n", roundDur(s.FilesInPlace), roundDur(s.Wall))
+	}
+	if !steps || len(s.Steps) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "steps (they overlap where nothing waits for them):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STEP\tSTART\tTOOK")
+	for _, st := range s.Steps {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Name, roundDur(st.Start), roundDur(st.Took))
+	}
+	tw.Flush()
+}
+
+// steps records when each step of a run starts and how long it takes; it
+// is safe for concurrent use.
+type steps struct {
+	start time.Time
+	mu    sync.Mutex
+	steps []Step
+}
+
+func newSteps(start time.Time) *steps { return &steps{start: start} }
+
+// begin records that a step starts now and returns the function that ends
+// it.
+func (s *steps) begin(name string) (end func()) {
+	t0 := time.Now()
+	s.mu.Lock()
+	i := len(s.steps)
+	s.steps = append(s.steps, Step{Name: name, Start: t0.Sub(s.start)})
+	s.mu.Unlock()
+	return func() {
+		d := time.Since(t0)
+		s.mu.Lock()
+		s.steps[i].Took = d
+		s.mu.Unlock()
+	}
+}
+
+func (s *steps) list() []Step {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Step(nil), s.steps...)
+}
+
+// latch is a result that is set once and waited for by any number of
+// goroutines.
+type latch struct {
+	done chan struct{}
+	err  error // written once, before done is closed
+}
+
+func newLatch() *latch { return &latch{done: make(chan struct{})} }
+
+func (l *latch) set(err error) {
+	l.err = err
+	close(l.done)
+}
+
+func (l *latch) wait(ctx context.Context) error {
+	select {
+	case <-l.done:
+		return l.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
