@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 func newPeerCmd() *cobra.Command {
@@ -68,6 +70,9 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 			if cfg.DownloadRate, err = parseRateFlag("--max-download-rate", download); err != nil {
 				return err
 			}
+			if err := checkPlaceFlags(cfg.Datacenter, cfg.Rack); err != nil {
+				return err
+			}
 			mode, err := agent.ParseProgressMode(progress)
 			if err != nil {
 				return usageError(err)
@@ -124,6 +129,8 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.StringVar(&cfg.TempPath, "temp-path", agent.DefaultTempPath, "directory for an archive's download; kept so an interrupted run resumes")
 	f.StringVar(&cfg.AnnounceIP, "ip", "", "IP address to announce to the tracker (default: the address the tracker sees)")
 	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
+	f.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter this host is in, sent to the tracker, which then hands out peers of the same datacenter first; peers of other datacenters are asked only for pieces none of this one has (default: the tracker's --topology, if any)")
+	f.StringVar(&cfg.Rack, "rack", "", "rack this host is in, within --datacenter; peers of the same rack come first")
 	f.DurationVar(&cfg.SeedTime, "seed-time", agent.DefaultPeerSeedTime, "keep seeding this long after the files are in place (0: exit at once)")
 	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
 	f.StringVar(&download, "max-download-rate", "0", "download limit in bytes per second (0: no limit)")
@@ -168,4 +175,22 @@ func parseLogLevel(s string) (slog.Level, error) {
 		return 0, usageError(fmt.Errorf("--log-level %q: want debug, info, warn or error", s))
 	}
 	return l, nil
+}
+
+// checkPlaceFlags checks --datacenter and --rack.
+func checkPlaceFlags(datacenter, rack string) error {
+	if datacenter != "" {
+		if err := tracker.CheckPlaceName("datacenter", datacenter); err != nil {
+			return usageError(fmt.Errorf("--datacenter: %w", err))
+		}
+	}
+	if rack != "" {
+		if datacenter == "" {
+			return usageError(errors.New("--rack needs --datacenter"))
+		}
+		if err := tracker.CheckPlaceName("rack", rack); err != nil {
+			return usageError(fmt.Errorf("--rack: %w", err))
+		}
+	}
+	return nil
 }

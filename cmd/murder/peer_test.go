@@ -40,6 +40,10 @@ func TestSeedPeerFlagErrors(t *testing.T) {
 		{[]string{"peer", "--torrent", "a", "--destination-path", "d", "--seed-time", "soon"}, `invalid argument "soon"`},
 		{[]string{"seed"}, `required flag(s) "torrent" not set`},
 		{[]string{"seed", "--torrent", "a", "--max-upload-rate", "-1"}, "--max-upload-rate"},
+		{[]string{"peer", "--torrent", "a", "--destination-path", "d", "--datacenter", "east coast"}, "--datacenter: tracker: datacenter name"},
+		{[]string{"peer", "--torrent", "a", "--destination-path", "d", "--rack", "r1"}, "--rack needs --datacenter"},
+		{[]string{"seed", "--torrent", "a", "--datacenter", "east", "--rack", "r/1"}, "--rack: tracker: rack name"},
+		{[]string{"seed", "--torrent", "a", "--datacenter", strings.Repeat("x", 65)}, "longer than 64 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

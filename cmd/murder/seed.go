@@ -30,6 +30,9 @@ state (names in docs/metrics.md).`,
 			if cfg.UploadRate, err = parseRateFlag("--max-upload-rate", upload); err != nil {
 				return err
 			}
+			if err := checkPlaceFlags(cfg.Datacenter, cfg.Rack); err != nil {
+				return err
+			}
 			level, err := parseLogLevel(logLevel)
 			if err != nil {
 				return err
@@ -44,6 +47,8 @@ state (names in docs/metrics.md).`,
 	f.StringVar(&cfg.TempPath, "temp-path", agent.DefaultTempPath, "where to look for the artifact when --data is not given and it is not next to the torrent")
 	f.StringVar(&cfg.AnnounceIP, "ip", "", "IP address to announce to the tracker (default: the address the tracker sees)")
 	f.StringVar(&cfg.ListenAddr, "listen", "", "peer-wire listen address, HOST:PORT (default: any address, a free port)")
+	f.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter this host is in, sent to the tracker so that peers of the same datacenter get this seeder first (default: the tracker's --topology, if any)")
+	f.StringVar(&cfg.Rack, "rack", "", "rack this host is in, within --datacenter")
 	f.DurationVar(&cfg.SeedTime, "seed-time", 0, "stop seeding after this long, e.g. 10m (default: until stopped)")
 	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics while seeding, e.g. 127.0.0.1:9100 (default: off)")

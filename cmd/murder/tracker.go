@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,6 +49,26 @@ from their first announce, and any peer that comes back later than asked is
 kept for twice the gap it came back after. Peers get a random sample of the
 swarm, never themselves, and seeders get no other seeders.
 
+Peers in several datacenters: with --topology FILE (or when peers announce
+their own --datacenter and --rack, which win over the file) a peer gets
+peers of its own rack first, then of its own datacenter. Only the first peer
+of a datacenter that holds no seeder gets remote peers: the seeders, then
+peers of the seeders' datacenters, then the rest; the others get the data
+inside their datacenter, so that about one copy crosses each WAN link. A
+peer of no known place gets a random sample as before. The file maps
+address ranges to places (docs/datacenters.md):
+
+  [[datacenter]]
+  name = "east"
+  cidrs = ["10.1.0.0/16", "2001:db8:1::/48"]
+  [[datacenter.rack]]          # racks are optional
+  name = "r12"
+  cidrs = ["10.1.12.0/24"]
+
+The most specific range wins. A bad file is refused with its line and the
+reason. SIGHUP re-reads the file; a bad one is logged and the one in use is
+kept.
+
 With --allow-dir only the torrents whose .torrent files lie in DIR are
 tracked, DIR is re-read when it changes, and each file is served at
 /torrents/NAME (NAME may also be the file name without ".torrent", or a tag
@@ -76,8 +100,21 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 				cfg.Store = st
 			}
 			srv, err := tracker.NewServer(cfg)
+			if errors.Is(err, tracker.ErrTopology) {
+				return &exitError{code: 2, err: err}
+			}
 			if err != nil {
 				return err
+			}
+			if cfg.Topology != "" {
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+				go func() {
+					for range hup {
+						srv.ReloadTopology() // logs a bad file and keeps the old one
+					}
+				}()
 			}
 			return srv.Run(cmd.Context())
 		},
@@ -87,6 +124,7 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f.DurationVar(&cfg.Interval, "interval", tracker.DefaultInterval, "announce interval sent to peers; peers silent for two intervals (or two of their longer re-announce gaps) are dropped")
 	f.IntVar(&cfg.MaxNumWant, "numwant-max", tracker.DefaultMaxNumWant, "most peers one announce gets, whatever its numwant asks (an announce without numwant gets 50)")
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
+	f.StringVar(&cfg.Topology, "topology", "", "TOML file mapping address ranges to datacenters and racks; peers get peers near them first (re-read on SIGHUP)")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
 	f.StringVar(&storeURL, "store", "memory", "where the swarms live: memory, or Redis shared by tracker replicas: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH, redis+sentinel://HOST:26379?master_name=NAME, redis+cluster://HOST:PORT[?addr=HOST:PORT...]")
 	f.DurationVar(&storeTimeout, "store-timeout", tracker.DefaultRedisTimeout, "longest wait for Redis in one announce or scrape; past it the peer gets a failure reason")

@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,4 +86,111 @@ func TestTrackerCmdBadFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTrackerCmdTopologySIGHUP places peers by --topology and re-reads
+// the file on SIGHUP, keeping the old one when the new one is bad.
+func TestTrackerCmdTopologySIGHUP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	topo := filepath.Join(t.TempDir(), "topology.toml")
+	write := func(dc string) {
+		t.Helper()
+		body := fmt.Sprintf("[[datacenter]]\nname = %q\ncidrs = [\"198.18.0.0/15\"]\n", dc)
+		if err := os.WriteFile(topo, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("east")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	cmd := newTrackerCmd()
+	cmd.SetArgs([]string{"--listen", addr, "--topology", topo})
+	cmd.SetErr(&logs)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	c := tracker.NewClient([][]string{{"http://" + addr + "/announce"}}, tracker.ClientConfig{Timeout: time.Second})
+	place := func() (tracker.Place, error) {
+		r, err := c.Announce(ctx, tracker.AnnounceRequest{Port: 1, Left: 1, IP: "198.18.0.7"})
+		if err != nil {
+			return tracker.Place{}, err
+		}
+		return r.Place, nil
+	}
+	waitPlace := func(want string) {
+		t.Helper()
+		var got tracker.Place
+		for i := 0; ; i++ {
+			got, err = place()
+			if err == nil && got.Datacenter == want {
+				return
+			}
+			if i == 100 {
+				t.Fatalf("place %+v (%v), want %s", got, err, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitPlace("east")
+	write("west")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitPlace("west")
+	if err := os.WriteFile(topo, []byte("[[datacenter]]\nname = \"x y\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	for i := 0; !strings.Contains(logs.String(), "topology not reloaded"); i++ {
+		if i == 100 {
+			t.Fatalf("no log of the bad file:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "line 2") {
+		t.Errorf("log of the bad file lacks its line:\n%s", logs.String())
+	}
+	waitPlace("west")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("tracker returned %v", err)
+	}
+}
+
+func TestTrackerCmdBadTopology(t *testing.T) {
+	topo := filepath.Join(t.TempDir(), "topology.toml")
+	if err := os.WriteFile(topo, []byte("[[datacenter]]\nname = \"east\"\ncidrs = [\"10.0.0.1/8\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newTrackerCmd()
+	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--topology", topo})
+	cmd.SetErr(&bytes.Buffer{})
+	err := cmd.ExecuteContext(context.Background())
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "did you mean 10.0.0.0/8") {
+		t.Errorf("got %v, want exit code 2, line 3 and the reason", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -94,7 +94,7 @@ type swarmCollector struct {
 
 	downloaded, uploaded, verified, size *prometheus.Desc
 	downRate, upRate, peers, banned      *prometheus.Desc
-	state                                *prometheus.Desc
+	state, received                      *prometheus.Desc
 }
 
 func newSwarmCollector(tag, infoHash string, snap snapshotFunc) *swarmCollector {
@@ -113,12 +113,15 @@ func newSwarmCollector(tag, infoHash string, snap snapshotFunc) *swarmCollector 
 		peers:      desc("peers", "Peers connected now."),
 		banned:     desc("banned_peers_total", "Peers dropped for sending data that failed verification."),
 		state:      desc("state", "1 for the run's current state, 0 for the others.", "state"),
+		received: desc("received_bytes_total", "Payload bytes received in this run by where their peer is: from=rack (same rack), "+
+			"datacenter (same datacenter, another rack or none), remote (another datacenter, or a peer the tracker gave no place), "+
+			"unplaced (this host's own place is unknown, or the peer's: no tracker reply listed it).", "from"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *swarmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.downloaded, c.uploaded, c.verified, c.size, c.downRate, c.upRate, c.peers, c.banned, c.state} {
+	for _, d := range []*prometheus.Desc{c.downloaded, c.uploaded, c.verified, c.size, c.downRate, c.upRate, c.peers, c.banned, c.state, c.received} {
 		ch <- d
 	}
 }
@@ -144,6 +147,13 @@ func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- constMetric(c.upRate, prometheus.GaugeValue, st.UpRate)
 	ch <- constMetric(c.peers, prometheus.GaugeValue, float64(st.Peers))
 	ch <- constMetric(c.banned, prometheus.CounterValue, float64(st.Banned))
+	r := st.Received
+	for _, v := range []struct {
+		from string
+		n    int64
+	}{{"rack", r.SameRack}, {"datacenter", r.SameDatacenter}, {"remote", r.Remote}, {"unplaced", r.Unplaced}} {
+		ch <- constMetric(c.received, prometheus.CounterValue, float64(v.n), v.from)
+	}
 }
 
 // constMetric returns a metric of d, or an invalid metric that makes the

@@ -20,7 +20,8 @@ import (
 
 func TestMetricsCollector(t *testing.T) {
 	stats := swarm.Stats{BytesDone: 300, BytesTotal: 1000, Downloaded: 310, Uploaded: 120,
-		DownRate: 55.5, UpRate: 7, Peers: 3, Banned: 1}
+		DownRate: 55.5, UpRate: 7, Peers: 3, Banned: 1,
+		Received: swarm.Received{SameRack: 100, SameDatacenter: 200, Remote: 10}}
 	tests := []struct {
 		name  string
 		state string
@@ -71,6 +72,12 @@ func TestMetricsCollector(t *testing.T) {
 					t.Errorf("%s served before there is a swarm", v.name)
 				case tt.ok && (!found || got != v.want || fams.Type(v.name) != v.typ):
 					t.Errorf("%s = %v (found %v, %s), want %v (%s)", v.name, got, found, fams.Type(v.name), v.want, v.typ)
+				}
+			}
+			for from, want := range map[string]float64{"rack": 100, "datacenter": 200, "remote": 10, "unplaced": 0} {
+				got, found := fams.Value("murder_swarm_received_bytes_total", "from", from, "tag", "v1", "info_hash", "abc123")
+				if tt.ok && (!found || got != want) {
+					t.Errorf("murder_swarm_received_bytes_total{from=%q} = %v (found %v), want %v", from, got, found, want)
 				}
 			}
 		})

@@ -57,6 +57,10 @@ type PeerConfig struct {
 	AnnounceIP string
 	// ListenAddr is the peer-wire listen address; empty picks a port.
 	ListenAddr string
+	// Datacenter and Rack say where this host runs; they are sent to the
+	// tracker, whose topology gives them when empty. Peers of the same
+	// datacenter are preferred (see swarm.Config).
+	Datacenter, Rack string
 	// SeedTime is how long to keep seeding after the files are in place;
 	// zero exits at once.
 	SeedTime time.Duration
@@ -256,6 +260,8 @@ func (p *peerRun) run(ctx context.Context) error {
 	sw, err := swarm.New(swarm.Config{
 		ListenAddr:   cfg.ListenAddr,
 		AnnounceIP:   cfg.AnnounceIP,
+		Datacenter:   cfg.Datacenter,
+		Rack:         cfg.Rack,
 		UploadRate:   cfg.UploadRate,
 		DownloadRate: cfg.DownloadRate,
 		Logger:       p.log,

@@ -33,6 +33,10 @@ type SeedConfig struct {
 	AnnounceIP string
 	// ListenAddr is the peer-wire listen address; empty picks a port.
 	ListenAddr string
+	// Datacenter and Rack say where this host runs; they are sent to the
+	// tracker, whose topology gives them when empty. Peers of the same
+	// datacenter are preferred (see swarm.Config).
+	Datacenter, Rack string
 	// SeedTime stops seeding after this long; zero seeds until ctx ends.
 	SeedTime time.Duration
 	// UploadRate caps the upload in bytes per second; zero means no limit.
@@ -104,6 +108,8 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 	sw, err := swarm.New(swarm.Config{
 		ListenAddr: cfg.ListenAddr,
 		AnnounceIP: cfg.AnnounceIP,
+		Datacenter: cfg.Datacenter,
+		Rack:       cfg.Rack,
 		UploadRate: cfg.UploadRate,
 		Logger:     log,
 	}, mi, st, have)

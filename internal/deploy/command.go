@@ -14,6 +14,8 @@ type seedCommand struct {
 	IP            string // address announced to the tracker
 	Listen        string // "" = the seeder's default
 	MaxUploadRate string // "" = no limit
+	Datacenter    string // "" = left to the tracker
+	Rack          string
 }
 
 // args returns the command line without the binary.
@@ -24,6 +26,17 @@ func (s seedCommand) args() []string {
 	}
 	if s.MaxUploadRate != "" {
 		a = append(a, "--max-upload-rate", s.MaxUploadRate)
+	}
+	return appendPlace(a, s.Datacenter, s.Rack)
+}
+
+// appendPlace appends --datacenter and --rack when they are known.
+func appendPlace(a []string, datacenter, rack string) []string {
+	if datacenter != "" {
+		a = append(a, "--datacenter", datacenter)
+		if rack != "" {
+			a = append(a, "--rack", rack)
+		}
 	}
 	return a
 }
@@ -44,6 +57,8 @@ type peerCommand struct {
 	PathIsFile         bool
 
 	MaxUploadRate, MaxDownloadRate string // "" = no limit
+
+	Datacenter, Rack string // "" = left to the tracker
 }
 
 // args returns the command line without the binary.
@@ -72,7 +87,7 @@ func (p peerCommand) args() []string {
 	if p.MaxDownloadRate != "" {
 		a = append(a, "--max-download-rate", p.MaxDownloadRate)
 	}
-	return a
+	return appendPlace(a, p.Datacenter, p.Rack)
 }
 
 // shellWords quotes every argument for a POSIX shell and joins them.

@@ -24,6 +24,10 @@ func TestCommandArgs(t *testing.T) {
 			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--temp-path", "/tmp", "--ip", "::1", "--listen", "[::1]:0",
 				"--seed-time", "1s", "--timeout", "1m0s", "--progress", "json", "--no-tag-directory", "--unsafe-please-delete",
 				"--path-is-file", "--max-upload-rate", "1MB", "--max-download-rate", "2MB"}},
+		{"seed in a datacenter", seedCommand{Torrent: "t", IP: "10.0.0.1", Datacenter: "east", Rack: "r1"}.args(),
+			[]string{"seed", "--torrent", "t", "--ip", "10.0.0.1", "--datacenter", "east", "--rack", "r1"}},
+		{"peer in a datacenter", peerCommand{Torrent: "t", Destination: "/srv", IP: "10.0.0.2", SeedTime: time.Second, Timeout: time.Minute, Datacenter: "west"}.args(),
+			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--ip", "10.0.0.2", "--seed-time", "1s", "--timeout", "1m0s", "--progress", "json", "--datacenter", "west"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

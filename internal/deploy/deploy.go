@@ -163,6 +163,13 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		if !rep.LastInPlace.IsZero() {
 			sum.FilesInPlace = rep.LastInPlace.Sub(start)
 		}
+		for _, d := range rep.Datacenters {
+			ds := DatacenterSummary{Name: d.Name, Hosts: d.Hosts, Succeeded: d.Succeeded, Bytes: d.Bytes}
+			if !d.LastInPlace.IsZero() {
+				ds.FilesInPlace = d.LastInPlace.Sub(start)
+			}
+			sum.Datacenters = append(sum.Datacenters, ds)
+		}
 	}
 	if seedErr != nil {
 		// The peers failed because the seeder did.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,42 @@ type PeerReport struct {
 	// LastInPlace is when the last peer that succeeded had its files in
 	// place; zero when none did.
 	LastInPlace time.Time
+	// Datacenters splits the figures by the peers' datacenters (by name;
+	// "" holds the peers of no datacenter); nil when no peer has one.
+	Datacenters []DatacenterReport
+}
+
+// DatacenterReport is what a peer run moved into one datacenter.
+type DatacenterReport struct {
+	Name        string
+	Hosts       int
+	Succeeded   int
+	Bytes       int64
+	LastInPlace time.Time
+}
+
+// datacenterReports returns an empty report per datacenter of peers, by
+// name, and the index of each peer's; nil when no peer has a datacenter.
+func datacenterReports(peers []fleet.Host) ([]DatacenterReport, map[string]int) {
+	var names []string
+	for _, h := range peers {
+		if !slices.Contains(names, h.Datacenter) {
+			names = append(names, h.Datacenter)
+		}
+	}
+	if len(names) == 1 && names[0] == "" {
+		return nil, nil
+	}
+	slices.Sort(names)
+	out := make([]DatacenterReport, len(names))
+	index := make(map[string]int, len(names))
+	for i, n := range names {
+		out[i].Name, index[n] = n, i
+	}
+	for _, h := range peers {
+		out[index[h.Datacenter]].Hosts++
+	}
+	return out, index
 }
 
 // Peer sends the tag's .torrent to every peer and runs `murder peer` there
@@ -74,6 +111,8 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	size := mi.Info.TotalLength()
 	f.header("peer", len(peers))
 	rep := &PeerReport{Hosts: len(peers)}
+	var dcIndex map[string]int
+	rep.Datacenters, dcIndex = datacenterReports(peers)
 	prog := newProgress(f.out, f.cfg.Live, "peer", len(peers))
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -90,6 +129,12 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 			rep.Succeeded++
 			rep.Bytes += size
 			rep.LastInPlace = time.Now()
+			if rep.Datacenters != nil {
+				d := &rep.Datacenters[dcIndex[h.Datacenter]]
+				d.Succeeded++
+				d.Bytes += size
+				d.LastInPlace = rep.LastInPlace
+			}
 		}
 	}
 	// Starting is bounded by the SSH concurrency; following is not, so that
@@ -175,6 +220,8 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		UnsafePleaseDelete: opt.UnsafePleaseDelete,
 		MaxUploadRate:      f.inv.MaxUploadRate,
 		MaxDownloadRate:    f.inv.MaxDownloadRate,
+		Datacenter:         c.Host.Datacenter,
+		Rack:               c.Host.Rack,
 	}.args())
 	check := ":"
 	if !opt.UnsafePleaseDelete {

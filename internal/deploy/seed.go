@@ -32,6 +32,8 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			Torrent:       f.remoteTemp(torrentName(tag)),
 			IP:            announceIP(f.inv.Seeder, c),
 			MaxUploadRate: f.inv.MaxUploadRate,
+			Datacenter:    f.inv.Seeder.Datacenter,
+			Rack:          f.inv.Seeder.Rack,
 		}.args())
 		out, err := c.Output(ctx, f.script(
 			"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",

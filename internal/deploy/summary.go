@@ -21,6 +21,20 @@ type Summary struct {
 	// Steps are the deploy's steps in the order they started; some
 	// overlap.
 	Steps []Step
+	// Datacenters splits the figures by the peers' datacenters; nil when
+	// no peer has one.
+	Datacenters []DatacenterSummary
+}
+
+// DatacenterSummary is what a deploy did in one datacenter.
+type DatacenterSummary struct {
+	Name      string // "" for the peers of no datacenter
+	Hosts     int
+	Succeeded int
+	Bytes     int64
+	// FilesInPlace is the time from the start until the datacenter's last
+	// peer that succeeded had its files in place; 0 when none did.
+	FilesInPlace time.Duration
 }
 
 // Step is one timed step of a deploy.
@@ -49,6 +63,21 @@ func (s *Summary) print(w io.Writer, what string, steps bool) {
 	fmt.Fprintf(w, "\ndeployed to %d/%d %s: %s in %s, %s/s aggregate\n", s.Succeeded, s.Hosts, what, humanBytes(s.Bytes), roundDur(s.Wall), humanBytes(int64(s.Throughput())))
 	if s.Succeeded > 0 {
 		fmt.Fprintf(w, "files in place on the last of them after %s; whole run %s\n", roundDur(s.FilesInPlace), roundDur(s.Wall))
+	}
+	if len(s.Datacenters) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  DATACENTER\tHOSTS\tBYTES\tFILES IN PLACE AFTER")
+		for _, d := range s.Datacenters {
+			name, last := d.Name, "-"
+			if name == "" {
+				name = "(none)"
+			}
+			if d.Succeeded > 0 {
+				last = roundDur(d.FilesInPlace).String()
+			}
+			fmt.Fprintf(tw, "  %s\t%d/%d\t%s\t%s\n", name, d.Succeeded, d.Hosts, humanBytes(d.Bytes), last)
+		}
+		tw.Flush()
 	}
 	if !steps || len(s.Steps) == 0 {
 		return

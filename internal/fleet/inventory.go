@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // Defaults for an inventory that leaves a value out.
@@ -56,6 +58,10 @@ type Host struct {
 	Name     string // host name or address to connect to
 	Port     int    // 0 = the ssh section's port
 	Announce string // address announced to the tracker; "" = the address SSH connected to
+	// Datacenter and Rack say where the host runs ("" = unknown, left to
+	// the tracker's topology); passed to seed and peer as --datacenter
+	// and --rack.
+	Datacenter, Rack string
 }
 
 // String returns the host as written in the inventory.
@@ -96,6 +102,13 @@ type file struct {
 	SSH              sshFile             `toml:"ssh"`
 	Roles            rolesFile           `toml:"roles"`
 	Hosts            map[string]hostFile `toml:"hosts"`
+	Datacenters      map[string]dcFile   `toml:"datacenters"`
+}
+
+// dcFile is a group of hosts in one datacenter, and racks of its hosts.
+type dcFile struct {
+	Hosts []string            `toml:"hosts"`
+	Racks map[string][]string `toml:"racks"`
 }
 
 type sshFile struct {
@@ -115,7 +128,9 @@ type rolesFile struct {
 }
 
 type hostFile struct {
-	Address string `toml:"address"`
+	Address    string `toml:"address"`
+	Datacenter string `toml:"datacenter"`
+	Rack       string `toml:"rack"`
 }
 
 // LoadInventory reads and checks a murder.toml file.
@@ -274,10 +289,15 @@ func ParseInventory(data []byte) (*Inventory, error) {
 			}
 		}
 	}
+	places, err := hostPlaces(data, &f, known)
+	if err != nil {
+		return nil, err
+	}
 	apply := func(h *Host) {
 		if hf, ok := f.Hosts[h.Name]; ok {
 			h.Announce = hf.Address
 		}
+		h.Datacenter, h.Rack = places[h.Name].Datacenter, places[h.Name].Rack
 	}
 	apply(&inv.Tracker)
 	apply(&inv.Seeder)
@@ -441,4 +461,70 @@ func splitKey(k string) []string {
 		}
 	}
 	return append(parts, strings.TrimSpace(cur.String()))
+}
+
+// hostPlaces returns the place of each host name from the [datacenters]
+// groups and the hosts' own datacenter and rack keys, which win. Every
+// name must be a host of a role and be given one place only; names are
+// those murder's tracker accepts.
+func hostPlaces(data []byte, f *file, known map[string]bool) (map[string]tracker.Place, error) {
+	places := make(map[string]tracker.Place)
+	for dc, g := range f.Datacenters {
+		if err := tracker.CheckPlaceName("datacenter", dc); err != nil {
+			return nil, fmt.Errorf("fleet: %sdatacenters.%s: %w", lineOfKey(data, "datacenters", dc), dc, err)
+		}
+		set := func(name, rack, key string) error {
+			if !known[name] {
+				return fmt.Errorf("fleet: %s%s: %q is not a host of any role", lineOfKey(data, "datacenters", dc), key, name)
+			}
+			if p, dup := places[name]; dup && (p.Datacenter != dc || p.Rack != "" && rack != "") {
+				return fmt.Errorf("fleet: %s%s: host %q is already in %s", lineOfKey(data, "datacenters", dc), key, name, p)
+			}
+			if p := places[name]; rack == "" && p.Rack != "" {
+				rack = p.Rack // listed in a rack before the datacenter's hosts
+			}
+			places[name] = tracker.Place{Datacenter: dc, Rack: rack}
+			return nil
+		}
+		for _, name := range g.Hosts {
+			if err := set(name, "", "datacenters."+dc+".hosts"); err != nil {
+				return nil, err
+			}
+		}
+		for rack, names := range g.Racks {
+			if err := tracker.CheckPlaceName("rack", rack); err != nil {
+				return nil, fmt.Errorf("fleet: %sdatacenters.%s.racks.%s: %w", lineOfKey(data, "datacenters", dc), dc, rack, err)
+			}
+			for _, name := range names {
+				if err := set(name, rack, "datacenters."+dc+".racks."+rack); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for name, hf := range f.Hosts {
+		if hf.Datacenter == "" && hf.Rack == "" {
+			continue
+		}
+		p := places[name]
+		if hf.Datacenter != "" {
+			if err := tracker.CheckPlaceName("datacenter", hf.Datacenter); err != nil {
+				return nil, fmt.Errorf("fleet: %shosts.%s.datacenter: %w", lineOfKey(data, "hosts", name, "datacenter"), name, err)
+			}
+			if hf.Datacenter != p.Datacenter {
+				p = tracker.Place{Datacenter: hf.Datacenter}
+			}
+		}
+		if hf.Rack != "" {
+			if err := tracker.CheckPlaceName("rack", hf.Rack); err != nil {
+				return nil, fmt.Errorf("fleet: %shosts.%s.rack: %w", lineOfKey(data, "hosts", name, "rack"), name, err)
+			}
+			if p.Datacenter == "" {
+				return nil, fmt.Errorf("fleet: %shosts.%s.rack: a rack needs a datacenter (hosts.%s.datacenter, or a [datacenters] group)", lineOfKey(data, "hosts", name, "rack"), name, name)
+			}
+			p.Rack = hf.Rack
+		}
+		places[name] = p
+	}
+	return places, nil
 }

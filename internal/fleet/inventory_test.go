@@ -101,6 +101,13 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"bad rate", "max_upload_rate = \"1;reboot\"\n[roles]\npeers = [\"a\"]\n", "bad rate"},
 		{"syntax", "[roles\npeers = [\"a\"]\n", "fleet: line 2: expected"},
 		{"peers wrong type", "[roles]\npeers = \"a\"\n", "line 2"},
+		{"bad datacenter", "[roles]\npeers = [\"a\"]\n[hosts.a]\ndatacenter = \"east coast\"\n", "line 4: hosts.a.datacenter: tracker: datacenter name"},
+		{"rack without datacenter", "[roles]\npeers = [\"a\"]\n[hosts.a]\nrack = \"r1\"\n", "line 4: hosts.a.rack: a rack needs a datacenter"},
+		{"group of unknown host", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nhosts = [\"b\"]\n", `line 3: datacenters.east.hosts: "b" is not a host of any role`},
+		{"host in two groups", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nhosts = [\"a\"]\n[datacenters.west]\nhosts = [\"a\"]\n", `host "a" is already in`},
+		{"bad group name", "[roles]\npeers = [\"a\"]\n[datacenters.\"e/1\"]\nhosts = [\"a\"]\n", "datacenter name"},
+		{"bad rack name", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nracks.\"r 1\" = [\"a\"]\n", "rack name"},
+		{"unknown group key", "[roles]\npeers = [\"a\"]\n[datacenters.east]\nhost = [\"a\"]\n", "line 4: unknown key datacenters.east.host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +178,22 @@ func FuzzParseInventory(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseInventoryDatacenters(t *testing.T) {
+	inv, err := LoadInventory(filepath.Join("testdata", "datacenters.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range append([]Host{inv.Tracker, inv.Seeder}, inv.Peers...) {
+		got[h.Name] = h.Datacenter + "/" + h.Rack
+	}
+	want := map[string]string{"tracker01": "east/", "seeder01": "east/", "e1": "east/r1", "e2": "east/",
+		"w1": "west/", "w2": "west/r9", "x1": "north/"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("places: got %v, want %v", got, want)
+	}
 }
 
 func TestExampleInventory(t *testing.T) {

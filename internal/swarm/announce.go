@@ -41,6 +41,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
 			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
 			Event: event, NumWant: 2 * s.cfg.MaxConns,
+			Place: s.cfgPlace,
 		}
 	}
 	event := "started"
@@ -71,6 +72,9 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 			wait = resp.Interval
 			if wait <= 0 {
 				wait = defaultInterval
+			}
+			if resp.Places != nil || resp.Place.Known() {
+				s.learnPlaces(resp.Place, resp.Peers, resp.Places)
 			}
 			s.mu.Lock()
 			s.pending = append(s.pending, resp.Peers...)

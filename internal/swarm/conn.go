@@ -37,6 +37,9 @@ type conn struct {
 	ext      bool
 	outgoing bool
 	lastRecv atomic.Int64 // unix nanos
+	// near is where the peer is seen from here (nearRack ... nearUnknown);
+	// changed under Swarm.mu, read without it when counting bytes.
+	near atomic.Int32
 
 	// guarded by Swarm.mu
 	bits           *storage.Bitfield
@@ -164,6 +167,7 @@ func (s *Swarm) register(c *conn) bool {
 	}
 	c.bits = storage.NewBitfield(s.numPieces)
 	c.assigned = storage.NewBitfield(s.numPieces)
+	c.near.Store(s.nearLocked(c.addr.Addr()))
 	c.lastBlock = s.clock.Now()
 	s.conns[c] = struct{}{}
 	var b []byte
@@ -195,7 +199,7 @@ func (s *Swarm) unregister(c *conn) {
 	delete(s.conns, c)
 	for k := range s.numPieces {
 		if !c.seed && c.bits.Has(k) {
-			s.avail[k]--
+			s.addAvailLocked(c, k, -1)
 		}
 		if s.assignedTo != nil && c.assigned.Has(k) {
 			s.assignedTo[k]--
@@ -205,7 +209,7 @@ func (s *Swarm) unregister(c *conn) {
 		}
 	}
 	if c.seed {
-		s.seeds--
+		s.addSeedLocked(c, -1)
 	}
 	s.releaseAll(c, false)
 	if !s.closing {
@@ -467,6 +471,7 @@ func (c *conn) readLoop(ctx context.Context, br io.Reader) error {
 		}
 		if m.ID == peerwire.Piece {
 			s.downloaded.Add(int64(len(m.Block)))
+			s.received[c.near.Load()].Add(int64(len(m.Block)))
 			if s.downLimit != nil {
 				if err := s.downLimit.WaitN(ctx, len(m.Block)); err != nil {
 					return err

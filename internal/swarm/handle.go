@@ -46,7 +46,7 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 		}
 		if !c.seed && !c.bits.Has(k) {
 			c.bits.Set(k)
-			s.avail[k]++
+			s.addAvailLocked(c, k, 1)
 			if c.bits.Full() {
 				s.becameSeed(c)
 			}
@@ -71,11 +71,11 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			c.bits = bf
 			if bf.Full() {
 				c.seed = true
-				s.seeds++
+				s.addSeedLocked(c, 1)
 			} else {
 				for k := range s.numPieces {
 					if bf.Has(k) {
-						s.avail[k]++
+						s.addAvailLocked(c, k, 1)
 					}
 				}
 			}
@@ -85,7 +85,7 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			for k := range s.numPieces {
 				if bf.Has(k) && !c.bits.Has(k) {
 					c.bits.Set(k)
-					s.avail[k]++
+					s.addAvailLocked(c, k, 1)
 				}
 			}
 			if c.bits.Full() {
@@ -102,12 +102,12 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 			// Late ones are taken as an update, like a late bitfield.
 			for k := range s.numPieces {
 				if c.bits.Has(k) {
-					s.avail[k]--
+					s.addAvailLocked(c, k, -1)
 				}
 			}
 			c.bits.SetAll()
 			c.seed = true
-			s.seeds++
+			s.addSeedLocked(c, 1)
 		}
 		s.updateInterest(c)
 		s.fill(c)
@@ -165,10 +165,10 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 
 func (s *Swarm) becameSeed(c *conn) {
 	for k := range s.numPieces {
-		s.avail[k]--
+		s.addAvailLocked(c, k, -1)
 	}
 	c.seed = true
-	s.seeds++
+	s.addSeedLocked(c, 1)
 }
 
 func (s *Swarm) onRequest(c *conn, m *peerwire.Message) error {

@@ -135,7 +135,7 @@ func (s *Swarm) fill(c *conn) {
 		}
 	}
 	usable := func(p *piece) bool {
-		if p.verifying || !c.bits.Has(p.index) || c.rejected[uint32(p.index)] || steered && s.avail[p.index] > 0 {
+		if p.verifying || !c.bits.Has(p.index) || c.rejected[uint32(p.index)] || steered && s.avail[p.index] > 0 || !s.spareRemote(c, p.index) {
 			return false
 		}
 		if p.attempts != nil {
@@ -233,7 +233,7 @@ func (s *Swarm) pickNew(c *conn, unheld bool) int {
 	for len(c.suggested) > 0 {
 		k := c.suggested[0]
 		c.suggested = c.suggested[1:]
-		if s.want.Has(k) && c.bits.Has(k) && (!unheld || s.avail[k] == 0) {
+		if s.want.Has(k) && c.bits.Has(k) && (!unheld || s.avail[k] == 0) && s.spareRemote(c, k) {
 			return k
 		}
 	}
@@ -241,7 +241,7 @@ func (s *Swarm) pickNew(c *conn, unheld bool) int {
 	var bestAvail int32
 	random := s.have.Count() < randomFirst
 	for k := s.want.NextAnd(c.bits, 0); k >= 0; k = s.want.NextAnd(c.bits, k+1) {
-		if len(c.rejected) > 0 && c.rejected[uint32(k)] || unheld && s.avail[k] > 0 {
+		if len(c.rejected) > 0 && c.rejected[uint32(k)] || unheld && s.avail[k] > 0 || !s.spareRemote(c, k) {
 			continue
 		}
 		a := s.avail[k]

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // pickerSwarm returns a swarm over n pieces of pieceLen bytes with no
@@ -564,5 +566,112 @@ func TestOfferOfLeftPeerFreed(t *testing.T) {
 	}
 	if !s.suggestUnsent(b) || s.offers[n-1].c != b {
 		t.Fatalf("piece %d not suggested to b after a left (offers %+v)", n-1, s.offers)
+	}
+}
+
+// TestPickSparesRemotePeers checks that a host that knows its place asks
+// a peer of another datacenter only for pieces no peer of its own
+// datacenter has, and asks local peers for the rest; and that a host of
+// unknown place treats every peer alike.
+func TestPickSparesRemotePeers(t *testing.T) {
+	for _, placed := range []bool{true, false} {
+		s, add := pickerSwarm(t, 8, 16<<10)
+		if placed {
+			s.cfgPlace = tracker.Place{Datacenter: "east"}
+			s.place = s.cfgPlace
+		}
+		local, remote := add(0, 1, 2, 3), add(0, 1, 2, 3, 4, 5, 6, 7)
+		local.addr = netip.MustParseAddrPort("198.19.0.2:6881")
+		remote.addr = netip.MustParseAddrPort("198.19.1.2:6881")
+		s.learnPlaces(tracker.Place{Datacenter: "east"}, []netip.AddrPort{local.addr, remote.addr},
+			[]tracker.Place{{Datacenter: "east"}, {Datacenter: "west"}})
+		if got := s.Place(); got.Datacenter != "east" {
+			t.Fatalf("own place %+v, want east (from Config or the tracker)", got)
+		}
+		// Learning the tracker's place made the unplaced host placed too:
+		// undo that for the unplaced case.
+		if !placed {
+			s.mu.Lock()
+			s.place = tracker.Place{}
+			for c := range s.conns {
+				s.setNearLocked(c, s.nearLocked(c.addr.Addr()))
+			}
+			s.mu.Unlock()
+		}
+		s.mu.Lock()
+		s.fill(remote)
+		s.fill(local)
+		s.mu.Unlock()
+		fromRemote := map[uint32]bool{}
+		for _, m := range decodeRequests(t, remote) {
+			fromRemote[m.Index] = true
+		}
+		for k := range uint32(4) {
+			if placed && fromRemote[k] {
+				t.Errorf("placed: piece %d, which a local peer has, asked of the remote peer", k)
+			}
+		}
+		if placed && len(fromRemote) != 4 {
+			t.Errorf("placed: asked the remote peer for pieces %v, want 4 to 7", slices.Sorted(maps.Keys(fromRemote)))
+		}
+		if !placed && len(fromRemote) != 8 {
+			t.Errorf("unplaced: asked the remote peer for %d pieces, want all 8 (it is asked first)", len(fromRemote))
+		}
+		if placed && len(decodeRequests(t, local)) == 0 {
+			t.Error("placed: nothing asked of the local peer")
+		}
+	}
+}
+
+// TestLocalCountsFollowPlaces checks that the local counts move with a
+// peer whose place is learned after it connected, and with its haves.
+func TestLocalCountsFollowPlaces(t *testing.T) {
+	s, add := pickerSwarm(t, 4, 16<<10)
+	s.cfgPlace = tracker.Place{Datacenter: "east", Rack: "r1"}
+	s.place = s.cfgPlace
+	c := add(0, 1)
+	c.addr = netip.MustParseAddrPort("198.19.0.2:6881")
+	if s.heldLocally(0) {
+		t.Fatal("a peer of unknown place counts as local")
+	}
+	s.learnPlaces(s.place, []netip.AddrPort{c.addr}, []tracker.Place{{Datacenter: "east", Rack: "r1"}})
+	if !s.heldLocally(0) || !s.heldLocally(1) || s.heldLocally(2) || c.near.Load() != nearRack {
+		t.Fatalf("after learning: local avail %v, near %d; want pieces 0 and 1, same rack", s.localAvail, c.near.Load())
+	}
+	for _, k := range []uint32{2, 3} { // then it is a seed
+		if err := s.handle(c, &peerwire.Message{ID: peerwire.Have, Index: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.localSeeds != 1 || s.localAvail[0] != 0 {
+		t.Errorf("after it became a seed: local seeds %d, local avail %v; want 1 and none", s.localSeeds, s.localAvail)
+	}
+	s.learnPlaces(s.place, []netip.AddrPort{c.addr}, []tracker.Place{{Datacenter: "west"}})
+	if s.localSeeds != 0 || s.heldLocally(3) {
+		t.Errorf("after it moved away: local seeds %d; want 0", s.localSeeds)
+	}
+	s.unregister(c)
+	if s.seeds != 0 || s.localSeeds != 0 {
+		t.Errorf("after unregister: seeds %d, local seeds %d", s.seeds, s.localSeeds)
+	}
+}
+
+// TestUnlistedPeerIsNotHeldBack checks that a peer no tracker reply has
+// listed yet is asked for anything, and one the tracker put in no place
+// only for what local peers lack.
+func TestUnlistedPeerIsNotHeldBack(t *testing.T) {
+	s, add := pickerSwarm(t, 4, 16<<10)
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place = s.cfgPlace
+	local, unlisted, unplaced := add(0, 1), add(0, 1, 2, 3), add(0, 1, 2, 3)
+	local.addr = netip.MustParseAddrPort("198.19.0.2:6881")
+	unlisted.addr = netip.MustParseAddrPort("198.19.0.3:6881")
+	unplaced.addr = netip.MustParseAddrPort("198.19.9.9:6881")
+	s.learnPlaces(s.place, []netip.AddrPort{local.addr, unplaced.addr}, []tracker.Place{{Datacenter: "east"}, {}})
+	if unlisted.near.Load() != nearUnknown || unplaced.near.Load() != nearRemote {
+		t.Fatalf("near: unlisted %d, unplaced %d; want %d and %d", unlisted.near.Load(), unplaced.near.Load(), nearUnknown, nearRemote)
+	}
+	if !s.spareRemote(unlisted, 0) || s.spareRemote(unplaced, 0) || !s.spareRemote(unplaced, 2) {
+		t.Error("want the unlisted peer asked for anything, the unplaced one only for pieces 2 and 3")
 	}
 }

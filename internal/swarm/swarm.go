@@ -39,6 +39,7 @@ import (
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // Config configures a Swarm. The zero value works.
@@ -73,6 +74,13 @@ type Config struct {
 	HTTPClient *http.Client
 	// Clock gives the time and the timers; nil means the real clock.
 	Clock Clock
+	// Datacenter and Rack say where this host runs (names as
+	// tracker.CheckPlaceName allows). They are sent in announces, and
+	// murder's tracker takes them over its topology; "" leaves the place
+	// to the tracker, whose reply gives it. Knowing its place and its
+	// peers', the swarm asks a peer of another datacenter only for pieces
+	// no peer of its own has (see place.go).
+	Datacenter, Rack string
 	// ReadBuffer and WriteBuffer are the bytes each connection buffers
 	// for reading and writing; 0 means DefaultReadBuffer and
 	// DefaultWriteBuffer. A write buffer smaller than a block message is
@@ -125,6 +133,15 @@ type Stats struct {
 	UpRate     float64 // bytes per second, smoothed
 	Peers      int
 	Banned     int // peers dropped for sending bad data
+	// Received splits Downloaded by where it came from: the same rack,
+	// the same datacenter, another datacenter (or a peer the tracker gave
+	// no place), and peers whose place or this host's is unknown.
+	Received Received
+}
+
+// Received is payload bytes received, by where they came from.
+type Received struct {
+	SameRack, SameDatacenter, Remote, Unplaced int64
 }
 
 // Timeouts and sizes of the engine.
@@ -182,6 +199,7 @@ type Swarm struct {
 
 	downloaded atomic.Int64
 	uploaded   atomic.Int64
+	received   [nearKinds]atomic.Int64 // by nearness
 
 	lnMu sync.Mutex
 	ln   net.Listener
@@ -200,8 +218,13 @@ type Swarm struct {
 	mu          sync.Mutex
 	have        *storage.Bitfield
 	bytesDone   int64
-	avail       []int32           // per piece, from peers that are not seeds
-	seeds       int               // connected peers with every piece
+	avail       []int32       // per piece, from peers that are not seeds
+	seeds       int           // connected peers with every piece
+	localAvail  []int32       // avail of local peers only (place.go)
+	localSeeds  int           // seeds among local peers
+	cfgPlace    tracker.Place // Config's place
+	place       tracker.Place // this host's place: Config's, else the tracker's
+	placeOf     map[netip.Addr]tracker.Place
 	pieces      []*piece          // by index: the pieces being downloaded, else nil
 	active      []*piece          // same pieces, in start order
 	want        *storage.Bitfield // pieces neither verified nor in progress
@@ -293,6 +316,9 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		total:       info.TotalLength(),
 		have:        have,
 		avail:       make([]int32, n),
+		localAvail:  make([]int32, n),
+		placeOf:     make(map[netip.Addr]tracker.Place),
+		cfgPlace:    tracker.Place{Datacenter: cfg.Datacenter, Rack: cfg.Rack},
 		pieces:      make([]*piece, n),
 		want:        storage.NewBitfield(n),
 		conns:       make(map[*conn]struct{}),
@@ -307,6 +333,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		downLimit:   newLimiter(cfg.DownloadRate),
 		reqTimeout:  requestTimeout,
 	}
+	s.place = s.cfgPlace
 	if s.peerID == ([20]byte{}) {
 		copy(s.peerID[:], "-MU0100-")
 		if _, err := rand.Read(s.peerID[8:]); err != nil {
@@ -418,6 +445,12 @@ func (s *Swarm) Stats() Stats {
 		UpRate:     s.upRate,
 		Peers:      len(s.conns),
 		Banned:     s.nbanned,
+		Received: Received{
+			SameRack:       s.received[nearRack].Load(),
+			SameDatacenter: s.received[nearDatacenter].Load(),
+			Remote:         s.received[nearRemote].Load(),
+			Unplaced:       s.received[nearUnknown].Load(),
+		},
 	}
 }
 

@@ -30,6 +30,11 @@ type Host struct {
 	dir   string // private directories live under here
 	addr  netip.Addr
 	dirs  []string
+	// brNS is the namespace of the bridge the host hangs off; prefix its
+	// subnet; dc its datacenter (nil in a bed without datacenters).
+	brNS   string
+	prefix netip.Prefix
+	dc     *dc
 
 	holder holder
 
@@ -44,7 +49,8 @@ func (h *Host) Index() int { return h.index }
 // Name is the host's network namespace name (usable with ip netns exec).
 func (h *Host) Name() string { return h.ns }
 
-// Addr is the host's IPv4 address, in 198.18.0.0/15.
+// Addr is the host's IPv4 address, in 198.18.0.0/15 (in a bed with
+// datacenters, in its datacenter's Prefix).
 func (h *Host) Addr() netip.Addr { return h.addr }
 
 // Link returns the host's current link settings.
@@ -57,21 +63,24 @@ func (h *Host) Link() Link {
 func (h *Host) vethName() string { return "h" + strconv.Itoa(h.index) }
 
 func (h *Host) build(ctx context.Context, dirs, share []string) error {
-	b := h.bed
 	if err := run(ctx, "ip", "netns", "add", h.ns); err != nil {
 		return err
 	}
-	if err := batch(ctx, b.brNS, "ip", []string{
+	if err := batch(ctx, h.brNS, "ip", []string{
 		fmt.Sprintf("link add %s type veth peer name eth0 netns %s", h.vethName(), h.ns),
 		fmt.Sprintf("link set %s master br0 up", h.vethName()),
 	}); err != nil {
 		return err
 	}
-	if err := batch(ctx, h.ns, "ip", []string{
-		fmt.Sprintf("addr add %s/15 dev eth0", h.addr),
+	cmds := []string{
+		fmt.Sprintf("addr add %s/%d dev eth0", h.addr, h.prefix.Bits()),
 		"link set eth0 up",
 		"link set lo up",
-	}); err != nil {
+	}
+	if h.dc != nil {
+		cmds = append(cmds, fmt.Sprintf("route add %s via %s", bedPrefix, h.dc.gateway()))
+	}
+	if err := batch(ctx, h.ns, "ip", cmds); err != nil {
 		return err
 	}
 	h.dirs = dirs
@@ -256,7 +265,7 @@ func (h *Host) SetLink(ctx context.Context, l Link) error {
 		}
 	}
 	if l.Down != h.link.Down {
-		if err := shape(ctx, h.bed.brNS, h.vethName(), l.Down); err != nil {
+		if err := shape(ctx, h.brNS, h.vethName(), l.Down); err != nil {
 			return err
 		}
 	}

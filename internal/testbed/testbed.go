@@ -73,6 +73,9 @@ type Config struct {
 	// murder binary under a test's temporary directory) that stay visible
 	// at the same path in every host even when they lie in one of Dirs.
 	Share []string
+	// Datacenters, when set, splits the bed into datacenters joined by a
+	// router (see Datacenter); Hosts is then their sum and is ignored.
+	Datacenters []Datacenter
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -80,7 +83,9 @@ type Config struct {
 // Bed is a running test bed. Close tears it down.
 type Bed struct {
 	name   string // mt<pid>x<seq>
-	brNS   string
+	brNS   string // the first datacenter's bridge
+	dcs    []*dc  // nil without Config.Datacenters
+	rtNS   string // the router joining dcs
 	base   string
 	hosts  []*Host
 	log    *slog.Logger
@@ -99,6 +104,12 @@ func New(ctx context.Context, cfg Config) (*Bed, error) {
 		return nil, err
 	}
 	n := cfg.Hosts
+	if len(cfg.Datacenters) > 0 {
+		var err error
+		if n, err = checkDatacenters(cfg.Datacenters); err != nil {
+			return nil, err
+		}
+	}
 	if n <= 0 {
 		n = 1
 	}
@@ -137,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Bed, error) {
 	}
 	name := strings.TrimPrefix(filepath.Base(base), baseDirTag)
 	b := &Bed{name: name, brNS: name + "br", base: base, log: log}
-	if err := b.build(ctx, n, cfg.Link, dirs, share); err != nil {
+	if err := b.build(ctx, n, cfg.Link, cfg.Datacenters, dirs, share); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -215,28 +226,21 @@ func checkLink(l Link) error {
 	return nil
 }
 
-func (b *Bed) build(ctx context.Context, n int, link Link, dirs, share []string) error {
-	if err := run(ctx, "ip", "netns", "add", b.brNS); err != nil {
+func (b *Bed) build(ctx context.Context, n int, link Link, dcs []Datacenter, dirs, share []string) error {
+	if err := b.buildBridge(ctx, b.brNS); err != nil {
 		return err
 	}
-	if err := batch(ctx, b.brNS, "ip", []string{
-		"link add br0 type bridge",
-		"link set br0 up",
-		"link set lo up",
-	}); err != nil {
-		return err
-	}
-	// Bridged frames skip iptables: a switch does not filter, and the
-	// hosts' own rules (loss, latency) sit in their namespaces. With
-	// br_netfilter on (the default where Docker runs) every frame went
-	// through the bridge namespace's hooks, about 5 % of the machine's
-	// CPU time in a 32-host swarm. The setting is the namespace's own.
-	if err := run(ctx, "ip", "netns", "exec", b.brNS, "sh", "-c", bridgeNoFilter); err != nil {
-		return err
+	if len(dcs) > 0 {
+		if err := b.buildDatacenters(ctx, dcs); err != nil {
+			return err
+		}
 	}
 	for i := range n {
 		h := &Host{bed: b, index: i, ns: fmt.Sprintf("%sh%d", b.name, i), dir: filepath.Join(b.base, fmt.Sprintf("h%d", i))}
-		h.addr = hostAddr(i)
+		h.addr, h.brNS, h.prefix = hostAddr(i), b.brNS, bedPrefix
+		if len(dcs) > 0 {
+			b.placeHost(h)
+		}
 		b.hosts = append(b.hosts, h)
 		if err := h.build(ctx, dirs, share); err != nil {
 			return err
@@ -248,9 +252,32 @@ func (b *Bed) build(ctx context.Context, n int, link Link, dirs, share []string)
 	return nil
 }
 
+// buildBridge makes the namespace ns with a bridge br0.
+func (b *Bed) buildBridge(ctx context.Context, ns string) error {
+	if err := run(ctx, "ip", "netns", "add", ns); err != nil {
+		return err
+	}
+	if err := batch(ctx, ns, "ip", []string{
+		"link add br0 type bridge",
+		"link set br0 up",
+		"link set lo up",
+	}); err != nil {
+		return err
+	}
+	// Bridged frames skip iptables: a switch does not filter, and the
+	// hosts' own rules (loss, latency) sit in their namespaces. With
+	// br_netfilter on (the default where Docker runs) every frame went
+	// through the bridge namespace's hooks, about 5 % of the machine's
+	// CPU time in a 32-host swarm. The setting is the namespace's own.
+	return run(ctx, "ip", "netns", "exec", ns, "sh", "-c", bridgeNoFilter)
+}
+
 // bridgeNoFilter turns off the bridge netfilter calls of the namespace it
 // runs in, where the kernel has them.
 const bridgeNoFilter = `for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ ! -e "$f" ] || echo 0 > "$f"; done`
+
+// bedPrefix is the range of a bed's addresses.
+var bedPrefix = netip.MustParsePrefix("198.18.0.0/15")
 
 // hostAddr gives host i the address 198.18.0.0 + i + 1 (in a /15).
 func hostAddr(i int) netip.Addr {
@@ -288,6 +315,12 @@ func (b *Bed) Close() error {
 		nss = append(nss, h.ns)
 	}
 	nss = append(nss, b.brNS)
+	for _, d := range b.dcs[min(1, len(b.dcs)):] {
+		nss = append(nss, d.brNS)
+	}
+	if b.rtNS != "" {
+		nss = append(nss, b.rtNS)
+	}
 	for _, ns := range nss {
 		if err := removeNetns(ctx, ns); err != nil {
 			errs = append(errs, err)

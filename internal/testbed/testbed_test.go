@@ -559,3 +559,58 @@ func TestSSHD(t *testing.T) {
 		t.Errorf("login with an unknown key succeeded: %s", out)
 	}
 }
+
+// TestDatacenters builds two datacenters joined by the router: hosts reach
+// each other across it, the WAN cap holds, and the router counts what
+// crosses each WAN link and nothing that stays inside a datacenter.
+func TestDatacenters(t *testing.T) {
+	const wan = 2 << 20 // bytes/s
+	b := newBed(t, Config{Datacenters: []Datacenter{{Name: "east", Hosts: 2, WAN: wan}, {Hosts: 2, WAN: wan}}})
+	ctx := testCtx(t)
+	if b.Len() != 4 || b.Datacenters() != 2 || b.DatacenterName(1) != "dc1" {
+		t.Fatalf("bed of %d hosts in %d datacenters, second %q; want 4 in 2, dc1", b.Len(), b.Datacenters(), b.DatacenterName(1))
+	}
+	for i, want := range []string{"198.19.0.1", "198.19.0.2", "198.19.1.1", "198.19.1.2"} {
+		h := b.Host(i)
+		if h.Addr().String() != want || !b.DatacenterPrefix(h.DatacenterIndex()).Contains(h.Addr()) {
+			t.Errorf("host %d at %s in datacenter %s, want %s", i, h.Addr(), h.Datacenter(), want)
+		}
+	}
+	if got := b.DatacenterHosts(1); len(got) != 2 || got[0] != b.Host(2) {
+		t.Errorf("DatacenterHosts(1) = %v, want hosts 2 and 3", got)
+	}
+	wanted := func(i int) WANBytes {
+		t.Helper()
+		w, err := b.WAN(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	before0, before1 := wanted(0), wanted(1)
+	const n = 4 << 20
+	local := rate(t, ctx, b.Host(2), b.Host(3), n)
+	mid0, mid1 := wanted(0), wanted(1)
+	if d := mid1.In - before1.In + mid0.Out - before0.Out; d > 64<<10 {
+		t.Errorf("a transfer inside dc1 crossed the WAN links: %d bytes", d)
+	}
+	remote := rate(t, ctx, b.Host(0), b.Host(3), n)
+	after0, after1 := wanted(0), wanted(1)
+	t.Logf("inside a datacenter %.1f MiB/s, across %.2f MiB/s", local/(1<<20), remote/(1<<20))
+	if remote > 1.5*wan || remote > local/4 {
+		t.Errorf("across the WAN %.0f B/s, want at most the cap %d B/s and well below %.0f B/s inside", remote, wan, local)
+	}
+	// Frames carry headers: a little more than n crosses, never less.
+	for _, got := range []int64{after1.In - mid1.In, after0.Out - mid0.Out} {
+		if got < n || got > n*11/10 {
+			t.Errorf("WAN counters saw %d bytes of a %d-byte transfer, want n to n+10%%", got, n)
+		}
+	}
+	if _, err := b.WAN(ctx, 2); err == nil {
+		t.Error("WAN(2) of a bed of 2 datacenters: got no error")
+	}
+	topo := b.Topology()
+	if !strings.Contains(topo, `name = "east"`) || !strings.Contains(topo, `cidrs = ["198.19.1.0/24"]`) {
+		t.Errorf("topology:\n%s", topo)
+	}
+}

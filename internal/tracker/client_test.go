@@ -25,14 +25,16 @@ func TestAppendQuery(t *testing.T) {
 		PeerID:   hash20("-MU0001-abcdefghijkl"),
 		Port:     6881, Uploaded: 1, Downloaded: 2, Left: 3,
 		Event: EventStarted, NumWant: 80, Key: 0xbeef, IP: "198.18.0.5",
+		Place: Place{Datacenter: "east", Rack: "r-1"},
 	}
 	got := string(appendQuery(nil, &req))
 	want := "info_hash=a%20b%2Bc%2F%00%FF~-._01234567&peer_id=-MU0001-abcdefghijkl&port=6881" +
-		"&uploaded=1&downloaded=2&left=3&compact=1&numwant=80&key=0000BEEF&event=started&ip=198.18.0.5"
+		"&uploaded=1&downloaded=2&left=3&compact=1&numwant=80&key=0000BEEF&event=started&ip=198.18.0.5" +
+		"&datacenter=east&rack=r-1&places=1"
 	if got != want {
 		t.Errorf("query:\ngot  %s\nwant %s", got, want)
 	}
-	req.Event, req.IP = EventStopped, ""
+	req.Event, req.IP, req.Place = EventStopped, "", Place{}
 	got = string(appendQuery(nil, &req))
 	if !strings.Contains(got, "&numwant=0&") || !strings.HasSuffix(got, "&event=stopped") {
 		t.Errorf("stopped query %s: want numwant=0 and event=stopped", got)

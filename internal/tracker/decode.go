@@ -43,19 +43,27 @@ func DecodeAnnounceResponse(body []byte) (*AnnounceResponse, error) {
 	resp.TrackerID, _ = d["tracker id"].(string)
 
 	var err error
+	// kept lists, for the dictionary form, which entries became Peers, so
+	// that murder's places line up with them.
+	var kept []int
+	listed := 0
 	switch p := d["peers"].(type) {
 	case nil:
 	case string:
 		if resp.Peers, err = decodeCompact4(resp.Peers, []byte(p)); err != nil {
 			return nil, err
 		}
+		listed = len(resp.Peers)
 	case []any:
+		kept = []int{}
+		listed = len(p)
 		for i, e := range p {
 			if i >= maxDictPeers {
 				break
 			}
 			if ap, ok := dictPeer(e); ok {
 				resp.Peers = append(resp.Peers, ap)
+				kept = append(kept, i)
 			}
 		}
 	default:
@@ -64,13 +72,44 @@ func DecodeAnnounceResponse(body []byte) (*AnnounceResponse, error) {
 	switch p := d["peers6"].(type) {
 	case nil:
 	case string:
+		n := len(resp.Peers)
 		if resp.Peers, err = decodeCompact6(resp.Peers, []byte(p)); err != nil {
 			return nil, err
 		}
+		for i := n; kept != nil && i < len(resp.Peers); i++ {
+			kept = append(kept, listed+i-n)
+		}
+		listed += len(resp.Peers) - n
 	default:
 		return nil, fmt.Errorf("tracker: announce reply peers6 is not a string")
 	}
+	decodePlaces(resp, d, kept, listed)
 	return resp, nil
+}
+
+// decodePlaces reads murder's "place" and "places" keys into resp. places
+// must list one place per peer entry of the reply (listed); kept, unless
+// nil, maps resp.Peers to those entries. Keys that do not fit are ignored,
+// as a reply without them would be; a name that is not valid is an
+// unknown place.
+func decodePlaces(resp *AnnounceResponse, d map[string]any, kept []int, listed int) {
+	if s, ok := d["place"].(string); ok {
+		resp.Place, _ = ParsePlace(s)
+	}
+	list, ok := d["places"].([]any)
+	if !ok || len(list) != listed {
+		return
+	}
+	resp.Places = make([]Place, len(resp.Peers))
+	for i := range resp.Places {
+		j := i
+		if kept != nil {
+			j = kept[i]
+		}
+		if s, ok := list[j].(string); ok {
+			resp.Places[i], _ = ParsePlace(s)
+		}
+	}
 }
 
 // dictPeer reads one {ip, port, peer id} entry of a dictionary-form reply.

@@ -13,6 +13,8 @@ type announceQuery struct {
 	AnnounceRequest
 	compact  bool
 	noPeerID bool
+	// places asks for murder's place and places keys in the reply.
+	places bool
 }
 
 // queryError is a bad request; its text becomes the failure reason.
@@ -103,6 +105,21 @@ func parseAnnounceQuery(raw string) (announceQuery, error) {
 			if k, err := strconv.ParseUint(val, 16, 32); err == nil {
 				q.Key = uint32(k)
 			}
+		case "datacenter", "rack":
+			b, err := unescapeInto(buf[:0], val, MaxPlaceName)
+			if err == nil {
+				err = CheckPlaceName(key, string(b))
+			}
+			if err != nil {
+				return q, queryError("invalid " + key + ": want 1 to 64 letters, digits, '-', '_' or '.'")
+			}
+			if key == "datacenter" {
+				q.Place.Datacenter = string(b)
+			} else {
+				q.Place.Rack = string(b)
+			}
+		case "places":
+			q.places = val == "1"
 		}
 	}
 	switch {
@@ -114,6 +131,8 @@ func parseAnnounceQuery(raw string) (announceQuery, error) {
 		return q, queryError("missing port")
 	case !haveLeft:
 		return q, queryError("missing left")
+	case q.Place.Rack != "" && q.Place.Datacenter == "":
+		return q, queryError("rack without datacenter")
 	}
 	return q, nil
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metrics"
@@ -53,6 +54,10 @@ type Config struct {
 	AllowDir string
 	// AllowPoll is how often AllowDir is checked for changes; 0 means 2 s.
 	AllowPoll time.Duration
+	// Topology, when set, is the path of a topology file (see
+	// ParseTopology) that gives the place of peers that announce none;
+	// Server.ReloadTopology re-reads it.
+	Topology string
 	// Store keeps the swarms; nil means a MemStore whose peers live two
 	// intervals (or two of the longer gaps they are seen to keep), swept by
 	// Serve.
@@ -78,6 +83,7 @@ type Server struct {
 	store Store
 	mem   *MemStore // the default store, swept by Serve; nil otherwise
 	allow *allowList
+	topo  atomic.Pointer[Topology]
 	log   *slog.Logger
 	stats *serverMetrics
 
@@ -118,6 +124,13 @@ func NewServer(cfg Config) (*Server, error) {
 		s.mem = NewMemStore(MemStoreConfig{PeerTTL: 2 * cfg.Interval})
 		s.store = s.mem
 	}
+	if cfg.Topology != "" {
+		t, err := LoadTopology(cfg.Topology)
+		if err != nil {
+			return nil, err
+		}
+		s.topo.Store(t)
+	}
 	if cfg.AllowDir != "" {
 		s.allow = &allowList{dir: cfg.AllowDir, log: s.log}
 		if err := s.allow.load(); err != nil {
@@ -131,6 +144,22 @@ func NewServer(cfg Config) (*Server, error) {
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	s.peers.New = func() any { p := make([]Peer, 0, cfg.DefaultNumWant); return &p }
 	return s, nil
+}
+
+// ReloadTopology re-reads Config.Topology. A file that cannot be read or
+// parsed is logged and returned, and the topology in use is kept.
+func (s *Server) ReloadTopology() error {
+	if s.cfg.Topology == "" {
+		return nil
+	}
+	t, err := LoadTopology(s.cfg.Topology)
+	if err != nil {
+		s.log.Error("topology not reloaded, keeping the one in use", "err", err)
+		return err
+	}
+	s.topo.Store(t)
+	s.log.Info("topology reloaded", "file", s.cfg.Topology, "ranges", t.Ranges())
+	return nil
 }
 
 // Run listens on Config.Listen and serves until ctx is done.
@@ -231,9 +260,13 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 		numWant = s.cfg.DefaultNumWant
 	}
 	numWant = min(numWant, s.cfg.MaxNumWant)
+	place := q.Place
+	if !place.Known() {
+		place = s.topo.Load().Place(ip)
+	}
 	pa := PeerAnnounce{
 		InfoHash: q.InfoHash,
-		Peer:     Peer{ID: q.PeerID, Addr: netip.AddrPortFrom(ip, uint16(q.Port))},
+		Peer:     Peer{ID: q.PeerID, Addr: netip.AddrPortFrom(ip, uint16(q.Port)), Place: place},
 		Seeder:   q.Left == 0,
 		Event:    q.Event,
 		NumWant:  numWant,
@@ -260,7 +293,11 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
-	b := appendAnnounceReply(*bp, s.cfg.Interval, s.cfg.MinInterval, st, peers, q.compact, q.noPeerID)
+	var self *Place
+	if q.places {
+		self = &place
+	}
+	b := appendAnnounceReply(*bp, s.cfg.Interval, s.cfg.MinInterval, st, peers, q.compact, q.noPeerID, self)
 	*bp = b[:0]
 	writeBencode(w, b)
 	ok = true
@@ -352,8 +389,11 @@ func writeBencode(w http.ResponseWriter, b []byte) {
 }
 
 // appendAnnounceReply appends a bencoded announce reply. Keys are written
-// in sorted order, as bencode requires.
-func appendAnnounceReply(dst []byte, interval, minInterval time.Duration, st ScrapeStats, peers []Peer, compact, noPeerID bool) []byte {
+// in sorted order, as bencode requires. With self set (murder's peers ask
+// for it with places=1) the reply also carries murder's keys, which other
+// clients ignore: "place", the announcing peer's place, and "places", the
+// place of each peer in the order of "peers" then "peers6" (see Place.String).
+func appendAnnounceReply(dst []byte, interval, minInterval time.Duration, st ScrapeStats, peers []Peer, compact, noPeerID bool, self *Place) []byte {
 	dst = append(dst, "d8:complete"...)
 	dst = appendBInt(dst, int64(st.Complete))
 	dst = append(dst, "10:downloaded"...)
@@ -379,7 +419,11 @@ func appendAnnounceReply(dst []byte, interval, minInterval time.Duration, st Scr
 			dst = appendBInt(dst, int64(p.Addr.Port()))
 			dst = append(dst, 'e')
 		}
-		return append(dst, "ee"...)
+		dst = append(dst, 'e')
+		if self != nil {
+			dst = appendPlaces(dst, *self, peers, false)
+		}
+		return append(dst, 'e')
 	}
 	n4, n6 := 0, 0
 	for _, p := range peers {
@@ -403,6 +447,26 @@ func appendAnnounceReply(dst []byte, interval, minInterval time.Duration, st Scr
 		for _, p := range peers {
 			if !p.Addr.Addr().Is4() {
 				dst = appendCompact(dst, p.Addr)
+			}
+		}
+	}
+	if self != nil {
+		dst = appendPlaces(dst, *self, peers, true)
+	}
+	return append(dst, 'e')
+}
+
+// appendPlaces appends murder's "place" and "places" keys: self's place,
+// and the places of peers in the order the reply lists them (IPv4 peers
+// then IPv6 peers when compact).
+func appendPlaces(dst []byte, self Place, peers []Peer, compact bool) []byte {
+	dst = append(dst, "5:place"...)
+	dst = appendBString(dst, self.String())
+	dst = append(dst, "6:placesl"...)
+	for pass := range 2 {
+		for _, p := range peers {
+			if !compact && pass == 0 || compact && p.Addr.Addr().Is4() == (pass == 0) {
+				dst = appendBString(dst, p.Place.String())
 			}
 		}
 	}

@@ -304,7 +304,7 @@ func TestAnnounceReplyRoundTrip(t *testing.T) {
 	}
 	st := ScrapeStats{Complete: 4, Incomplete: 5, Downloaded: 6}
 	for _, compact := range []bool{true, false} {
-		b := appendAnnounceReply(nil, 15*time.Second, 5*time.Second, st, peers, compact, false)
+		b := appendAnnounceReply(nil, 15*time.Second, 5*time.Second, st, peers, compact, false, nil)
 		r, err := DecodeAnnounceResponse(b)
 		if err != nil {
 			t.Fatalf("compact=%v: %v", compact, err)
@@ -370,9 +370,16 @@ func FuzzDecodeAnnounceResponse(f *testing.F) {
 		peers := make([]Peer, len(r.Peers))
 		for i, a := range r.Peers {
 			peers[i].Addr = a
+			if r.Places != nil {
+				peers[i].Place = r.Places[i]
+			}
+		}
+		var self *Place
+		if r.Places != nil {
+			self = &r.Place
 		}
 		st := ScrapeStats{Complete: r.Complete, Incomplete: r.Incomplete}
-		again, err := DecodeAnnounceResponse(appendAnnounceReply(nil, r.Interval, r.MinInterval, st, peers, true, true))
+		again, err := DecodeAnnounceResponse(appendAnnounceReply(nil, r.Interval, r.MinInterval, st, peers, true, true, self))
 		if err != nil {
 			t.Fatalf("re-encoded reply does not decode: %v", err)
 		}
@@ -381,6 +388,9 @@ func FuzzDecodeAnnounceResponse(f *testing.F) {
 		slices.SortFunc(again.Peers, netip.AddrPort.Compare)
 		if !slices.Equal(again.Peers, want) || again.Interval != r.Interval || again.Complete != r.Complete || again.Incomplete != r.Incomplete {
 			t.Fatalf("round trip:\ngot  %+v\nwant %+v", again, r)
+		}
+		if r.Places != nil && (again.Place != r.Place || len(again.Places) != len(r.Places)) {
+			t.Fatalf("round trip places:\ngot  %+v\nwant %+v", again, r)
 		}
 	})
 }

@@ -14,12 +14,16 @@ import (
 type Peer struct {
 	ID   [20]byte
 	Addr netip.AddrPort
+	// Place is where the peer runs; the zero Place when it is unknown.
+	Place Place
 }
 
 // PeerAnnounce is one announce as the server passes it to a Store.
 type PeerAnnounce struct {
 	InfoHash [20]byte
-	Peer     Peer
+	// Peer.Place is the announcing peer's place: the one it announced,
+	// else the one the tracker's topology gives its address, else unknown.
+	Peer Peer
 	// Seeder is true when the peer has the whole torrent (left=0).
 	Seeder bool
 	// Event is "", "started", "completed" or "stopped".
@@ -28,10 +32,12 @@ type PeerAnnounce struct {
 	NumWant int
 }
 
-// Store keeps the swarms of a tracker. Announce records a's peer (or removes
-// it on the stopped event) and appends to dst up to a.NumWant other peers of
-// the swarm, a random sample that never holds the announcing peer and holds
-// no seeders when the announcing peer is a seeder. Scrape returns the counts
+// Store keeps the swarms of a tracker. Announce records a's peer with its
+// place (or removes it on the stopped event) and appends to dst up to
+// a.NumWant other peers of the swarm, chosen by place as described under
+// "Choosing peers by place" in place.go: never the announcing peer, no
+// seeders when the announcing peer is a seeder, and a uniform random sample
+// when the announcing peer's place is unknown. Scrape returns the counts
 // of the given torrents, or of every torrent when none is given; a torrent
 // the store does not know is left out. A download counts as completed when
 // a known leecher announces that it has everything, whatever the event, or
@@ -119,12 +125,16 @@ type swarm struct {
 	index      map[[20]byte]int32
 	downloaded int
 	lastSeen   int64 // unix nanoseconds of the last announce
+	// dcs lists the peers of known place by datacenter, and seeded those
+	// datacenters that hold a seeder (see placestore.go).
+	dcs, seeded map[string]*dcIndex
 }
 
 type entry struct {
 	Peer
-	last int64 // unix nanoseconds of its last announce
-	gap  int64 // longest gap between its regular announces, ns; 0 when unknown
+	last int64    // unix nanoseconds of its last announce
+	gap  int64    // longest gap between its regular announces, ns; 0 when unknown
+	pos  [2]int32 // where it is in its datacenter's and rack's lists
 }
 
 // NewMemStore returns an empty MemStore.
@@ -197,11 +207,15 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		}
 		return dst, st, nil
 	}
-	self := -1
-	if exists {
-		self = sw.poolIndex(slot)
+	if a.Peer.Place.Known() {
+		dst = sw.pickByPlace(dst, a.NumWant, a.Peer.Place, a.Peer.ID, a.Seeder)
+	} else {
+		self := -1
+		if exists {
+			self = sw.poolIndex(slot)
+		}
+		dst = sw.sample(dst, a.NumWant, a.Seeder, self)
 	}
-	dst = sw.sample(dst, a.NumWant, a.Seeder, self)
 
 	wasSeeder := exists && slot < 0
 	e := entry{Peer: a.Peer, last: now}
@@ -215,7 +229,8 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	switch {
 	case !exists:
 		sw.add(e, a.Seeder)
-	case wasSeeder == a.Seeder:
+	case wasSeeder == a.Seeder && sw.at(slot).Place == e.Place:
+		e.pos = sw.at(slot).pos
 		*sw.at(slot) = e
 	default:
 		sw.remove(slot)
@@ -368,10 +383,12 @@ func (sw *swarm) add(e entry, seeder bool) {
 	if seeder {
 		sw.seeders = append(sw.seeders, e)
 		sw.index[e.ID] = -int32(len(sw.seeders))
+		sw.placeAdd(&sw.seeders[len(sw.seeders)-1], true)
 		return
 	}
 	sw.leechers = append(sw.leechers, e)
 	sw.index[e.ID] = int32(len(sw.leechers) - 1)
+	sw.placeAdd(&sw.leechers[len(sw.leechers)-1], false)
 }
 
 // remove deletes the peer at slot, moving the last peer of its list into
@@ -383,6 +400,7 @@ func (sw *swarm) remove(slot int32) {
 		list, i = &sw.seeders, int(-slot-1)
 	}
 	l := *list
+	sw.placeRemove(&l[i], slot < 0)
 	delete(sw.index, l[i].ID)
 	last := len(l) - 1
 	if i != last {

@@ -51,6 +51,9 @@ type AnnounceRequest struct {
 	NumWant int
 	// Key identifies the peer across IP changes (sent as 8 hex digits).
 	Key uint32
+	// Place, when known, is sent as the datacenter and rack parameters;
+	// murder's tracker takes it over what its topology says.
+	Place Place
 }
 
 // AnnounceResponse is a tracker's answer to an announce.
@@ -61,6 +64,13 @@ type AnnounceResponse struct {
 	Incomplete  int // leechers
 	// Peers holds the IPv4 and IPv6 peers, in the tracker's order.
 	Peers []netip.AddrPort
+	// Places, from murder's tracker only, holds the place of each of
+	// Peers (Places[i] is where Peers[i] runs); nil when the tracker sent
+	// none.
+	Places []Place
+	// Place is where murder's tracker puts the announcing peer; the zero
+	// Place when unknown or not sent.
+	Place Place
 	// Warning is the tracker's "warning message", if any.
 	Warning string
 	// TrackerID is the reply's "tracker id"; the Client sends it back on
@@ -121,6 +131,17 @@ func appendQuery(dst []byte, req *AnnounceRequest) []byte {
 	if req.IP != "" {
 		dst = append(dst, "&ip="...)
 		dst = appendEscaped(dst, []byte(req.IP))
+	}
+	if req.Place.Datacenter != "" {
+		dst = append(dst, "&datacenter="...)
+		dst = appendEscaped(dst, []byte(req.Place.Datacenter))
+		if req.Place.Rack != "" {
+			dst = append(dst, "&rack="...)
+			dst = appendEscaped(dst, []byte(req.Place.Rack))
+		}
+	}
+	if req.Event != EventStopped {
+		dst = append(dst, "&places=1"...)
 	}
 	return dst
 }
