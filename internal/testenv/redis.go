@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -20,7 +21,10 @@ import (
 type Redis struct {
 	// Addr is HOST:PORT of the server.
 	Addr string
-	bin  string
+	// Command makes the commands that run and ask the server, such as a
+	// test-bed host's Command; nil runs them on this machine.
+	Command func(ctx context.Context, name string, args ...string) *exec.Cmd
+	bin     string
 	dir  string
 	cmd  *exec.Cmd
 	log  Buffer
@@ -61,7 +65,11 @@ func (r *Redis) Start() error {
 	if err != nil {
 		return fmt.Errorf("testenv: redis address: %w", err)
 	}
-	cmd := exec.Command(r.bin, "--bind", host, "--port", port, "--dir", r.dir,
+	command := r.Command
+	if command == nil {
+		command = exec.CommandContext
+	}
+	cmd := command(context.Background(), r.bin, "--bind", host, "--port", port, "--dir", r.dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no")
 	cmd.Stdout, cmd.Stderr = &r.log, &r.log
 	if err := cmd.Start(); err != nil {
@@ -80,8 +88,22 @@ func (r *Redis) Start() error {
 	}
 }
 
-// ping sends PING over a fresh connection and checks for PONG.
+// ping sends PING over a fresh connection and checks for PONG; with a
+// Command, through redis-cli.
 func (r *Redis) ping() error {
+	if r.Command != nil {
+		host, port, _ := net.SplitHostPort(r.Addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := r.Command(ctx, "redis-cli", "-h", host, "-p", port, "ping").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("redis-cli: %w: %s", err, out)
+		}
+		if strings.TrimSpace(string(out)) != "PONG" {
+			return fmt.Errorf("PING answered %q", out)
+		}
+		return nil
+	}
 	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
 	if err != nil {
 		return err
