@@ -53,8 +53,8 @@ type Inventory struct {
 
 	Tracker  Host   // runs the tracker: the first of Trackers
 	Trackers []Host // every tracker host; the torrents list them all
-	Seeder  Host   // holds the files and seeds them
-	Peers   []Host // receive the files
+	Seeder   Host   // holds the files and seeds them
+	Peers    []Host // receive the files
 }
 
 // Host is one entry of the inventory, written [user@]host[:port].
@@ -134,8 +134,8 @@ type trackerFile struct {
 
 type rolesFile struct {
 	Tracker hostSpecs `toml:"tracker"`
-	Seeder  string   `toml:"seeder"`
-	Peers   []string `toml:"peers"`
+	Seeder  string    `toml:"seeder"`
+	Peers   []string  `toml:"peers"`
 }
 
 // hostSpecs is one host spec or a list of them.

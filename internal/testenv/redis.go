@@ -25,9 +25,9 @@ type Redis struct {
 	// test-bed host's Command; nil runs them on this machine.
 	Command func(ctx context.Context, name string, args ...string) *exec.Cmd
 	bin     string
-	dir  string
-	cmd  *exec.Cmd
-	log  Buffer
+	dir     string
+	cmd     *exec.Cmd
+	log     Buffer
 }
 
 // StartRedis starts a redis-server for t on a free port of ip (127.0.0.1

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // placedPeer is peer i at place pl.
@@ -20,15 +21,27 @@ func placedPeer(i int, pl Place) Peer {
 	return p
 }
 
-func announceAt(t *testing.T, st *MemStore, ih [20]byte, p Peer, seeder bool, numWant int) []Peer {
+func announceAt(t *testing.T, st Store, ih [20]byte, p Peer, seeder bool, numWant int) []Peer {
 	t.Helper()
 	a := PeerAnnounce{InfoHash: ih, Peer: p, Seeder: seeder, NumWant: numWant}
 	got, _, err := st.Announce(context.Background(), &a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPlaceIndex(t, st, ih)
+	checkStorePlaceIndex(t, st, ih)
 	return got
+}
+
+// checkStorePlaceIndex checks the place lists of a MemStore or a
+// RedisStore.
+func checkStorePlaceIndex(t *testing.T, st Store, ih [20]byte) {
+	t.Helper()
+	switch st := st.(type) {
+	case *MemStore:
+		checkPlaceIndex(t, st, ih)
+	case *RedisStore:
+		checkRedisPlaceIndex(t, st, ih)
+	}
 }
 
 // checkPlaceIndex checks the invariant of a swarm's place lists: every
@@ -103,14 +116,22 @@ func placesOf(peers []Peer) []string {
 	return out
 }
 
-func TestMemStorePicksByPlace(t *testing.T) {
+func TestStorePicksByPlace(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStorePicksByPlace(t, kind) })
+	}
+}
+
+func testStorePicksByPlace(t *testing.T, kind storeKind) {
 	east1, east2 := Place{"east", "r1"}, Place{"east", "r2"}
 	west, north := Place{"west", ""}, Place{"north", ""}
+	st := kind.open(t, MemStoreConfig{})
 	// The swarm: seeder 0 in east/r1; leechers 1-2 in east/r1, 3-5 in
-	// east/r2, 6-8 in west, 9 of unknown place.
-	fill := func(t *testing.T) *MemStore {
-		st := NewMemStore(MemStoreConfig{})
-		ih := hash20("places")
+	// east/r2, 6-8 in west, 9 of unknown place; a new torrent each time.
+	n := 0
+	fill := func(t *testing.T) [20]byte {
+		n++
+		ih := hash20(fmt.Sprint("places", n))
 		announceAt(t, st, ih, placedPeer(0, east1), true, 0)
 		for i := 1; i <= 9; i++ {
 			pl := east1
@@ -124,9 +145,8 @@ func TestMemStorePicksByPlace(t *testing.T) {
 			}
 			announceAt(t, st, ih, placedPeer(i, pl), false, 0)
 		}
-		return st
+		return ih
 	}
-	ih := hash20("places")
 	tests := []struct {
 		name    string
 		peer    Peer
@@ -154,7 +174,7 @@ func TestMemStorePicksByPlace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 20 { // the picks are random: look at several
-				st := fill(t)
+				ih := fill(t)
 				got := announceAt(t, st, ih, tt.peer, tt.seeder, tt.numWant)
 				gotPlaces := placesOf(got)
 				if !sameGroups(gotPlaces, tt.want) {
@@ -195,24 +215,41 @@ func sameGroups(got []string, want [][]string) bool {
 
 // TestMemStoreUnknownPlaceSamplesAll checks that a peer of unknown place
 // gets the old uniform sample: every peer, whatever its place.
-func TestMemStoreUnknownPlaceSamplesAll(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
-	ih := hash20("unknown")
-	for i := range 6 {
-		announceAt(t, st, ih, placedPeer(i, Place{Datacenter: fmt.Sprint("dc", i%3)}), false, 0)
-	}
-	got := announceAt(t, st, ih, placedPeer(100, Place{}), false, 50)
-	if len(got) != 6 {
-		t.Errorf("got %d peers, want all 6", len(got))
+func TestStoreUnknownPlaceSamplesAll(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) {
+			st := kind.open(t, MemStoreConfig{})
+			ih := hash20("unknown")
+			for i := range 6 {
+				announceAt(t, st, ih, placedPeer(i, Place{Datacenter: fmt.Sprint("dc", i%3)}), false, 0)
+			}
+			got := announceAt(t, st, ih, placedPeer(100, Place{}), false, 50)
+			if len(got) != 6 {
+				t.Errorf("got %d peers, want all 6", len(got))
+			}
+			for _, p := range got {
+				var i int
+				fmt.Sscanf(string(p.ID[5:]), "%d", &i)
+				if want := (Place{Datacenter: fmt.Sprint("dc", i%3)}); p.Place != want {
+					t.Errorf("peer %d has place %v, want %v", i, p.Place, want)
+				}
+			}
+		})
 	}
 }
 
 // TestMemStorePlaceIndexChurn moves peers between places and seeder
 // states, stops and expires them, and checks the place lists after each
 // step.
-func TestMemStorePlaceIndexChurn(t *testing.T) {
-	clock := &fakeClock{}
-	st := NewMemStore(MemStoreConfig{Now: clock.Now})
+func TestStorePlaceIndexChurn(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStorePlaceIndexChurn(t, kind) })
+	}
+}
+
+func testStorePlaceIndexChurn(t *testing.T, kind storeKind) {
+	clock := &fakeClock{t: time.Unix(1e6, 0)}
+	st := kind.open(t, MemStoreConfig{Now: clock.Now})
 	ih := hash20("churn")
 	places := []Place{{}, {"a", ""}, {"a", "r1"}, {"a", "r2"}, {"b", ""}, {"b", "r1"}}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -229,11 +266,13 @@ func TestMemStorePlaceIndexChurn(t *testing.T) {
 		if len(got) > a.NumWant {
 			t.Fatalf("step %d: %d peers for numwant %d", step, len(got), a.NumWant)
 		}
-		checkPlaceIndex(t, st, ih)
+		checkStorePlaceIndex(t, st, ih)
 		if step%500 == 499 {
 			clock.Add(DefaultInterval)
-			st.Sweep(clock.Now())
-			checkPlaceIndex(t, st, ih)
+			if kind.sweep != nil {
+				kind.sweep(st, clock.Now())
+			}
+			checkStorePlaceIndex(t, st, ih)
 		}
 	}
 }
@@ -359,8 +398,14 @@ func BenchmarkMemStoreAnnounceByPlace(b *testing.B) {
 // TestMemStoreNoSeededDatacenter checks the first peer of a datacenter
 // when no datacenter holds a seeder: it gets the seeders of unknown place
 // only, and when there are none, every remote peer.
-func TestMemStoreNoSeededDatacenter(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
+func TestStoreNoSeededDatacenter(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStoreNoSeededDatacenter(t, kind) })
+	}
+}
+
+func testStoreNoSeededDatacenter(t *testing.T, kind storeKind) {
+	st := kind.open(t, MemStoreConfig{})
 	ih := hash20("unseeded")
 	announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 0)
 	announceAt(t, st, ih, placedPeer(2, Place{"west", ""}), false, 0)

@@ -1,17 +1,25 @@
 -- One announce to a RedisStore (see redisstore.go).
 -- KEYS: torrent index of the shard, seeders, leechers, peer records,
 --       completed downloads.
--- ARGV: info hash, peer id, compact address, seeder (1 or 0), event,
+-- ARGV: info hash, peer id, peer (see below), seeder (1 or 0), event,
 --       numwant, now (ms), peer TTL (ms), max gap (ms), the client's known
 --       gap (ms, 0 when unknown), torrent TTL (ms), max peers of the
---       torrent, max torrents of the shard, random seed.
--- Reply: seeders, leechers, downloaded, then up to numwant peers, each the
---        peer id followed by its compact address.
--- A peer is listed until its score (when it expires, ms) is in the past.
--- A peer record is: 's' or 'l', last announce (14 digits, ms), learned
--- gap (10 digits, ms), compact address.
+--       torrent, max torrents of the shard, random seed, prefix of the
+--       torrent's keys, FirstPeers, RemotePeers, the peer's datacenter and
+--       rack ("" when unknown).
+-- Reply: seeders, leechers, downloaded, then up to numwant members.
+--
+-- A member names a peer: its id (20 bytes), the length of its compact
+-- address (one byte, 6 or 18), the address, then its place ("DC/RACK",
+-- "DC" or ""). The seeders' and leechers' lists hold members scored by
+-- when the peer expires (ms); a peer is listed until then. Peers of known
+-- place are also listed under their datacenter (PREFIX d:DC:s and :l) and
+-- rack (PREFIX r:DC/RACK:s and :l), and PREFIX seeded counts the seeders
+-- of each datacenter. A peer record (in the hash of records) is 's' or
+-- 'l', last announce (14 digits, ms), learned gap (10 digits, ms), then
+-- the member without the id.
 local idx, S, L, P, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local ih, id, addr = ARGV[1], ARGV[2], ARGV[3]
+local ih, id, suffix = ARGV[1], ARGV[2], ARGV[3]
 local seeder = ARGV[4] == '1'
 local event = ARGV[5]
 local numwant = tonumber(ARGV[6])
@@ -22,6 +30,51 @@ local cgap = tonumber(ARGV[10])
 local keep = tonumber(ARGV[11])
 local maxpeers = tonumber(ARGV[12])
 local maxtorrents = tonumber(ARGV[13])
+local T = ARGV[15]
+local firstpeers, remotepeers = tonumber(ARGV[16]), tonumber(ARGV[17])
+local mydc, myrack = ARGV[18], ARGV[19]
+local keylife = math.max(ttl, 2 * maxgap)
+local SEEDED = T .. 'seeded'
+
+-- placeOf returns a member's datacenter and rack.
+local function placeOf(m)
+  local p = string.sub(m, 22 + string.byte(m, 21))
+  local slash = string.find(p, '/', 1, true)
+  if slash then return string.sub(p, 1, slash - 1), string.sub(p, slash + 1) end
+  return p, ''
+end
+
+local function placeKeys(dc, rack, side)
+  local k = {T .. 'd:' .. dc .. side}
+  if rack ~= '' then k[2] = T .. 'r:' .. dc .. '/' .. rack .. side end
+  return k
+end
+
+-- placeAdd and placeRemove keep the place lists of member m, a seeder
+-- when isS.
+local function placeAdd(m, isS, score)
+  local dc, rack = placeOf(m)
+  if dc == '' then return end
+  for i, k in ipairs(placeKeys(dc, rack, isS and ':s' or ':l')) do
+    local n = redis.call('ZADD', k, score, m)
+    redis.call('PEXPIRE', k, keylife)
+    if i == 1 and isS and n == 1 then
+      redis.call('HINCRBY', SEEDED, dc, 1)
+      redis.call('PEXPIRE', SEEDED, keylife)
+    end
+  end
+end
+
+local function placeRemove(m, isS)
+  local dc, rack = placeOf(m)
+  if dc == '' then return end
+  for i, k in ipairs(placeKeys(dc, rack, isS and ':s' or ':l')) do
+    local n = redis.call('ZREM', k, m)
+    if i == 1 and isS and n == 1 and redis.call('HINCRBY', SEEDED, dc, -1) <= 0 then
+      redis.call('HDEL', SEEDED, dc)
+    end
+  end
+end
 
 -- The peer's record is read before expired peers are dropped, so that a
 -- peer that comes back late, before anyone else announced, keeps its gap.
@@ -43,6 +96,7 @@ local function trim(z)
     redis.call('ZREM', z, unpack(gone))
     for i = 1, #gone do
       if gone[i] == old then selfgone = true end
+      placeRemove(gone[i], z == S)
       gone[i] = string.sub(gone[i], 1, 20)
     end
     redis.call('HDEL', P, unpack(gone))
@@ -57,7 +111,9 @@ end
 
 if event == 'stopped' then
   if cur then
-    redis.call('ZREM', was == 's' and S or L, old)
+    if redis.call('ZREM', was == 's' and S or L, old) == 1 then
+      placeRemove(old, was == 's')
+    end
     redis.call('HDEL', P, id)
     if was == 'l' and seeder then
       -- finished and left at once, as aria2c does
@@ -108,66 +164,148 @@ if cur and not selfgone then
   if was == 's' then selfS = 1 else selfL = 1 end
 end
 
--- A uniform sample of the pool (seeders and leechers, or leechers only for
--- a seeder) without the peer itself: how many come from each list is drawn
--- as from one list, then each list is sampled. ZRANDMEMBER is quick for a
--- few members of many; for a large part of a list (where Redis 7.0 copies
--- the whole list into a dictionary) the list is read whole and shuffled.
 local out = {0, 0, 0}
-if numwant > 0 then
-  math.randomseed(tonumber(ARGV[14]))
-  local ps = 0
-  if not seeder then ps = cs - selfS end
-  local pl = cl - selfL
-  local k = math.min(numwant, ps + pl)
-  local xs, rs, rl = 0, ps, pl
-  for _ = 1, k do
-    if math.random(rs + rl) <= rs then
-      xs, rs = xs + 1, rs - 1
-    else
-      rl = rl - 1
-    end
+
+-- sample appends to out up to k members of the lists (keys), at random,
+-- never the peer itself and only those accept takes. It reads a few
+-- random members with ZRANDMEMBER when the lists are large, and the
+-- lists whole when they are small or too few random members pass.
+-- ZRANDMEMBER is quick for a few members of many; for a large part of a
+-- list Redis 7.0 copies the whole list into a dictionary, so such lists
+-- are read whole instead.
+local function sample(lists, k, accept)
+  if k <= 0 then return 0 end
+  local sizes, n = {}, 0
+  for i, z in ipairs(lists) do
+    sizes[i] = redis.call('ZCARD', z)
+    n = n + sizes[i]
   end
-  local function fetch(z, n, size, self)
-    if n <= 0 then return end
-    if 3 * (n + self) <= size then
-      local c = 0
-      for _, m in ipairs(redis.call('ZRANDMEMBER', z, n + self)) do
-        if c < n and m ~= old then
-          out[#out + 1] = m
-          c = c + 1
+  if n == 0 then return 0 end
+  local cand = {}
+  local function consider(m)
+    if m ~= old and (accept == nil or accept(m)) then cand[#cand + 1] = m end
+  end
+  if n <= 2 * k + 8 then
+    for _, z in ipairs(lists) do
+      for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do consider(m) end
+    end
+  else
+    -- How many come from each list is drawn as from one list.
+    local want, remaining = 2 * k + 8, n
+    for i, z in ipairs(lists) do
+      local c = want
+      if i < #lists then
+        local left, good = remaining, sizes[i]
+        c = 0
+        for _ = 1, want do
+          if math.random(left) <= good then
+            c, good = c + 1, good - 1
+          end
+          left = left - 1
+        end
+        remaining, want = remaining - sizes[i], want - c
+      end
+      if c > 0 and 3 * c <= sizes[i] then
+        for _, m in ipairs(redis.call('ZRANDMEMBER', z, c)) do consider(m) end
+      elseif c > 0 then
+        local all = redis.call('ZRANGE', z, 0, -1)
+        for j = 1, math.min(c, #all) do
+          local r = math.random(j, #all)
+          all[j], all[r] = all[r], all[j]
+          consider(all[j])
         end
       end
-      return
     end
-    local all, j = {}, 0
-    for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
-      if m ~= old then
-        j = j + 1
-        all[j] = m
+    if #cand < k then
+      cand = {}
+      for _, z in ipairs(lists) do
+        for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do consider(m) end
       end
-    end
-    for i = 1, math.min(n, j) do
-      local r = math.random(i, j)
-      all[i], all[r] = all[r], all[i]
-      out[#out + 1] = all[i]
-    end
+      end
   end
-  fetch(S, xs, cs, selfS)
-  fetch(L, k - xs, cl, selfL)
+  local taken = math.min(k, #cand)
+  for i = 1, taken do
+    local r = math.random(i, #cand)
+    cand[i], cand[r] = cand[r], cand[i]
+    out[#out + 1] = cand[i]
+  end
+  return taken
 end
 
-local member = id .. addr
+if numwant > 0 then
+  math.randomseed(tonumber(ARGV[14]))
+  local pool = {L}
+  if not seeder then pool = {S, L} end
+  if mydc == '' then
+    -- A peer of unknown place gets a uniform sample of the swarm.
+    sample(pool, numwant, nil)
+  else
+    -- See "Choosing peers by place" in place.go.
+    local function lists(prefix)
+      if seeder then return {prefix .. ':l'} end
+      return {prefix .. ':l', prefix .. ':s'}
+    end
+    local got = 0
+    if myrack ~= '' then
+      got = got + sample(lists(T .. 'r:' .. mydc .. '/' .. myrack), numwant, nil)
+    end
+    got = got + sample(lists(T .. 'd:' .. mydc), numwant - got, function(m)
+      if myrack == '' then return true end
+      local _, rack = placeOf(m)
+      return rack ~= myrack
+    end)
+    local ds = redis.call('ZCARD', T .. 'd:' .. mydc .. ':s')
+    local others = ds + redis.call('ZCARD', T .. 'd:' .. mydc .. ':l')
+    local seeded = ds > 0
+    if cur and not selfgone and placeOf(old) == mydc then
+      others = others - 1
+      seeded = ds > 1 or (was == 'l' and ds > 0)
+    end
+    local room, r = numwant - got, 0
+    if room > 0 and not seeded then
+      if others < firstpeers then r = room else r = math.min(room, remotepeers) end
+    end
+    if r > 0 then
+      local function remote(m) return placeOf(m) ~= mydc end
+      local mark = got
+      if not seeder then
+        got = got + sample({S}, r, remote)
+      end
+      local seededDCs = redis.call('HKEYS', SEEDED)
+      local isSeeded = {}
+      for _, dc in ipairs(seededDCs) do
+        isSeeded[dc] = true
+        if dc ~= mydc then
+          got = got + sample({T .. 'd:' .. dc .. ':l'}, r - (got - mark), remote)
+        end
+      end
+      if got == mark then
+        sample({L}, r, function(m)
+          local dc = placeOf(m)
+          return dc ~= mydc and not isSeeded[dc]
+        end)
+      end
+    end
+  end
+end
+
+local member = id .. suffix
 if cur or cs + cl < maxpeers then
-  if cur and (old ~= member or (was == 's') ~= seeder) then
-    redis.call('ZREM', was == 's' and S or L, old)
+  local moved = cur and (old ~= member or (was == 's') ~= seeder)
+  if moved then
+    if redis.call('ZREM', was == 's' and S or L, old) == 1 then
+      placeRemove(old, was == 's')
+    end
   end
   local z = seeder and S or L
-  redis.call('ZADD', z, now + life, member)
-  local added = redis.call('HSET', P, id, (seeder and 's' or 'l') .. string.format('%014d%010d', now, gap) .. addr)
+  local exp = now + life
+  redis.call('ZADD', z, exp, member)
+  if not cur or moved or selfgone then
+    placeAdd(member, seeder, exp)
+  end
+  local added = redis.call('HSET', P, id, (seeder and 's' or 'l') .. string.format('%014d%010d', now, gap) .. suffix)
   -- A torrent's keys outlive its peers, whose longest life is 2 max gap:
   -- a key gets that TTL when it is made, and again once a minute.
-  local keylife = math.max(ttl, 2 * maxgap)
   if refresh then
     redis.call('PEXPIRE', S, keylife)
     redis.call('PEXPIRE', L, keylife)

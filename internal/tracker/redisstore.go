@@ -319,16 +319,17 @@ func (s *RedisStore) keys(ih *[20]byte) []string {
 func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var addr [18]byte
 	seeder := "0"
 	if a.Seeder {
 		seeder = "1"
 	}
-	res, err := redisAnnounce.Run(ctx, s.ap, s.keys(&a.InfoHash),
-		string(a.InfoHash[:]), string(a.Peer.ID[:]), string(appendCompact(addr[:0], a.Peer.Addr)),
+	keys := s.keys(&a.InfoHash)
+	res, err := redisAnnounce.Run(ctx, s.ap, keys,
+		string(a.InfoHash[:]), string(a.Peer.ID[:]), string(appendRedisPeer(make([]byte, 0, 64), a.Peer)),
 		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.ttl, s.maxGap,
 		min(clientGap(a.Peer.ID).Milliseconds(), s.maxGap), s.keep, s.maxPeers, s.maxTorrents,
-		rand.Int64N(1<<50)).Slice()
+		rand.Int64N(1<<50), strings.TrimSuffix(keys[1], "seeders"), FirstPeers, RemotePeers,
+		a.Peer.Place.Datacenter, a.Peer.Place.Rack).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "too many torrents") {
 			return dst, ScrapeStats{}, ErrStoreFull
@@ -365,24 +366,44 @@ func redisStats(res []any) (ScrapeStats, error) {
 	return ScrapeStats{Complete: int(n[0]), Incomplete: int(n[1]), Downloaded: int(n[2])}, nil
 }
 
-// parseRedisMember reads a peer as the store keeps it: the peer id, then
-// the compact address (6 bytes for IPv4, 18 for IPv6).
+// appendRedisPeer appends what follows the peer id in the store's member
+// of p (see redis_announce.lua): the length of the compact address, the
+// address, and the place.
+func appendRedisPeer(dst []byte, p Peer) []byte {
+	n := len(dst)
+	dst = append(dst, 0)
+	dst = appendCompact(dst, p.Addr)
+	dst[n] = byte(len(dst) - n - 1)
+	return append(dst, p.Place.String()...)
+}
+
+// parseRedisMember reads a peer as the store keeps it: the peer id, the
+// length of the compact address (6 for IPv4, 18 for IPv6), the address,
+// and the place.
 func parseRedisMember(m any) (Peer, bool) {
 	b, ok := m.(string)
-	if !ok || (len(b) != 26 && len(b) != 38) {
+	if !ok || len(b) < 21 {
 		return Peer{}, false
 	}
 	var p Peer
 	copy(p.ID[:], b)
-	b = b[20:]
-	n := len(b) - 2
+	n := int(b[20])
+	b = b[21:]
+	if (n != 6 && n != 18) || len(b) < n {
+		return Peer{}, false
+	}
 	var ip netip.Addr
-	if n == 4 {
+	if n == 6 {
 		ip = netip.AddrFrom4([4]byte([]byte(b[:4])))
 	} else {
 		ip = netip.AddrFrom16([16]byte([]byte(b[:16])))
 	}
-	p.Addr = netip.AddrPortFrom(ip, uint16(b[n])<<8|uint16(b[n+1]))
+	p.Addr = netip.AddrPortFrom(ip, uint16(b[n-2])<<8|uint16(b[n-1]))
+	place, err := ParsePlace(b[n:])
+	if err != nil {
+		return Peer{}, false
+	}
+	p.Place = place
 	return p, true
 }
 

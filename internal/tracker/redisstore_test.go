@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -341,6 +342,124 @@ func BenchmarkRedisStoreAnnounce(b *testing.B) {
 			if buf, _, err = st.Announce(ctx, &a, buf[:0]); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// checkRedisPlaceIndex checks the invariant of a torrent's place lists in
+// a RedisStore: every listed peer of known place is in its datacenter's
+// and rack's lists on its side (seeders or leechers), those lists hold
+// nothing else, and the seeders counted per datacenter are those listed.
+func checkRedisPlaceIndex(t *testing.T, st *RedisStore, ih [20]byte) {
+	t.Helper()
+	ctx := context.Background()
+	keys := st.keys(&ih)
+	prefix := strings.TrimSuffix(keys[1], "seeders")
+	want := map[string]map[string]bool{} // place list key -> members
+	for side, k := range map[string]string{":s": keys[1], ":l": keys[2]} {
+		members, err := st.rdb.ZRange(ctx, k, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members {
+			p, ok := parseRedisMember(m)
+			if !ok {
+				t.Fatalf("list %s holds a bad member %q", k, m)
+			}
+			if !p.Place.Known() {
+				continue
+			}
+			lists := []string{prefix + "d:" + p.Place.Datacenter + side}
+			if p.Place.Rack != "" {
+				lists = append(lists, prefix+"r:"+p.Place.String()+side)
+			}
+			for _, l := range lists {
+				if want[l] == nil {
+					want[l] = map[string]bool{}
+				}
+				want[l][m] = true
+			}
+		}
+	}
+	got := map[string]map[string]bool{}
+	for _, pattern := range []string{prefix + "d:*", prefix + "r:*"} {
+		ks, err := st.rdb.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			members, err := st.rdb.ZRange(ctx, k, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[k] = map[string]bool{}
+			for _, m := range members {
+				got[k][m] = true
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("place lists:\ngot  %v\nwant %v", got, want)
+	}
+	seeded, err := st.rdb.HGetAll(ctx, prefix+"seeded").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeeded := map[string]string{}
+	for l, m := range want {
+		if dc, ok := strings.CutSuffix(strings.TrimPrefix(l, prefix+"d:"), ":s"); ok && strings.HasPrefix(l, prefix+"d:") {
+			wantSeeded[dc] = fmt.Sprint(len(m))
+		}
+	}
+	if fmt.Sprint(seeded) != fmt.Sprint(wantSeeded) {
+		t.Fatalf("seeders per datacenter: got %v, want %v", seeded, wantSeeded)
+	}
+}
+
+func TestParseRedisMember(t *testing.T) {
+	id := "-MU0100-abcdefghijkl"
+	tests := []struct {
+		name, member string
+		want         Peer
+		ok           bool
+	}{
+		{"IPv4, no place", id + "\x06\x7f\x00\x00\x01\x1a\xe1", Peer{Addr: netip.MustParseAddrPort("127.0.0.1:6881")}, true},
+		{"IPv6 with rack", id + "\x12" + string(netip.MustParseAddr("2001:db8::1").AsSlice()) + "\x1a\xe1east/r1",
+			Peer{Addr: netip.MustParseAddrPort("[2001:db8::1]:6881"), Place: Place{"east", "r1"}}, true},
+		{"datacenter only", id + "\x06\x0a\x00\x00\x02\x00\x50west", Peer{Addr: netip.MustParseAddrPort("10.0.0.2:80"), Place: Place{"west", ""}}, true},
+		{"short", id[:19], Peer{}, false},
+		{"bad address length", id + "\x05\x7f\x00\x00\x01\x1a", Peer{}, false},
+		{"address cut short", id + "\x06\x7f\x00", Peer{}, false},
+		{"bad place", id + "\x06\x7f\x00\x00\x01\x1a\xe1east/", Peer{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseRedisMember(tt.member)
+			if tt.ok {
+				copy(tt.want.ID[:], id)
+			}
+			if ok != tt.ok || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// FuzzParseRedisMember checks that a member the parser accepts encodes
+// back to the same bytes.
+func FuzzParseRedisMember(f *testing.F) {
+	id := "-MU0100-abcdefghijkl"
+	f.Add(id + "\x06\x7f\x00\x00\x01\x1a\xe1")
+	f.Add(id + "\x12" + string(netip.MustParseAddr("2001:db8::1").AsSlice()) + "\x1a\xe1east/r1")
+	f.Add(id + "\x06\x0a\x00\x00\x02\x00\x50west")
+	f.Fuzz(func(t *testing.T, m string) {
+		p, ok := parseRedisMember(m)
+		if !ok {
+			return
+		}
+		again := string(appendRedisPeer(append([]byte(nil), p.ID[:]...), p))
+		if again != m {
+			t.Errorf("member %q parsed as %+v encodes as %q", m, p, again)
 		}
 	})
 }
