@@ -58,6 +58,7 @@ type options struct {
 	rounds      int
 	store       string
 	storeOnly   bool
+	perRequest  bool
 }
 
 func main() {
@@ -73,6 +74,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each round runs every contender once, in alternating order")
 	flag.StringVar(&o.store, "store", "", `also measure murder on Redis: "redis" starts Debian's redis-server on a free port for each run; a redis:// URL uses that server and empties its DB (FLUSHDB) before each run`)
 	flag.BoolVar(&o.storeOnly, "store-only", false, "with -store, measure only murder on Redis, with keep-alive")
+	flag.BoolVar(&o.perRequest, "conn-per-request", true, "also measure murder (in memory) with a connection per request, as opentracker is")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench/tracker: %v\n", err)
@@ -131,9 +133,9 @@ func run(o options) error {
 			return cmd, cmd.Start()
 		}
 	}
-	contenders := []contender{
-		{name: "murder keep-alive", keepAlive: true, start: murderStarter("memory")},
-		{name: "murder conn/request", start: murderStarter("memory")},
+	contenders := []contender{{name: "murder keep-alive", keepAlive: true, start: murderStarter("memory")}}
+	if o.perRequest {
+		contenders = append(contenders, contender{name: "murder conn/request", start: murderStarter("memory")})
 	}
 	if o.store != "" {
 		rc := contender{name: "murder redis keep-alive", keepAlive: true, redis: redisStarter(o.store, tmp)}
