@@ -6,7 +6,7 @@
 --       gap (ms, 0 when unknown), torrent TTL (ms), max peers of the
 --       torrent, max torrents of the shard, random seed, prefix of the
 --       torrent's keys, FirstPeers, RemotePeers, the peer's datacenter and
---       rack ("" when unknown).
+--       rack ("" when unknown), how many expired peers to drop per list.
 -- Reply: seeders, leechers, downloaded, then up to numwant members.
 --
 -- A member names a peer: its id (20 bytes), the length of its compact
@@ -91,7 +91,7 @@ end
 -- was one of them.
 local selfgone = false
 local function trim(z)
-  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. ARGV[7], 'LIMIT', 0, 64)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. ARGV[7], 'LIMIT', 0, ARGV[20])
   if #gone > 0 then
     redis.call('ZREM', z, unpack(gone))
     for i = 1, #gone do

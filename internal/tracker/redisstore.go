@@ -300,11 +300,6 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// shardKey starts the keys of a shard; it holds the shard's hash tag of the shard an info hash belongs to.
-func (s *RedisStore) shardKey(shard int) string {
-	return fmt.Sprintf("%s{%02x}:", s.prefix, shard)
-}
-
 // keys returns a torrent's keys: its shard's torrent index, its seeders,
 // leechers, peer records and completed downloads.
 func (s *RedisStore) keys(ih *[20]byte) []string {
@@ -329,7 +324,7 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.ttl, s.maxGap,
 		min(clientGap(a.Peer.ID).Milliseconds(), s.maxGap), s.keep, s.maxPeers, s.maxTorrents,
 		rand.Int64N(1<<50), strings.TrimSuffix(keys[1], "seeders"), FirstPeers, RemotePeers,
-		a.Peer.Place.Datacenter, a.Peer.Place.Rack).Slice()
+		a.Peer.Place.Datacenter, a.Peer.Place.Rack, redisTrim).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "too many torrents") {
 			return dst, ScrapeStats{}, ErrStoreFull
