@@ -167,9 +167,11 @@ const (
 	steerMemory      = time.Second // a seed's refusal makes it be asked only for pieces no peer has
 	maxSuggested     = 64
 	haveDelay        = 40 * time.Millisecond // most a have waits for a write
-	offerTTL         = 2 * time.Second       // a suggested piece is kept for the peer
-	endgameDups      = 2                     // duplicate block requests per connection in endgame
-	notSentLowat     = 64 << 10              // unsent bytes a socket holds
+	minHaveDelay     = time.Millisecond
+	haveBatch        = 8               // pieces a have waits for at most (see flushLater)
+	offerTTL         = 2 * time.Second // a suggested piece is kept for the peer
+	endgameDups      = 2               // duplicate block requests per connection in endgame
+	notSentLowat     = 64 << 10        // unsent bytes a socket holds
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
@@ -250,7 +252,9 @@ type Swarm struct {
 	completedAt time.Time
 	lastClear   time.Time
 	closing     bool
-	flushArmed  bool // flushLater's timer is set
+	flushArmed  bool          // flushLater's timer is set
+	lastPiece   time.Time     // when the last piece was verified
+	pieceGap    time.Duration // between verified pieces, smoothed
 }
 
 // offer is a piece the seeder suggested to c at a time.

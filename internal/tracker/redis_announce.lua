@@ -15,7 +15,8 @@
 -- when the peer expires (ms); a peer is listed until then. Peers of known
 -- place are also listed under their datacenter (PREFIX d:DC:s and :l) and
 -- rack (PREFIX r:DC/RACK:s and :l), and PREFIX seeded counts the seeders
--- of each datacenter. A peer record (in the hash of records) is 's' or
+-- of each datacenter; PREFIX g:DC lists the datacenter's gateways and
+-- PREFIX gateways counts them per datacenter. A peer record (in the hash of records) is 's' or
 -- 'l', last announce (14 digits, ms), learned gap (10 digits, ms), then
 -- the member without the id.
 local idx, S, L, P, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -34,7 +35,7 @@ local T = ARGV[15]
 local firstpeers, remotepeers = tonumber(ARGV[16]), tonumber(ARGV[17])
 local mydc, myrack = ARGV[18], ARGV[19]
 local keylife = math.max(ttl, 2 * maxgap)
-local SEEDED = T .. 'seeded'
+local SEEDED, GATEWAYS = T .. 'seeded', T .. 'gateways'
 
 -- placeOf returns a member's datacenter and rack.
 local function placeOf(m)
@@ -68,6 +69,9 @@ end
 local function placeRemove(m, isS)
   local dc, rack = placeOf(m)
   if dc == '' then return end
+  if redis.call('ZREM', T .. 'g:' .. dc, m) == 1 and redis.call('HINCRBY', GATEWAYS, dc, -1) <= 0 then
+    redis.call('HDEL', GATEWAYS, dc)
+  end
   for i, k in ipairs(placeKeys(dc, rack, isS and ':s' or ':l')) do
     local n = redis.call('ZREM', k, m)
     if i == 1 and isS and n == 1 and redis.call('HINCRBY', SEEDED, dc, -1) <= 0 then
@@ -232,7 +236,10 @@ local function sample(lists, k, accept)
   return taken
 end
 
-if numwant > 0 then
+-- gateway: the peer is its datacenter's gateway (see place.go); becomes:
+-- it becomes one with this announce.
+local gateway, becomes = false, false
+if numwant > 0 or mydc ~= '' then -- a peer of known place may become a gateway
   math.randomseed(tonumber(ARGV[14]))
   local pool = {L}
   if not seeder then pool = {S, L} end
@@ -245,25 +252,30 @@ if numwant > 0 then
       if seeder then return {prefix .. ':l'} end
       return {prefix .. ':l', prefix .. ':s'}
     end
+    local ds = redis.call('ZCARD', T .. 'd:' .. mydc .. ':s')
+    local seeded = ds > 0
+    local mine = cur and not selfgone and placeOf(old) == mydc
+    if mine and was == 's' then
+      seeded = ds > 1 -- self does not count
+    end
+    local isGateway = mine and redis.call('ZSCORE', T .. 'g:' .. mydc, old) ~= false
+    gateway = not seeder and not seeded and
+      (isGateway or redis.call('ZCARD', T .. 'g:' .. mydc) < firstpeers)
+    becomes = gateway and not isGateway
+    local localwant = numwant
+    if gateway then localwant = numwant - math.floor(numwant / 2) end
     local got = 0
     if myrack ~= '' then
-      got = got + sample(lists(T .. 'r:' .. mydc .. '/' .. myrack), numwant, nil)
+      got = got + sample(lists(T .. 'r:' .. mydc .. '/' .. myrack), localwant, nil)
     end
-    got = got + sample(lists(T .. 'd:' .. mydc), numwant - got, function(m)
+    got = got + sample(lists(T .. 'd:' .. mydc), localwant - got, function(m)
       if myrack == '' then return true end
       local _, rack = placeOf(m)
       return rack ~= myrack
     end)
-    local ds = redis.call('ZCARD', T .. 'd:' .. mydc .. ':s')
-    local others = ds + redis.call('ZCARD', T .. 'd:' .. mydc .. ':l')
-    local seeded = ds > 0
-    if cur and not selfgone and placeOf(old) == mydc then
-      others = others - 1
-      seeded = ds > 1 or (was == 'l' and ds > 0)
-    end
     local room, r = numwant - got, 0
-    if room > 0 and not seeded then
-      if others < firstpeers then r = room else r = math.min(room, remotepeers) end
+    if room > 0 then
+      if gateway then r = room else r = math.min(room, remotepeers) end
     end
     if r > 0 then
       local function remote(m) return placeOf(m) ~= mydc end
@@ -271,19 +283,22 @@ if numwant > 0 then
       if not seeder then
         got = got + sample({S}, r, remote)
       end
-      local seededDCs = redis.call('HKEYS', SEEDED)
       local isSeeded = {}
-      for _, dc in ipairs(seededDCs) do
+      for _, dc in ipairs(redis.call('HKEYS', SEEDED)) do
         isSeeded[dc] = true
         if dc ~= mydc then
           got = got + sample({T .. 'd:' .. dc .. ':l'}, r - (got - mark), remote)
         end
       end
+      for _, dc in ipairs(redis.call('HKEYS', GATEWAYS)) do
+        if got - mark >= r then break end
+        if dc ~= mydc and not isSeeded[dc] then
+          got = got + sample({T .. 'g:' .. dc}, r - (got - mark), nil)
+        end
+      end
       if got == mark then
-        sample({L}, r, function(m)
-          local dc = placeOf(m)
-          return dc ~= mydc and not isSeeded[dc]
-        end)
+        -- No seeder and no gateway elsewhere: any remote peer.
+        sample({L}, r, remote)
       end
     end
   end
@@ -302,6 +317,12 @@ if cur or cs + cl < maxpeers then
   redis.call('ZADD', z, exp, member)
   if not cur or moved or selfgone then
     placeAdd(member, seeder, exp)
+  end
+  if becomes then
+    redis.call('ZADD', T .. 'g:' .. mydc, exp, member)
+    redis.call('PEXPIRE', T .. 'g:' .. mydc, keylife)
+    redis.call('HINCRBY', GATEWAYS, mydc, 1)
+    redis.call('PEXPIRE', GATEWAYS, keylife)
   end
   local added = redis.call('HSET', P, id, (seeder and 's' or 'l') .. string.format('%014d%010d', now, gap) .. suffix)
   -- A torrent's keys outlive its peers, whose longest life is 2 max gap:

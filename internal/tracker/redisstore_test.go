@@ -414,6 +414,35 @@ func checkRedisPlaceIndex(t *testing.T, st *RedisStore, ih [20]byte) {
 	if fmt.Sprint(seeded) != fmt.Sprint(wantSeeded) {
 		t.Fatalf("seeders per datacenter: got %v, want %v", seeded, wantSeeded)
 	}
+	// Gateways are leechers of their datacenter, counted per datacenter.
+	counts, err := st.rdb.HGetAll(ctx, prefix+"gateways").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gks, err := st.rdb.Keys(ctx, prefix+"g:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := map[string]string{}
+	for _, k := range gks {
+		dc := strings.TrimPrefix(k, prefix+"g:")
+		members, err := st.rdb.ZRange(ctx, k, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members {
+			if !want[prefix+"d:"+dc+":l"][m] {
+				t.Fatalf("gateway %q of %s is not a leecher there", m, dc)
+			}
+		}
+		if len(members) > FirstPeers {
+			t.Fatalf("%s has %d gateways, want at most %d", dc, len(members), FirstPeers)
+		}
+		wantCounts[dc] = fmt.Sprint(len(members))
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
+		t.Fatalf("gateways per datacenter: got %v, want %v", counts, wantCounts)
+	}
 }
 
 func TestParseRedisMember(t *testing.T) {
