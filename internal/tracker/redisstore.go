@@ -71,9 +71,12 @@ type RedisStoreConfig struct {
 // same swarms and a tracker that stops or restarts loses nothing.
 //
 // Each torrent has a sorted set of seeders and one of leechers (member:
-// peer id and compact address; score: when the peer expires), a hash from
-// peer id to its record (list, last announce, learned gap, address), and a
-// counter of completed downloads. One announce is one Lua script, so one
+// peer id, compact address and place; score: when the peer expires), a
+// hash from peer id to its record (list, last announce, learned gap,
+// member), a counter of completed downloads, and for peers of known place
+// the lists of each datacenter and rack, the seeders and gateways counted
+// per datacenter, so that peers are chosen by place as in MemStore (see
+// redis_announce.lua). One announce is one Lua script, so one
 // round trip: it drops up to redisTrim expired peers of each list, samples
 // the swarm with ZRANDMEMBER, records the peer and sets the keys to expire
 // with their longest-lived peer, and the counter TorrentTTL after the
