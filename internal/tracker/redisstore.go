@@ -52,7 +52,8 @@ type RedisStoreConfig struct {
 	// gets peers but is not listed. 0 means DefaultRedisMaxPeers.
 	MaxPeers int
 	// MaxTorrents caps the torrents announced within TorrentTTL: an
-	// announce for a new torrent beyond it fails with ErrStoreFull. 0 means
+	// announce for a new torrent beyond it fails with ErrStoreFull. Each of
+	// the 64 shards of info hashes holds a 64th of it. 0 means
 	// DefaultRedisMaxTorrents.
 	MaxTorrents int
 	// Timeout bounds one store operation, retries included; 0 means
