@@ -319,31 +319,62 @@ func TestFleetTasksTwice(t *testing.T) {
 	}
 }
 
+// twoTrackers starts a redis-server in the operator's host and writes an
+// inventory over hosts whose first two hosts are trackers on it.
+func (fb *fleetBed) twoTrackers(t *testing.T, name string, hosts ...*testbed.Host) string {
+	t.Helper()
+	testenv.Require(t, "redis-server")
+	rs := testenv.NewRedis(t.TempDir(), netip.AddrPortFrom(fb.ops.Addr(), 6379).String())
+	rs.Command = fb.ops.Command
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	inv := fb.inventory(t, name, "1s", hosts...)
+	body, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := fmt.Sprintf("[roles]\ntracker = [%q, %q]\n", "root@"+hosts[0].Addr().String(), "root@"+hosts[1].Addr().String())
+	body = []byte(strings.Replace(string(body), "[roles]\n", roles, 1) + "\n[tracker]\nstore = " + strconv.Quote(rs.URL()) + "\n")
+	if err := os.WriteFile(inv, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+// TestFleetDeployTwoTrackers deploys with two trackers on one Redis: both
+// start, the torrent lists both, every peer gets an exact copy, and both
+// trackers are stopped at the end.
+func TestFleetDeployTwoTrackers(t *testing.T) {
+	fb := newFleetBed(t, 4)
+	inv := fb.twoTrackers(t, "deploy-two.toml", fb.good...)
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v6", "--files-path", fb.src, "--destination-path", bedDest)
+	t.Logf("murder deploy:\n%s", out)
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	if n := strings.Count(out, "tracker started on"); n != 2 {
+		t.Errorf("deploy started %d trackers, want 2", n)
+	}
+	for _, h := range fb.good {
+		testenv.SameTree(t, fb.src, h.Path(bedDest+"/v6"), testenv.Mode)
+	}
+	for _, h := range fb.good[:2] {
+		if left := remote(t, h, "ls /tmp | grep '^murder-tracker' || true"); left != "" {
+			t.Errorf("%s: tracker files left: %s", h.Addr(), left)
+		}
+	}
+}
+
 // TestFleetTrackerFailover runs two trackers on one redis-server: the
 // tracker the torrent lists first is killed once the seeder announced to
 // it, and peers that start after it is gone find the seeder through the
 // second tracker and finish with exact copies.
 func TestFleetTrackerFailover(t *testing.T) {
 	fb := newFleetBed(t, 5)
-	testenv.Require(t, "redis-server")
-	rs := testenv.NewRedis(fb.work, netip.AddrPortFrom(fb.ops.Addr(), 6379).String())
-	rs.Command = fb.ops.Command
-	if err := rs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-
 	first, second := fb.good[0], fb.good[1]
-	inv := fb.inventory(t, "two-trackers.toml", "1s", fb.good...)
-	body, err := os.ReadFile(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roles := fmt.Sprintf("[roles]\ntracker = [%q, %q]\n", "root@"+first.Addr().String(), "root@"+second.Addr().String())
-	body = []byte(strings.Replace(string(body), "[roles]\n", roles, 1) + "\n[tracker]\nstore = " + strconv.Quote(rs.URL()) + "\n")
-	if err := os.WriteFile(inv, body, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	inv := fb.twoTrackers(t, "two-trackers.toml", fb.good...)
 	run := func(want string, args ...string) string {
 		t.Helper()
 		out, err := fb.murder(t, append([]string{"fleet", "-c", inv}, args...)...)
