@@ -324,7 +324,12 @@ func TestFleetTasksTwice(t *testing.T) {
 func (fb *fleetBed) twoTrackers(t *testing.T, name string, hosts ...*testbed.Host) string {
 	t.Helper()
 	testenv.Require(t, "redis-server")
-	rs := testenv.NewRedis(t.TempDir(), netip.AddrPortFrom(fb.ops.Addr(), 6379).String())
+	// Redis's directory must be one the hosts share: each has its own /tmp.
+	dir := filepath.Join(fb.work, "redis-"+name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rs := testenv.NewRedis(dir, netip.AddrPortFrom(fb.ops.Addr(), 6379).String())
 	rs.Command = fb.ops.Command
 	if err := rs.Start(); err != nil {
 		t.Fatal(err)
