@@ -97,7 +97,9 @@ type Result struct {
 	// AtBound is the mean fraction of the artifact the peers had once the
 	// Kumar-Ross bound had passed (0 if all finished before).
 	AtBound float64
-	WANIn    []float64
+	// WANIn is the bytes that entered each datacenter but the first over
+	// its WAN link, WANOut what left each datacenter, in units of Size.
+	WANIn, WANOut []float64
 	// Announces is how many announces the tracker answered.
 	Announces int64
 	// ConnsPerHost is the mean number of connections a peer had when it
@@ -348,8 +350,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	res.ConnsPerHost = float64(peaks) / float64(cfg.Hosts)
-	for _, d := range dcs[1:] {
-		res.WANIn = append(res.WANIn, float64(d.BytesIn())/float64(cfg.Size))
+	for i, d := range dcs {
+		if ndc == 1 {
+			break
+		}
+		if i > 0 {
+			res.WANIn = append(res.WANIn, float64(d.BytesIn())/float64(cfg.Size))
+		}
+		res.WANOut = append(res.WANOut, float64(d.BytesOut())/float64(cfg.Size))
 	}
 	res.Announces = announces.Load()
 	cancel()

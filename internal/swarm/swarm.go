@@ -191,8 +191,6 @@ type Swarm struct {
 	// superSeed is set for a swarm that starts as the seeder: until every
 	// piece went out once, it steers peers to pieces nobody has.
 	superSeed bool
-	// reqTimeout is requestTimeout; tests shorten it.
-	reqTimeout time.Duration
 
 	upLimit   *rate.Limiter
 	downLimit *rate.Limiter
@@ -335,7 +333,6 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		wake:        make(chan struct{}, 1),
 		upLimit:     newLimiter(cfg.UploadRate),
 		downLimit:   newLimiter(cfg.DownloadRate),
-		reqTimeout:  requestTimeout,
 	}
 	s.place = s.cfgPlace
 	if s.peerID == ([20]byte{}) {
@@ -660,7 +657,7 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 			c.nc.Close()
 			continue
 		}
-		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > s.reqTimeout {
+		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > requestTimeout {
 			if c.claim != nil {
 				// Stopped in the middle of a block: only closing the
 				// connection frees the block for other peers.
