@@ -210,7 +210,21 @@ local function sample(lists, k, accept)
         remaining, want = remaining - sizes[i], want - c
       end
       if c > 0 and 3 * c <= sizes[i] then
-        for _, m in ipairs(redis.call('ZRANDMEMBER', z, c)) do consider(m) end
+        -- c distinct members: the first distinct ones of draws with
+        -- repetition, which cost Redis no dictionary (ZRANDMEMBER with a
+        -- positive count builds one), topped up if too many repeat.
+        local seen, distinct = {}, 0
+        for _ = 1, 4 do
+          if distinct >= c then break end
+          local draws = c - distinct + math.ceil(c * c / sizes[i]) + 4
+          for _, m in ipairs(redis.call('ZRANDMEMBER', z, -draws)) do
+            if distinct < c and not seen[m] then
+              seen[m] = true
+              distinct = distinct + 1
+              consider(m)
+            end
+          end
+        end
       elseif c > 0 then
         local all = redis.call('ZRANGE', z, 0, -1)
         for j = 1, math.min(c, #all) do
