@@ -41,8 +41,8 @@ by itself. A torrent keeps at most 100,000 peers there (more get peers but
 are not listed) and at most 100,000 torrents are tracked per day. See
 docs/tracker-replicas.md.
 
-A peer that misses two of its announce intervals is dropped; a stopped event drops it at once. A peer's interval is
---interval, or the longer gap at which the peer is seen to re-announce:
+A peer that misses two of its announce intervals is dropped; a stopped
+event drops it at once. A peer's interval is --interval, or the longer gap at which the peer is seen to re-announce:
 libtorrent, for one, re-announces at most every 300 s whatever it is told,
 so libtorrent peers (and qBittorrent and Deluge, built on it) are kept 600 s
 from their first announce, and any peer that comes back later than asked is
