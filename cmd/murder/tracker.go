@@ -42,11 +42,12 @@ are not listed) and at most 100,000 torrents are tracked per day. See
 docs/tracker-replicas.md.
 
 A peer that misses two of its announce intervals is dropped; a stopped
-event drops it at once. A peer's interval is --interval, or the longer gap at which the peer is seen to re-announce:
-libtorrent, for one, re-announces at most every 300 s whatever it is told,
-so libtorrent peers (and qBittorrent and Deluge, built on it) are kept 600 s
-from their first announce, and any peer that comes back later than asked is
-kept for twice the gap it came back after. Peers get a random sample of the
+event drops it at once. A peer's interval is --interval, or the longer gap
+at which the peer is seen to re-announce: libtorrent, for one, re-announces
+at most every 300 s whatever it is told, so libtorrent peers (and
+qBittorrent and Deluge, built on it) are kept 600 s from their first
+announce, and any peer that comes back later than asked is kept for twice
+the gap it came back after. Peers get a random sample of the
 swarm, never themselves, and seeders get no other seeders.
 
 Peers in several datacenters: with --topology FILE (or when peers announce
