@@ -16,7 +16,7 @@
 -- place are also listed under their datacenter (PREFIX d:DC:s and :l) and
 -- rack (PREFIX r:DC/RACK:s and :l), and PREFIX seeded counts the seeders
 -- of each datacenter; PREFIX g:DC lists the datacenter's gateways and
--- PREFIX gateways counts them per datacenter. A peer record (in the hash of records) is 's' or
+-- PREFIX gw every gateway. A peer record (in the hash of records) is 's' or
 -- 'l', last announce (14 digits, ms), learned gap (10 digits, ms), then
 -- the member without the id.
 local idx, S, L, P, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -35,7 +35,7 @@ local T = ARGV[15]
 local firstpeers, remotepeers = tonumber(ARGV[16]), tonumber(ARGV[17])
 local mydc, myrack = ARGV[18], ARGV[19]
 local keylife = math.max(ttl, 2 * maxgap)
-local SEEDED, GATEWAYS = T .. 'seeded', T .. 'gateways'
+local SEEDED, GATEWAYS = T .. 'seeded', T .. 'gw'
 
 -- placeOf returns a member's datacenter and rack.
 local function placeOf(m)
@@ -69,8 +69,8 @@ end
 local function placeRemove(m, isS)
   local dc, rack = placeOf(m)
   if dc == '' then return end
-  if redis.call('ZREM', T .. 'g:' .. dc, m) == 1 and redis.call('HINCRBY', GATEWAYS, dc, -1) <= 0 then
-    redis.call('HDEL', GATEWAYS, dc)
+  if redis.call('ZREM', T .. 'g:' .. dc, m) == 1 then
+    redis.call('ZREM', GATEWAYS, m)
   end
   for i, k in ipairs(placeKeys(dc, rack, isS and ':s' or ':l')) do
     local n = redis.call('ZREM', k, m)
@@ -297,17 +297,16 @@ if numwant > 0 or mydc ~= '' then -- a peer of known place may become a gateway
       if not seeder then
         got = got + sample({S}, r, remote)
       end
+      local seededDCs = redis.call('HKEYS', SEEDED)
       local isSeeded = {}
-      for _, dc in ipairs(redis.call('HKEYS', SEEDED)) do
-        isSeeded[dc] = true
+      for _, dc in ipairs(seededDCs) do isSeeded[dc] = true end
+      got = got + sample({GATEWAYS}, r - (got - mark), function(m)
+        local dc = placeOf(m)
+        return dc ~= mydc and not isSeeded[dc]
+      end)
+      for _, dc in ipairs(seededDCs) do
         if dc ~= mydc then
           got = got + sample({T .. 'd:' .. dc .. ':l'}, r - (got - mark), remote)
-        end
-      end
-      for _, dc in ipairs(redis.call('HKEYS', GATEWAYS)) do
-        if got - mark >= r then break end
-        if dc ~= mydc and not isSeeded[dc] then
-          got = got + sample({T .. 'g:' .. dc}, r - (got - mark), nil)
         end
       end
       if got == mark then
@@ -335,7 +334,7 @@ if cur or cs + cl < maxpeers then
   if becomes then
     redis.call('ZADD', T .. 'g:' .. mydc, exp, member)
     redis.call('PEXPIRE', T .. 'g:' .. mydc, keylife)
-    redis.call('HINCRBY', GATEWAYS, mydc, 1)
+    redis.call('ZADD', GATEWAYS, exp, member)
     redis.call('PEXPIRE', GATEWAYS, keylife)
   end
   local added = redis.call('HSET', P, id, (seeder and 's' or 'l') .. string.format('%014d%010d', now, gap) .. suffix)

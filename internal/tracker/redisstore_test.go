@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -414,8 +415,9 @@ func checkRedisPlaceIndex(t *testing.T, st *RedisStore, ih [20]byte) {
 	if fmt.Sprint(seeded) != fmt.Sprint(wantSeeded) {
 		t.Fatalf("seeders per datacenter: got %v, want %v", seeded, wantSeeded)
 	}
-	// Gateways are leechers of their datacenter, counted per datacenter.
-	counts, err := st.rdb.HGetAll(ctx, prefix+"gateways").Result()
+	// Gateways are leechers of their datacenter, at most FirstPeers of
+	// each, and the list of every gateway holds each datacenter's.
+	all, err := st.rdb.ZRange(ctx, prefix+"gw", 0, -1).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +425,7 @@ func checkRedisPlaceIndex(t *testing.T, st *RedisStore, ih [20]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCounts := map[string]string{}
+	n := 0
 	for _, k := range gks {
 		dc := strings.TrimPrefix(k, prefix+"g:")
 		members, err := st.rdb.ZRange(ctx, k, 0, -1).Result()
@@ -434,14 +436,17 @@ func checkRedisPlaceIndex(t *testing.T, st *RedisStore, ih [20]byte) {
 			if !want[prefix+"d:"+dc+":l"][m] {
 				t.Fatalf("gateway %q of %s is not a leecher there", m, dc)
 			}
+			if !slices.Contains(all, m) {
+				t.Fatalf("gateway %q of %s is missing from the list of every gateway", m, dc)
+			}
 		}
 		if len(members) > FirstPeers {
 			t.Fatalf("%s has %d gateways, want at most %d", dc, len(members), FirstPeers)
 		}
-		wantCounts[dc] = fmt.Sprint(len(members))
+		n += len(members)
 	}
-	if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
-		t.Fatalf("gateways per datacenter: got %v, want %v", counts, wantCounts)
+	if n != len(all) {
+		t.Fatalf("%d gateways by datacenter, %d in the list of every gateway", n, len(all))
 	}
 }
 
