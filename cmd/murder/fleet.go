@@ -252,17 +252,17 @@ it again is cheap.`, false, func(inv *fleet.Inventory) []fleet.Host { return inv
   murder fleet -c murder.toml distribute-files --binary ./dist/murder-linux-arm64`
 
 	startTracker := task("start-tracker", "Start the tracker (detached) unless it runs, and wait until it answers",
-		`start-tracker starts murder tracker on the tracker host, listening on
-tracker_port, as a background process with its pid and log files in the
-temp path, and waits until it answers. A tracker that already runs is left
-as it is.`, false, func(inv *fleet.Inventory) []fleet.Host { return []fleet.Host{inv.Tracker} },
+		`start-tracker starts murder tracker on each tracker host, listening on
+tracker_port (with --store from [tracker] store), as a background process
+with its pid and log files in the temp path, and waits until it answers.
+A tracker that already runs is left as it is.`, false, func(inv *fleet.Inventory) []fleet.Host { return inv.Trackers },
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
 			_, err := fl.StartTracker(cmd.Context())
 			return err
 		})
 	stopTracker := task("stop-tracker", "Stop the tracker (succeeds when it is not running)",
-		`stop-tracker stops the tracker that start-tracker started on the tracker
-host. Stopping a tracker that is not running succeeds.`, false, func(inv *fleet.Inventory) []fleet.Host { return []fleet.Host{inv.Tracker} },
+		`stop-tracker stops the tracker that start-tracker started on each tracker
+host. Stopping a tracker that is not running succeeds.`, false, func(inv *fleet.Inventory) []fleet.Host { return inv.Trackers },
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
 			return fl.StopTracker(cmd.Context())
 		})
