@@ -189,6 +189,16 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
 	f.say("  %d/%d peers have %s in place (%s each) in %s", rep.Succeeded, rep.Hosts, tag, humanBytes(size), roundDur(rep.Elapsed))
+	for _, d := range rep.Datacenters {
+		name, last := d.Name, "-"
+		if name == "" {
+			name = "(none)"
+		}
+		if d.Succeeded > 0 {
+			last = roundDur(d.LastInPlace.Sub(start)).String()
+		}
+		f.say("    datacenter %s: %d/%d peers, %s, the last in place after %s", name, d.Succeeded, d.Hosts, humanBytes(d.Bytes), last)
+	}
 	return rep, err
 }
 

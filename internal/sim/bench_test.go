@@ -24,6 +24,7 @@ var (
 	benchLatency  = flag.Duration("sim.latency", 100*time.Microsecond, "one-way latency into every host")
 	benchDCs      = flag.Int("sim.dcs", 1, "datacenters")
 	benchWAN      = flag.String("sim.wan", "100Mbit", "each datacenter's WAN link, each way (with -dcs > 1)")
+	benchUnplaced = flag.Bool("sim.unplaced", false, "hosts do not tell the tracker their datacenter")
 	benchPiece    = flag.String("sim.piece-size", "", "piece length (default: murder's choice)")
 	benchSlow     = flag.Float64("sim.slow", 0, "fraction of peers on -slow-rate links")
 	benchSlowRate = flag.String("sim.slow-rate", "100Mbit", "link of the slow peers")
@@ -49,7 +50,9 @@ type benchResult struct {
 	Missing      int       `json:"missing"`
 	Stopped      int       `json:"stopped"`
 	SeederSentF  float64   `json:"seeder_sent_f"`
+	AtBound      float64   `json:"done_at_bound"`
 	WANInF       []float64 `json:"wan_in_f,omitempty"`
+	WANOutF      []float64 `json:"wan_out_f,omitempty"`
 	AnnouncesPS  float64   `json:"announces_per_s"`
 	ConnsPerHost float64   `json:"conns_per_host"`
 	WallS        float64   `json:"wall_s"`
@@ -78,15 +81,18 @@ func TestBench(t *testing.T) {
 		N: res.Hosts, Size: res.Size, Pieces: res.Pieces, RateBps: rate,
 		BoundS: res.Bound.Seconds(), FirstS: res.Quantile(0).Seconds(), MedianS: res.Quantile(0.5).Seconds(),
 		P99S: res.Quantile(0.99).Seconds(), LastS: res.Quantile(1).Seconds(), Missing: res.Missing, Stopped: res.Stopped,
-		SeederSentF: res.SeedSent, WANInF: res.WANIn, AnnouncesPS: float64(res.Announces) / res.Virtual.Seconds(),
+		SeederSentF: res.SeedSent, AtBound: res.AtBound, WANInF: res.WANIn, WANOutF: res.WANOut, AnnouncesPS: float64(res.Announces) / res.Virtual.Seconds(),
 		ConnsPerHost: res.ConnsPerHost, WallS: time.Since(wall).Seconds(), MaxRSSMiB: float64(ru.Maxrss) / 1024,
 	}
 	b := out.BoundS
 	fmt.Printf("%d peers, %d bytes in %d pieces, links %.0f Mbit/s, bound %.3f s\n", out.N, out.Size, out.Pieces, float64(rate)*8/1e6, b)
 	fmt.Printf("first %.3f s (%.3f x bound), median %.3f s (%.3f x), p99 %.3f s (%.3f x), last %.3f s (%.3f x)\n",
 		out.FirstS, out.FirstS/b, out.MedianS, out.MedianS/b, out.P99S, out.P99S/b, out.LastS, out.LastS/b)
-	fmt.Printf("missing %d, stopped %d, seeder sent %.2f F, WAN in %v F, %.1f announces/s, %.1f connections per host\n",
-		out.Missing, out.Stopped, out.SeederSentF, out.WANInF, out.AnnouncesPS, out.ConnsPerHost)
+	fmt.Printf("missing %d, stopped %d, seeder sent %.2f F, %.1f announces/s, %.1f connections per host, %.3f of the artifact done at the bound\n",
+		out.Missing, out.Stopped, out.SeederSentF, out.AnnouncesPS, out.ConnsPerHost, out.AtBound)
+	if len(out.WANOutF) > 0 {
+		fmt.Printf("WAN: into datacenters 2.. %.2f F, out of datacenters 1.. %.2f F\n", out.WANInF, out.WANOutF)
+	}
 	fmt.Printf("wall %.1f s, max RSS %.0f MiB\n", out.WallS, out.MaxRSSMiB)
 	fmt.Println("# seconds hosts_done")
 	for i, d := range res.Done {
@@ -136,7 +142,7 @@ func benchConfig() (Config, int64, error) {
 	return Config{
 		Hosts: *benchN, Size: size, PieceSize: piece,
 		Link: l, SeedLink: Link{Up: seedRate, Down: seedRate, Latency: *benchLatency},
-		Datacenters: *benchDCs, WAN: wan,
+		Datacenters: *benchDCs, WAN: wan, Unplaced: *benchUnplaced,
 		Slow: *benchSlow, SlowLink: Link{Up: slow, Down: slow, Latency: *benchLatency},
 		Late: *benchLate, LateBy: *benchLateBy, Stop: *benchStop,
 		MaxConns: *benchConns, Seed: *benchSeed,

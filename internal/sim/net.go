@@ -262,26 +262,49 @@ func (l *link) serve(ctx context.Context) {
 			}
 			continue
 		}
-		if s.p.dead() {
+		if s.p != nil && s.p.dead() {
 			s.p.drop(s)
 			continue
 		}
 		if l.rate > 0 {
-			time.Sleep(time.Duration(int64(len(s.b)) * int64(time.Second) / l.rate))
+			time.Sleep(time.Duration(s.wire() * int64(time.Second) / l.rate))
 			if ctx.Err() != nil {
 				return
 			}
+		}
+		if s.p == nil {
+			continue // an acknowledgement, which only takes its time
 		}
 		l.bytes.Add(int64(len(s.b)))
 		s.p.forward(s)
 	}
 }
 
-// segment is a piece of one direction of a connection on its way.
+// TCP over Ethernet: a link carries headers with every MSS of payload,
+// and the receiver sends an acknowledgement of headers alone for every two
+// (delayed ACK), which takes time on its own uplink. Links are paced on
+// these wire bytes, as the test bed's tbf paces them, and count payload.
+const (
+	mss         = 1448
+	headerBytes = 14 + 20 + 32 // Ethernet, IPv4, TCP with timestamps
+)
+
+// wire returns the bytes s takes on a link.
+func (s *segment) wire() int64 {
+	if s.p == nil {
+		return int64(s.ack)
+	}
+	n := int64(len(s.b))
+	return n + (n+mss-1)/mss*headerBytes
+}
+
+// segment is a piece of one direction of a connection on its way, or an
+// acknowledgement (p nil) of ack wire bytes.
 type segment struct {
+	ack int
 	p   *pipe
 	b   []byte
-	buf *[]byte
+	buf *[]byte   // from the pool, or nil
 	hop int       // index in p.path of the link it is on
 	due time.Time // when its delay ends
 }
@@ -289,10 +312,11 @@ type segment struct {
 // pipe is one direction of a connection: what one end writes and the
 // other reads. Its segments cross path, with delay before the last link.
 type pipe struct {
-	n      *Network
-	path   []*link
-	delay  time.Duration
-	window int
+	n       *Network
+	path    []*link
+	ackLink *link // the receiver's uplink, which carries the acknowledgements
+	delay   time.Duration
+	window  int
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -310,7 +334,7 @@ type pipe struct {
 }
 
 func (n *Network) newPipe(src, dst *Host) *pipe {
-	p := &pipe{n: n, path: []*link{src.up}, delay: dst.link.Latency}
+	p := &pipe{n: n, path: []*link{src.up}, ackLink: dst.up, delay: dst.link.Latency}
 	if src.dc != dst.dc && src.dc != nil && dst.dc != nil {
 		p.path = append(p.path, src.dc.out, dst.dc.in)
 	}
@@ -336,8 +360,14 @@ func (p *pipe) dead() bool {
 }
 
 // drop discards a segment of a connection that was reset.
-func (p *pipe) drop(s *segment) {
-	p.n.pool.Put(s.buf)
+func (p *pipe) drop(s *segment) { p.n.free(s) }
+
+// free returns s's buffer to the pool.
+func (n *Network) free(s *segment) {
+	if s.buf != nil {
+		n.pool.Put(s.buf)
+		s.buf = nil
+	}
 }
 
 // forward moves s past the link it just crossed.
@@ -354,6 +384,7 @@ func (p *pipe) forward(s *segment) {
 		p.rq = append(p.rq, s)
 		p.mu.Unlock()
 		p.cond.Broadcast()
+		p.ackLink.push(&segment{ack: ((len(s.b)+mss-1)/mss + 1) / 2 * headerBytes})
 	case s.hop == len(p.path)-1 && p.delay > 0:
 		p.mu.Lock()
 		s.due = time.Now().Add(p.delay)
@@ -410,8 +441,14 @@ func (p *pipe) write(b []byte) (int, error) {
 		k := min(len(b), segmentSize)
 		p.inflight += k
 		p.mu.Unlock()
-		buf := p.n.pool.Get().(*[]byte)
-		s := &segment{p: p, b: (*buf)[:k], buf: buf}
+		s := &segment{p: p}
+		if k < segmentSize/4 {
+			// Small writes (haves, requests) take only their size.
+			s.b = make([]byte, k)
+		} else {
+			s.buf = p.n.pool.Get().(*[]byte)
+			s.b = (*s.buf)[:k]
+		}
 		copy(s.b, b[:k])
 		b = b[k:]
 		n += k
@@ -448,7 +485,7 @@ func (p *pipe) read(b []byte) (int, error) {
 			p.rq[0] = nil
 			p.rq = p.rq[1:]
 			p.roff = 0
-			p.n.pool.Put(s.buf)
+			p.n.free(s)
 		}
 	}
 	p.cond.Broadcast()
@@ -460,7 +497,7 @@ func (p *pipe) closeRead() {
 	p.mu.Lock()
 	p.rclosed = true
 	for _, s := range p.rq {
-		p.n.pool.Put(s.buf)
+		p.n.free(s)
 	}
 	p.rq = nil
 	p.mu.Unlock()

@@ -54,6 +54,9 @@ type Config struct {
 	// first. WAN is each datacenter's link to the others, each way.
 	Datacenters int
 	WAN         int64
+	// Unplaced hosts do not tell the tracker their datacenter, so peers
+	// are chosen as if there were one.
+	Unplaced bool
 	// Slow hosts (a fraction of the peers, chosen by Seed) get SlowLink
 	// instead of Link.
 	Slow     float64
@@ -86,12 +89,17 @@ type Result struct {
 	Hosts    int
 	Size     int64
 	Pieces   int
-	Bound    time.Duration // the Kumar-Ross lower bound
+	Bound    time.Duration // the Kumar-Ross lower bound, and F/WAN across datacenters
 	Done     []time.Duration
 	Missing  int     // peers that did not finish (stopped ones excluded)
 	Stopped  int     // peers that stopped on purpose
 	SeedSent float64 // bytes the seeder uploaded, in units of Size
-	WANIn    []float64
+	// AtBound is the mean fraction of the artifact the peers had once the
+	// Kumar-Ross bound had passed (0 if all finished before).
+	AtBound float64
+	// WANIn is the bytes that entered each datacenter but the first over
+	// its WAN link, WANOut what left each datacenter, in units of Size.
+	WANIn, WANOut []float64
 	// Announces is how many announces the tracker answered.
 	Announces int64
 	// ConnsPerHost is the mean number of connections a peer had when it
@@ -233,11 +241,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			full.SetAll()
 		}
 		hs.store = &Store{data: data}
+		place := ""
+		if ndc > 1 && !cfg.Unplaced {
+			place = dc.Name
+		}
 		hs.sw, err = swarm.New(swarm.Config{
 			ListenAddr:  ":0",
 			MaxConns:    cfg.MaxConns,
 			Logger:      hostLogger(log, i, hs.h.Addr()),
 			Network:     hs.h,
+			Datacenter:  place,
 			HTTPClient:  hc,
 			ReadBuffer:  cfg.ReadBuffer,
 			WriteBuffer: cfg.WriteBuffer,
@@ -288,9 +301,37 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		})
 	}
+	// How far the peers are when the bound has passed: what is left then
+	// is the tail the bound does not account for.
+	atBound := make(chan float64, 1)
+	go func() {
+		t := time.NewTimer(Bound(cfg.Size, cfg.SeedLink.Up, ups, downs))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			atBound <- 0
+			return
+		}
+		var sum float64
+		for _, hs := range hosts[1:] {
+			st := hs.sw.Stats()
+			sum += float64(st.BytesDone) / float64(st.BytesTotal)
+		}
+		atBound <- sum / float64(cfg.Hosts)
+	}()
 	done.Wait()
 	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), Virtual: time.Since(start),
 		Bound: Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)}
+	if ndc > 1 && cfg.WAN > 0 {
+		// Each other datacenter takes in at least one copy over its WAN
+		// link.
+		res.Bound = max(res.Bound, time.Duration(float64(cfg.Size)/float64(cfg.WAN)*float64(time.Second)))
+	}
+	select {
+	case res.AtBound = <-atBound:
+	default:
+	}
 	res.SeedSent = float64(hosts[0].sw.Stats().Uploaded) / float64(cfg.Size)
 	var peaks int
 	var errs []error
@@ -309,8 +350,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	res.ConnsPerHost = float64(peaks) / float64(cfg.Hosts)
-	for _, d := range dcs[1:] {
-		res.WANIn = append(res.WANIn, float64(d.BytesIn())/float64(cfg.Size))
+	for i, d := range dcs {
+		if ndc == 1 {
+			break
+		}
+		if i > 0 {
+			res.WANIn = append(res.WANIn, float64(d.BytesIn())/float64(cfg.Size))
+		}
+		res.WANOut = append(res.WANOut, float64(d.BytesOut())/float64(cfg.Size))
 	}
 	res.Announces = announces.Load()
 	cancel()

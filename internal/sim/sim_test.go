@@ -70,7 +70,10 @@ func within(t *testing.T, what string, got, want, tol time.Duration) {
 
 func TestNetworkPaces(t *testing.T) {
 	const size = 1 << 20
-	seg := func(rate int64) time.Duration { return time.Duration(segmentSize * int64(time.Second) / rate) }
+	// Links pace wire bytes: payload plus TCP/IP headers per MSS.
+	wire := (&segment{b: make([]byte, segmentSize), p: &pipe{}}).wire()
+	scale := func(d time.Duration) time.Duration { return d * time.Duration(wire) / segmentSize }
+	seg := func(rate int64) time.Duration { return time.Duration(wire * int64(time.Second) / rate) }
 	t.Run("one flow", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -81,7 +84,7 @@ func TestNetworkPaces(t *testing.T) {
 			got := transfer(t, b, []*Host{a}, size)
 			// The dial's round trip, the bytes at 1 MiB/s, and the last
 			// segment's latency and second link.
-			want := 20*time.Millisecond + time.Second + 10*time.Millisecond + seg(1<<20)
+			want := 20*time.Millisecond + scale(time.Second) + 10*time.Millisecond + seg(1<<20)
 			within(t, "1 MiB at 1 MiB/s", got[0], want, seg(1<<20))
 			if a.BytesSent() != size || b.BytesReceived() != size {
 				t.Errorf("links carried %d and %d bytes, want %d", a.BytesSent(), b.BytesReceived(), size)
@@ -105,7 +108,7 @@ func TestNetworkPaces(t *testing.T) {
 			// Two flows share the receiver's 1 MiB/s: both end after
 			// about 2 s.
 			for i, d := range got {
-				within(t, "flow "+string(rune('A'+i)), d, 2*time.Second, 100*time.Millisecond)
+				within(t, "flow "+string(rune('A'+i)), d, scale(2*time.Second), 100*time.Millisecond)
 			}
 			cancel()
 			nw.Wait()
@@ -121,12 +124,12 @@ func TestNetworkPaces(t *testing.T) {
 			b, _ := nw.AddHost(hostAddr(1), west, l)
 			c, _ := nw.AddHost(hostAddr(2), west, l)
 			got := transfer(t, b, []*Host{a}, size)
-			within(t, "1 MiB over a 512 KiB/s WAN", got[0], 2*time.Second, 50*time.Millisecond)
+			within(t, "1 MiB over a 512 KiB/s WAN", got[0], scale(2*time.Second), 50*time.Millisecond)
 			if west.BytesIn() != size || east.BytesOut() != size {
 				t.Errorf("WAN carried %d in, %d out; want %d", west.BytesIn(), east.BytesOut(), size)
 			}
 			got = transfer(t, c, []*Host{b}, size)
-			within(t, "1 MiB inside a datacenter at 4 MiB/s", got[0], 250*time.Millisecond, 20*time.Millisecond)
+			within(t, "1 MiB inside a datacenter at 4 MiB/s", got[0], scale(250*time.Millisecond), 20*time.Millisecond)
 			if west.BytesIn() != size {
 				t.Errorf("traffic inside west crossed its WAN link: %d bytes in, want %d", west.BytesIn(), size)
 			}

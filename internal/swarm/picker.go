@@ -493,6 +493,11 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	}
 	s.have.Set(p.index)
 	s.dropActive(p)
+	now := s.clock.Now()
+	if !s.lastPiece.IsZero() {
+		s.pieceGap = (3*s.pieceGap + now.Sub(s.lastPiece)) / 4
+	}
+	s.lastPiece = now
 	s.bytesDone += int64(p.size)
 	full := s.have.Full()
 	have := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Have, Index: uint32(p.index)})

@@ -167,9 +167,11 @@ const (
 	steerMemory      = time.Second // a seed's refusal makes it be asked only for pieces no peer has
 	maxSuggested     = 64
 	haveDelay        = 40 * time.Millisecond // most a have waits for a write
-	offerTTL         = 2 * time.Second       // a suggested piece is kept for the peer
-	endgameDups      = 2                     // duplicate block requests per connection in endgame
-	notSentLowat     = 64 << 10              // unsent bytes a socket holds
+	minHaveDelay     = time.Millisecond
+	haveBatch        = 8               // pieces a have waits for at most (see flushLater)
+	offerTTL         = 2 * time.Second // a suggested piece is kept for the peer
+	endgameDups      = 2               // duplicate block requests per connection in endgame
+	notSentLowat     = 64 << 10        // unsent bytes a socket holds
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
@@ -189,8 +191,6 @@ type Swarm struct {
 	// superSeed is set for a swarm that starts as the seeder: until every
 	// piece went out once, it steers peers to pieces nobody has.
 	superSeed bool
-	// reqTimeout is requestTimeout; tests shorten it.
-	reqTimeout time.Duration
 
 	upLimit   *rate.Limiter
 	downLimit *rate.Limiter
@@ -250,7 +250,9 @@ type Swarm struct {
 	completedAt time.Time
 	lastClear   time.Time
 	closing     bool
-	flushArmed  bool // flushLater's timer is set
+	flushArmed  bool          // flushLater's timer is set
+	lastPiece   time.Time     // when the last piece was verified
+	pieceGap    time.Duration // between verified pieces, smoothed
 }
 
 // offer is a piece the seeder suggested to c at a time.
@@ -331,7 +333,6 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		wake:        make(chan struct{}, 1),
 		upLimit:     newLimiter(cfg.UploadRate),
 		downLimit:   newLimiter(cfg.DownloadRate),
-		reqTimeout:  requestTimeout,
 	}
 	s.place = s.cfgPlace
 	if s.peerID == ([20]byte{}) {
@@ -656,7 +657,7 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 			c.nc.Close()
 			continue
 		}
-		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > s.reqTimeout {
+		if len(c.reqs) > 0 && now.Sub(c.lastBlock) > requestTimeout {
 			if c.claim != nil {
 				// Stopped in the middle of a block: only closing the
 				// connection frees the block for other peers.

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
@@ -264,16 +265,13 @@ type testPeer struct {
 	// every piece
 	badBlock int
 	id       [20]byte
+	net      Network // where it listens
 	served   atomic.Int64
 	wg       sync.WaitGroup
 }
 
 func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...func(*testPeer)) *testPeer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &testPeer{ln: ln, mi: mi, data: data, badBlock: -1}
+	b := &testPeer{mi: mi, data: data, badBlock: -1, net: tcpNetwork{}}
 	copy(b.id[:], "-XX0001-goodtestpeer")
 	if data == nil {
 		copy(b.id[:], "-XX0001-corruptpeer!")
@@ -281,6 +279,11 @@ func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...fun
 	for _, o := range opts {
 		o(b)
 	}
+	ln, err := b.net.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ln = ln
 	b.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -590,26 +593,27 @@ func TestTrackerSwarm(t *testing.T) {
 	}
 }
 
+// TestStalledPeerRequestsMoveOn runs in virtual time over pipes: the
+// request timeout passes at once.
 func TestStalledPeerRequestsMoveOn(t *testing.T) {
-	mi, data := makeTorrent(t, 1<<20, 64<<10, nil)
-	stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stall = true })
-	p, path := newNode(t, mi, nil, false, Config{})
-	p.reqTimeout = 300 * time.Millisecond
-	seeder, _ := newNode(t, mi, data, true, Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	wait := runAll(t, ctx, p, seeder)
-	p.AddPeer(stall.addr())
-	for i := 0; stall.served.Load() == 0 && i < 1000; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if stall.served.Load() == 0 {
-		t.Fatal("the stalling peer got no requests")
-	}
-	// Its requests time out and return to the picker.
-	released := false
-	for i := 0; !released && i < 500; i++ {
-		time.Sleep(10 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		mi, data := makeTorrent(t, 1<<20, 64<<10, nil)
+		pn := newPipeNet()
+		stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stall = true; b.net = pn.host() })
+		p, path := newNode(t, mi, nil, false, Config{Network: pn.host()})
+		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host()})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		wait := runAll(t, ctx, p, seeder)
+		p.AddPeer(stall.addr())
+		synctest.Wait()
+		time.Sleep(time.Second)
+		if stall.served.Load() == 0 {
+			t.Fatal("the stalling peer got no requests")
+		}
+		// Its requests time out and return to the picker.
+		time.Sleep(requestTimeout + 2*tickEvery)
+		released := false
 		p.mu.Lock()
 		for c := range p.conns {
 			if c.addr == stall.addr() && c.snubbed && len(c.reqs) <= 2 {
@@ -617,15 +621,15 @@ func TestStalledPeerRequestsMoveOn(t *testing.T) {
 			}
 		}
 		p.mu.Unlock()
-	}
-	if !released {
-		t.Fatal("requests to the stalling peer were not released")
-	}
-	p.AddPeer(addrOf(t, seeder))
-	waitComplete(t, ctx, p)
-	cancel()
-	wait()
-	checkFile(t, path, data)
+		if !released {
+			t.Fatal("requests to the stalling peer were not released")
+		}
+		p.AddPeer(addrOf(t, seeder))
+		waitComplete(t, ctx, p)
+		cancel()
+		wait()
+		checkFile(t, path, data)
+	})
 }
 
 // TestPeerStalledMidBlock has a peer stop in the middle of a block, which
@@ -634,36 +638,36 @@ func TestStalledPeerRequestsMoveOn(t *testing.T) {
 // over while it waits, and once the request times out the stalled
 // connection is dropped so the block can come from elsewhere.
 func TestPeerStalledMidBlock(t *testing.T) {
-	mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
-	stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stallMidBlock = true })
-	p, path := newNode(t, mi, nil, false, Config{})
-	p.reqTimeout = 500 * time.Millisecond
-	seeder, _ := newNode(t, mi, data, true, Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	wait := runAll(t, ctx, p, seeder)
-	p.AddPeer(stall.addr())
-	claimed := false
-	for i := 0; !claimed && i < 1000; i++ {
-		time.Sleep(10 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
+		pn := newPipeNet()
+		stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stallMidBlock = true; b.net = pn.host() })
+		p, path := newNode(t, mi, nil, false, Config{Network: pn.host()})
+		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host()})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		wait := runAll(t, ctx, p, seeder)
+		p.AddPeer(stall.addr())
+		time.Sleep(time.Second)
+		claimed := false
 		p.mu.Lock()
 		for c := range p.conns {
 			claimed = claimed || c.claim != nil
 		}
 		p.mu.Unlock()
-	}
-	if !claimed {
-		t.Fatal("no block was being received from the stalling peer")
-	}
-	p.AddPeer(addrOf(t, seeder))
-	waitComplete(t, ctx, p)
-	got := p.downloaded.Load()
-	cancel()
-	wait()
-	checkFile(t, path, data)
-	if limit := int64(len(data)) + 8*peerwire.BlockSize; got > limit {
-		t.Errorf("downloaded %d bytes for a %d-byte torrent", got, len(data))
-	}
+		if !claimed {
+			t.Fatal("no block was being received from the stalling peer")
+		}
+		p.AddPeer(addrOf(t, seeder))
+		waitComplete(t, ctx, p)
+		got := p.downloaded.Load()
+		cancel()
+		wait()
+		checkFile(t, path, data)
+		if limit := int64(len(data)) + 8*peerwire.BlockSize; got > limit {
+			t.Errorf("downloaded %d bytes for a %d-byte torrent", got, len(data))
+		}
+	})
 }
 
 func TestSimultaneousDialsKeepOneConnection(t *testing.T) {

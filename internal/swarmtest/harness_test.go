@@ -67,6 +67,8 @@ const (
 	peerPort    = "6881" // murder seed and murder peer listen here
 	destDir     = "/srv/murder"
 	srcDir      = "/srv/murder/src" // on the seeder host
+	// topologyPath is the tracker's topology file, on the tracker host.
+	topologyPath = "/tmp/topology.toml"
 )
 
 // options shape one swarm.
@@ -76,20 +78,25 @@ type options struct {
 	link      testbed.Link
 	pieceSize string
 	interval  string // tracker announce interval
+	// datacenters, when set, builds the bed as these datacenters (the
+	// tracker and the seeder are the first two hosts of the first) and
+	// runs the tracker with the bed's topology; peers is then ignored.
+	datacenters []testbed.Datacenter
 }
 
 // swarm is a tracker (host 0), a seeder (host 1) and peers (hosts 2...)
 // on one bed.
 type swarm struct {
-	t       *testing.T
-	ctx     context.Context
-	bed     *testbed.Bed
-	tracker *testbed.Host
-	seeder  *testbed.Host
-	hosts   []*testbed.Host // peer hosts
-	tag     string
-	torrent string // path of the .torrent inside every host
-	total   int64  // artifact size
+	t        *testing.T
+	ctx      context.Context
+	bed      *testbed.Bed
+	tracker  *testbed.Host
+	seeder   *testbed.Host
+	hosts    []*testbed.Host // peer hosts
+	tag      string
+	torrent  string // path of the .torrent inside every host
+	total    int64  // artifact size
+	topology bool   // the tracker runs with --topology topologyPath
 
 	mu         sync.Mutex
 	trackerCmd *proc
@@ -102,7 +109,7 @@ func newSwarm(t *testing.T, ctx context.Context, o options) *swarm {
 	if o.interval == "" {
 		o.interval = "3s"
 	}
-	bed, err := testbed.New(ctx, testbed.Config{Hosts: o.peers + 2, Link: o.link, Share: []string{binDir}})
+	bed, err := testbed.New(ctx, testbed.Config{Hosts: o.peers + 2, Link: o.link, Share: []string{binDir}, Datacenters: o.datacenters})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +120,12 @@ func newSwarm(t *testing.T, ctx context.Context, o options) *swarm {
 	})
 	s := &swarm{t: t, ctx: ctx, bed: bed, tracker: bed.Host(0), seeder: bed.Host(1), hosts: bed.Hosts()[2:], tag: "build-42"}
 	writeTree(t, s.seeder.Path(srcDir), o.size)
+	if len(o.datacenters) > 0 {
+		if err := os.WriteFile(s.tracker.Path(topologyPath), []byte(bed.Topology()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.topology = true
+	}
 	s.startTracker(o.interval)
 
 	args := []string{"create", "--tag", s.tag, "--files-path", srcDir, "--temp-path", "/tmp",
@@ -261,7 +274,11 @@ func (s *swarm) trackerAddr() string {
 // connections.
 func (s *swarm) startTracker(interval string) {
 	s.t.Helper()
-	p := start(s.t, s.ctx, s.tracker, nil, "tracker", "--listen", s.trackerAddr(), "--interval", interval)
+	args := []string{"tracker", "--listen", s.trackerAddr(), "--interval", interval}
+	if s.topology {
+		args = append(args, "--topology", topologyPath)
+	}
+	p := start(s.t, s.ctx, s.tracker, nil, args...)
 	s.mu.Lock()
 	s.trackerCmd = p
 	s.mu.Unlock()

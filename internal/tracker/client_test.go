@@ -71,6 +71,24 @@ func TestDecodeAnnounceResponse(t *testing.T) {
 			body: "d8:intervali15ee",
 			want: &AnnounceResponse{Interval: 15 * time.Second},
 		},
+		{
+			name: "murder's places, compact with peers6",
+			body: "d8:intervali15e5:peers6:\x7f\x00\x00\x01\x1a\xe16:peers618:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe1" +
+				"5:place7:east/r16:placesl4:west0:ee",
+			want: &AnnounceResponse{Interval: 15 * time.Second, Peers: []netip.AddrPort{ap("127.0.0.1:6881"), ap("[::1]:6881")},
+				Place: Place{"east", "r1"}, Places: []Place{{"west", ""}, {}}},
+		},
+		{
+			name: "murder's places line up with the dictionary peers kept",
+			body: "d8:intervali15e5:peersld2:ip11:example.com4:porti1eed2:ip9:127.0.0.24:porti7000eee5:place4:east6:placesl1:x1:yee",
+			want: &AnnounceResponse{Interval: 15 * time.Second, Peers: []netip.AddrPort{ap("127.0.0.2:7000")},
+				Place: Place{"east", ""}, Places: []Place{{"y", ""}}},
+		},
+		{
+			name: "places of the wrong length are ignored, bad names are unknown",
+			body: "d8:intervali15e5:peers6:\x7f\x00\x00\x01\x1a\xe15:place3:a b6:placesl1:x1:yee",
+			want: &AnnounceResponse{Interval: 15 * time.Second, Peers: []netip.AddrPort{ap("127.0.0.1:6881")}},
+		},
 		{name: "failure reason alone", body: "d14:failure reason9:not showne", failure: "not shown"},
 		{name: "missing interval", body: "d5:peers0:e", wantErr: true},
 		{name: "bad compact length", body: "d8:intervali15e5:peers5:abcdee", wantErr: true},
@@ -99,7 +117,7 @@ func TestDecodeAnnounceResponse(t *testing.T) {
 			}
 			if got.Interval != tt.want.Interval || got.MinInterval != tt.want.MinInterval ||
 				got.Complete != tt.want.Complete || got.Incomplete != tt.want.Incomplete ||
-				!slices.Equal(got.Peers, tt.want.Peers) {
+				!slices.Equal(got.Peers, tt.want.Peers) || got.Place != tt.want.Place || !slices.Equal(got.Places, tt.want.Places) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})

@@ -98,45 +98,47 @@ func CheckPlaceName(what, name string) error {
 // peers, it returns, in this order:
 //
 //  1. peers of rack R, at random, then other peers of D, at random, up to k
-//     in all;
-//  2. then r remote peers (outside D, or of unknown place), where
-//     r = RemoteWant(room, others, seeded): room is what is left of k,
-//     others counts the other peers of D in the swarm (seeders and
-//     leechers), and seeded tells whether one of them is a seeder. Remote
-//     peers are the seeders, then peers of datacenters that hold a
-//     seeder, at random within each group; only when there are none of
-//     these, any other remote peers (of other datacenters or of unknown
-//     place).
+//     in all (up to half of k for a gateway, below);
+//  2. then r = RemoteWant(room, gateway) remote peers, room being what is
+//     left of k.
 //
-// So a datacenter that holds no seeder gets the data through its first
-// FirstPeers peers, which get the seeders and their datacenters' peers;
-// its later peers get RemotePeers remote peers each, and their own
-// datacenter's peers. The links between datacenters form a star around
-// those that hold a seeder, so no datacenter receives what another one
-// without a seeder passes on. A store that keeps a set of peers per datacenter and
-// per rack (a Redis set each, say) follows the rule with a few random
-// draws per set; nothing needs to look at every peer of the swarm.
+// A gateway is a peer through which its datacenter gets the data. A
+// leecher becomes one when its datacenter holds no seeder (other than
+// itself) and has fewer than FirstPeers gateways; it stays one until it
+// leaves the swarm (or becomes a seeder, or moves). A gateway gets as many
+// remote peers as it wants: the seeders, then the peers of the datacenters
+// that hold a seeder, then the gateways of the other datacenters, at
+// random within each group; and only when there are none of these, any
+// remote leechers (of other datacenters or of unknown place). Other peers
+// get RemotePeers remote peers (0: none), and seeders none: the gateways
+// find them.
+//
+// So each datacenter without a seeder takes the data in through its
+// gateways, from the seeders' datacenters and from each other's gateways,
+// and its other peers get it inside the datacenter. A store keeps, per
+// swarm, a set of peers per datacenter and per rack, the set of
+// datacenters that hold a seeder, and per datacenter its gateways (a Redis
+// set each, say); each step is then a few random draws from one set, and
+// nothing looks at every peer of the swarm.
 
 // Defaults of the rule above.
 const (
-	// FirstPeers is how many peers of a datacenter without a seeder get
-	// as many remote peers as they want.
+	// FirstPeers is how many gateways a datacenter without a seeder has.
 	FirstPeers = 1
-	// RemotePeers is how many remote peers every other peer of a known
-	// datacenter gets.
+	// RemotePeers is how many remote peers a peer that is not a gateway
+	// gets.
 	RemotePeers = 0
 )
 
 // RemoteWant returns how many remote peers an announce of a peer of known
 // place gets (see "Choosing peers by place"): room is how many more peers
-// it may get after those of its own datacenter, others how many other
-// peers its datacenter has in the swarm, seeded whether one of them is a
-// seeder.
-func RemoteWant(room, others int, seeded bool) int {
+// it may get after those of its own datacenter, gateway whether the peer
+// is (or now becomes) a gateway of its datacenter.
+func RemoteWant(room int, gateway bool) int {
 	switch {
-	case room <= 0 || seeded:
+	case room <= 0:
 		return 0
-	case others < FirstPeers:
+	case gateway:
 		return room
 	}
 	return min(room, RemotePeers)

@@ -82,6 +82,18 @@ func checkPlaceIndex(t *testing.T, st *MemStore, ih [20]byte) {
 			t.Fatal("seeded lists an empty datacenter")
 		}
 	}
+	gateways := 0
+	for dc, d := range sw.dcs {
+		for _, id := range d.gateways {
+			gateways++
+			if slot, ok := sw.index[id]; !ok || sw.at(slot).Place.Datacenter != dc || sw.gateways[id] != dc {
+				t.Fatalf("gateway of %q is not a peer of it", dc)
+			}
+		}
+	}
+	if gateways != len(sw.gateways) {
+		t.Fatalf("%d gateways listed by datacenter, %d in all", gateways, len(sw.gateways))
+	}
 	known := 0
 	for _, l := range [][]entry{sw.seeders, sw.leechers} {
 		for _, e := range l {
@@ -142,10 +154,12 @@ func TestMemStorePicksByPlace(t *testing.T) {
 			[][]string{{"east/r1", "east/r1"}, {"east/r2", "east/r2", "east/r2"}}},
 		{"a seeder gets no seeders", placedPeer(20, east1), true, 50,
 			[][]string{{"east/r1", "east/r1"}, {"east/r2", "east/r2", "east/r2"}}},
-		{"later peers of a datacenter get only their own", placedPeer(6, west), false, 50,
+		{"the gateway of a datacenter gets remote peers again", placedPeer(6, west), false, 50,
+			[][]string{{"west", "west"}, {"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}}},
+		{"later peers of a datacenter get only their own", placedPeer(7, west), false, 50,
 			[][]string{{"west", "west"}}},
-		{"the first peer of a datacenter gets seeders, then the seeders' datacenters", placedPeer(30, north), false, 50,
-			[][]string{{"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}}},
+		{"the first peer of a datacenter gets seeders, then the seeders' datacenters, then other gateways", placedPeer(30, north), false, 50,
+			[][]string{{"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}, {"west"}}},
 		{"the first peer's remote peers are cut to its numwant, seeders first", placedPeer(30, north), false, 1,
 			[][]string{{"east/r1"}}},
 		{"a rack of its own still counts its datacenter", placedPeer(31, Place{"west", "r9"}), false, 50,
@@ -356,22 +370,69 @@ func BenchmarkMemStoreAnnounceByPlace(b *testing.B) {
 	}
 }
 
-// TestMemStoreNoSeededDatacenter checks the first peer of a datacenter
-// when no datacenter holds a seeder: it gets the seeders of unknown place
-// only, and when there are none, every remote peer.
+// TestMemStoreNoSeededDatacenter checks a gateway's remote peers when no
+// datacenter holds a seeder: the other gateways, and when there are none,
+// every remote leecher; with a seeder of unknown place, that seeder first.
 func TestMemStoreNoSeededDatacenter(t *testing.T) {
 	st := NewMemStore(MemStoreConfig{})
 	ih := hash20("unseeded")
-	announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 0)
-	announceAt(t, st, ih, placedPeer(2, Place{"west", ""}), false, 0)
 	announceAt(t, st, ih, placedPeer(3, Place{}), false, 0)
-	got := placesOf(announceAt(t, st, ih, placedPeer(4, Place{"north", ""}), false, 50))
-	if !sameGroups(got, [][]string{{"", "east", "west"}}) {
-		t.Errorf("no seeder: got places %q, want everyone", got)
+	got := placesOf(announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 50))
+	if !sameGroups(got, [][]string{{""}}) {
+		t.Errorf("no seeder, no gateway: got places %q, want the peer of unknown place", got)
+	}
+	announceAt(t, st, ih, placedPeer(2, Place{"west", ""}), false, 0)
+	got = placesOf(announceAt(t, st, ih, placedPeer(4, Place{"north", ""}), false, 50))
+	if !sameGroups(got, [][]string{{"east", "west"}}) {
+		t.Errorf("no seeder: got places %q, want the gateways of east and west", got)
 	}
 	announceAt(t, st, ih, placedPeer(0, Place{}), true, 0) // a seeder of unknown place
 	got = placesOf(announceAt(t, st, ih, placedPeer(5, Place{"south", ""}), false, 50))
-	if !sameGroups(got, [][]string{{""}}) {
-		t.Errorf("a seeder of unknown place: got places %q, want the seeder only", got)
+	if !sameGroups(got, [][]string{{""}, {"east", "west", "north"}}) {
+		t.Errorf("a seeder of unknown place: got places %q, want the seeder, then the gateways", got)
+	}
+}
+
+// TestMemStoreGatewayLeaves checks that a datacenter whose gateway left
+// gets a new one: the next of its peers to announce.
+func TestMemStoreGatewayLeaves(t *testing.T) {
+	st := NewMemStore(MemStoreConfig{})
+	ih := hash20("gateway")
+	east, west := Place{"east", ""}, Place{"west", ""}
+	announceAt(t, st, ih, placedPeer(0, east), true, 0)
+	announceAt(t, st, ih, placedPeer(1, west), false, 50) // the gateway
+	if got := placesOf(announceAt(t, st, ih, placedPeer(2, west), false, 50)); !sameGroups(got, [][]string{{"west"}}) {
+		t.Fatalf("second of west: got %q, want west's gateway only", got)
+	}
+	a := PeerAnnounce{InfoHash: ih, Peer: placedPeer(1, west), Event: EventStopped}
+	if _, _, err := st.Announce(context.Background(), &a, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkPlaceIndex(t, st, ih)
+	if got := placesOf(announceAt(t, st, ih, placedPeer(2, west), false, 50)); !sameGroups(got, [][]string{{"east"}}) {
+		t.Errorf("after the gateway left: got %q, want the seeder", got)
+	}
+	if got := placesOf(announceAt(t, st, ih, placedPeer(3, west), false, 50)); !sameGroups(got, [][]string{{"west"}}) {
+		t.Errorf("a later peer: got %q, want west's new gateway only", got)
+	}
+}
+
+// TestMemStoreGatewayKeepsRoomForRemote checks that a gateway of a
+// datacenter larger than its numwant still gets remote peers: half of
+// what it asks for at most comes from its own datacenter.
+func TestMemStoreGatewayKeepsRoomForRemote(t *testing.T) {
+	st := NewMemStore(MemStoreConfig{})
+	ih := hash20("big")
+	announceAt(t, st, ih, placedPeer(0, Place{"west", ""}), true, 0)
+	for i := 1; i <= 30; i++ {
+		announceAt(t, st, ih, placedPeer(i, Place{"east", ""}), false, 0) // peer 1 is east's gateway
+	}
+	got := placesOf(announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 10))
+	if !sameGroups(got, [][]string{{"east", "east", "east", "east", "east"}, {"west"}}) {
+		t.Errorf("gateway: got %q, want 5 of east, then the seeder", got)
+	}
+	got = placesOf(announceAt(t, st, ih, placedPeer(2, Place{"east", ""}), false, 10))
+	if len(got) != 10 || slices.Contains(got, "west") {
+		t.Errorf("another peer: got %q, want 10 of east", got)
 	}
 }

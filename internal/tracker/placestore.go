@@ -1,6 +1,9 @@
 package tracker
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"slices"
+)
 
 // placeList lists the peers of one datacenter or rack of a swarm by id,
 // leechers in ids[0] and seeders in ids[1]. An entry's pos says where it is
@@ -11,10 +14,12 @@ type placeList struct {
 
 func (l *placeList) len() int { return len(l.ids[0]) + len(l.ids[1]) }
 
-// dcIndex is one datacenter's peers, and its racks'.
+// dcIndex is one datacenter's peers, and its racks'; gateways are those
+// of its peers that get remote peers (see "Choosing peers by place").
 type dcIndex struct {
 	placeList
-	racks map[string]*placeList
+	racks    map[string]*placeList
+	gateways [][20]byte
 }
 
 func seederSide(seeder bool) int {
@@ -70,6 +75,10 @@ func (sw *swarm) placeRemove(e *entry, seeder bool) {
 	}
 	s := seederSide(seeder)
 	d := sw.dcs[e.Place.Datacenter]
+	if _, ok := sw.gateways[e.ID]; ok {
+		delete(sw.gateways, e.ID)
+		d.gateways = slices.DeleteFunc(d.gateways, func(id [20]byte) bool { return id == e.ID })
+	}
 	sw.cut(&d.ids[s], e.pos[0], 0)
 	if seeder && len(d.ids[1]) == 0 {
 		delete(sw.seeded, e.Place.Datacenter)
@@ -101,27 +110,38 @@ func (sw *swarm) cut(list *[][20]byte, i int32, level int) {
 // pickByPlace appends to dst up to k peers for the peer self at p, a
 // known place, as "Choosing peers by place" says: its rack, its
 // datacenter, then RemoteWant remote peers. forSeeder leaves seeders out.
-func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeeder bool) []Peer {
+// It reports whether self becomes a gateway of its datacenter (the caller
+// records it with setGateway once self is stored).
+func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeeder bool) ([]Peer, bool) {
 	start := len(dst)
-	others, seeded := 0, false
-	if d := sw.dcs[p.Datacenter]; d != nil {
-		if p.Rack != "" {
-			if r := d.racks[p.Rack]; r != nil {
-				dst = sw.pickList(dst, k, r, forSeeder, func(e *entry) bool { return e.ID != self })
-			}
-		}
-		dst = sw.pickList(dst, k-(len(dst)-start), &d.placeList, forSeeder, func(e *entry) bool {
-			return e.ID != self && (p.Rack == "" || e.Place.Rack != p.Rack)
-		})
-		others, seeded = d.len(), len(d.ids[1]) > 0
-		if slot, ok := sw.index[self]; ok && sw.at(slot).Place.Datacenter == p.Datacenter {
-			others--
-			seeded = len(d.ids[1]) > 1 || slot >= 0 && len(d.ids[1]) > 0
+	d := sw.dcs[p.Datacenter]
+	gateways, seeded := 0, false
+	if d != nil {
+		gateways, seeded = len(d.gateways), len(d.ids[1]) > 0
+		if slot, ok := sw.index[self]; ok && slot < 0 && sw.at(slot).Place.Datacenter == p.Datacenter {
+			seeded = len(d.ids[1]) > 1 // self does not count
 		}
 	}
-	r := RemoteWant(k-(len(dst)-start), others, seeded)
+	isGateway := sw.gateways[self] == p.Datacenter
+	gateway := !forSeeder && !seeded && (isGateway || gateways < FirstPeers)
+	becomes := gateway && !isGateway
+	if d != nil {
+		local := k
+		if gateway {
+			local = k - k/2 // the rest is for remote peers
+		}
+		if p.Rack != "" {
+			if r := d.racks[p.Rack]; r != nil {
+				dst = sw.pickList(dst, local, r, forSeeder, func(e *entry) bool { return e.ID != self })
+			}
+		}
+		dst = sw.pickList(dst, local-(len(dst)-start), &d.placeList, forSeeder, func(e *entry) bool {
+			return e.ID != self && (p.Rack == "" || e.Place.Rack != p.Rack)
+		})
+	}
+	r := RemoteWant(k-(len(dst)-start), gateway)
 	if r <= 0 {
-		return dst
+		return dst, becomes
 	}
 	remote := func(e *entry) bool { return e.ID != self && e.Place.Datacenter != p.Datacenter }
 	mark := len(dst)
@@ -136,13 +156,36 @@ func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeede
 			dst = sw.pickList(dst, r-(len(dst)-mark), &d.placeList, true, remote)
 		}
 	}
-	if len(dst) > mark {
-		return dst
+	for dc, d := range sw.dcs {
+		if len(dst)-mark >= r {
+			break
+		}
+		if dc != p.Datacenter && sw.seeded[dc] == nil {
+			dst = pickRandom(dst, r-(len(dst)-mark), len(d.gateways), func(i int) (Peer, bool) {
+				return sw.entryOf(d.gateways[i]).Peer, true
+			})
+		}
 	}
-	return pickRandom(dst, r-(len(dst)-mark), len(sw.leechers), func(i int) (Peer, bool) {
-		e := &sw.leechers[i]
-		return e.Peer, remote(e) && sw.seeded[e.Place.Datacenter] == nil
-	})
+	if len(dst) == mark {
+		// No seeder and no gateway elsewhere: any remote peer.
+		dst = pickRandom(dst, r, len(sw.leechers), func(i int) (Peer, bool) {
+			e := &sw.leechers[i]
+			return e.Peer, remote(e)
+		})
+	}
+	return dst, becomes
+}
+
+// setGateway makes the stored peer id (of known place) a gateway of its
+// datacenter.
+func (sw *swarm) setGateway(id [20]byte) {
+	e := sw.entryOf(id)
+	d := sw.dcs[e.Place.Datacenter]
+	d.gateways = append(d.gateways, id)
+	if sw.gateways == nil {
+		sw.gateways = make(map[[20]byte]string)
+	}
+	sw.gateways[id] = e.Place.Datacenter
 }
 
 // pickList appends to dst up to k random peers of l that ok accepts,

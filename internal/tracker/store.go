@@ -126,8 +126,10 @@ type swarm struct {
 	downloaded int
 	lastSeen   int64 // unix nanoseconds of the last announce
 	// dcs lists the peers of known place by datacenter, and seeded those
-	// datacenters that hold a seeder (see placestore.go).
+	// datacenters that hold a seeder; gateways maps the id of each gateway
+	// to its datacenter (see placestore.go).
 	dcs, seeded map[string]*dcIndex
+	gateways    map[[20]byte]string
 }
 
 type entry struct {
@@ -207,8 +209,9 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		}
 		return dst, st, nil
 	}
+	gateway := false
 	if a.Peer.Place.Known() {
-		dst = sw.pickByPlace(dst, a.NumWant, a.Peer.Place, a.Peer.ID, a.Seeder)
+		dst, gateway = sw.pickByPlace(dst, a.NumWant, a.Peer.Place, a.Peer.ID, a.Seeder)
 	} else {
 		self := -1
 		if exists {
@@ -235,6 +238,9 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	default:
 		sw.remove(slot)
 		sw.add(e, a.Seeder)
+	}
+	if gateway {
+		sw.setGateway(a.Peer.ID)
 	}
 	if a.Seeder && (exists && !wasSeeder || !exists && a.Event == EventCompleted) {
 		sw.downloaded++
