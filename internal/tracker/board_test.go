@@ -85,8 +85,8 @@ func TestBoardDeploy(t *testing.T) {
 		t.Errorf("after the sweep: on board %v with %d peers, %d leechers, %d seeders; want it kept with its 4 peers stopped", ok, len(d.Peers), d.Leechers, d.Seeders)
 	}
 	b.sweep(at(30).Add(emptySwarmTTL + time.Minute))
-	if _, ok := b.swarm(ih, at(30).Add(emptySwarmTTL+time.Minute)); ok || b.npeers != 0 {
-		t.Errorf("a swarm without live peers for emptySwarmTTL: on the board %v with %d peers counted, want gone with none", ok, b.npeers)
+	if _, ok := b.swarm(ih, at(30).Add(emptySwarmTTL+time.Minute)); ok || b.npeers.Load() != 0 {
+		t.Errorf("a swarm without live peers for emptySwarmTTL: on the board %v with %d peers counted, want gone with none", ok, b.npeers.Load())
 	}
 }
 
@@ -99,7 +99,7 @@ func TestBoardBounds(t *testing.T) {
 		ih[0], ih[1] = byte(i), byte(i>>8)
 		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
-	if n := len(b.swarms); n != maxBoardSwarms {
+	if n := b.nswarms.Load(); n != maxBoardSwarms {
 		t.Errorf("after %d torrents with peers: %d swarms on the board, want %d", maxBoardSwarms+10, n, maxBoardSwarms)
 	}
 	ih = [20]byte{} // the first swarm, which is on the board
@@ -107,8 +107,8 @@ func TestBoardBounds(t *testing.T) {
 		id[0], id[1], id[2] = byte(i), byte(i>>8), byte(i>>16)
 		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
-	if b.npeers != maxBoardPeers {
-		t.Errorf("board holds %d peers, want at most %d", b.npeers, maxBoardPeers)
+	if b.npeers.Load() != maxBoardPeers {
+		t.Errorf("board holds %d peers, want at most %d", b.npeers.Load(), maxBoardPeers)
 	}
 }
 
