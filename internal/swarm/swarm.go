@@ -118,7 +118,7 @@ type Store interface {
 
 // Defaults of a Config left zero.
 const (
-	DefaultMaxConns    = 50 // bench/sim/README.md: more cost CPU and memory and gave no speed
+	DefaultMaxConns    = 16 // bench/sim/README.md: more were slower, and cost CPU and memory
 	DefaultReadBuffer  = 256 << 10
 	DefaultWriteBuffer = 128 << 10
 )
@@ -214,7 +214,8 @@ type Swarm struct {
 	// ban run with it held; none of them blocks while holding it:
 	// messages are queued (conn.send) and written by each connection's
 	// writeLoop, and a completed piece goes to verifyCh, which has room
-	// for every piece in flight (maxActive).
+	// for every piece in flight (maxActive, or every piece of a smaller
+	// torrent).
 	mu          sync.Mutex
 	have        *storage.Bitfield
 	bytesDone   int64
@@ -222,6 +223,7 @@ type Swarm struct {
 	seeds       int           // connected peers with every piece
 	localAvail  []int32       // avail of local peers only (place.go)
 	localSeeds  int           // seeds among local peers
+	origin      int           // where picks from remote peers start (fromOrigin)
 	cfgPlace    tracker.Place // Config's place
 	place       tracker.Place // this host's place: Config's, else the tracker's
 	placeOf     map[netip.Addr]tracker.Place
@@ -346,8 +348,9 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		return nil, fmt.Errorf("swarm: seed: %w", err)
 	}
 	s.rng = mrand.New(mrand.NewChaCha8(seed))
+	s.origin = s.rng.IntN(max(n, 1))
 	s.maxActive = max(8, int(activeBudget/max(info.PieceLength, 1)))
-	s.verifyCh = make(chan verifyJob, s.maxActive+1)
+	s.verifyCh = make(chan verifyJob, min(s.maxActive, n)+1)
 	pl := int(info.PieceLength)
 	s.bufPool.New = func() any { b := make([]byte, pl); return &b }
 	for k := range n {
@@ -573,7 +576,8 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	for _, a := range pending {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
-			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns {
+			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns ||
+			!s.roomForLocked(s.nearLocked(a.Addr()), len(s.dialing)) {
 			continue
 		}
 		s.dialing[a] = true
