@@ -72,6 +72,7 @@ func TestTrackerCmdBadFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"--interval", "10ms"}, "--interval 10ms is too short"},
 		{[]string{"--numwant-max", "0"}, "--numwant-max must be at least 1"},
+		{[]string{"--store", "mysql://db:3306"}, `--store: tracker: redis URL "mysql://db:3306": scheme "mysql"`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {

@@ -21,6 +21,10 @@ type serverMetrics struct {
 	scrapes   *prometheus.CounterVec // by result
 	malformed *prometheus.CounterVec // by endpoint
 	latency   prometheus.Histogram
+	// storeErrors counts failed store operations by operation; storeUp is
+	// 1 while the store's last operation succeeded.
+	storeErrors *prometheus.CounterVec
+	storeUp     prometheus.Gauge
 }
 
 // Label values of the tracker's metrics.
@@ -48,7 +52,16 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 			Help:    "Time to handle an announce, from reading its query to writing the reply.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 9), // 50 µs to 3.3 s
 		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "murder_tracker_store_errors_total",
+			Help: "Store operations that failed (Redis down, slow or full), by operation (announce, scrape); each failed announce got a failure reason.",
+		}, []string{"op"}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "murder_tracker_store_up",
+			Help: "1 when the store's last operation succeeded, 0 when it failed.",
+		}),
 	}
+	m.storeUp.Set(1)
 	// Every series exists from the start, so rates work from the first
 	// scrape.
 	for _, ev := range []string{EventNone, EventStarted, EventCompleted, EventStopped} {
@@ -65,9 +78,10 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 	}
 	for _, ep := range []string{"announce", "scrape"} {
 		m.malformed.WithLabelValues(ep)
+		m.storeErrors.WithLabelValues(ep)
 	}
 	reg := metrics.NewRegistry()
-	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, newStoreCollector(s), newSwarmCollector(s.board)} {
+	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, m.storeErrors, m.storeUp, newStoreCollector(s), newSwarmCollector(s.board)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("tracker: metrics: %w", err)
 		}
@@ -97,6 +111,16 @@ func (m *serverMetrics) announced(event string, ok bool, start time.Time) {
 	}
 	m.byEvent[eventIndex(event)][i].Inc()
 	m.latency.Observe(time.Since(start).Seconds())
+}
+
+// stored records the outcome of a store operation.
+func (m *serverMetrics) stored(op string, err error) {
+	if err != nil {
+		m.storeErrors.WithLabelValues(op).Inc()
+		m.storeUp.Set(0)
+		return
+	}
+	m.storeUp.Set(1)
 }
 
 func result(ok bool) string {

@@ -297,9 +297,14 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	if cap(peers) <= s.cfg.MaxNumWant {
 		*pp = peers[:0]
 	}
+	s.stats.stored("announce", err)
 	if err != nil {
 		s.log.Warn("store announce failed", "err", err)
-		s.fail(w, r, "tracker store unavailable, retry later")
+		if errors.Is(err, ErrStoreFull) {
+			s.fail(w, r, "tracker holds too many torrents, retry later")
+		} else {
+			s.fail(w, r, "tracker store unavailable, retry later")
+		}
 		return
 	}
 	var info torrentInfo
@@ -359,6 +364,7 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	stats, err := s.store.Scrape(r.Context(), hashes)
+	s.stats.stored("scrape", err)
 	if err != nil {
 		s.log.Warn("store scrape failed", "err", err)
 		s.fail(w, r, "tracker store unavailable, retry later")
