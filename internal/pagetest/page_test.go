@@ -43,7 +43,9 @@ var chromiumFlags = []chromedp.ExecAllocatorOption{
 // and reaches done, and that a swarm named hostileName shows its name as
 // text. It also reads the running deploy with murder status --json. A
 // screenshot of the finished deploy is kept in the test's artifact
-// directory (go test -artifacts).
+// directory: with go test -artifacts -outputdir DIR (as scripts/test.sh
+// runs it, DIR being test-artifacts) under DIR/_artifacts; its path is
+// logged.
 func TestLivePage(t *testing.T) {
 	testenv.Require(t, "chromium")
 	bin, err := testenv.BuildMurder(t.TempDir())

@@ -85,8 +85,8 @@ func TestBoardDeploy(t *testing.T) {
 		t.Errorf("after the sweep: on board %v with %d peers, %d leechers, %d seeders; want it kept with its 4 peers stopped", ok, len(d.Peers), d.Leechers, d.Seeders)
 	}
 	b.sweep(at(30).Add(emptySwarmTTL + time.Minute))
-	if _, ok := b.swarm(ih, at(30).Add(emptySwarmTTL+time.Minute)); ok || b.npeers != 0 {
-		t.Errorf("a swarm without live peers for emptySwarmTTL: on the board %v with %d peers counted, want gone with none", ok, b.npeers)
+	if _, ok := b.swarm(ih, at(30).Add(emptySwarmTTL+time.Minute)); ok || b.npeers.Load() != 0 {
+		t.Errorf("a swarm without live peers for emptySwarmTTL: on the board %v with %d peers counted, want gone with none", ok, b.npeers.Load())
 	}
 }
 
@@ -99,7 +99,7 @@ func TestBoardBounds(t *testing.T) {
 		ih[0], ih[1] = byte(i), byte(i>>8)
 		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
-	if n := len(b.swarms); n != maxBoardSwarms {
+	if n := b.nswarms.Load(); n != maxBoardSwarms {
 		t.Errorf("after %d torrents with peers: %d swarms on the board, want %d", maxBoardSwarms+10, n, maxBoardSwarms)
 	}
 	ih = [20]byte{} // the first swarm, which is on the board
@@ -107,7 +107,28 @@ func TestBoardBounds(t *testing.T) {
 		id[0], id[1], id[2] = byte(i), byte(i>>8), byte(i>>16)
 		b.record(&AnnounceRequest{InfoHash: ih, PeerID: id, Left: 1}, addr, Place{}, torrentInfo{}, t0)
 	}
-	if b.npeers != maxBoardPeers {
-		t.Errorf("board holds %d peers, want at most %d", b.npeers, maxBoardPeers)
+	if b.npeers.Load() != maxBoardPeers {
+		t.Errorf("board holds %d peers, want at most %d", b.npeers.Load(), maxBoardPeers)
+	}
+}
+
+// BenchmarkBoardRecord measures what the board adds to an announce: a
+// re-announce of one of 100 peers in each of 1,000 swarms.
+func BenchmarkBoardRecord(b *testing.B) {
+	bd := newBoard(30 * time.Second)
+	addr := netip.MustParseAddrPort("198.18.0.1:6881")
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	reqs := make([]AnnounceRequest, 100_000)
+	for i := range reqs {
+		r := &reqs[i]
+		r.InfoHash[0], r.InfoHash[1] = byte(i%1000), byte(i%1000>>8)
+		r.PeerID[0], r.PeerID[1], r.PeerID[2] = byte(i), byte(i>>8), byte(i>>16)
+		r.Left, r.Name = int64(i%5), "bench.tgz"
+		bd.record(r, addr, Place{}, torrentInfo{}, now)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		now = now.Add(time.Microsecond)
+		bd.record(&reqs[i%len(reqs)], addr, Place{}, torrentInfo{}, now)
 	}
 }
