@@ -90,6 +90,7 @@ type bench struct {
 type result struct {
 	done []time.Duration // per peer, sorted
 	in   []int64         // bytes into each datacenter over its WAN link
+	out0 int64           // bytes out of the first datacenter
 }
 
 func run() error {
@@ -205,6 +206,7 @@ func (b *bench) header() string {
 	for i := 1; i < b.dcs; i++ {
 		fmt.Fprintf(&sb, "  into %-5s", b.bed.DatacenterName(i))
 	}
+	fmt.Fprintf(&sb, "  out of %-4s", b.bed.DatacenterName(0))
 	sb.WriteString("   first/(F/W) median/(F/W) last/(F/W)    first   median     last")
 	return sb.String()
 }
@@ -214,32 +216,46 @@ func (b *bench) line(r result, unit time.Duration) string {
 	for i := 1; i < b.dcs; i++ {
 		fmt.Fprintf(&sb, "  %8.2f F", float64(r.in[i])/float64(b.size))
 	}
+	fmt.Fprintf(&sb, "  %9.2f F", float64(r.out0)/float64(b.size))
 	f, m, l := r.done[0], r.done[len(r.done)/2], r.done[len(r.done)-1]
 	fmt.Fprintf(&sb, "   %11.2f %12.2f %10.2f  %6.2fs  %6.2fs  %6.2fs",
 		f.Seconds()/unit.Seconds(), m.Seconds()/unit.Seconds(), l.Seconds()/unit.Seconds(), f.Seconds(), m.Seconds(), l.Seconds())
 	return sb.String()
 }
 
-// medianResult takes the median of each figure over rounds.
+// medianResult takes the median of each figure over rounds (the mean of
+// the middle two for an even number of rounds).
 func medianResult(rs []result) result {
 	out := result{done: make([]time.Duration, len(rs[0].done)), in: make([]int64, len(rs[0].in))}
 	for i := range out.done {
-		var v []time.Duration
+		var v []int64
 		for _, r := range rs {
-			v = append(v, r.done[i])
+			v = append(v, int64(r.done[i]))
 		}
-		slices.Sort(v)
-		out.done[i] = v[len(v)/2]
+		out.done[i] = time.Duration(median(v))
 	}
 	for i := range out.in {
 		var v []int64
 		for _, r := range rs {
 			v = append(v, r.in[i])
 		}
-		slices.Sort(v)
-		out.in[i] = v[len(v)/2]
+		out.in[i] = median(v)
 	}
+	var v []int64
+	for _, r := range rs {
+		v = append(v, r.out0)
+	}
+	out.out0 = median(v)
 	return out
+}
+
+func median(v []int64) int64 {
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[n/2]
 }
 
 func (b *bench) setup(ctx context.Context) error {
@@ -358,17 +374,22 @@ func (b *bench) seeded(ctx context.Context) error {
 	})
 }
 
-// wanIn reads the bytes that have entered each datacenter so far.
+// wanIn reads the bytes that have entered each datacenter so far, and
+// the bytes that have left the first one, last.
 func (b *bench) wanIn(ctx context.Context) ([]int64, error) {
 	var in []int64
+	var out0 int64
 	for i := range b.dcs {
 		w, err := b.bed.WAN(ctx, i)
 		if err != nil {
 			return nil, err
 		}
 		in = append(in, w.In)
+		if i == 0 {
+			out0 = w.Out
+		}
 	}
-	return in, nil
+	return append(in, out0), nil
 }
 
 func (b *bench) finish(ctx context.Context, res *result, in0 []int64) error {
@@ -376,9 +397,10 @@ func (b *bench) finish(ctx context.Context, res *result, in0 []int64) error {
 	if err != nil {
 		return err
 	}
-	for i := range in1 {
+	for i := range b.dcs {
 		res.in = append(res.in, in1[i]-in0[i])
 	}
+	res.out0 = in1[b.dcs] - in0[b.dcs]
 	slices.Sort(res.done)
 	return nil
 }

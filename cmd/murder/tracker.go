@@ -41,8 +41,8 @@ Peers in several datacenters: with --topology FILE (or when peers announce
 their own --datacenter and --rack, which win over the file) a peer gets
 peers of its own rack first, then of its own datacenter. In each datacenter
 that holds no seeder one peer, the first to announce, is the gateway: it
-also gets the seeders, the peers of the seeders' datacenters and the other
-datacenters' gateways. The other peers get the data inside their
+also gets the seeders, the other datacenters' gateways and the peers of
+the seeders' datacenters. The other peers get the data inside their
 datacenter, so that about one copy crosses each WAN link. A peer of no
 known place gets a random sample as before. The file maps
 address ranges to places (docs/datacenters.md):

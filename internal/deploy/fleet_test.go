@@ -44,7 +44,10 @@ func needBed(t *testing.T) {
 	fleettest.NeedSSHD(t)
 }
 
-func newFleetBed(t *testing.T, good int) *fleetBed {
+// newFleetBed builds a bed of an operator host, good hosts with sshd, a
+// host that is down and one with a wrong host key; with dcs, in those
+// datacenters (their hosts adding up to good+3).
+func newFleetBed(t *testing.T, good int, dcs ...testbed.Datacenter) *fleetBed {
 	t.Helper()
 	needBed(t)
 	work, err := os.MkdirTemp("", "murder-fleet-test-")
@@ -56,7 +59,7 @@ func newFleetBed(t *testing.T, good int) *fleetBed {
 	// The servers live as long as ctx: until the test ends.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	bed, err := testbed.New(ctx, testbed.Config{Hosts: good + 3, Share: []string{work, filepath.Dir(murderBin)}})
+	bed, err := testbed.New(ctx, testbed.Config{Hosts: good + 3, Share: []string{work, filepath.Dir(murderBin)}, Datacenters: dcs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,5 +316,48 @@ func TestFleetTasksTwice(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(fb.work, "v2.tgz.torrent")); err == nil {
 		t.Error("local torrent left after clean-temp-files")
+	}
+}
+
+// TestFleetDeployDatacenters deploys to hosts in two datacenters behind
+// capped WAN links, placed by murder.toml groups: every host gets the
+// files, and the summary splits them by datacenter.
+func TestFleetDeployDatacenters(t *testing.T) {
+	fb := newFleetBed(t, 5, testbed.Datacenter{Name: "east", Hosts: 4, WAN: 4 << 20}, testbed.Datacenter{Name: "west", Hosts: 4, WAN: 4 << 20})
+	inv := fb.inventory(t, "dc.toml", "1s", fb.good...)
+	var east, west []string
+	for _, h := range fb.good {
+		if h.Datacenter() == "east" {
+			east = append(east, fmt.Sprintf("%q", h.Addr().String()))
+		} else {
+			west = append(west, fmt.Sprintf("%q", h.Addr().String()))
+		}
+	}
+	groups := fmt.Sprintf("\n[datacenters.east]\nhosts = [%s]\n\n[datacenters.west]\nhosts = [%s]\n", strings.Join(east, ", "), strings.Join(west, ", "))
+	f, err := os.OpenFile(inv, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(groups)
+	f.Close()
+
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest)
+	t.Logf("murder deploy:\n%s", out)
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	for _, h := range fb.good {
+		testenv.SameTree(t, fb.src, h.Path(bedDest+"/v1"), testenv.Mode)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(out[max(strings.Index(out, "DATACENTER"), 0):], "\n") {
+		if f := strings.Fields(line); len(f) >= 2 {
+			rows[f[0]] = f[1]
+		}
+	}
+	for name, n := range map[string]int{"east": len(east), "west": len(west)} {
+		if want := fmt.Sprintf("%d/%d", n, n); rows[name] != want {
+			t.Errorf("summary row of %s: hosts %q, want %s", name, rows[name], want)
+		}
 	}
 }

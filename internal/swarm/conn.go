@@ -149,7 +149,8 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 func (s *Swarm) register(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || s.bannedAddrs[c.addr] || s.bannedIDs[c.id] || len(s.conns) >= s.cfg.MaxConns {
+	if s.closing || s.bannedAddrs[c.addr] || s.bannedIDs[c.id] || len(s.conns) >= s.cfg.MaxConns ||
+		!s.roomForLocked(s.nearLocked(c.addr.Addr()), 0) {
 		return false
 	}
 	for o := range s.conns {

@@ -675,3 +675,68 @@ func TestUnlistedPeerIsNotHeldBack(t *testing.T) {
 		t.Error("want the unlisted peer asked for anything, the unplaced one only for pieces 2 and 3")
 	}
 }
+
+// TestRoomKeptForRemotePeers checks that a host that knows its place keeps
+// a fifth of its connections for remote peers, and one that does not
+// keeps none.
+func TestRoomKeptForRemotePeers(t *testing.T) {
+	for _, placed := range []bool{true, false} {
+		s, add := pickerSwarm(t, 4, 16<<10)
+		s.cfg.MaxConns = 10
+		if placed {
+			s.cfgPlace = tracker.Place{Datacenter: "east"}
+			s.place = s.cfgPlace
+		}
+		for range 7 {
+			c := add()
+			c.near.Store(s.nearLocked(c.addr.Addr()))
+		}
+		s.mu.Lock()
+		local, remote := s.roomForLocked(nearDatacenter, 0), s.roomForLocked(nearRemote, 0)
+		unlisted := s.roomForLocked(nearUnknown, 0)
+		add()
+		full := s.roomForLocked(nearDatacenter, 0)
+		s.mu.Unlock()
+		if !local || !remote || !unlisted {
+			t.Errorf("placed=%v, 7 of 10 connections: room for local %v, remote %v, unlisted %v; want all", placed, local, remote, unlisted)
+		}
+		if full == placed {
+			t.Errorf("placed=%v, 8 of 10 connections: room for another local one is %v, want %v", placed, full, !placed)
+		}
+	}
+	// Remote peers take at most half.
+	s, add := pickerSwarm(t, 4, 16<<10)
+	s.cfg.MaxConns = 10
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place = s.cfgPlace
+	for range 5 {
+		add().near.Store(nearRemote)
+	}
+	s.mu.Lock()
+	remote, local := s.roomForLocked(nearRemote, 0), s.roomForLocked(nearDatacenter, 0)
+	s.mu.Unlock()
+	if remote || !local {
+		t.Errorf("5 remote of 10 connections: room for another remote %v, a local %v; want false, true", remote, local)
+	}
+}
+
+// TestRemotePicksFromOrigin checks that pieces asked of a remote peer go
+// in order from the swarm's origin.
+func TestRemotePicksFromOrigin(t *testing.T) {
+	s, add := pickerSwarm(t, 8, 16<<10)
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place, s.origin = s.cfgPlace, 5
+	remote := add(0, 1, 2, 3, 4, 5, 6, 7)
+	remote.addr = netip.MustParseAddrPort("198.19.1.2:6881")
+	s.learnPlaces(s.place, []netip.AddrPort{remote.addr}, []tracker.Place{{Datacenter: "west"}})
+	s.mu.Lock()
+	s.fill(remote)
+	s.mu.Unlock()
+	var got []uint32
+	for _, m := range decodeRequests(t, remote) {
+		got = append(got, m.Index)
+	}
+	if want := []uint32{5, 6, 7, 0, 1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("asked the remote peer for pieces %v, want %v", got, want)
+	}
+}

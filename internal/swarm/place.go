@@ -85,6 +85,49 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 	}
 }
 
+// roomForLocked reports whether a connection to a peer at nearness near
+// fits beside the connections there are and dialing more being dialed:
+// while this host knows its place, a share of MaxConns (remoteShare) is
+// kept for peers the tracker put elsewhere. A datacenter's gateway is
+// dialed by many of its own peers, and without the share they took every
+// connection before it reached a remote one (simulated: 60 hosts per
+// datacenter, 50 connections each, the last peer at 4.4x F/W).
+func (s *Swarm) roomForLocked(near int32, dialing int) bool {
+	if !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
+		return true
+	}
+	remote, other := 0, 0
+	for c := range s.conns {
+		if c.near.Load() == nearRemote {
+			remote++
+		} else {
+			other++
+		}
+	}
+	if near == nearRemote {
+		// Remote peers take at most half: a gateway has many on its list
+		// and must keep room for its own datacenter's peers.
+		return remote+dialing < s.cfg.MaxConns/2
+	}
+	return other+dialing < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare // dialing counted as either: a bound, not a census
+}
+
+// remoteShare: 1/remoteShare of MaxConns is kept for remote peers.
+const remoteShare = 5
+
+// fromOrigin is how far piece k lies after s.origin, going round. The
+// gateways of several datacenters all fetch from the seeder's datacenter,
+// whose WAN link is the first to fill: each taking the rarest pieces from
+// a random origin of its own, in order, they ask it for different pieces
+// until they meet, and take the rest from each other.
+func (s *Swarm) fromOrigin(k int) int {
+	d := k - s.origin
+	if d < 0 {
+		d += s.numPieces
+	}
+	return d
+}
+
 // heldLocally reports whether a local peer has piece k.
 func (s *Swarm) heldLocally(k int) bool { return s.localSeeds > 0 || s.localAvail[k] > 0 }
 

@@ -106,10 +106,12 @@ func CheckPlaceName(what, name string) error {
 // leecher becomes one when its datacenter holds no seeder (other than
 // itself) and has fewer than FirstPeers gateways; it stays one until it
 // leaves the swarm (or becomes a seeder, or moves). A gateway gets as many
-// remote peers as it wants: the seeders, then the peers of the datacenters
-// that hold a seeder, then the gateways of the other datacenters, at
+// remote peers as it wants: the seeders, then the gateways of the other
+// datacenters, then the peers of the datacenters that hold a seeder, at
 // random within each group; and only when there are none of these, any
-// remote leechers (of other datacenters or of unknown place). Other peers
+// remote leechers (of other datacenters or of unknown place). Peers dial
+// the peers of a reply in order, up to their connection limit, so the
+// few gateways come before the many peers of the seeders' datacenters. Other peers
 // get RemotePeers remote peers (0: none), and seeders none: the gateways
 // find them.
 //

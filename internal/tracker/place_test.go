@@ -86,13 +86,14 @@ func checkPlaceIndex(t *testing.T, st *MemStore, ih [20]byte) {
 	for dc, d := range sw.dcs {
 		for _, id := range d.gateways {
 			gateways++
-			if slot, ok := sw.index[id]; !ok || sw.at(slot).Place.Datacenter != dc || sw.gateways[id] != dc {
-				t.Fatalf("gateway of %q is not a peer of it", dc)
+			i, listed := sw.gateways[id]
+			if slot, ok := sw.index[id]; !ok || sw.at(slot).Place.Datacenter != dc || !listed || sw.gatewayList[i] != id {
+				t.Fatalf("gateway of %q is not a peer of it, or not listed where gateways says", dc)
 			}
 		}
 	}
-	if gateways != len(sw.gateways) {
-		t.Fatalf("%d gateways listed by datacenter, %d in all", gateways, len(sw.gateways))
+	if gateways != len(sw.gateways) || gateways != len(sw.gatewayList) {
+		t.Fatalf("%d gateways listed by datacenter, %d in all (%d in the list)", gateways, len(sw.gateways), len(sw.gatewayList))
 	}
 	known := 0
 	for _, l := range [][]entry{sw.seeders, sw.leechers} {
@@ -158,8 +159,8 @@ func TestMemStorePicksByPlace(t *testing.T) {
 			[][]string{{"west", "west"}, {"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}}},
 		{"later peers of a datacenter get only their own", placedPeer(7, west), false, 50,
 			[][]string{{"west", "west"}}},
-		{"the first peer of a datacenter gets seeders, then the seeders' datacenters, then other gateways", placedPeer(30, north), false, 50,
-			[][]string{{"east/r1"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}, {"west"}}},
+		{"the first peer of a datacenter gets seeders, then other gateways, then the seeders' datacenters", placedPeer(30, north), false, 50,
+			[][]string{{"east/r1"}, {"west"}, {"east/r1", "east/r1", "east/r2", "east/r2", "east/r2"}}},
 		{"the first peer's remote peers are cut to its numwant, seeders first", placedPeer(30, north), false, 1,
 			[][]string{{"east/r1"}}},
 		{"a rack of its own still counts its datacenter", placedPeer(31, Place{"west", "r9"}), false, 50,

@@ -75,8 +75,14 @@ func (sw *swarm) placeRemove(e *entry, seeder bool) {
 	}
 	s := seederSide(seeder)
 	d := sw.dcs[e.Place.Datacenter]
-	if _, ok := sw.gateways[e.ID]; ok {
+	if i, ok := sw.gateways[e.ID]; ok {
 		delete(sw.gateways, e.ID)
+		last := int32(len(sw.gatewayList) - 1)
+		if i != last {
+			sw.gatewayList[i] = sw.gatewayList[last]
+			sw.gateways[sw.gatewayList[i]] = i
+		}
+		sw.gatewayList = sw.gatewayList[:last]
 		d.gateways = slices.DeleteFunc(d.gateways, func(id [20]byte) bool { return id == e.ID })
 	}
 	sw.cut(&d.ids[s], e.pos[0], 0)
@@ -122,7 +128,8 @@ func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeede
 			seeded = len(d.ids[1]) > 1 // self does not count
 		}
 	}
-	isGateway := sw.gateways[self] == p.Datacenter
+	_, isGateway := sw.gateways[self]
+	isGateway = isGateway && sw.entryOf(self).Place.Datacenter == p.Datacenter
 	gateway := !forSeeder && !seeded && (isGateway || gateways < FirstPeers)
 	becomes := gateway && !isGateway
 	if d != nil {
@@ -151,19 +158,13 @@ func (sw *swarm) pickByPlace(dst []Peer, k int, p Place, self [20]byte, forSeede
 			return e.Peer, remote(e)
 		})
 	}
+	dst = pickRandom(dst, r-(len(dst)-mark), len(sw.gatewayList), func(i int) (Peer, bool) {
+		e := sw.entryOf(sw.gatewayList[i])
+		return e.Peer, e.Place.Datacenter != p.Datacenter && sw.seeded[e.Place.Datacenter] == nil
+	})
 	for dc, d := range sw.seeded {
 		if dc != p.Datacenter {
 			dst = sw.pickList(dst, r-(len(dst)-mark), &d.placeList, true, remote)
-		}
-	}
-	for dc, d := range sw.dcs {
-		if len(dst)-mark >= r {
-			break
-		}
-		if dc != p.Datacenter && sw.seeded[dc] == nil {
-			dst = pickRandom(dst, r-(len(dst)-mark), len(d.gateways), func(i int) (Peer, bool) {
-				return sw.entryOf(d.gateways[i]).Peer, true
-			})
 		}
 	}
 	if len(dst) == mark {
@@ -183,9 +184,10 @@ func (sw *swarm) setGateway(id [20]byte) {
 	d := sw.dcs[e.Place.Datacenter]
 	d.gateways = append(d.gateways, id)
 	if sw.gateways == nil {
-		sw.gateways = make(map[[20]byte]string)
+		sw.gateways = make(map[[20]byte]int32)
 	}
-	sw.gateways[id] = e.Place.Datacenter
+	sw.gateways[id] = int32(len(sw.gatewayList))
+	sw.gatewayList = append(sw.gatewayList, id)
 }
 
 // pickList appends to dst up to k random peers of l that ok accepts,

@@ -126,10 +126,12 @@ type swarm struct {
 	downloaded int
 	lastSeen   int64 // unix nanoseconds of the last announce
 	// dcs lists the peers of known place by datacenter, and seeded those
-	// datacenters that hold a seeder; gateways maps the id of each gateway
-	// to its datacenter (see placestore.go).
+	// datacenters that hold a seeder; gatewayList lists every datacenter's
+	// gateways, and gateways maps each to its index there (see
+	// placestore.go).
 	dcs, seeded map[string]*dcIndex
-	gateways    map[[20]byte]string
+	gateways    map[[20]byte]int32
+	gatewayList [][20]byte
 }
 
 type entry struct {
