@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,7 +80,8 @@ func run() error {
 	rounds := fs.Int("rounds", 1, "rounds; each runs distribute-files, the big deploy and the small one")
 	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
-	verbose := fs.Bool("v", false, "print murder's whole output")
+	verbose := fs.Bool("v", false, "print murder's whole output, the times at which the peers started and were done, and one peer's log")
+	only := fs.String("runs", "dist,big,tree", "which runs to make each round: dist (distribute-files), big, tree")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -131,22 +133,35 @@ func run() error {
 	fmt.Printf("bed: %d peers + 1 tracker/seeder, links %s/s each way (operator uncapped), seed_time %s; binary %s\n",
 		b.n, mib(b.rate), b.seedTime, mib(fi.Size()))
 	var dist, big, small []float64
+	runs := strings.Split(*only, ",")
+	if !slices.Contains(runs, "dist") {
+		// The deploys still need murder on the hosts.
+		if _, _, err := b.murderRun(ctx, "fleet", "-c", b.inv, "distribute-files"); err != nil {
+			return err
+		}
+	}
 	for r := 1; r <= *rounds; r++ {
-		d, err := b.distribute(ctx, fi.Size())
-		if err != nil {
-			return err
+		if slices.Contains(runs, "dist") {
+			d, err := b.distribute(ctx, fi.Size())
+			if err != nil {
+				return err
+			}
+			dist = append(dist, d)
 		}
-		dist = append(dist, d)
-		x, err := b.deploy(ctx, fmt.Sprintf("big%d", r), "big", true)
-		if err != nil {
-			return err
+		if slices.Contains(runs, "big") {
+			x, err := b.deploy(ctx, fmt.Sprintf("big%d", r), "big", true)
+			if err != nil {
+				return err
+			}
+			big = append(big, x)
 		}
-		big = append(big, x)
-		y, err := b.deploy(ctx, fmt.Sprintf("tree%d", r), "tree", false)
-		if err != nil {
-			return err
+		if slices.Contains(runs, "tree") {
+			y, err := b.deploy(ctx, fmt.Sprintf("tree%d", r), "tree", false)
+			if err != nil {
+				return err
+			}
+			small = append(small, y)
 		}
-		small = append(small, y)
 	}
 	fmt.Printf("\nmedians over %d round(s): distribute-files %.2fx its bound; big deploy %.2fx F/U; small tree %.2f s\n",
 		*rounds, median(dist), median(big), median(small))
@@ -304,6 +319,13 @@ var (
 // over F/U (ratio) or in seconds (not ratio).
 func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float64, error) {
 	defer func() {
+		if b.verbose {
+			// One peer's own log, to see where its time went.
+			h := b.peers[len(b.peers)-1]
+			if log, err := os.ReadFile(h.Path("/tmp/murder-peer-" + tag + ".log")); err == nil {
+				fmt.Printf("log of the peer on %s:\n%s", h.Addr(), log)
+			}
+		}
 		// Stop the peers seeding on, and make room for the next run.
 		b.murderRun(ctx, "fleet", "-c", b.inv, "stop-all-peering")
 		for _, h := range b.peers {

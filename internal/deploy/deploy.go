@@ -37,8 +37,8 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	if opt.FilesPath == "" {
 		return nil, errors.New("deploy: --files-path is required")
 	}
-	if opt.Destination == "" {
-		return nil, errors.New("deploy: --destination-path is required")
+	if err := validDestination(opt.Destination); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	st := newSteps(start)
@@ -77,18 +77,38 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 
 	// Every host gets murder at once, and goes on as soon as it has it.
 	all := f.inv.All()
-	ready := make(map[string]*latch, len(all))
+	ready := make(map[string]*future[struct{}], len(all))
 	for _, h := range all {
-		ready[h.Spec] = newLatch()
+		ready[h.Spec] = newFuture[struct{}]()
 	}
-	hostReady := func(ctx context.Context, h fleet.Host) error { return ready[h.Spec].wait(ctx) }
+	hostReady := func(ctx context.Context, h fleet.Host) error {
+		_, err := ready[h.Spec].wait(ctx)
+		return err
+	}
 	distributed := make(chan struct{})
 	go func() {
 		defer close(distributed)
 		end := st.begin("distribute-files")
-		err := f.distribute(ctx, all, true, func(h fleet.Host, err error) { ready[h.Spec].set(err) })
+		err := f.distribute(ctx, all, true, func(h fleet.Host, err error) { ready[h.Spec].set(struct{}{}, err) })
 		end()
 		note(err)
+	}()
+
+	// Each peer's session opens as soon as its host has murder, and
+	// waits there for the .torrent: the peers start the moment it exists
+	// and the tracker answers (a peer that cannot announce tries again
+	// only 2 s later).
+	gate := newFuture[[]byte]()
+	pctx, stopPeers := context.WithCancel(ctx)
+	defer stopPeers()
+	var rep *PeerReport
+	var peerErr error
+	peered := make(chan struct{})
+	go func() {
+		defer close(peered)
+		end := st.begin("peer")
+		rep, peerErr = f.peer(pctx, opt.Tag, opt.PeerOptions, f.inv.Peers, peerHooks{ready: hostReady, torrent: gate.wait, clean: true})
+		end()
 	}()
 
 	// The trackers start while the torrent is created: create needs only
@@ -137,6 +157,10 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		}
 	}
 	if trackerErr != nil || createErr != nil {
+		// The peers never started: their sessions end without a word.
+		gate.set(nil, errors.New("deploy: stopped before the peers started"))
+		stopPeers()
+		<-peered
 		<-distributed
 		var errs []error
 		if trackerErr != nil {
@@ -151,12 +175,20 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		return result(errors.Join(errs...))
 	}
 
-	// The seeder and the peers start at once: a peer needs only the
-	// tracker and the .torrent, and the seeder connects to every peer the
-	// tracker lists when it announces. If the seeder fails, so do the
+	// The seeder starts with the peers: the seeder connects to every peer
+	// the tracker lists when it announces. If the seeder fails, so do the
 	// peers.
-	pctx, stopPeers := context.WithCancel(ctx)
-	defer stopPeers()
+	torrent, err := os.ReadFile(f.localTorrent(opt.Tag))
+	if err != nil {
+		err = fmt.Errorf("deploy: %w", err)
+		gate.set(nil, err)
+		stopPeers()
+		<-peered
+		<-distributed
+		stopTracker()
+		return result(err)
+	}
+	gate.set(torrent, nil)
 	seeding := make(chan error, 1)
 	go func() {
 		end := st.begin("start-seeding")
@@ -167,9 +199,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		}
 		seeding <- err
 	}()
-	end := st.begin("peer")
-	rep, peerErr := f.peer(pctx, opt.Tag, opt.PeerOptions, f.inv.Peers, peerHooks{ready: hostReady, clean: true})
-	end()
+	<-peered
 	seedErr := <-seeding
 	<-distributed
 	if rep != nil {
@@ -195,7 +225,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		// Do not leave peers downloading on their own.
 		f.StopPeering(sctx, opt.Tag)
 	}
-	end = st.begin("stop-and-clean")
+	end := st.begin("stop-and-clean")
 	note(f.finish(sctx, opt.Tag, started, isBad))
 	end()
 	return result(firstNonHost(seedErr))

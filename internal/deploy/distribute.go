@@ -63,7 +63,7 @@ func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, quick bool, 
 		if err != nil {
 			return err
 		}
-		res, err := c.Put(ctx, fleet.Put{Src: src, Dst: f.inv.Binary(), Mode: 0o755, SkipSame: true, Quick: quick, Then: versionCheck})
+		res, err := c.Put(ctx, fleet.Put{Src: src, Dst: f.inv.Binary(), Mode: 0o755, SkipSame: true, Stamp: true, Quick: quick, Then: versionCheck})
 		var ee *fleet.ExitError
 		if errors.As(err, &ee) && ee.Status == 4 {
 			return fmt.Errorf("deploy: %s does not run there: %s", f.inv.Binary(), ee.Stderr)

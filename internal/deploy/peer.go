@@ -3,6 +3,8 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +13,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/metainfo"
 )
 
 // PeerOptions are the peer task's settings.
@@ -79,11 +83,16 @@ func (f *Fleet) Peer(ctx context.Context, tag string, opt PeerOptions) (*PeerRep
 	return f.peer(ctx, tag, opt, f.inv.Peers, peerHooks{})
 }
 
-// peerHooks let a deploy start a peer as soon as its host is ready and
+// peerHooks let a deploy open each peer's session as soon as its host is
+// ready, start the peer as soon as the .torrent and the tracker are, and
 // clean up after it as soon as it is done.
 type peerHooks struct {
 	// ready, when set, returns once the host can run murder, or why not.
 	ready func(ctx context.Context, h fleet.Host) error
+	// torrent, when set, returns the .torrent once the peers may start;
+	// until then their sessions are open and waiting. Unset, the local
+	// .torrent is sent at once.
+	torrent func(ctx context.Context) ([]byte, error)
 	// clean removes the tag's temp files on a peer once its files are in
 	// place (it seeds on from the open artifact).
 	clean bool
@@ -93,27 +102,46 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	if err := ValidTag(tag); err != nil {
 		return nil, err
 	}
-	if opt.Destination == "" {
-		return nil, errors.New("deploy: --destination-path is required")
-	}
-	if !strings.HasPrefix(opt.Destination, "/") {
-		return nil, fmt.Errorf("deploy: --destination-path must be absolute on the peers, got %q", opt.Destination)
-	}
-	mi, err := f.loadTorrent(tag)
-	if err != nil {
+	if err := validDestination(opt.Destination); err != nil {
 		return nil, err
 	}
-	torrent, err := os.ReadFile(f.localTorrent(tag))
-	if err != nil {
-		return nil, fmt.Errorf("deploy: %w", err)
+	immediate := hooks.torrent == nil
+	if immediate {
+		if _, err := f.loadTorrent(tag); err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(f.localTorrent(tag))
+		if err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		hooks.torrent = func(context.Context) ([]byte, error) { return b, nil }
 	}
-	src := fleet.LocalBytes(torrent)
-	size := mi.Info.TotalLength()
-	f.header("peer", len(peers))
+	// Nothing is said of the peers until they may start: a deploy that
+	// stops before says nothing of them.
+	prog := newProgress(f.out, f.cfg.Live, "peer", len(peers))
+	prog.hold()
+	open := func() { prog.open(func() { f.header("peer", len(peers)) }) }
+	if immediate {
+		open()
+	}
+	// size is known once the .torrent is, before any peer can finish.
+	var size atomic.Int64
+	torrent := func(ctx context.Context) ([]byte, error) {
+		b, err := hooks.torrent(ctx)
+		if err != nil {
+			return nil, err
+		}
+		mi, err := metainfo.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		size.Store(mi.Info.TotalLength())
+		open()
+		return b, nil
+	}
 	rep := &PeerReport{Hosts: len(peers)}
 	var dcIndex map[string]int
 	rep.Datacenters, dcIndex = datacenterReports(peers)
-	prog := newProgress(f.out, f.cfg.Live, "peer", len(peers))
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -127,12 +155,12 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 		defer mu.Unlock()
 		if err == nil {
 			rep.Succeeded++
-			rep.Bytes += size
+			rep.Bytes += size.Load()
 			rep.LastInPlace = time.Now()
 			if rep.Datacenters != nil {
 				d := &rep.Datacenters[dcIndex[h.Datacenter]]
 				d.Succeeded++
-				d.Bytes += size
+				d.Bytes += size.Load()
 				d.LastInPlace = rep.LastInPlace
 			}
 		}
@@ -159,7 +187,7 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 		follow.Add(1)
 		go func() {
 			defer follow.Done()
-			err := f.peerSession(ctx, c, tag, opt, src, prog, func() { close(started) })
+			err := f.peerSession(ctx, c, tag, opt, torrent, prog, func() { close(started) })
 			done(h, err)
 			if err == nil && hooks.clean {
 				// Nothing waits for this; a failure only leaves files.
@@ -184,11 +212,14 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 		}
 	})
 	follow.Wait()
-	err = errors.Join(append([]error{startErr}, followErrs...)...)
+	err := errors.Join(append([]error{startErr}, followErrs...)...)
 	stop()
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
-	f.say("  %d/%d peers have %s in place (%s each) in %s", rep.Succeeded, rep.Hosts, tag, humanBytes(size), roundDur(rep.Elapsed))
+	if !prog.opened() {
+		return rep, err
+	}
+	f.say("  %d/%d peers have %s in place (%s each) in %s", rep.Succeeded, rep.Hosts, tag, humanBytes(size.Load()), roundDur(rep.Elapsed))
 	for _, d := range rep.Datacenters {
 		name, last := d.Name, "-"
 		if name == "" {
@@ -202,6 +233,17 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	return rep, err
 }
 
+// validDestination checks the destination path given for the peers.
+func validDestination(dest string) error {
+	if dest == "" {
+		return errors.New("deploy: --destination-path is required")
+	}
+	if !strings.HasPrefix(dest, "/") {
+		return fmt.Errorf("deploy: --destination-path must be absolute on the peers, got %q", dest)
+	}
+	return nil
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -212,13 +254,15 @@ func errString(err error) string {
 // startedLine is what a peer session prints once the peer runs.
 const startedLine = "murder-peer-started"
 
-// peerSession is one peer's whole run in one SSH session: the .torrent
-// goes in on standard input, `murder peer` is started detached (pid file,
-// log and JSON progress in the temp path), and its JSON events come back
-// into prog until it reports done or error (sed quits there, so the
-// session ends while the peer seeds on), or exits. started is called once
-// the peer runs.
-func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent *fleet.LocalFile, prog *progress, started func()) error {
+// peerSession is one peer's whole run in one SSH session. The host checks
+// the destination and stops a peer of the tag left from an earlier run,
+// then waits for the .torrent on standard input ("SIZE SHA256\n" and the
+// bytes), which it checks and puts in the temp path; it starts `murder
+// peer` detached (pid file, log and JSON progress in the temp path), and
+// its JSON events come back into prog until it reports done or error (sed
+// quits there, so the session ends while the peer seeds on), or exits.
+// started is called once the peer runs.
+func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent func(context.Context) ([]byte, error), prog *progress, started func()) error {
 	args := shellWords(peerCommand{
 		Torrent:            f.remoteTemp(torrentName(tag)),
 		Destination:        opt.Destination,
@@ -243,11 +287,19 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		}
 		check = "d=" + fleet.Quote(eff) + `; if [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then echo "destination exists and is not empty: $d (use --unsafe-please-delete to replace it)" >&2; exit 3; fi`
 	}
-	// A peer of this tag still seeding from an earlier run is stopped
-	// first.
-	then := f.scriptBody(
+	script := f.script(
 		check,
+		// A peer of this tag still seeding from an earlier run is
+		// stopped first.
 		"murder_stop "+peerPid(tag)+" peer >/dev/null",
+		// No header means that the deploy stopped before the peers.
+		`read -r size sum || exit 0`,
+		`case "$size" in ''|*[!0-9]*) echo "bad .torrent header" >&2; exit 1;; esac`,
+		"tf="+peerTorrent(tag)+`; f="$tf.murder-tmp.$$"; trap 'rm -f "$f"' EXIT`,
+		`head -c "$size" > "$f"`,
+		`got=$(`+fleet.SHA256Cmd+`)`,
+		`if [ "$got" != "$sum" ]; then echo ".torrent damaged on the way: SHA-256 ${got:-missing}, want $sum" >&2; exit 1; fi`,
+		`mv -f "$f" "$tf"; trap - EXIT`,
 		": > "+peerLog(tag),
 		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+args,
 		"echo "+startedLine,
@@ -255,14 +307,11 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		"tail -n +1 -f --pid=\"$p\" "+peerJSON(tag)+" 2>/dev/null | sed -u -n -e p -e '/\"event\": *\"done\"/q' -e '/\"event\": *\"error\"/q'",
 	)
 	t0 := time.Now()
-	pr, pw := io.Pipe()
 	var result error
 	var sawDone, sawEvent bool
-	parsed := make(chan struct{})
-	go func() {
-		defer close(parsed)
+	parse := func(stdout io.Reader) {
 		sawStart := false
-		sc := bufio.NewScanner(pr)
+		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
 		for sc.Scan() {
 			if !sawStart && sc.Text() == startedLine {
@@ -287,33 +336,44 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 				prog.update(c.Host.Spec, ev)
 			}
 		}
-		io.Copy(io.Discard, pr)
-	}()
-	_, runErr := c.WithTimeout(f.inv.PeerTimeout+time.Minute).Put(ctx, fleet.Put{
-		Src: torrent, Dst: f.remoteTemp(torrentName(tag)), Mode: 0o644, Then: then, ThenOut: pw,
+		io.Copy(io.Discard, stdout)
+	}
+	var feedErr error
+	runErr := c.WithTimeout(f.inv.PeerTimeout+time.Minute).Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+		fctx, cancel := context.WithCancel(ctx)
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			defer stdin.Close()
+			b, err := torrent(fctx)
+			if err != nil {
+				feedErr = err
+				return
+			}
+			sum := sha256.Sum256(b)
+			fmt.Fprintf(stdin, "%d %s\n", len(b), hex.EncodeToString(sum[:]))
+			stdin.Write(b)
+		}()
+		parse(stdout)
+		// The session has ended: stop waiting for the .torrent.
+		cancel()
+		<-fed
+		if ctx.Err() == nil && errors.Is(feedErr, context.Canceled) {
+			feedErr = nil
+		}
 	})
-	pw.Close()
-	<-parsed
 	switch {
 	case result != nil:
 		return fmt.Errorf("deploy: peer: %w", result)
 	case sawDone:
 		return nil
+	case feedErr != nil:
+		return feedErr
 	case runErr != nil:
-		return fmt.Errorf("deploy: peer: %w", unwrapCopy(runErr))
+		return fmt.Errorf("deploy: peer: %w", runErr)
 	case !sawEvent:
 		return fmt.Errorf("deploy: peer exited without output: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	default:
 		return fmt.Errorf("deploy: peer exited before the files were in place: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	}
-}
-
-// unwrapCopy drops fleet.Put's "copy to" prefix from a failure of the
-// commands that ran after the copy.
-func unwrapCopy(err error) error {
-	var ee *fleet.ExitError
-	if errors.As(err, &ee) {
-		return ee
-	}
-	return err
 }

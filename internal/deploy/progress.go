@@ -48,6 +48,9 @@ type progress struct {
 	n     int
 	start time.Time
 	last  string
+	// held keeps every line back until open; pending are the lines kept.
+	held    bool
+	pending []string
 }
 
 func newProgress(out io.Writer, live bool, task string, hosts int) *progress {
@@ -86,16 +89,53 @@ func (p *progress) finish(host string, ok bool, msg string) {
 	} else {
 		s.failed = true
 	}
-	p.clearLocked()
+	var line string
 	if ok {
 		// Large fleets get the status line and the failures only.
 		if p.n <= maxHostLines {
-			fmt.Fprintf(p.out, "  %-24s done in %s\n", host, roundDur(time.Since(p.start)))
+			line = fmt.Sprintf("  %-24s done in %s\n", host, roundDur(time.Since(p.start)))
 		}
 	} else {
-		fmt.Fprintf(p.out, "  %-24s FAILED: %s\n", host, msg)
+		line = fmt.Sprintf("  %-24s FAILED: %s\n", host, msg)
 	}
+	if p.held {
+		p.pending = append(p.pending, line)
+		return
+	}
+	p.clearLocked()
+	fmt.Fprint(p.out, line)
 	p.drawLocked()
+}
+
+// hold keeps every line back until open.
+func (p *progress) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = true
+}
+
+// open calls header, then writes the lines held back; times count from
+// now. It is safe to call more than once.
+func (p *progress) open(header func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.held {
+		return
+	}
+	p.held = false
+	p.start = time.Now()
+	header()
+	for _, l := range p.pending {
+		fmt.Fprint(p.out, l)
+	}
+	p.pending = nil
+}
+
+// opened says whether the lines are out.
+func (p *progress) opened() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.held
 }
 
 func (p *progress) clearLocked() {
@@ -165,6 +205,10 @@ func (p *progress) run(ctx context.Context) {
 		case <-t.C:
 		}
 		p.mu.Lock()
+		if p.held {
+			p.mu.Unlock()
+			continue
+		}
 		l := p.line()
 		if p.live {
 			fmt.Fprint(p.out, "\r\033[K"+l)

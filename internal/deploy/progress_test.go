@@ -78,3 +78,20 @@ func TestValidTag(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressHold(t *testing.T) {
+	var b strings.Builder
+	p := newProgress(&b, false, "peer", 2)
+	p.hold()
+	p.finish("h1", false, "connect: refused")
+	if b.Len() != 0 || p.opened() {
+		t.Fatalf("held progress wrote %q", b.String())
+	}
+	p.open(func() { b.WriteString("==> peer\n") })
+	p.open(func() { b.WriteString("==> peer again\n") })
+	p.finish("h2", true, "")
+	got := b.String()
+	if !strings.HasPrefix(got, "==> peer\n  h1") || !strings.Contains(got, "FAILED: connect: refused") || !strings.Contains(got, "h2") || strings.Contains(got, "again") {
+		t.Errorf("got %q, want the header once, then h1's failure, then h2", got)
+	}
+}

@@ -86,4 +86,5 @@ func seedLog(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+
 func peerPid(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".pid") }
 func peerLog(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".log") }
 func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") }
+func peerTorrent(tag string) string { return "$T/" + fleet.Quote(torrentName(tag)) }
 func torrentName(tag string) string { return tag + ".tgz.torrent" }

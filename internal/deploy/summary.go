@@ -123,25 +123,27 @@ func (s *steps) list() []Step {
 	return append([]Step(nil), s.steps...)
 }
 
-// latch is a result that is set once and waited for by any number of
+// future is a value that is set once and waited for by any number of
 // goroutines.
-type latch struct {
+type future[T any] struct {
 	done chan struct{}
-	err  error // written once, before done is closed
+	v    T     // written once, before done is closed
+	err  error // likewise
 }
 
-func newLatch() *latch { return &latch{done: make(chan struct{})} }
+func newFuture[T any]() *future[T] { return &future[T]{done: make(chan struct{})} }
 
-func (l *latch) set(err error) {
-	l.err = err
-	close(l.done)
+func (f *future[T]) set(v T, err error) {
+	f.v, f.err = v, err
+	close(f.done)
 }
 
-func (l *latch) wait(ctx context.Context) error {
+func (f *future[T]) wait(ctx context.Context) (T, error) {
 	select {
-	case <-l.done:
-		return l.err
+	case <-f.done:
+		return f.v, f.err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }

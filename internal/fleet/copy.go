@@ -18,8 +18,11 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// sha256Cmd prints the SHA-256 of the file in $f, or nothing when it is
-// missing; it works with GNU coreutils, BSD and busybox.
+// SHA256Cmd is shell code that prints the SHA-256 of the file in $f, or
+// nothing when it is missing; it works with GNU coreutils, BSD and
+// busybox.
+const SHA256Cmd = sha256Cmd
+
 const sha256Cmd = `{ if command -v sha256sum >/dev/null 2>&1; then sha256sum "$f"; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$f"; else openssl dgst -sha256 -r "$f"; fi; } 2>/dev/null | cut -c1-64`
 
 // RemoteSHA256 returns the hex SHA-256 of a remote file, or "" when the file
@@ -90,11 +93,13 @@ type Put struct {
 	// SkipSame leaves a Dst that already has Src's content alone, and
 	// sends nothing.
 	SkipSame bool
-	// Quick lets SkipSame trust the stamp that Put leaves beside Dst
-	// (Dst.murder-sum: its SHA-256 with its inode, size, mtime and ctime
-	// in nanoseconds) while all four are unchanged, instead of hashing
-	// Dst again. Any write to Dst changes its ctime, which nothing but
-	// the kernel sets.
+	// Stamp leaves a stamp beside Dst once its content is known, from a
+	// hash or a copy: Dst.murder-sum holds its SHA-256 with its inode,
+	// size, mtime and ctime in nanoseconds (where stat gives them).
+	Stamp bool
+	// Quick lets SkipSame trust that stamp while all four are unchanged,
+	// instead of hashing Dst again. Any write to Dst changes its ctime,
+	// which nothing but the kernel sets.
 	Quick bool
 	// Then, when set, is shell code run in the same session once Dst is
 	// in place (d holds its path); its standard output goes to ThenOut
@@ -113,19 +118,23 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 	if p.SkipSame {
 		skip = "true"
 	}
-	quick := "false"
+	quick, stamps := "false", "false"
 	if p.Quick {
 		quick = "true"
+	}
+	if p.Stamp || p.Quick {
+		stamps = "true"
 	}
 	script := strings.Join([]string{
 		"set -e",
 		"d=" + Quote(p.Dst),
 		// stamp prints SUM and the inode, size, mtime and ctime of $d, or
 		// nothing where stat cannot give nanoseconds (GNU coreutils can).
-		`stamp() { s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
+		// Without Stamp or Quick, no stamps are read or written.
+		`stamp() { ` + stamps + ` || return 0; s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
 		`have=; pre=$(stamp ` + p.Src.sum + `)`,
 		`if ` + quick + ` && [ -n "$pre" ] && [ -f "$d.murder-sum" ] && [ "$(cat "$d.murder-sum")" = "$pre" ]; then have=` + p.Src.sum + `; fi`,
-		`if [ -z "$have" ]; then have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi); fi`,
+		`if ` + skip + ` && [ -z "$have" ]; then have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi); fi`,
 		// A stamp is written only for content just hashed or written.
 		`if ` + skip + ` && [ "$have" = ` + p.Src.sum + ` ]; then echo same; if [ -n "$pre" ] && [ "$(stamp ` + p.Src.sum + `)" = "$pre" ]; then echo "$pre" > "$d.murder-sum" || true; fi; else`,
 		`echo send`,
@@ -144,7 +153,7 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 		p.Then,
 	}, "\n")
 	res := Copied
-	err := c.session(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+	err := c.Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
 		br := bufio.NewReader(stdout)
 		line, _ := br.ReadString('\n')
 		switch strings.TrimSpace(line) {

@@ -450,10 +450,11 @@ func exitError(err error, tail *tailBuffer) error {
 	return fmt.Errorf("fleet: ssh: %w", err)
 }
 
-// session runs cmd with pipes to its standard input and output, which
-// talk calls; the session's standard output must be read to its end
-// there. It is bounded like Run and returns Run's errors.
-func (c *Conn) session(ctx context.Context, cmd string, talk func(stdin io.WriteCloser, stdout io.Reader)) error {
+// Interact runs cmd with pipes to its standard input and output, which
+// it passes to talk; talk must read the standard output to its end, and
+// close the standard input when it has nothing more to send. It is bounded
+// like Run and returns Run's errors.
+func (c *Conn) Interact(ctx context.Context, cmd string, talk func(stdin io.WriteCloser, stdout io.Reader)) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	s, err := c.client.NewSession()
