@@ -719,24 +719,3 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 		t.Errorf("5 remote of 10 connections: room for another remote %v, a local %v; want false, true", remote, local)
 	}
 }
-
-// TestRemotePicksFromOrigin checks that pieces asked of a remote peer go
-// in order from the swarm's origin.
-func TestRemotePicksFromOrigin(t *testing.T) {
-	s, add := pickerSwarm(t, 8, 16<<10)
-	s.cfgPlace = tracker.Place{Datacenter: "east"}
-	s.place, s.origin = s.cfgPlace, 5
-	remote := add(0, 1, 2, 3, 4, 5, 6, 7)
-	remote.addr = netip.MustParseAddrPort("198.19.1.2:6881")
-	s.learnPlaces(s.place, []netip.AddrPort{remote.addr}, []tracker.Place{{Datacenter: "west"}})
-	s.mu.Lock()
-	s.fill(remote)
-	s.mu.Unlock()
-	var got []uint32
-	for _, m := range decodeRequests(t, remote) {
-		got = append(got, m.Index)
-	}
-	if want := []uint32{5, 6, 7, 0, 1, 2, 3, 4}; !slices.Equal(got, want) {
-		t.Errorf("asked the remote peer for pieces %v, want %v", got, want)
-	}
-}

@@ -115,19 +115,6 @@ func (s *Swarm) roomForLocked(near int32, dialing int) bool {
 // remoteShare: 1/remoteShare of MaxConns is kept for remote peers.
 const remoteShare = 5
 
-// fromOrigin is how far piece k lies after s.origin, going round. The
-// gateways of several datacenters all fetch from the seeder's datacenter,
-// whose WAN link is the first to fill: each taking the rarest pieces from
-// a random origin of its own, in order, they ask it for different pieces
-// until they meet, and take the rest from each other.
-func (s *Swarm) fromOrigin(k int) int {
-	d := k - s.origin
-	if d < 0 {
-		d += s.numPieces
-	}
-	return d
-}
-
 // heldLocally reports whether a local peer has piece k.
 func (s *Swarm) heldLocally(k int) bool { return s.localSeeds > 0 || s.localAvail[k] > 0 }
 

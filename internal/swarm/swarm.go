@@ -222,7 +222,6 @@ type Swarm struct {
 	seeds       int           // connected peers with every piece
 	localAvail  []int32       // avail of local peers only (place.go)
 	localSeeds  int           // seeds among local peers
-	origin      int           // where picks from remote peers start (fromOrigin)
 	cfgPlace    tracker.Place // Config's place
 	place       tracker.Place // this host's place: Config's, else the tracker's
 	placeOf     map[netip.Addr]tracker.Place
@@ -347,7 +346,6 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		return nil, fmt.Errorf("swarm: seed: %w", err)
 	}
 	s.rng = mrand.New(mrand.NewChaCha8(seed))
-	s.origin = s.rng.IntN(max(n, 1))
 	s.maxActive = max(8, int(activeBudget/max(info.PieceLength, 1)))
 	s.verifyCh = make(chan verifyJob, s.maxActive+1)
 	pl := int(info.PieceLength)
