@@ -28,7 +28,7 @@ for n in $NS; do
       sync
       sleep 2
       /usr/bin/time -f '%e %U %S' -o "$work/time" "$b" deploy --local "$n" --files-path "$work/artifact.bin" \
-        --destination-path "$work/out" --tag bench >"$work/log" 2>&1 || { cat "$work/log"; exit 1; }
+        --destination-path "$work/out" >"$work/log" 2>&1 || { cat "$work/log"; exit 1; }
       read -r wall user sys <"$work/time"
       awk -v n="$n" -v b="$b" -v r="$rep" -v w="$wall" -v u="$user" -v s="$sys" -v f="$size" \
         'BEGIN { c = u + s; printf "%-8d %-28s %6d %10.2f %10.2f %12.2f\n", n, b, r, w, c, c / (n * f / 2^30) }'

@@ -86,7 +86,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	go func() {
 		defer close(distributed)
 		end := st.begin("distribute-files")
-		err := f.distribute(ctx, all, func(h fleet.Host, err error) { ready[h.Spec].set(err) })
+		err := f.distribute(ctx, all, true, func(h fleet.Host, err error) { ready[h.Spec].set(err) })
 		end()
 		note(err)
 	}()

@@ -14,7 +14,7 @@ import (
 // host, skipping hosts that already have the same binary, and checks that
 // it runs there.
 func (f *Fleet) DistributeFiles(ctx context.Context) error {
-	return f.distribute(ctx, f.inv.All(), nil)
+	return f.distribute(ctx, f.inv.All(), false, nil)
 }
 
 // versionCheck runs after the binary is in place, in the same session:
@@ -24,9 +24,11 @@ const versionCheck = `out=$("$d" version 2>&1) || { printf '%s\n' "$out" >&2; ex
 // distribute copies the binary to every host at once (up to the SSH
 // concurrency), each in one session that hashes what is there, streams
 // the binary only when it differs, and runs it. The binary is read and
-// hashed once for all hosts. done, when not nil, is called as each host
-// finishes, so that later steps on a host need not wait for the others.
-func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, done func(h fleet.Host, err error)) error {
+// hashed once for all hosts. With quick, a host's binary is hashed again
+// only when it changed since murder last checked it (fleet.Put). done,
+// when not nil, is called as each host finishes, so that later steps on a
+// host need not wait for the others.
+func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, quick bool, done func(h fleet.Host, err error)) error {
 	report := func(h fleet.Host, err error) {
 		if done != nil {
 			done(h, err)
@@ -61,7 +63,7 @@ func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, done func(h 
 		if err != nil {
 			return err
 		}
-		res, err := c.Put(ctx, fleet.Put{Src: src, Dst: f.inv.Binary(), Mode: 0o755, SkipSame: true, Then: versionCheck})
+		res, err := c.Put(ctx, fleet.Put{Src: src, Dst: f.inv.Binary(), Mode: 0o755, SkipSame: true, Quick: quick, Then: versionCheck})
 		var ee *fleet.ExitError
 		if errors.As(err, &ee) && ee.Status == 4 {
 			return fmt.Errorf("deploy: %s does not run there: %s", f.inv.Binary(), ee.Stderr)

@@ -176,11 +176,12 @@ func TestFleetDeploy(t *testing.T) {
 	all := append(append([]*testbed.Host{}, fb.good...), fb.down, fb.wrong)
 	inv := fb.inventory(t, "murder.toml", "1s", all...)
 
-	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest)
+	out, err := fb.murder(t, "deploy", "-c", inv, "-v", "--tag", "v1", "--files-path", fb.src, "--destination-path", bedDest)
 	t.Logf("murder deploy:\n%s", out)
 	if exitCode(err) != 1 {
 		t.Fatalf("deploy with a down host and a wrong host key: exit %v, want 1", err)
 	}
+	checkSummary(t, out, []string{"distribute-files", "start-tracker", "create-torrent", "start-seeding", "peer", "stop-and-clean"})
 	for _, h := range fb.good {
 		testenv.SameTree(t, fb.src, h.Path(bedDest+"/v1"), testenv.Mode)
 	}

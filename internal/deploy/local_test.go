@@ -21,7 +21,7 @@ func TestDeployLocal(t *testing.T) {
 	dest := filepath.Join(dir, "out")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, murderBin, "deploy", "--local", "8", "--files-path", src, "--destination-path", dest, "--tag", "v1")
+	cmd := exec.CommandContext(ctx, murderBin, "deploy", "--local", "8", "-v", "--files-path", src, "--destination-path", dest, "--tag", "v1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("murder deploy --local 8: %v\n%s", err, out)
@@ -34,6 +34,7 @@ func TestDeployLocal(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	checkSummary(t, string(out), []string{"start-tracker", "create-torrent", "start-seeding", "peer", "stop"})
 
 	// Same tag again: refused before anything starts, destination untouched.
 	before := testenv.TreeDigest(t, filepath.Join(dest, "peer-3", "v1"), testenv.Mode)

@@ -253,6 +253,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		"p=$(cat "+peerPid(tag)+")",
 		"tail -n +1 -f --pid=\"$p\" "+peerJSON(tag)+" 2>/dev/null | sed -u -n -e p -e '/\"event\": *\"done\"/q' -e '/\"event\": *\"error\"/q'",
 	)
+	t0 := time.Now()
 	pr, pw := io.Pipe()
 	var result error
 	var sawDone, sawEvent bool
@@ -265,6 +266,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		for sc.Scan() {
 			if !sawStart && sc.Text() == startedLine {
 				sawStart = true
+				f.log.Debug("peer started", "host", c.Host.Spec, "seconds", time.Since(t0).Seconds())
 				started()
 				continue
 			}
@@ -276,6 +278,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 			switch ev.Event {
 			case "done":
 				sawDone = true
+				f.log.Debug("peer done", "host", c.Host.Spec, "seconds", time.Since(t0).Seconds())
 				prog.update(c.Host.Spec, ev)
 			case "error":
 				result = errors.New(ev.Message)

@@ -90,6 +90,12 @@ type Put struct {
 	// SkipSame leaves a Dst that already has Src's content alone, and
 	// sends nothing.
 	SkipSame bool
+	// Quick lets SkipSame trust the stamp that Put leaves beside Dst
+	// (Dst.murder-sum: its SHA-256 with its inode, size, mtime and ctime
+	// in nanoseconds) while all four are unchanged, instead of hashing
+	// Dst again. Any write to Dst changes its ctime, which nothing but
+	// the kernel sets.
+	Quick bool
 	// Then, when set, is shell code run in the same session once Dst is
 	// in place (d holds its path); its standard output goes to ThenOut
 	// (nil discards it).
@@ -107,11 +113,21 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 	if p.SkipSame {
 		skip = "true"
 	}
+	quick := "false"
+	if p.Quick {
+		quick = "true"
+	}
 	script := strings.Join([]string{
 		"set -e",
 		"d=" + Quote(p.Dst),
-		`have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi)`,
-		`if ` + skip + ` && [ "$have" = ` + p.Src.sum + ` ]; then echo same; else`,
+		// stamp prints SUM and the inode, size, mtime and ctime of $d, or
+		// nothing where stat cannot give nanoseconds (GNU coreutils can).
+		`stamp() { s=$(stat -c '%i %s %.9Y %.9Z' "$d" 2>/dev/null) || return 0; case "$s" in *[!0-9.\ ]*) ;; *.*' '*.*) echo "$1 $s";; esac; }`,
+		`have=; pre=$(stamp ` + p.Src.sum + `)`,
+		`if ` + quick + ` && [ -n "$pre" ] && [ -f "$d.murder-sum" ] && [ "$(cat "$d.murder-sum")" = "$pre" ]; then have=` + p.Src.sum + `; fi`,
+		`if [ -z "$have" ]; then have=$(f="$d"; if [ -f "$f" ]; then ` + sha256Cmd + `; fi); fi`,
+		// A stamp is written only for content just hashed or written.
+		`if ` + skip + ` && [ "$have" = ` + p.Src.sum + ` ]; then echo same; if [ -n "$pre" ] && [ "$(stamp ` + p.Src.sum + `)" = "$pre" ]; then echo "$pre" > "$d.murder-sum" || true; fi; else`,
 		`echo send`,
 		"mkdir -p " + Quote(path.Dir(p.Dst)),
 		`f="$d.murder-tmp.$$"`,
@@ -120,8 +136,10 @@ func (c *Conn) Put(ctx context.Context, p Put) (CopyResult, error) {
 		fmt.Sprintf(`chmod %o "$f"`, p.Mode.Perm()),
 		`got=$(` + sha256Cmd + `)`,
 		`if [ "$got" != ` + p.Src.sum + ` ]; then echo "checksum mismatch after copy: got ${got:-nothing}, want ` + p.Src.sum + `" >&2; exit 1; fi`,
+		`rm -f "$d.murder-sum"`,
 		`mv -f "$f" "$d"`,
 		`trap - EXIT`,
+		`stamp ` + p.Src.sum + ` > "$d.murder-sum" || true`,
 		`fi`,
 		p.Then,
 	}, "\n")

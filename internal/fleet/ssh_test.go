@@ -170,6 +170,54 @@ func TestRunner(t *testing.T) {
 			t.Errorf("failing Then: got %v, want exit status 4 saying broken", err)
 		}
 	})
+	t.Run("quick", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "bin")
+		put := func(src *LocalFile) CopyResult {
+			t.Helper()
+			got, err := c.Put(ctx, Put{Src: src, Dst: dst, Mode: 0o755, SkipSame: true, Quick: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		v1, v2 := LocalBytes([]byte("version 1\n")), LocalBytes([]byte("version 2\n"))
+		if got := put(v1); got != Copied {
+			t.Fatalf("first put: got %v, want Copied", got)
+		}
+		if _, err := os.Stat(dst + ".murder-sum"); err != nil {
+			t.Fatalf("no stamp after a copy: %v", err)
+		}
+		if got := put(v1); got != Unchanged {
+			t.Errorf("same content: got %v, want Unchanged", got)
+		}
+		// The same size, written in place: the stamp no longer holds.
+		if err := os.WriteFile(dst, []byte("version 3\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got := put(v1); got != Copied {
+			t.Errorf("content changed in place: got %v, want Copied", got)
+		}
+		// A stamp claiming other content is not believed either.
+		if got := put(v2); got != Copied {
+			t.Errorf("new content: got %v, want Copied", got)
+		}
+		if b, _ := os.ReadFile(dst); string(b) != "version 2\n" {
+			t.Errorf("got %q, want version 2", b)
+		}
+		// The stamp is what saves the hashing: one that matches the
+		// file's stat is believed.
+		stamp, err := os.ReadFile(dst + ".murder-sum")
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := strings.Replace(string(stamp), v2.sum, v1.sum, 1)
+		if err := os.WriteFile(dst+".murder-sum", []byte(forged), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := put(v1); got != Unchanged {
+			t.Errorf("with a stamp that matches the file's stat: got %v, want Unchanged (the stamp trusted)", got)
+		}
+	})
 	t.Run("tunnel", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

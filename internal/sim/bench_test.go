@@ -34,6 +34,7 @@ var (
 	benchConns    = flag.Int("sim.max-conns", 0, "connection limit of each host (0: the engine's default)")
 	benchSeed     = flag.Uint64("sim.seed", 1, "random seed")
 	benchJSON     = flag.Bool("sim.json", false, "end with one line of JSON")
+	benchTimeout  = flag.Duration("sim.timeout", time.Hour, "give up on peers not done after this long, in virtual time")
 )
 
 // benchResult is the JSON line of bench/sim/run.
@@ -145,6 +146,6 @@ func benchConfig() (Config, int64, error) {
 		Datacenters: *benchDCs, WAN: wan, Unplaced: *benchUnplaced,
 		Slow: *benchSlow, SlowLink: Link{Up: slow, Down: slow, Latency: *benchLatency},
 		Late: *benchLate, LateBy: *benchLateBy, Stop: *benchStop,
-		MaxConns: *benchConns, Seed: *benchSeed,
+		MaxConns: *benchConns, Seed: *benchSeed, Timeout: *benchTimeout,
 	}, rate, nil
 }

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/swarm"
 	"github.com/murder-deploy/murder/internal/tracker"
@@ -72,7 +73,7 @@ type Config struct {
 	// default.
 	MaxConns int
 	// ReadBuffer and WriteBuffer are each connection's buffers; 0 means
-	// 32 KiB, to keep thousands of hosts in memory.
+	// 16 KiB and one block message, to keep thousands of hosts in memory.
 	ReadBuffer, WriteBuffer int
 	// Seed makes the artifact, the slow, late and stopping hosts and the
 	// places of the hosts repeatable.
@@ -161,10 +162,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Timeout = time.Hour
 	}
 	if cfg.ReadBuffer <= 0 {
-		cfg.ReadBuffer = 32 << 10
+		cfg.ReadBuffer = 16 << 10
 	}
 	if cfg.WriteBuffer <= 0 {
-		cfg.WriteBuffer = 32 << 10
+		cfg.WriteBuffer = peerwire.PieceHeaderLen + peerwire.BlockSize
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -29,7 +29,7 @@ type piece struct {
 	index     int
 	size      int
 	nblocks   int
-	buf       []byte
+	buf       []byte // nil until its first block arrives (see buffer)
 	bufp      *[]byte
 	reqCount  []uint8 // outstanding requests per block
 	got       []bool
@@ -43,6 +43,19 @@ type piece struct {
 	started   time.Time // first requested
 }
 
+// buffer returns p's buffer, taking one when its first block arrives: a
+// piece that is only asked for holds no memory. At the start of a swarm a
+// peer asks for far more pieces than arrive at once (every connection's
+// whole pipeline), and buffers taken when asked for held the whole
+// artifact of a small torrent on every host (bench/sim).
+func (s *Swarm) buffer(p *piece) []byte {
+	if p.bufp == nil {
+		p.bufp = s.bufPool.Get().(*[]byte)
+		p.buf = (*p.bufp)[:p.size]
+	}
+	return p.buf
+}
+
 func (p *piece) blockLen(b int) int {
 	return min(peerwire.BlockSize, p.size-b*peerwire.BlockSize)
 }
@@ -50,10 +63,8 @@ func (p *piece) blockLen(b int) int {
 func (s *Swarm) startPiece(k int) *piece {
 	size := int(s.info.PieceSize(k))
 	nb := (size + peerwire.BlockSize - 1) / peerwire.BlockSize
-	bp := s.bufPool.Get().(*[]byte)
 	p := &piece{
 		index: k, size: size, nblocks: nb,
-		buf: (*bp)[:size], bufp: bp,
 		reqCount: make([]uint8, nb),
 		got:      make([]bool, nb),
 		writing:  make([]bool, nb),
@@ -87,7 +98,9 @@ func (s *Swarm) dropActive(p *piece) {
 			break
 		}
 	}
-	s.bufPool.Put(p.bufp)
+	if p.bufp != nil {
+		s.bufPool.Put(p.bufp)
+	}
 	p.buf, p.bufp = nil, nil
 }
 
@@ -331,7 +344,7 @@ func (s *Swarm) blockBuffer(c *conn, index, begin uint32, n int) []byte {
 	}
 	p.writing[b] = true
 	c.claim, c.claimBlock = p, b
-	return p.buf[begin : int(begin)+n]
+	return s.buffer(p)[begin : int(begin)+n]
 }
 
 // dropClaim ends c's claim on a block (after it arrived or the
@@ -387,7 +400,7 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 		return
 	}
 	if !direct {
-		copy(p.buf[m.Begin:], m.Block)
+		copy(s.buffer(p)[m.Begin:], m.Block)
 	}
 	p.got[b] = true
 	p.ngot++

@@ -118,7 +118,7 @@ type Store interface {
 
 // Defaults of a Config left zero.
 const (
-	DefaultMaxConns    = 50 // bench/sim/README.md: more cost CPU and memory and gave no speed
+	DefaultMaxConns    = 16 // bench/sim/README.md: more were slower, and cost CPU and memory
 	DefaultReadBuffer  = 256 << 10
 	DefaultWriteBuffer = 128 << 10
 )
@@ -214,7 +214,8 @@ type Swarm struct {
 	// ban run with it held; none of them blocks while holding it:
 	// messages are queued (conn.send) and written by each connection's
 	// writeLoop, and a completed piece goes to verifyCh, which has room
-	// for every piece in flight (maxActive).
+	// for every piece in flight (maxActive, or every piece of a smaller
+	// torrent).
 	mu          sync.Mutex
 	have        *storage.Bitfield
 	bytesDone   int64
@@ -347,7 +348,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 	}
 	s.rng = mrand.New(mrand.NewChaCha8(seed))
 	s.maxActive = max(8, int(activeBudget/max(info.PieceLength, 1)))
-	s.verifyCh = make(chan verifyJob, s.maxActive+1)
+	s.verifyCh = make(chan verifyJob, min(s.maxActive, n)+1)
 	pl := int(info.PieceLength)
 	s.bufPool.New = func() any { b := make([]byte, pl); return &b }
 	for k := range n {

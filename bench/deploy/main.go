@@ -1,0 +1,428 @@
+// Command deploy measures `murder deploy` end to end on the SSH test bed
+// (as root, from the repository root): N peer hosts and one tracker and
+// seeder host, each running sshd and capped at -rate both ways, driven
+// from an operator host whose link is not capped. Each round times
+//
+//   - `murder fleet distribute-files` of a binary no host has yet, against
+//     the binary's size over one link;
+//   - `murder deploy -v` of a directory holding one -size file of random
+//     bytes, against the bound F/U (F the .tgz's size, U the link), with
+//     the time of each step;
+//   - `murder deploy -v` of a -tree-size tree of small files.
+//
+// See README.md for how to run it and recent figures.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/murder-deploy/murder/internal/agent"
+	"github.com/murder-deploy/murder/internal/testbed"
+	"github.com/murder-deploy/murder/internal/testenv"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/deploy:", err)
+		os.Exit(1)
+	}
+}
+
+// Paths inside the hosts.
+const (
+	remoteMurder = "/usr/local/murder"
+	dest         = "/srv/murder/out"
+)
+
+type bench struct {
+	n        int
+	size     int64
+	rate     int64
+	treeSize int64
+	seedTime time.Duration
+	work     string // shared into every host: binary, keys, inventory, sources
+	murder   string
+	inv      string
+	bed      *testbed.Bed
+	ops      *testbed.Host
+	seeder   *testbed.Host
+	peers    []*testbed.Host
+	verbose  bool
+	busy     float64 // share of the machine's CPU busy during the last murder run
+}
+
+func run() error {
+	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
+	n := fs.Int("n", 16, "number of peer hosts (plus one tracker and seeder host)")
+	sizeFlag := fs.String("size", "64MiB", "size of the big deploy's one file of random bytes")
+	treeFlag := fs.String("tree-size", "3MB", "size of the small deploy's tree (files of 4-60 KiB)")
+	rateFlag := fs.String("rate", "64Mbit", "link cap of the seeder and of every peer, each way")
+	seedTime := fs.Duration("seed-time", 30*time.Second, "seed_time in murder.toml")
+	rounds := fs.Int("rounds", 1, "rounds; each runs distribute-files, the big deploy and the small one")
+	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
+	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
+	verbose := fs.Bool("v", false, "print murder's whole output")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	b := &bench{n: *n, seedTime: *seedTime, verbose: *verbose}
+	var err error
+	for _, p := range []struct {
+		flag string
+		v    *int64
+	}{{*sizeFlag, &b.size}, {*treeFlag, &b.treeSize}, {*rateFlag, &b.rate}} {
+		if *p.v, err = agent.ParseRate(p.flag); err == nil && *p.v <= 0 {
+			err = fmt.Errorf("bad size or rate %q", p.flag)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	b.work, err = os.MkdirTemp("", "murder-bench-deploy-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.work)
+	os.Chmod(b.work, 0o755)
+	if *murderBin != "" {
+		b.murder = filepath.Join(b.work, "murder")
+		data, err := os.ReadFile(*murderBin)
+		if err == nil {
+			err = os.WriteFile(b.murder, data, 0o755)
+		}
+		if err != nil {
+			return err
+		}
+	} else if b.murder, err = testenv.BuildMurder(b.work); err != nil {
+		return err
+	}
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	defer b.bed.Close()
+
+	fi, err := os.Stat(b.murder)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bed: %d peers + 1 tracker/seeder, links %s/s each way (operator uncapped), seed_time %s; binary %s\n",
+		b.n, mib(b.rate), b.seedTime, mib(fi.Size()))
+	var dist, big, small []float64
+	for r := 1; r <= *rounds; r++ {
+		d, err := b.distribute(ctx, fi.Size())
+		if err != nil {
+			return err
+		}
+		dist = append(dist, d)
+		x, err := b.deploy(ctx, fmt.Sprintf("big%d", r), "big", true)
+		if err != nil {
+			return err
+		}
+		big = append(big, x)
+		y, err := b.deploy(ctx, fmt.Sprintf("tree%d", r), "tree", false)
+		if err != nil {
+			return err
+		}
+		small = append(small, y)
+	}
+	fmt.Printf("\nmedians over %d round(s): distribute-files %.2fx its bound; big deploy %.2fx F/U; small tree %.2f s\n",
+		*rounds, median(dist), median(big), median(small))
+	return nil
+}
+
+// setup builds the bed, starts sshd in every host but the operator's,
+// and writes the sources and the inventory.
+func (b *bench) setup(ctx context.Context) error {
+	bed, err := testbed.New(ctx, testbed.Config{Hosts: b.n + 2, Link: testbed.Link{Up: b.rate, Down: b.rate}, Share: []string{b.work}})
+	if err != nil {
+		return err
+	}
+	b.bed = bed
+	b.ops, b.seeder, b.peers = bed.Host(0), bed.Host(1), bed.Hosts()[2:]
+	if err := b.ops.SetLink(ctx, testbed.Link{}); err != nil {
+		return err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return err
+	}
+	key := filepath.Join(b.work, "id_ed25519")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	var known, peers strings.Builder
+	for _, h := range bed.Hosts()[1:] {
+		s, err := h.StartSSHD(ctx, string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+		if err != nil {
+			return err
+		}
+		known.WriteString(s.KnownHostsLine() + "\n")
+		if h != b.seeder {
+			fmt.Fprintf(&peers, "%q, ", "root@"+h.Addr().String())
+		}
+	}
+	knownPath := filepath.Join(b.work, "known_hosts")
+	if err := os.WriteFile(knownPath, []byte(known.String()), 0o600); err != nil {
+		return err
+	}
+	seeder := "root@" + b.seeder.Addr().String()
+	b.inv = filepath.Join(b.work, "murder.toml")
+	inv := fmt.Sprintf(`remote_murder_path = %q
+temp_path = "/tmp"
+tracker_port = 8998
+seed_time = %q
+peer_timeout = "10m"
+
+[ssh]
+identity_files = [%q]
+known_hosts = %q
+
+[roles]
+tracker = %q
+seeder = %q
+peers = [%s]
+`, remoteMurder, b.seedTime, key, knownPath, seeder, seeder, strings.TrimSuffix(peers.String(), ", "))
+	if err := os.WriteFile(b.inv, []byte(inv), 0o644); err != nil {
+		return err
+	}
+	if err := writeRandom(filepath.Join(b.work, "big", "data.bin"), b.size); err != nil {
+		return err
+	}
+	for i, left := 0, b.treeSize; left > 0; i++ {
+		n := min(left, int64(4<<10+(i*7919)%(56<<10)))
+		if err := writeRandom(filepath.Join(b.work, "tree", fmt.Sprintf("d%02d", i%20), fmt.Sprintf("f%03d", i)), n); err != nil {
+			return err
+		}
+		left -= n
+	}
+	return nil
+}
+
+func writeRandom(path string, n int64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// murderRun runs murder on the operator's host and returns its output
+// and wall time.
+func (b *bench) murderRun(ctx context.Context, args ...string) (string, time.Duration, error) {
+	cmd := b.ops.Command(ctx, b.murder, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + b.work}
+	var out, log strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &log // -v's debug log
+	cpu0 := readCPU()
+	t0 := time.Now()
+	err := cmd.Run()
+	took := time.Since(t0)
+	b.busy = readCPU().busySince(cpu0)
+	if b.verbose {
+		fmt.Print(out.String())
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.Contains(l, `msg="peer `) {
+				fmt.Println("  " + l)
+			}
+		}
+	}
+	if err != nil {
+		return out.String(), took, fmt.Errorf("murder %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String(), took, nil
+}
+
+// quiesce flushes the disk and lets the machine settle before a timed run.
+func quiesce() {
+	exec.Command("sync").Run()
+	time.Sleep(2 * time.Second)
+}
+
+// distribute times distribute-files of a binary that no host has, and
+// returns its ratio to the binary's size over one link.
+func (b *bench) distribute(ctx context.Context, size int64) (float64, error) {
+	for _, h := range b.bed.Hosts()[1:] {
+		os.Remove(h.Path(remoteMurder + "/murder"))
+	}
+	quiesce()
+	_, took, err := b.murderRun(ctx, "fleet", "-c", b.inv, "distribute-files")
+	if err != nil {
+		return 0, err
+	}
+	bound := seconds(float64(size) / float64(b.rate))
+	fmt.Printf("\ndistribute-files to %d hosts: %s, links' bound %s (binary/U): %.2fx; cpu busy %.0f%%\n", b.n+1, round(took), round(bound), took.Seconds()/bound.Seconds(), 100*b.busy)
+	return took.Seconds() / bound.Seconds(), nil
+}
+
+var (
+	sizeLine    = regexp.MustCompile(`(?m)^\s+size: (\d+) bytes`)
+	inPlaceLine = regexp.MustCompile(`(?m)^files in place on the last of them after (\S+); whole run (\S+)$`)
+	stepLine    = regexp.MustCompile(`(?m)^  ([a-z-]+)\s+(\S+)\s+(\S+)$`)
+)
+
+// deploy runs murder deploy of the big or the small tree, prints the
+// whole run, files in place and each step, and returns the whole run
+// over F/U (ratio) or in seconds (not ratio).
+func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float64, error) {
+	defer func() {
+		// Stop the peers seeding on, and make room for the next run.
+		b.murderRun(ctx, "fleet", "-c", b.inv, "stop-all-peering")
+		for _, h := range b.peers {
+			removeContents(h.Path(dest))
+		}
+	}()
+	var primed testenv.PrimedMemory
+	if ratio {
+		// Room for every peer's download and its extraction
+		// (testenv.PrimeMemory says why).
+		var err error
+		if primed, err = testenv.PrimeMemory(min(int64(b.n)*2*b.size+256<<20, memAvailable()-2<<30)); err != nil {
+			return 0, err
+		}
+	}
+	quiesce()
+	primed.Release()
+	out, took, err := b.murderRun(ctx, "deploy", "-c", b.inv, "-v", "--tag", tag, "--files-path", filepath.Join(b.work, src), "--destination-path", dest)
+	if err != nil {
+		return 0, err
+	}
+	if !strings.Contains(out, fmt.Sprintf("deployed to %d/%d hosts", b.n, b.n)) {
+		return 0, fmt.Errorf("deploy %s did not reach every host:\n%s", tag, out)
+	}
+	m := sizeLine.FindStringSubmatch(out)
+	ip := inPlaceLine.FindStringSubmatch(out)
+	if m == nil || ip == nil {
+		return 0, fmt.Errorf("deploy %s: no artifact size or summary in the output:\n%s", tag, out)
+	}
+	f, _ := strconv.ParseInt(m[1], 10, 64)
+	bound := seconds(float64(f) / float64(b.rate))
+	fmt.Printf("\ndeploy %s (%s .tgz) to %d peers: whole run %s (murder: %s), files in place %s; bound F/U %s",
+		tag, mib(f), b.n, round(took), ip[2], ip[1], round(bound))
+	if ratio {
+		inPlace, _ := time.ParseDuration(ip[1])
+		fmt.Printf(": whole run %.2fx, files in place %.2fx", took.Seconds()/bound.Seconds(), inPlace.Seconds()/bound.Seconds())
+	}
+	fmt.Printf("; cpu busy %.0f%%\n", 100*b.busy)
+	sc := bufio.NewScanner(strings.NewReader(out[strings.Index(out, "STEP"):]))
+	for sc.Scan() {
+		if s := stepLine.FindStringSubmatch(sc.Text()); s != nil {
+			fmt.Printf("  %-18s start %-8s took %s\n", s[1], s[2], s[3])
+		}
+	}
+	if ratio {
+		return took.Seconds() / bound.Seconds(), nil
+	}
+	return took.Seconds(), nil
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo, or returns 0.
+func memAvailable() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+func round(d time.Duration) time.Duration {
+	return d.Round(10 * time.Millisecond)
+}
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// removeContents empties dir, which may be a host's mount point.
+func removeContents(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// cpuTimes are the machine's CPU ticks from /proc/stat: idle (with
+// iowait) and all.
+type cpuTimes struct{ idle, total int64 }
+
+func readCPU() cpuTimes {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	var t cpuTimes
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		t.total += v
+		if i == 3 || i == 4 {
+			t.idle += v
+		}
+	}
+	return t
+}
+
+// busySince is the share of the CPU time since t0 that was not idle.
+func (t cpuTimes) busySince(t0 cpuTimes) float64 {
+	if t.total <= t0.total {
+		return 0
+	}
+	return 1 - float64(t.idle-t0.idle)/float64(t.total-t0.total)
+}
