@@ -92,7 +92,11 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 // dialed by many of its own peers, and without the share they took every
 // connection before it reached a remote one (simulated: 60 hosts per
 // datacenter, 50 connections each, the last peer at 4.4x F/W).
-func (s *Swarm) roomForLocked(near int32, dialing int) bool {
+//
+// Of the remote half, an eighth of MaxConns is kept for remote peers that
+// dial in: a gateway fills its half with the seeder's datacenter at once,
+// and the gateways of other datacenters, which come later, dial it.
+func (s *Swarm) roomForLocked(near int32, dialing int, incoming bool) bool {
 	if !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
 		return true
 	}
@@ -107,7 +111,11 @@ func (s *Swarm) roomForLocked(near int32, dialing int) bool {
 	if near == nearRemote {
 		// Remote peers take at most half: a gateway has many on its list
 		// and must keep room for its own datacenter's peers.
-		return remote+dialing < s.cfg.MaxConns/2
+		limit := s.cfg.MaxConns / 2
+		if !incoming {
+			limit -= max(s.cfg.MaxConns/8, 1)
+		}
+		return remote+dialing < limit
 	}
 	return other+dialing < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare // dialing counted as either: a bound, not a census
 }
