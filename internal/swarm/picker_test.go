@@ -692,10 +692,10 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 			c.near.Store(s.nearLocked(c.addr.Addr()))
 		}
 		s.mu.Lock()
-		local, remote := s.roomForLocked(nearDatacenter, 0, false), s.roomForLocked(nearRemote, 0, false)
-		unlisted := s.roomForLocked(nearUnknown, 0, false)
+		local, remote := s.roomForLocked(nearDatacenter, false), s.roomForLocked(nearRemote, false)
+		unlisted := s.roomForLocked(nearUnknown, false)
 		add()
-		full := s.roomForLocked(nearDatacenter, 0, false)
+		full := s.roomForLocked(nearDatacenter, false)
 		s.mu.Unlock()
 		if !local || !remote || !unlisted {
 			t.Errorf("placed=%v, 7 of 10 connections: room for local %v, remote %v, unlisted %v; want all", placed, local, remote, unlisted)
@@ -713,14 +713,15 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 		add().near.Store(nearRemote)
 	}
 	s.mu.Lock()
-	remote, local := s.roomForLocked(nearRemote, 0, false), s.roomForLocked(nearDatacenter, 0, false)
+	remote, local := s.roomForLocked(nearRemote, false), s.roomForLocked(nearDatacenter, false)
 	s.mu.Unlock()
 	if remote || !local {
 		t.Errorf("5 remote of 10 connections: room for another remote %v, a local %v; want false, true", remote, local)
 	}
 	s.cfg.MaxConns = 16 // 8 remote, of which 2 only for those that dial in
 	s.mu.Lock()
-	dial, accept := s.roomForLocked(nearRemote, 1, false), s.roomForLocked(nearRemote, 1, true)
+	add().near.Store(nearRemote)
+	dial, accept := s.roomForLocked(nearRemote, false), s.roomForLocked(nearRemote, true)
 	s.mu.Unlock()
 	if dial || !accept {
 		t.Errorf("6 remote of 16 connections: room to dial another %v, to accept one %v; want false, true", dial, accept)

@@ -86,7 +86,7 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 }
 
 // roomForLocked reports whether a connection to a peer at nearness near
-// fits beside the connections there are and dialing more being dialed:
+// fits beside the connections there are and those being dialed:
 // while this host knows its place, a share of MaxConns (remoteShare) is
 // kept for peers the tracker put elsewhere. A datacenter's gateway is
 // dialed by many of its own peers, and without the share they took every
@@ -96,13 +96,20 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 // Of the remote half, an eighth of MaxConns is kept for remote peers that
 // dial in: a gateway fills its half with the seeder's datacenter at once,
 // and the gateways of other datacenters, which come later, dial it.
-func (s *Swarm) roomForLocked(near int32, dialing int, incoming bool) bool {
+func (s *Swarm) roomForLocked(near int32, incoming bool) bool {
 	if !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
 		return true
 	}
 	remote, other := 0, 0
 	for c := range s.conns {
 		if c.near.Load() == nearRemote {
+			remote++
+		} else {
+			other++
+		}
+	}
+	for a := range s.dialing {
+		if s.nearLocked(a.Addr()) == nearRemote {
 			remote++
 		} else {
 			other++
@@ -115,9 +122,9 @@ func (s *Swarm) roomForLocked(near int32, dialing int, incoming bool) bool {
 		if !incoming {
 			limit -= max(s.cfg.MaxConns/8, 1)
 		}
-		return remote+dialing < limit
+		return remote < limit
 	}
-	return other+dialing < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare // dialing counted as either: a bound, not a census
+	return other < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare
 }
 
 // remoteShare: 1/remoteShare of MaxConns is kept for remote peers.

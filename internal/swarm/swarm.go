@@ -575,7 +575,7 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
 			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns ||
-			!s.roomForLocked(s.nearLocked(a.Addr()), len(s.dialing), false) {
+			!s.roomForLocked(s.nearLocked(a.Addr()), false) {
 			continue
 		}
 		s.dialing[a] = true
