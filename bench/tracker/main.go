@@ -14,6 +14,8 @@
 //
 //	go run ./bench/tracker                      # murder and, if installed, opentracker
 //	go run ./bench/tracker -opentracker=""      # murder alone
+//	go run ./bench/tracker -store redis         # also murder on a redis-server of its own
+//	go run ./bench/tracker -store redis://HOST:PORT/DB  # on that Redis; its DB is emptied before each run
 package main
 
 import (
@@ -39,6 +41,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/murder-deploy/murder/internal/testenv"
 )
 
@@ -52,6 +56,9 @@ type options struct {
 	duration    time.Duration
 	numWant     int
 	rounds      int
+	store       string
+	storeOnly   bool
+	perRequest  bool
 }
 
 func main() {
@@ -65,6 +72,9 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "longest steady phase")
 	flag.IntVar(&o.numWant, "numwant", 50, "numwant of every announce")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each round runs every contender once, in alternating order")
+	flag.StringVar(&o.store, "store", "", `also measure murder on Redis: "redis" starts Debian's redis-server on a free port for each run; a redis:// URL uses that server and empties its DB (FLUSHDB) before each run`)
+	flag.BoolVar(&o.storeOnly, "store-only", false, "with -store, measure only murder on Redis, with keep-alive")
+	flag.BoolVar(&o.perRequest, "conn-per-request", true, "also measure murder (in memory) with a connection per request, as opentracker is")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench/tracker: %v\n", err)
@@ -77,6 +87,9 @@ type contender struct {
 	name      string
 	keepAlive bool
 	start     func(port int) (*exec.Cmd, error)
+	// redis, when set, readies an empty Redis for a run and returns its
+	// URL, a function that reads the memory it uses, and one that stops it.
+	redis func() (url string, used func() int64, stop func(), err error)
 }
 
 type result struct {
@@ -89,6 +102,10 @@ type result struct {
 	p999      time.Duration
 	rssKiB    int64
 	hwmKiB    int64
+	// baseKiB is the tracker's RSS before the fill phase; redisKiB is
+	// Redis's used_memory after the steady phase, when on Redis.
+	baseKiB  int64
+	redisKiB int64
 }
 
 func run(o options) error {
@@ -108,17 +125,26 @@ func run(o options) error {
 	}
 	pop := newPopulation(o)
 
-	murderStart := func(port int) (*exec.Cmd, error) {
-		cmd := exec.Command(o.murder, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-			"--interval", "30m", "--log-level", "warn")
-		cmd.Stderr = os.Stderr
-		return cmd, cmd.Start()
+	murderStarter := func(store string) func(int) (*exec.Cmd, error) {
+		return func(port int) (*exec.Cmd, error) {
+			cmd := exec.Command(o.murder, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+				"--interval", "30m", "--log-level", "warn", "--store", store)
+			cmd.Stderr = os.Stderr
+			return cmd, cmd.Start()
+		}
 	}
-	contenders := []contender{
-		{name: "murder keep-alive", keepAlive: true, start: murderStart},
-		{name: "murder conn/request", start: murderStart},
+	contenders := []contender{{name: "murder keep-alive", keepAlive: true, start: murderStarter("memory")}}
+	if o.perRequest {
+		contenders = append(contenders, contender{name: "murder conn/request", start: murderStarter("memory")})
 	}
-	if o.opentracker != "" {
+	if o.store != "" {
+		rc := contender{name: "murder redis keep-alive", keepAlive: true, redis: redisStarter(o.store, tmp)}
+		if o.storeOnly {
+			contenders = nil
+		}
+		contenders = append(contenders, rc)
+	}
+	if o.opentracker != "" && !o.storeOnly {
 		if path, err := exec.LookPath(o.opentracker); err != nil {
 			fmt.Fprintf(os.Stderr, "opentracker not found (%v); measuring murder alone\n", err)
 		} else {
@@ -154,25 +180,35 @@ func run(o options) error {
 	fmt.Println("\nmedians over rounds (steady phase):")
 	for _, c := range contenders {
 		var rates, p50s, p99s []float64
-		var rss int64
+		var rss, perPeer, redisMem int64
 		for _, x := range results {
 			if x.contender == c.name && x.phase == "steady" {
 				rates = append(rates, float64(x.requests)/x.elapsed.Seconds())
 				p50s = append(p50s, float64(x.p50))
 				p99s = append(p99s, float64(x.p99))
 				rss = max(rss, x.rssKiB)
+				perPeer = max(perPeer, (x.rssKiB-x.baseKiB)*1024/int64(o.peers))
+				redisMem = max(redisMem, x.redisKiB)
 			}
 		}
-		fmt.Printf("  %-26s %9.0f announces/s  p50 %-9s p99 %-9s max RSS %d MiB\n", c.name, median(rates),
-			time.Duration(median(p50s)).Round(time.Microsecond), time.Duration(median(p99s)).Round(time.Microsecond), rss/1024)
+		fmt.Printf("  %-26s %9.0f announces/s  p50 %-9s p99 %-9s max RSS %d MiB (%d B/peer over the empty tracker)", c.name, median(rates),
+			time.Duration(median(p50s)).Round(time.Microsecond), time.Duration(median(p99s)).Round(time.Microsecond), rss/1024, perPeer)
+		if redisMem > 0 {
+			fmt.Printf(", Redis used_memory %d MiB (%d B/peer)", redisMem/1024, redisMem*1024/int64(o.peers))
+		}
+		fmt.Println()
 	}
 	return nil
 }
 
 func printResult(round int, x result) {
-	fmt.Printf("round %d  %-26s %-6s %7d req %5d err  %9.0f announces/s  p50 %-9s p99 %-9s p99.9 %-9s RSS %4d MiB (peak %d MiB)\n",
+	fmt.Printf("round %d  %-26s %-6s %7d req %5d err  %9.0f announces/s  p50 %-9s p99 %-9s p99.9 %-9s RSS %4d MiB (peak %d MiB, empty %d MiB)",
 		round, x.contender, x.phase, x.requests, x.errors, float64(x.requests)/x.elapsed.Seconds(),
-		x.p50.Round(time.Microsecond), x.p99.Round(time.Microsecond), x.p999.Round(time.Microsecond), x.rssKiB/1024, x.hwmKiB/1024)
+		x.p50.Round(time.Microsecond), x.p99.Round(time.Microsecond), x.p999.Round(time.Microsecond), x.rssKiB/1024, x.hwmKiB/1024, x.baseKiB/1024)
+	if x.redisKiB > 0 {
+		fmt.Printf(" Redis %d MiB", x.redisKiB/1024)
+	}
+	fmt.Println()
 }
 
 func median(v []float64) float64 {
@@ -262,7 +298,23 @@ func measure(o options, pop *population, c contender) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := c.start(port)
+	start := c.start
+	var redisUsed func() int64
+	if c.redis != nil {
+		url, used, stop, err := c.redis()
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		redisUsed = used
+		start = func(port int) (*exec.Cmd, error) {
+			cmd := exec.Command(o.murder, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+				"--interval", "30m", "--log-level", "warn", "--store", url)
+			cmd.Stderr = os.Stderr
+			return cmd, cmd.Start()
+		}
+	}
+	cmd, err := start(port)
 	if err != nil {
 		return nil, err
 	}
@@ -284,9 +336,12 @@ func measure(o options, pop *population, c contender) ([]result, error) {
 	// opentracker needs a moment to read its whitelist after it listens.
 	time.Sleep(500 * time.Millisecond)
 
+	base, _ := memory(cmd.Process.Pid)
 	fill := func(i int) []byte { return pop.started[i] }
 	var next atomic.Int64
-	fillRes := load(o.conns, len(pop.started), time.Minute, addr, c.keepAlive, func() []byte {
+	// The fill phase may take as long as 1,000 announces/s would.
+	fillLimit := max(time.Minute, time.Duration(len(pop.started))*time.Millisecond)
+	fillRes := load(o.conns, len(pop.started), fillLimit, addr, c.keepAlive, func() []byte {
 		return fill(int(next.Add(1)-1) % len(pop.started))
 	})
 	fillRes.contender, fillRes.phase = c.name, "fill"
@@ -296,10 +351,60 @@ func measure(o options, pop *population, c contender) ([]result, error) {
 	steady.contender, steady.phase = c.name, "steady"
 	fillRes.rssKiB, fillRes.hwmKiB = memory(cmd.Process.Pid)
 	steady.rssKiB, steady.hwmKiB = fillRes.rssKiB, fillRes.hwmKiB
+	fillRes.baseKiB, steady.baseKiB = base, base
+	if redisUsed != nil {
+		steady.redisKiB = redisUsed() / 1024
+	}
 	if fillRes.errors > fillRes.requests/100 || steady.errors > steady.requests/100 {
 		return nil, fmt.Errorf("too many failed announces: %d in fill, %d in steady", fillRes.errors, steady.errors)
 	}
 	return []result{fillRes, steady}, nil
+}
+
+// redisStarter readies an empty Redis for each run: a redis-server of its
+// own on a free port when store is "redis", else the server at the URL
+// store with its DB emptied.
+func redisStarter(store, tmp string) func() (string, func() int64, func(), error) {
+	return func() (string, func() int64, func(), error) {
+		url := store
+		stop := func() {}
+		if store == "redis" {
+			port, err := freePort()
+			if err != nil {
+				return "", nil, nil, err
+			}
+			dir, err := os.MkdirTemp(tmp, "redis-")
+			if err != nil {
+				return "", nil, nil, err
+			}
+			r := testenv.NewRedis(dir, fmt.Sprintf("127.0.0.1:%d", port))
+			if err := r.Start(); err != nil {
+				return "", nil, nil, err
+			}
+			url, stop = r.URL(), r.Stop
+		}
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			stop()
+			return "", nil, nil, err
+		}
+		rdb := redis.NewClient(opts)
+		ctx := context.Background()
+		if err := rdb.FlushDB(ctx).Err(); err != nil {
+			rdb.Close()
+			stop()
+			return "", nil, nil, fmt.Errorf("redis %s: %w", url, err)
+		}
+		used := func() int64 {
+			info, err := rdb.InfoMap(ctx, "memory").Result()
+			if err != nil {
+				return 0
+			}
+			n, _ := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+			return n
+		}
+		return url, used, func() { rdb.Close(); stop() }, nil
+	}
 }
 
 func waitListening(addr string) error {

@@ -20,6 +20,7 @@ func newDeployCmd() *cobra.Command {
 		local    int
 		timeout  time.Duration
 		keepTemp bool
+		linger   time.Duration
 		upload   string
 		download string
 	)
@@ -71,6 +72,9 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 				if cmd.Flags().Changed("config") {
 					return usageError(errors.New("--local runs without an inventory: drop -c"))
 				}
+				if linger < 0 {
+					return usageError(fmt.Errorf("--linger %s: want a positive duration", linger))
+				}
 				if timeout < 0 {
 					return usageError(fmt.Errorf("--timeout %s: want a positive duration", timeout))
 				}
@@ -93,6 +97,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 					MaxUploadRate:      upload,
 					MaxDownloadRate:    download,
 					KeepTemp:           keepTemp,
+					Linger:             linger,
 					Out:                cmd.OutOrStdout(),
 					Live:               isTerminal(cmd.OutOrStdout()),
 					Logger:             slog.New(slog.DiscardHandler),
@@ -104,7 +109,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 				return err
 			}
 			var localOnly []string
-			for _, name := range []string{"max-upload-rate", "max-download-rate", "timeout", "keep-temp"} {
+			for _, name := range []string{"max-upload-rate", "max-download-rate", "timeout", "keep-temp", "linger"} {
 				if cmd.Flags().Changed(name) {
 					localOnly = append(localOnly, "--"+name)
 				}
@@ -146,6 +151,7 @@ Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 	f.DurationVar(&timeout, "timeout", 0, "--local: fail the run if it has not finished after this long, e.g. 10m (default 1h)")
 	f.StringVar(&upload, "max-upload-rate", "", "--local: upload limit per process, bytes per second, e.g. 50MB (default: no limit)")
 	f.StringVar(&download, "max-download-rate", "", "--local: download limit per peer, bytes per second, e.g. 100MB (default: no limit)")
+	f.DurationVar(&linger, "linger", 0, "--local: keep the tracker and its live page (http://TRACKER/) up this long after the peers are done, e.g. 1m")
 	f.BoolVar(&keepTemp, "keep-temp", false, "--local: keep the work directory (artifact, .torrent, logs) after success too; its path is printed")
 	_ = cmd.MarkFlagRequired("files-path")
 	_ = cmd.MarkFlagRequired("destination-path")

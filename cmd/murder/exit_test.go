@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -176,8 +177,13 @@ func TestCLIExitCodes(t *testing.T) {
 
 	t.Run("version", func(t *testing.T) {
 		code, stdout, stderr := runMurder(t, bin, "version")
-		if code != 0 || stdout != "murder dev\n" || stderr != "" {
-			t.Errorf("got code %d, stdout %q, stderr %q; want 0, %q and nothing", code, stdout, stderr, "murder dev\n")
+		want := regexp.MustCompile(`^murder (dev|v[0-9][^ ]*) \(commit [^ ,]+, go[^ ]+ [a-z0-9]+/[a-z0-9]+\)\n$`)
+		if code != 0 || !want.MatchString(stdout) || stderr != "" {
+			t.Errorf("got code %d, stdout %q, stderr %q; want 0, a line matching %s and nothing", code, stdout, stderr, want)
+		}
+		code, flag, stderr := runMurder(t, bin, "--version")
+		if code != 0 || flag != stdout || stderr != "" {
+			t.Errorf("murder --version: got code %d, stdout %q, stderr %q; want 0, %q and nothing", code, flag, stderr, stdout)
 		}
 	})
 	t.Run("help command", func(t *testing.T) {

@@ -39,7 +39,10 @@ func (ff *fleetFlags) open(cmd *cobra.Command) (*deploy.Fleet, func(), error) {
 	if ff.verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(cmd, cmd.ErrOrStderr(), level)
+	if err != nil {
+		return nil, nil, err
+	}
 	sshCfg := inv.SSH
 	sshCfg.AcceptNewHostKeys = ff.acceptNewHostKeys
 	runner, err := fleet.NewRunner(sshCfg, logger)
@@ -182,19 +185,19 @@ it again is cheap.`, false,
   murder fleet -c murder.toml distribute-files --binary ./dist/murder-linux-arm64`
 
 	startTracker := task("start-tracker", "Start the tracker (detached) unless it runs, and wait until it answers",
-		`start-tracker starts murder tracker on the tracker host, listening on
-tracker_port, as a background process with its pid and log files in the
-temp path, and waits until it answers. A tracker that already runs is left
-as it is.`, false,
+		`start-tracker starts murder tracker on each tracker host, listening on
+tracker_port (with --store from [tracker] store), as a background process
+with its pid and log files in the temp path, and waits until it answers.
+A tracker that already runs is left as it is.`, false,
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
 			_, err := fl.StartTracker(cmd.Context())
-			return hostFailure(cmd, err, 1)
+			return hostFailure(cmd, err, len(fl.Inventory().Trackers))
 		})
 	stopTracker := task("stop-tracker", "Stop the tracker (succeeds when it is not running)",
-		`stop-tracker stops the tracker that start-tracker started on the tracker
+		`stop-tracker stops the tracker that start-tracker started on each tracker
 host. Stopping a tracker that is not running succeeds.`, false,
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
-			return hostFailure(cmd, fl.StopTracker(cmd.Context()), 1)
+			return hostFailure(cmd, fl.StopTracker(cmd.Context()), len(fl.Inventory().Trackers))
 		})
 	create := task("create-torrent", "Pack --files-path on the seeder into TEMP/TAG.tgz and bring TAG.tgz.torrent back",
 		`create-torrent runs murder create on the seeder host: it packs the files

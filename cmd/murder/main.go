@@ -17,10 +17,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is stamped at build time with
-// -ldflags "-X main.version=...".
-var version = "dev"
-
 // exitUsage is the exit code of a usage error: an unknown command or flag,
 // a bad flag value, a missing required flag or a wrong number of
 // arguments. Runtime failures exit 1 unless the command says otherwise.
@@ -79,7 +75,10 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 			return usageError(fmt.Errorf("name a command: %s", strings.Join(names, ", ")))
 		},
 		SuggestionsMinimumDistance: 2,
+		// cobra adds --version, which prints what `murder version` prints.
+		Version: versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}")
 	// Unknown flags before a mistyped command would hide the command's
 	// name: report the command instead.
 	root.FParseErrWhitelist.UnknownFlags = true
@@ -94,7 +93,13 @@ Exit codes: 0 success, 1 failure (for fleet and deploy: any host failed),
 		newTrackerCmd(),
 		newFleetCmd(),
 		newDeployCmd(),
+		newStatusCmd(),
 	)
+	addLogFormatFlag(root)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		_, err := logFormat(cmd)
+		return err
+	}
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()
 	classifyUsageErrors(root)
@@ -189,18 +194,6 @@ func helpTopic(root *cobra.Command, args []string) (*cobra.Command, error) {
 	return c, nil
 }
 
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print murder's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "murder %s\n", version)
-			return nil
-		},
-	}
-}
-
 // run executes root with args, reports an error on stderr in one line
 // (with a hint after a usage error) and returns the exit code.
 func run(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
@@ -216,6 +209,10 @@ func run(ctx context.Context, root *cobra.Command, args []string, stderr io.Writ
 	}
 	if cmd == nil {
 		cmd = root
+	}
+	if f, ferr := logFormat(cmd); ferr == nil && f == logJSON {
+		writeErrorJSON(stderr, cmd.CommandPath(), errorLine(cmd, err), code)
+		return code
 	}
 	fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), errorLine(cmd, err))
 	if code == exitUsage {

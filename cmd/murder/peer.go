@@ -95,7 +95,10 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 				rep = agent.NewReporter(mode, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			defer rep.Close()
-			logger := slog.New(slog.NewTextHandler(agent.LogWriter(rep, cmd.ErrOrStderr()), &slog.HandlerOptions{Level: level}))
+			logger, err := newLogger(cmd, agent.LogWriter(rep, cmd.ErrOrStderr()), level)
+			if err != nil {
+				return err
+			}
 
 			if detach && statusFD == 0 {
 				temp := cfg.TempPath

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/spf13/cobra"
 
 	"github.com/murder-deploy/murder/internal/agent"
@@ -37,7 +35,9 @@ state (names in docs/metrics.md).`,
 			if err != nil {
 				return err
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			if cfg.Logger, err = newLogger(cmd, cmd.ErrOrStderr(), level); err != nil {
+				return err
+			}
 			return agent.Seed(cmd.Context(), cfg)
 		},
 	}

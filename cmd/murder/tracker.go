@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,24 +15,39 @@ import (
 
 func newTrackerCmd() *cobra.Command {
 	var (
-		cfg       tracker.Config
-		logFormat string
-		logLevel  string
+		cfg          tracker.Config
+		logLevel     string
+		storeURL     string
+		storeTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "tracker",
 		Short: "Run the BitTorrent tracker that coordinates a deploy",
 		Long: `tracker runs murder's HTTP BitTorrent tracker. Seeders and peers announce
 to http://HOST:PORT/announce; counts per torrent are at /scrape, and
-Prometheus metrics at /metrics (see docs/metrics.md).
+Prometheus metrics at /metrics (see docs/metrics.md). http://HOST:PORT/ is a
+live page of every swarm, its peers' progress and the recent deploys, with
+the JSON API behind it at /api/swarms (see docs/status.md, and murder
+status).
 
-Swarm state lives in memory. A peer that misses two of its announce
-intervals is dropped; a stopped event drops it at once. A peer's interval is
---interval, or the longer gap at which the peer is seen to re-announce:
-libtorrent, for one, re-announces at most every 300 s whatever it is told,
-so libtorrent peers (and qBittorrent and Deluge, built on it) are kept 600 s
-from their first announce, and any peer that comes back later than asked is
-kept for twice the gap it came back after. Peers get a random sample of the
+Swarm state lives in memory (--store memory, the default) or in Redis
+(--store redis://HOST:PORT/DB): any number of trackers on one Redis, and one
+key prefix, serve the same swarms, so peers may fail over between them
+(BEP 12 announce-list) and a tracker that stops or restarts loses nothing.
+Each announce is one round trip to Redis; keys expire by themselves. When
+Redis is down or slower than --store-timeout, announces get a failure
+reason and /metrics shows murder_tracker_store_up 0; the tracker reconnects
+by itself. A torrent keeps at most 100,000 peers there (more get peers but
+are not listed) and at most 100,000 torrents are tracked per day. See
+docs/tracker-replicas.md.
+
+A peer that misses two of its announce intervals is dropped; a stopped
+event drops it at once. A peer's interval is --interval, or the longer gap
+at which the peer is seen to re-announce: libtorrent, for one, re-announces
+at most every 300 s whatever it is told, so libtorrent peers (and
+qBittorrent and Deluge, built on it) are kept 600 s from their first
+announce, and any peer that comes back later than asked is kept for twice
+the gap it came back after. Peers get a random sample of the
 swarm, never themselves, and seeders get no other seeders.
 
 Peers in several datacenters: with --topology FILE (or when peers announce
@@ -66,9 +79,13 @@ when exactly one TAG.*.torrent exists).
 The tracker stops gracefully on SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := trackerLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			level, err := parseLogLevel(logLevel)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
+			}
+			log, err := newLogger(cmd, cmd.ErrOrStderr(), level)
+			if err != nil {
+				return err
 			}
 			if cfg.Interval < time.Second {
 				return &exitError{code: 2, err: fmt.Errorf("--interval %s is too short, want at least 1s", cfg.Interval)}
@@ -77,6 +94,17 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 				return &exitError{code: 2, err: fmt.Errorf("--numwant-max must be at least 1")}
 			}
 			cfg.Logger = log
+			if storeURL != "memory" {
+				st, err := tracker.NewRedisStore(tracker.RedisStoreConfig{URL: storeURL, PeerTTL: 2 * cfg.Interval, Timeout: storeTimeout, Logger: log})
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--store: %w", err)}
+				}
+				defer st.Close()
+				if err := st.Ping(cmd.Context()); err != nil {
+					log.Warn("redis does not answer yet; announces fail until it does", "err", err)
+				}
+				cfg.Store = st
+			}
 			srv, err := tracker.NewServer(cfg)
 			if errors.Is(err, tracker.ErrTopology) {
 				return &exitError{code: 2, err: err}
@@ -104,23 +132,8 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
 	f.StringVar(&cfg.Topology, "topology", "", "TOML file mapping address ranges to datacenters and racks; peers get peers near them first (re-read on SIGHUP)")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
-	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	f.StringVar(&storeURL, "store", "memory", "where the swarms live: memory, or Redis shared by tracker replicas: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH, redis+sentinel://HOST:26379?master_name=NAME, redis+cluster://HOST:PORT[?addr=HOST:PORT...]")
+	f.DurationVar(&storeTimeout, "store-timeout", tracker.DefaultRedisTimeout, "longest wait for Redis in one announce or scrape; past it the peer gets a failure reason")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every announce), info, warn or error")
 	return cmd
-}
-
-// trackerLogger builds the tracker's logger from its flags.
-func trackerLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -28,8 +28,8 @@ func TestTrackerCmdServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs bytes.Buffer
-	cmd := newTrackerCmd()
-	cmd.SetArgs([]string{"--listen", addr, "--interval", "20s", "--log-format", "json"})
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"tracker", "--listen", addr, "--interval", "20s", "--log-format", "json"})
 	cmd.SetErr(&logs)
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
@@ -72,16 +72,16 @@ func TestTrackerCmdBadFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"--interval", "10ms"}, "--interval 10ms is too short"},
 		{[]string{"--numwant-max", "0"}, "--numwant-max must be at least 1"},
+		{[]string{"--store", "mysql://db:3306"}, `--store: tracker: redis URL "mysql://db:3306": scheme "mysql"`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {
-			cmd := newTrackerCmd()
-			cmd.SetArgs(tt.args)
-			cmd.SetErr(&bytes.Buffer{})
-			err := cmd.ExecuteContext(context.Background())
-			var ee *exitError
-			if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want exit code 2 and %q", err, tt.want)
+			var stderr bytes.Buffer
+			root := newRootCmd()
+			root.SetOut(&bytes.Buffer{})
+			code := run(context.Background(), root, append([]string{"tracker"}, tt.args...), &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("got exit code %d and %q, want 2 and %q", code, stderr.String(), tt.want)
 			}
 		})
 	}

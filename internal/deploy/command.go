@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ type seedCommand struct {
 	IP            string // address announced to the tracker
 	Listen        string // "" = the seeder's default
 	MaxUploadRate string // "" = no limit
+	MetricsListen string // "" = no metrics endpoint
 	Datacenter    string // "" = left to the tracker
 	Rack          string
 }
@@ -26,6 +28,9 @@ func (s seedCommand) args() []string {
 	}
 	if s.MaxUploadRate != "" {
 		a = append(a, "--max-upload-rate", s.MaxUploadRate)
+	}
+	if s.MetricsListen != "" {
+		a = append(a, "--metrics-listen", s.MetricsListen)
 	}
 	return appendPlace(a, s.Datacenter, s.Rack)
 }
@@ -57,6 +62,7 @@ type peerCommand struct {
 	PathIsFile         bool
 
 	MaxUploadRate, MaxDownloadRate string // "" = no limit
+	MetricsListen                  string // "" = no metrics endpoint
 
 	Datacenter, Rack string // "" = left to the tracker
 }
@@ -87,7 +93,27 @@ func (p peerCommand) args() []string {
 	if p.MaxDownloadRate != "" {
 		a = append(a, "--max-download-rate", p.MaxDownloadRate)
 	}
+	if p.MetricsListen != "" {
+		a = append(a, "--metrics-listen", p.MetricsListen)
+	}
 	return appendPlace(a, p.Datacenter, p.Rack)
+}
+
+// metricsListen is the --metrics-listen address for port, "" for 0.
+func metricsListen(port int) string {
+	if port == 0 {
+		return ""
+	}
+	return ":" + strconv.Itoa(port)
+}
+
+// seederMetricsListen is the seeder's --metrics-listen address for the
+// inventory's metrics port: the port after the peers'.
+func seederMetricsListen(port int) string {
+	if port == 0 {
+		return ""
+	}
+	return metricsListen(port + 1)
 }
 
 // shellWords quotes every argument for a POSIX shell and joins them.

@@ -91,21 +91,35 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		note(err)
 	}()
 
-	// The tracker starts while the torrent is created: create needs only
-	// the tracker's address.
-	var started bool
+	// The trackers start while the torrent is created: create needs only
+	// their addresses. The deploy goes on while one tracker answers; the
+	// peers fail over between them (BEP 12).
+	var started []fleet.Host
 	tracking := make(chan error, 1)
 	go func() {
-		if err := hostReady(ctx, f.inv.Tracker); err != nil {
-			tracking <- err
+		var hosts []fleet.Host
+		var errs []error
+		for _, h := range f.trackers() {
+			if err := hostReady(ctx, h); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			hosts = append(hosts, h)
+		}
+		if len(hosts) == 0 {
+			tracking <- errors.Join(errs...)
 			return
 		}
 		end := st.begin("start-tracker")
-		s, err := f.StartTracker(ctx)
+		s, running, err := f.startTrackers(ctx, hosts)
 		end()
 		started = s
 		note(err)
-		tracking <- err
+		if len(running) == 0 {
+			tracking <- errors.Join(append(errs, err)...)
+			return
+		}
+		tracking <- nil
 	}()
 	createErr := hostReady(ctx, f.inv.Seeder)
 	if createErr == nil {
@@ -116,17 +130,17 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	}
 	trackerErr := <-tracking
 	stopTracker := func() {
-		if started {
+		if len(started) > 0 {
 			// A fresh context, so that an interrupted deploy still stops
-			// the tracker it started.
-			note(f.StopTracker(sctx))
+			// the trackers it started.
+			note(f.stopTrackers(sctx, started))
 		}
 	}
 	if trackerErr != nil || createErr != nil {
 		<-distributed
 		var errs []error
 		if trackerErr != nil {
-			errs = append(errs, fmt.Errorf("deploy: the tracker host %s failed; stopping", f.inv.Tracker.Spec))
+			errs = append(errs, fmt.Errorf("deploy: the tracker host %s failed; stopping", trackerSpecs(f.trackers())))
 		}
 		if ready[f.inv.Seeder.Spec].err != nil {
 			errs = append(errs, fmt.Errorf("deploy: the seeder host %s failed; stopping", f.inv.Seeder.Spec))
@@ -187,18 +201,18 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	return result(firstNonHost(seedErr))
 }
 
-// finish stops the seeder, and the tracker when started, at once, then
+// finish stops the seeder, and the given trackers (those it started), at once, then
 // cleans the temp files of their hosts in the same sessions (the peers
 // cleaned theirs when their files were in place), and the local .torrent.
 // Hosts for which skip says so are not cleaned.
-func (f *Fleet) finish(ctx context.Context, tag string, stopTracker bool, skip func(fleet.Host) bool) error {
+func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, skip func(fleet.Host) bool) error {
 	stops := map[string][]string{f.inv.Seeder.Spec: {"murder_stop " + seedPid(tag) + " seed &"}}
 	hosts := []fleet.Host{f.inv.Seeder}
-	if stopTracker {
-		if _, ok := stops[f.inv.Tracker.Spec]; !ok {
-			hosts = append(hosts, f.inv.Tracker)
+	for _, t := range trackers {
+		if _, ok := stops[t.Spec]; !ok {
+			hosts = append(hosts, t)
 		}
-		stops[f.inv.Tracker.Spec] = append(stops[f.inv.Tracker.Spec], "murder_stop "+trackerPid()+" tracker &")
+		stops[t.Spec] = append(stops[t.Spec], "murder_stop "+trackerPid()+" tracker &")
 	}
 	var mu sync.Mutex
 	var said []string
@@ -229,7 +243,7 @@ func (f *Fleet) finish(ctx context.Context, tag string, stopTracker bool, skip f
 		err = errors.Join(err, fmt.Errorf("deploy: %w", rerr))
 	}
 	task := "stop-seeding, clean-temp-files"
-	if stopTracker {
+	if len(trackers) > 0 {
 		task = "stop-seeding, stop-tracker, clean-temp-files"
 	}
 	f.header(task, len(hosts))

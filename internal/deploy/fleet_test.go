@@ -3,9 +3,12 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/murder-deploy/murder/internal/fleet/fleettest"
 	"github.com/murder-deploy/murder/internal/testbed"
 	"github.com/murder-deploy/murder/internal/testenv"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // fleetBed is a test bed whose host 0 is the operator's machine and whose
@@ -360,4 +364,117 @@ func TestFleetDeployDatacenters(t *testing.T) {
 			t.Errorf("summary row of %s: hosts %q, want %s", name, rows[name], want)
 		}
 	}
+}
+
+// twoTrackers starts a redis-server in the operator's host and writes an
+// inventory over hosts whose first two hosts are trackers on it.
+func (fb *fleetBed) twoTrackers(t *testing.T, name string, hosts ...*testbed.Host) string {
+	t.Helper()
+	testenv.Require(t, "redis-server")
+	// Redis's directory must be one the hosts share: each has its own /tmp.
+	dir := filepath.Join(fb.work, "redis-"+name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rs := testenv.NewRedis(dir, netip.AddrPortFrom(fb.ops.Addr(), 6379).String())
+	rs.Command = fb.ops.Command
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	inv := fb.inventory(t, name, "1s", hosts...)
+	body, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := fmt.Sprintf("[roles]\ntracker = [%q, %q]\n", "root@"+hosts[0].Addr().String(), "root@"+hosts[1].Addr().String())
+	body = []byte(strings.Replace(string(body), "[roles]\n", roles, 1) + "\n[tracker]\nstore = " + strconv.Quote(rs.URL()) + "\n")
+	if err := os.WriteFile(inv, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+// TestFleetDeployTwoTrackers deploys with two trackers on one Redis: both
+// start, the torrent lists both, every peer gets an exact copy, and both
+// trackers are stopped at the end.
+func TestFleetDeployTwoTrackers(t *testing.T) {
+	fb := newFleetBed(t, 4)
+	inv := fb.twoTrackers(t, "deploy-two.toml", fb.good...)
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v6", "--files-path", fb.src, "--destination-path", bedDest)
+	t.Logf("murder deploy:\n%s", out)
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	if n := strings.Count(out, "tracker started on"); n != 2 {
+		t.Errorf("deploy started %d trackers, want 2", n)
+	}
+	for _, h := range fb.good {
+		testenv.SameTree(t, fb.src, h.Path(bedDest+"/v6"), testenv.Mode)
+	}
+	for _, h := range fb.good[:2] {
+		if left := remote(t, h, "ls /tmp | grep '^murder-tracker' || true"); left != "" {
+			t.Errorf("%s: tracker files left: %s", h.Addr(), left)
+		}
+	}
+}
+
+// TestFleetTrackerFailover runs two trackers on one redis-server: the
+// tracker the torrent lists first is killed once the seeder announced to
+// it, and peers that start after it is gone find the seeder through the
+// second tracker and finish with exact copies.
+func TestFleetTrackerFailover(t *testing.T) {
+	fb := newFleetBed(t, 5)
+	first, second := fb.good[0], fb.good[1]
+	inv := fb.twoTrackers(t, "two-trackers.toml", fb.good...)
+	run := func(want string, args ...string) string {
+		t.Helper()
+		out, err := fb.murder(t, append([]string{"fleet", "-c", inv}, args...)...)
+		t.Logf("murder fleet %s:\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			t.Fatalf("murder fleet %s: %v", strings.Join(args, " "), err)
+		}
+		if strings.Count(out, want) == 0 {
+			t.Fatalf("murder fleet %s: output lacks %q", strings.Join(args, " "), want)
+		}
+		return out
+	}
+	run("copied to 5", "distribute-files")
+	if out := run("tracker started", "start-tracker"); strings.Count(out, "tracker started on") != 2 {
+		t.Fatalf("start-tracker started %d trackers, want 2", strings.Count(out, "tracker started on"))
+	}
+	run("info hash:", "create-torrent", "--tag", "v5", "--files-path", fb.src)
+	run("started", "start-seeding", "--tag", "v5")
+
+	// The seeder announced to the first tracker, which now dies. The
+	// second lists the seeder at once: it reads the same Redis.
+	remote(t, first, "kill -9 $(cat /tmp/murder-tracker.pid)")
+	scrape := func(h *testbed.Host) (map[[20]byte]tracker.ScrapeStats, error) {
+		hc := &http.Client{Transport: &http.Transport{DialContext: fb.ops.DialContext}}
+		c := tracker.NewClient([][]string{{"http://" + netip.AddrPortFrom(h.Addr(), 8998).String() + "/announce"}}, tracker.ClientConfig{HTTPClient: hc})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.Scrape(ctx)
+	}
+	if _, err := scrape(first); err == nil {
+		t.Fatal("the killed tracker still answers")
+	}
+	st, err := scrape(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 {
+		t.Fatalf("second tracker knows %d torrents, want 1: %+v", len(st), st)
+	}
+	for _, s := range st {
+		if s.Complete != 1 {
+			t.Fatalf("second tracker lists %d seeders, want the one that announced to the first", s.Complete)
+		}
+	}
+	run("5/5 peers have v5", "peer", "--tag", "v5", "--destination-path", bedDest)
+	for _, h := range fb.good {
+		testenv.SameTree(t, fb.src, h.Path(bedDest+"/v5"), testenv.Mode)
+	}
+	run("stopped seed", "stop-seeding", "--tag", "v5")
+	run("stopped tracker", "stop-tracker")
 }

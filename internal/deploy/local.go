@@ -40,12 +40,19 @@ type LocalConfig struct {
 	MaxUploadRate, MaxDownloadRate string
 	// KeepTemp keeps the work directory (artifact, logs) after success.
 	KeepTemp bool
-	Out      io.Writer // human report; nil discards it
-	Live     bool      // redraw the progress line in place
-	Logger   *slog.Logger
+	// Linger keeps the tracker, and its live page, up this long after the
+	// peers are done and stopped; 0 stops it with them.
+	Linger time.Duration
+	Out    io.Writer // human report; nil discards it
+	Live   bool      // redraw the progress line in place
+	Logger *slog.Logger
 	// Verbose adds the time of each step to the summary.
 	Verbose bool
 }
+
+// localTrackerInterval is the announce interval of a local deploy's
+// tracker.
+const localTrackerInterval = 2 * time.Second
 
 var tagChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
@@ -159,7 +166,9 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	}
 	trackerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	endTracker := st.begin("start-tracker")
-	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr)
+	// A short interval: peers on loopback cost the tracker nothing, and its
+	// live page then follows each peer's progress closely.
+	tr, err := l.start(ctx, "tracker", nil, "tracker", "--listen", trackerAddr, "--interval", localTrackerInterval.String())
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +195,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	if terr := <-trackerUp; terr != nil {
 		return nil, fmt.Errorf("deploy: tracker on %s: %w%s", trackerAddr, terr, l.logTail("tracker", ""))
 	}
-	say("==> tracker on %s", trackerAddr)
+	say("==> tracker on %s, live page at http://%s/", trackerAddr, trackerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: murder create: %s", oneLine(strings.TrimPrefix(strings.TrimSpace(string(out)), "murder: ")))
 	}
@@ -309,16 +318,32 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 		where = " at " + filepath.Join(dest, "peer-K", rel)
 	}
 	say("  %d/%d peers have %s in place%s in %s", sum.Succeeded, cfg.Peers, cfg.Tag, where, roundDur(time.Since(peerStart)))
+	// An interrupt while the tracker lingers ends the linger, not the
+	// deploy, which is over.
+	interrupted := ctx.Err()
+	linger := cfg.Linger > 0 && interrupted == nil
 	endStop := st.begin("stop")
-	l.stopAll()
+	if linger {
+		l.stopAllBut(tr)
+	} else {
+		l.stopAll()
+	}
 	endStop()
 	sum.Wall = time.Since(start)
 	sum.Steps = st.list()
 	sum.print(cfg.Out, "peers", cfg.Verbose)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if linger {
+		say("==> tracker and live page stay up for %s at http://%s/", cfg.Linger, trackerAddr)
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.Linger):
+		}
+		l.stopAll()
+	}
+	if errors.Is(interrupted, context.DeadlineExceeded) {
 		return sum, fmt.Errorf("deploy: --timeout %s passed before every peer finished", cfg.Timeout)
 	}
-	if ctx.Err() != nil {
+	if interrupted != nil {
 		return sum, errors.New("deploy: interrupted")
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -429,10 +454,21 @@ func (l *localRun) start(ctx context.Context, name string, stdout *pipePair, arg
 
 // stopAll sends SIGTERM to every process still running, and SIGKILL to
 // those that have not exited 10 seconds later. It is safe to call twice.
-func (l *localRun) stopAll() {
+func (l *localRun) stopAll() { l.stopAllBut(nil) }
+
+// stopAllBut stops every process but keep, as stopAll does.
+func (l *localRun) stopAllBut(keep *localProc) {
 	l.mu.Lock()
-	procs := l.procs
+	var procs []*localProc
+	for _, p := range l.procs {
+		if p != keep {
+			procs = append(procs, p)
+		}
+	}
 	l.procs = nil
+	if keep != nil {
+		l.procs = []*localProc{keep}
+	}
 	l.mu.Unlock()
 	for _, p := range procs {
 		select {

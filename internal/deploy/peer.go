@@ -230,6 +230,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		UnsafePleaseDelete: opt.UnsafePleaseDelete,
 		MaxUploadRate:      f.inv.MaxUploadRate,
 		MaxDownloadRate:    f.inv.MaxDownloadRate,
+		MetricsListen:      metricsListen(f.inv.MetricsPort),
 		Datacenter:         c.Host.Datacenter,
 		Rack:               c.Host.Rack,
 	}.args())

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,16 +21,16 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 	}
 	hash := mi.InfoHash()
 	f.header("start-seeding", 1)
-	trc, err := f.conn(ctx, f.inv.Tracker)
+	tc, err := f.trackersClient(ctx)
 	if err != nil {
-		return errors.Join(&fleet.HostError{Host: f.inv.Tracker, Err: err})
+		return err
 	}
-	tc := f.trackerClient(trc)
 	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
 		args := shellWords(seedCommand{
 			Torrent:       f.remoteTemp(torrentName(tag)),
 			IP:            announceIP(f.inv.Seeder, c),
 			MaxUploadRate: f.inv.MaxUploadRate,
+			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
 			Datacenter:    f.inv.Seeder.Datacenter,
 			Rack:          f.inv.Seeder.Rack,
 		}.args())

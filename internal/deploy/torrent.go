@@ -29,16 +29,20 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 		return errors.New("deploy: --files-path is required")
 	}
 	f.header("create-torrent", 1)
-	trackerAddr, err := f.trackerAddr(ctx)
+	addrs, err := f.trackerAddrs(ctx)
 	if err != nil {
 		return err
+	}
+	var trackerArgs string
+	for _, a := range addrs {
+		trackerArgs += " --tracker " + fleet.Quote(a)
 	}
 	err = f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
 		// The .torrent comes back on standard output, in the same session.
 		var torrent, out bytes.Buffer
 		err := c.Run(ctx, f.script(
 			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+
-				` --tracker `+fleet.Quote(trackerAddr)+` --temp-path "$T" --force >&2`,
+				trackerArgs+` --temp-path "$T" --force >&2`,
 			`cat "$T"/`+fleet.Quote(torrentName(tag)),
 		), nil, &torrent, &out)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -16,32 +17,66 @@ import (
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
-// StartTracker starts the tracker on the tracker host unless it is running,
-// and waits until it answers. started says whether this call started it.
+// trackers returns the tracker hosts.
+func (f *Fleet) trackers() []fleet.Host {
+	if len(f.inv.Trackers) > 0 {
+		return f.inv.Trackers
+	}
+	return []fleet.Host{f.inv.Tracker}
+}
+
+// StartTracker starts the tracker on every tracker host where it is not
+// running, and waits until each answers. started says whether this call
+// started any; err reports the hosts where no tracker answers.
 func (f *Fleet) StartTracker(ctx context.Context) (started bool, err error) {
-	f.header("start-tracker", 1)
-	err = f.one(ctx, f.inv.Tracker, func(ctx context.Context, c *fleet.Conn) error {
+	s, _, err := f.startTrackers(ctx, f.trackers())
+	return len(s) > 0, err
+}
+
+// startTrackers starts the tracker on the given hosts where it is not
+// running, waits until each answers, and returns the hosts where this
+// call started it and those where a tracker answers.
+func (f *Fleet) startTrackers(ctx context.Context, hosts []fleet.Host) (started, running []fleet.Host, err error) {
+	f.header("start-tracker", len(hosts))
+	args := "tracker --listen :" + strconv.Itoa(f.inv.TrackerPort)
+	if f.inv.TrackerStore != "" {
+		args += " --store " + fleet.Quote(f.inv.TrackerStore)
+	}
+	var mu sync.Mutex
+	err = fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
+		c, err := f.conn(ctx, h)
+		if err != nil {
+			return err
+		}
 		out, err := c.Output(ctx, f.script(
 			"if murder_alive "+trackerPid()+" tracker >/dev/null; then echo running; exit 0; fi",
 			"rm -f "+trackerPid(),
-			"murder_start "+trackerPid()+" "+trackerLog()+" "+trackerLog()+" tracker --listen :"+strconv.Itoa(f.inv.TrackerPort),
+			"murder_start "+trackerPid()+" "+trackerLog()+" "+trackerLog()+" "+args,
 			"echo started",
 		))
 		if err != nil {
 			return fmt.Errorf("deploy: start tracker: %w", err)
 		}
-		started = strings.TrimSpace(out) == "started"
-		if err := f.waitTracker(ctx, c); err != nil {
+		isNew := strings.TrimSpace(out) == "started"
+		if isNew {
+			mu.Lock()
+			started = append(started, h)
+			mu.Unlock()
+		}
+		if err := f.waitTracker(ctx, h, c); err != nil {
 			return err
 		}
-		if started {
-			f.say("  tracker started on %s:%d", announceIP(f.inv.Tracker, c), f.inv.TrackerPort)
+		mu.Lock()
+		running = append(running, h)
+		mu.Unlock()
+		if isNew {
+			f.say("  tracker started on %s:%d", announceIP(h, c), f.inv.TrackerPort)
 		} else {
-			f.say("  tracker already running on %s:%d", announceIP(f.inv.Tracker, c), f.inv.TrackerPort)
+			f.say("  tracker already running on %s:%d", announceIP(h, c), f.inv.TrackerPort)
 		}
 		return nil
 	})
-	return started, err
+	return started, running, err
 }
 
 // While the tracker or the seeder starts, the deploy asks the tracker every
@@ -52,43 +87,88 @@ const (
 	aliveEvery = 20
 )
 
-// trackerAddr is the tracker's address as the peers reach it.
-func (f *Fleet) trackerAddr(ctx context.Context) (string, error) {
-	var addr string
-	err := f.one(ctx, f.inv.Tracker, func(ctx context.Context, c *fleet.Conn) error {
-		addr = net.JoinHostPort(announceIP(f.inv.Tracker, c), strconv.Itoa(f.inv.TrackerPort))
-		return nil
-	})
-	return addr, err
+// trackerAddrs are the trackers' addresses as the peers reach them, in
+// the order of the inventory. A tracker host that cannot be reached fails
+// the call: every tracker goes into the torrent.
+func (f *Fleet) trackerAddrs(ctx context.Context) ([]string, error) {
+	hosts := f.trackers()
+	addrs := make([]string, len(hosts))
+	for i, h := range hosts {
+		err := f.one(ctx, h, func(ctx context.Context, c *fleet.Conn) error {
+			addrs[i] = net.JoinHostPort(announceIP(h, c), strconv.Itoa(f.inv.TrackerPort))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return addrs, nil
 }
 
-// trackerClient returns a client for the tracker that reaches it through
-// the tracker host's SSH connection c.
-func (f *Fleet) trackerClient(c *fleet.Conn) *tracker.Client {
+// trackerClient returns a client for the trackers of hosts, each reached
+// through its host's SSH connection in conns (hosts without one are left
+// out), one tier each in order (BEP 12): the first that answers serves.
+func (f *Fleet) trackerClient(hosts []fleet.Host, conns []*fleet.Conn) *tracker.Client {
 	port := strconv.Itoa(f.inv.TrackerPort)
+	var tiers [][]string
+	byName := make(map[string]int)
+	for i, c := range conns {
+		if c == nil {
+			continue
+		}
+		name := "tracker" + strconv.Itoa(i)
+		byName[name] = i
+		tiers = append(tiers, []string{"http://" + name + "/announce"})
+	}
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			name, _, _ := net.SplitHostPort(addr)
+			i, ok := byName[name]
+			if !ok {
+				return nil, fmt.Errorf("deploy: no tracker %q", name)
+			}
+			c := conns[i]
 			nc, err := c.DialTCP(ctx, net.JoinHostPort("127.0.0.1", port))
 			var oce *ssh.OpenChannelError
 			if errors.As(err, &oce) {
 				// The host's sshd forbids forwarding: ask the tracker
 				// directly, at the address the peers use.
 				var d net.Dialer
-				return d.DialContext(ctx, "tcp", net.JoinHostPort(announceIP(f.inv.Tracker, c), port))
+				return d.DialContext(ctx, "tcp", net.JoinHostPort(announceIP(hosts[i], c), port))
 			}
 			return nc, err
 		},
 		DisableKeepAlives: true,
 	}
-	return tracker.NewClient([][]string{{"http://tracker/announce"}}, tracker.ClientConfig{
+	return tracker.NewClient(tiers, tracker.ClientConfig{
 		HTTPClient: &http.Client{Transport: tr},
 		Timeout:    5 * time.Second,
 		Logger:     f.log,
 	})
 }
 
-func (f *Fleet) waitTracker(ctx context.Context, c *fleet.Conn) error {
-	tc := f.trackerClient(c)
+// trackersClient returns a client for every tracker host that can be
+// reached, and fails only when none can.
+func (f *Fleet) trackersClient(ctx context.Context) (*tracker.Client, error) {
+	hosts := f.trackers()
+	conns := make([]*fleet.Conn, len(hosts))
+	var errs []error
+	for i, h := range hosts {
+		c, err := f.conn(ctx, h)
+		if err != nil {
+			errs = append(errs, &fleet.HostError{Host: h, Err: err})
+			continue
+		}
+		conns[i] = c
+	}
+	if len(errs) == len(hosts) {
+		return nil, errors.Join(errs...)
+	}
+	return f.trackerClient(hosts, conns), nil
+}
+
+func (f *Fleet) waitTracker(ctx context.Context, h fleet.Host, c *fleet.Conn) error {
+	tc := f.trackerClient([]fleet.Host{h}, []*fleet.Conn{c})
 	var last error
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -111,10 +191,25 @@ func (f *Fleet) waitTracker(ctx context.Context, c *fleet.Conn) error {
 	return fmt.Errorf("deploy: tracker does not answer on port %d: %v; log: %s", f.inv.TrackerPort, last, f.remoteTail(ctx, c, trackerLog()))
 }
 
-// StopTracker stops the tracker; stopping one that is not running succeeds.
+// StopTracker stops the tracker on every tracker host; stopping one that
+// is not running succeeds.
 func (f *Fleet) StopTracker(ctx context.Context) error {
-	f.header("stop-tracker", 1)
-	return f.one(ctx, f.inv.Tracker, func(ctx context.Context, c *fleet.Conn) error {
+	return f.stopTrackers(ctx, f.trackers())
+}
+
+// trackerSpecs names the tracker hosts as the inventory writes them.
+func trackerSpecs(hosts []fleet.Host) string {
+	specs := make([]string, len(hosts))
+	for i, h := range hosts {
+		specs[i] = h.Spec
+	}
+	return strings.Join(specs, ", ")
+}
+
+// stopTrackers stops the tracker on the given hosts.
+func (f *Fleet) stopTrackers(ctx context.Context, hosts []fleet.Host) error {
+	f.header("stop-tracker", len(hosts))
+	return f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script("murder_stop "+trackerPid()+" tracker"))
 		if err != nil {
 			return fmt.Errorf("deploy: stop tracker: %w", err)

@@ -43,12 +43,22 @@ type Inventory struct {
 	PeerTimeout      time.Duration // bound on one host's whole download
 	MaxUploadRate    string        // passed to seed and peer as --max-upload-rate ("" = no limit)
 	MaxDownloadRate  string        // passed to peer as --max-download-rate ("" = no limit)
+	// MetricsPort, when not 0, has every peer serve Prometheus metrics at
+	// :MetricsPort/metrics and the seeder at :MetricsPort+1/metrics, so
+	// that a host that seeds and downloads serves both.
+	MetricsPort int
 
 	SSH SSHConfig
 
-	Tracker Host   // runs the tracker
-	Seeder  Host   // holds the files and seeds them
-	Peers   []Host // receive the files
+	// TrackerStore is where the trackers keep their swarms, passed to
+	// murder tracker as --store: "" (memory) or a Redis URL, which
+	// several trackers need so that they share the swarms.
+	TrackerStore string
+
+	Tracker  Host   // runs the tracker: the first of Trackers
+	Trackers []Host // every tracker host; the torrents list them all
+	Seeder   Host   // holds the files and seeds them
+	Peers    []Host // receive the files
 }
 
 // Host is one entry of the inventory, written [user@]host[:port].
@@ -67,12 +77,12 @@ type Host struct {
 // String returns the host as written in the inventory.
 func (h Host) String() string { return h.Spec }
 
-// All returns every distinct host of the inventory: tracker, seeder, then
+// All returns every distinct host of the inventory: trackers, seeder, then
 // the peers, each once.
 func (inv *Inventory) All() []Host {
 	var out []Host
 	seen := make(map[string]bool)
-	for _, h := range append([]Host{inv.Tracker, inv.Seeder}, inv.Peers...) {
+	for _, h := range append(append(append([]Host{inv.Tracker}, inv.Trackers...), inv.Seeder), inv.Peers...) {
 		k := h.key()
 		if !seen[k] {
 			seen[k] = true
@@ -99,7 +109,9 @@ type file struct {
 	PeerTimeout      string              `toml:"peer_timeout"`
 	MaxUploadRate    string              `toml:"max_upload_rate"`
 	MaxDownloadRate  string              `toml:"max_download_rate"`
+	MetricsPort      *int                `toml:"metrics_port"`
 	SSH              sshFile             `toml:"ssh"`
+	Tracker          trackerFile         `toml:"tracker"`
 	Roles            rolesFile           `toml:"roles"`
 	Hosts            map[string]hostFile `toml:"hosts"`
 	Datacenters      map[string]dcFile   `toml:"datacenters"`
@@ -121,10 +133,37 @@ type sshFile struct {
 	CommandTimeout string   `toml:"command_timeout"`
 }
 
+type trackerFile struct {
+	Store string `toml:"store"`
+}
+
 type rolesFile struct {
-	Tracker string   `toml:"tracker"`
-	Seeder  string   `toml:"seeder"`
-	Peers   []string `toml:"peers"`
+	Tracker hostSpecs `toml:"tracker"`
+	Seeder  string    `toml:"seeder"`
+	Peers   []string  `toml:"peers"`
+}
+
+// hostSpecs is one host spec or a list of them.
+type hostSpecs []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (h *hostSpecs) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*h = hostSpecs{v}
+		return nil
+	case []any:
+		*h = nil
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("want a host or a list of hosts, got an element of type %T", e)
+			}
+			*h = append(*h, s)
+		}
+		return nil
+	}
+	return fmt.Errorf("want a host or a list of hosts, got %T", v)
 }
 
 type hostFile struct {
@@ -207,6 +246,12 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		}
 		inv.TrackerPort = *f.TrackerPort
 	}
+	if f.MetricsPort != nil {
+		if *f.MetricsPort < 1 || *f.MetricsPort > 65534 {
+			return nil, fmt.Errorf("fleet: %smetrics_port %d out of range 1-65534 (the seeder uses metrics_port + 1)", lineOf("metrics_port"), *f.MetricsPort)
+		}
+		inv.MetricsPort = *f.MetricsPort
+	}
 	durations := []struct {
 		key string
 		val string
@@ -264,10 +309,35 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		inv.Peers = append(inv.Peers, h)
 	}
 	inv.Tracker, inv.Seeder = inv.Peers[0], inv.Peers[0]
-	if f.Roles.Tracker != "" {
-		if inv.Tracker, err = ParseHost(f.Roles.Tracker); err != nil {
+	inv.Trackers = nil
+	tseen := make(map[string]bool)
+	for _, spec := range f.Roles.Tracker {
+		h, err := ParseHost(spec)
+		if err != nil {
 			return nil, fmt.Errorf("fleet: %sroles.tracker: %w", lineOf("roles.tracker"), err)
 		}
+		if tseen[h.key()] {
+			return nil, fmt.Errorf("fleet: %sroles.tracker: %q listed twice", lineOf("roles.tracker"), spec)
+		}
+		tseen[h.key()] = true
+		inv.Trackers = append(inv.Trackers, h)
+	}
+	if len(inv.Trackers) == 0 {
+		inv.Trackers = []Host{inv.Tracker}
+	}
+	inv.Tracker = inv.Trackers[0]
+	inv.TrackerStore = f.Tracker.Store
+	if inv.TrackerStore == "memory" {
+		inv.TrackerStore = ""
+	}
+	if inv.TrackerStore != "" {
+		if _, err := tracker.ParseRedisURL(inv.TrackerStore); err != nil {
+			return nil, fmt.Errorf("fleet: %stracker.store: %w", lineOf("tracker.store"), err)
+		}
+	}
+	if len(inv.Trackers) > 1 && inv.TrackerStore == "" {
+		return nil, fmt.Errorf("fleet: %sroles.tracker: %d trackers keep separate swarms in memory; set [tracker] store = \"redis://HOST:PORT\" so that they share them",
+			lineOf("roles.tracker"), len(inv.Trackers))
 	}
 	if f.Roles.Seeder != "" {
 		if inv.Seeder, err = ParseHost(f.Roles.Seeder); err != nil {
@@ -300,6 +370,9 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		h.Datacenter, h.Rack = places[h.Name].Datacenter, places[h.Name].Rack
 	}
 	apply(&inv.Tracker)
+	for i := range inv.Trackers {
+		apply(&inv.Trackers[i])
+	}
 	apply(&inv.Seeder)
 	for i := range inv.Peers {
 		apply(&inv.Peers[i])

@@ -22,13 +22,15 @@ func TestParseInventoryFiles(t *testing.T) {
 		PeerTimeout:      20 * time.Minute,
 		MaxUploadRate:    "50MB",
 		MaxDownloadRate:  "60MB",
+		MetricsPort:      9100,
 		SSH: SSHConfig{
 			User: "deploy", Port: 2200, IdentityFiles: []string{"~/.ssh/id_ed25519"},
 			KnownHosts: "~/.ssh/known_hosts", Concurrency: 10,
 			ConnectTimeout: 3 * time.Second, CommandTimeout: 5 * time.Minute,
 		},
-		Tracker: Host{Spec: "tracker01", Name: "tracker01"},
-		Seeder:  Host{Spec: "seeder01", Name: "seeder01", Announce: "198.18.0.2"},
+		Tracker:  Host{Spec: "tracker01", Name: "tracker01"},
+		Trackers: []Host{{Spec: "tracker01", Name: "tracker01"}},
+		Seeder:   Host{Spec: "seeder01", Name: "seeder01", Announce: "198.18.0.2"},
 		Peers: []Host{
 			{Spec: "w01", Name: "w01"},
 			{Spec: "ops@w02:2222", User: "ops", Name: "w02", Port: 2222},
@@ -87,6 +89,12 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"bracket not ip", "[roles]\npeers = [\"[host]:22\"]\n", "not an IP address"},
 		{"duplicate peer", "[roles]\npeers = [\"a\", \"a\"]\n", "listed twice"},
 		{"bad tracker", "[roles]\ntracker = \"x:0\"\npeers = [\"a\"]\n", "line 2: roles.tracker"},
+		{"bad tracker in list", "[roles]\ntracker = [\"t1\", \"x:0\"]\npeers = [\"a\"]\n", "line 2: roles.tracker"},
+		{"tracker twice", "[tracker]\nstore = \"redis://r1\"\n[roles]\ntracker = [\"t1\", \"t1\"]\npeers = [\"a\"]\n", "listed twice"},
+		{"tracker wrong type", "[roles]\ntracker = 3\npeers = [\"a\"]\n", "want a host or a list of hosts"},
+		{"trackers in memory", "[roles]\ntracker = [\"t1\", \"t2\"]\npeers = [\"a\"]\n", `line 2: roles.tracker: 2 trackers keep separate swarms in memory; set [tracker] store`},
+		{"bad store", "[tracker]\nstore = \"mysql://db\"\n[roles]\npeers = [\"a\"]\n", `line 2: tracker.store: tracker: redis URL "mysql://db": scheme "mysql"`},
+		{"unknown tracker key", "[tracker]\nstores = \"redis://r\"\n[roles]\npeers = [\"a\"]\n", "line 2: unknown key tracker.stores"},
 		{"bad seed time", "seed_time = \"30\"\n[roles]\npeers = [\"a\"]\n", `line 1: seed_time: bad duration "30"`},
 		{"negative duration", "seed_time = \"-3s\"\n[roles]\npeers = [\"a\"]\n", "bad duration"},
 		{"bad connect timeout", "[ssh]\nconnect_timeout = \"soon\"\n[roles]\npeers = [\"a\"]\n", `line 2: ssh.connect_timeout: bad duration "soon"`},
@@ -94,6 +102,7 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"duration wrong type", "seed_time = 30\n[roles]\npeers = [\"a\"]\n", "line 1"},
 		{"relative temp path", "temp_path = \"tmp\"\n[roles]\npeers = [\"a\"]\n", "line 1: temp_path must be an absolute path"},
 		{"tracker port range", "tracker_port = 0\n[roles]\npeers = [\"a\"]\n", "tracker_port 0 out of range"},
+		{"metrics port range", "metrics_port = 65535\n[roles]\npeers = [\"a\"]\n", "metrics_port 65535 out of range 1-65534"},
 		{"ssh port range", "[ssh]\nport = 70000\n[roles]\npeers = [\"a\"]\n", "line 2: ssh.port 70000"},
 		{"concurrency", "[ssh]\nconcurrency = 0\n[roles]\npeers = [\"a\"]\n", "concurrency must be at least 1"},
 		{"host not in roles", "[roles]\npeers = [\"a\"]\n[hosts.b]\naddress = \"198.18.0.1\"\n", "line 3: hosts.b: not a host of any role"},
@@ -122,6 +131,39 @@ func TestParseInventoryErrors(t *testing.T) {
 				t.Errorf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+func TestParseInventoryTrackers(t *testing.T) {
+	inv, err := ParseInventory([]byte(`[tracker]
+store = "redis://:secret@10.0.0.9:6379/2"
+
+[roles]
+tracker = ["t1", "deploy@t2:2222"]
+peers = ["a", "b"]
+
+[hosts.t2]
+address = "198.18.0.22"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Host{{Spec: "t1", Name: "t1"}, {Spec: "deploy@t2:2222", User: "deploy", Name: "t2", Port: 2222, Announce: "198.18.0.22"}}
+	if !reflect.DeepEqual(inv.Trackers, want) || !reflect.DeepEqual(inv.Tracker, want[0]) {
+		t.Errorf("got trackers %+v (first %+v), want %+v", inv.Trackers, inv.Tracker, want)
+	}
+	if inv.TrackerStore != "redis://:secret@10.0.0.9:6379/2" {
+		t.Errorf("got store %q", inv.TrackerStore)
+	}
+	if got := len(inv.All()); got != 4 {
+		t.Errorf("All: got %d hosts, want 4 (two trackers, two peers; the seeder is the first peer)", got)
+	}
+	inv, err = ParseInventory([]byte("[tracker]\nstore = \"memory\"\n[roles]\ntracker = \"t1\"\npeers = [\"a\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.TrackerStore != "" || len(inv.Trackers) != 1 || inv.Tracker.Name != "t1" {
+		t.Errorf("memory store, one tracker: got store %q, trackers %+v", inv.TrackerStore, inv.Trackers)
 	}
 }
 

@@ -40,7 +40,7 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 		return tracker.AnnounceRequest{
 			InfoHash: s.infoHash, PeerID: s.peerID, IP: s.cfg.AnnounceIP, Port: port,
 			Uploaded: s.uploaded.Load(), Downloaded: s.downloaded.Load(), Left: left,
-			Event: event, NumWant: 2 * s.cfg.MaxConns,
+			Event: event, NumWant: 2 * s.cfg.MaxConns, Name: s.mi.Info.Name,
 			Place: s.cfgPlace,
 		}
 	}

@@ -27,7 +27,22 @@ type allowList struct {
 	mu     sync.RWMutex
 	sig    string
 	hashes map[[20]byte]string // info hash -> file name
-	files  map[string][]byte   // file name -> contents
+	infos  map[[20]byte]torrentInfo
+	files  map[string][]byte // file name -> contents
+}
+
+// torrentInfo is what the live page shows of an allowed torrent.
+type torrentInfo struct {
+	name string
+	size int64
+	ok   bool
+}
+
+// info returns the name and size of an allowed torrent.
+func (a *allowList) info(ih [20]byte) torrentInfo {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.infos[ih]
 }
 
 func (a *allowList) has(ih [20]byte) bool {
@@ -113,6 +128,7 @@ func (a *allowList) load() error {
 		return fmt.Errorf("tracker: allow dir: %w", err)
 	}
 	hashes := make(map[[20]byte]string)
+	infos := make(map[[20]byte]torrentInfo)
 	files := make(map[string][]byte)
 	for _, e := range entries {
 		name := e.Name()
@@ -140,10 +156,11 @@ func (a *allowList) load() error {
 			a.log.Warn("allow dir: same torrent twice", "file", name, "also", prev)
 		}
 		hashes[ih] = name
+		infos[ih] = torrentInfo{name: CleanName(m.Info.Name), size: m.Info.TotalLength(), ok: true}
 		files[name] = data
 	}
 	a.mu.Lock()
-	a.sig, a.hashes, a.files = sig, hashes, files
+	a.sig, a.hashes, a.infos, a.files = sig, hashes, infos, files
 	a.mu.Unlock()
 	names := make([]string, 0, len(files))
 	for n := range files {

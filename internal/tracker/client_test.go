@@ -253,3 +253,60 @@ func TestClientScrape(t *testing.T) {
 		t.Errorf("tracker saw %q", q)
 	}
 }
+
+// TestClientFailsOverAndBack announces to two trackers, each a tier of
+// its own as murder create writes them: while the first is down the
+// second answers, and once the first is back it answers again.
+func TestClientFailsOverAndBack(t *testing.T) {
+	store := NewMemStore(MemStoreConfig{}) // one swarm, as on one Redis
+	var down atomic.Bool
+	var hits [2]atomic.Int64
+	var urls []string
+	for i := range 2 {
+		srv, err := NewServer(Config{Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if i == 0 && down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			hits[i].Add(1)
+			srv.ServeHTTP(w, r)
+		}))
+		t.Cleanup(ts.Close)
+		urls = append(urls, ts.URL+"/announce")
+	}
+	c := NewClient([][]string{{urls[0]}, {urls[1]}}, ClientConfig{})
+	announce := func(peer int) *AnnounceResponse {
+		t.Helper()
+		resp, err := c.Announce(context.Background(), AnnounceRequest{InfoHash: hash20("back"), PeerID: testPeer(peer).ID, Port: 7000 + peer, Left: 1, NumWant: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	steps := []struct {
+		name   string
+		down   bool
+		peer   int
+		served int // which tracker must answer
+		peers  int
+	}{
+		{"first answers", false, 1, 0, 0},
+		{"first down: second answers with the same swarm", true, 2, 1, 1},
+		{"first back: it answers again", false, 3, 0, 2},
+	}
+	for _, s := range steps {
+		down.Store(s.down)
+		before := [2]int64{hits[0].Load(), hits[1].Load()}
+		resp := announce(s.peer)
+		if hits[s.served].Load() != before[s.served]+1 || hits[1-s.served].Load() != before[1-s.served] {
+			t.Fatalf("%s: tracker %d did not answer alone (hits %d, %d)", s.name, s.served+1, hits[0].Load(), hits[1].Load())
+		}
+		if len(resp.Peers) != s.peers {
+			t.Fatalf("%s: got %d peers, want %d", s.name, len(resp.Peers), s.peers)
+		}
+	}
+}

@@ -21,6 +21,10 @@ type serverMetrics struct {
 	scrapes   *prometheus.CounterVec // by result
 	malformed *prometheus.CounterVec // by endpoint
 	latency   prometheus.Histogram
+	// storeErrors counts failed store operations by operation; storeUp is
+	// 1 while the store's last operation succeeded.
+	storeErrors *prometheus.CounterVec
+	storeUp     prometheus.Gauge
 }
 
 // Label values of the tracker's metrics.
@@ -48,7 +52,16 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 			Help:    "Time to handle an announce, from reading its query to writing the reply.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 9), // 50 µs to 3.3 s
 		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "murder_tracker_store_errors_total",
+			Help: "Store operations that failed (Redis down, slow or full), by operation (announce, scrape); each failed announce got a failure reason.",
+		}, []string{"op"}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "murder_tracker_store_up",
+			Help: "1 when the store's last operation succeeded, 0 when it failed.",
+		}),
 	}
+	m.storeUp.Set(1)
 	// Every series exists from the start, so rates work from the first
 	// scrape.
 	for _, ev := range []string{EventNone, EventStarted, EventCompleted, EventStopped} {
@@ -65,9 +78,10 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 	}
 	for _, ep := range []string{"announce", "scrape"} {
 		m.malformed.WithLabelValues(ep)
+		m.storeErrors.WithLabelValues(ep)
 	}
 	reg := metrics.NewRegistry()
-	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, newStoreCollector(s)} {
+	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, m.storeErrors, m.storeUp, newStoreCollector(s), newSwarmCollector(s.board)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("tracker: metrics: %w", err)
 		}
@@ -97,6 +111,16 @@ func (m *serverMetrics) announced(event string, ok bool, start time.Time) {
 	}
 	m.byEvent[eventIndex(event)][i].Inc()
 	m.latency.Observe(time.Since(start).Seconds())
+}
+
+// stored records the outcome of a store operation.
+func (m *serverMetrics) stored(op string, err error) {
+	if err != nil {
+		m.storeErrors.WithLabelValues(op).Inc()
+		m.storeUp.Set(0)
+		return
+	}
+	m.storeUp.Set(1)
 }
 
 func result(ok bool) string {
@@ -166,4 +190,55 @@ func gauge(d *prometheus.Desc, v int) prometheus.Metric {
 		return prometheus.NewInvalidMetric(d, err)
 	}
 	return m
+}
+
+// swarmCollector reports each live swarm of the board at scrape time:
+// as many series as torrents with peers announcing (at most
+// maxBoardSwarms).
+type swarmCollector struct {
+	b                                 *board
+	peers, progress, rate, done, secs *prometheus.Desc
+}
+
+func newSwarmCollector(b *board) *swarmCollector {
+	labels := []string{"info_hash", "name"}
+	return &swarmCollector{
+		b: b,
+		peers: prometheus.NewDesc("murder_tracker_swarm_peers",
+			"Peers of a torrent that announce to this tracker, by state: seeding or downloading.", append(labels, "state"), nil),
+		progress: prometheus.NewDesc("murder_tracker_swarm_progress_ratio",
+			"Mean share of the torrent its peers have, 0 to 1.", labels, nil),
+		rate: prometheus.NewDesc("murder_tracker_swarm_download_rate_bytes_per_second",
+			"Sum of the peers' download rates over their last two announces.", labels, nil),
+		done: prometheus.NewDesc("murder_tracker_swarm_deploy_hosts_done",
+			"Peers that completed during the torrent's current or last deploy.", labels, nil),
+		secs: prometheus.NewDesc("murder_tracker_swarm_deploy_seconds",
+			"Duration of the torrent's current deploy so far, or of its last one.", labels, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *swarmCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.peers, c.progress, c.rate, c.done, c.secs} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
+	swarms, _ := c.b.list(time.Now())
+	for _, s := range swarms {
+		if s.Seeders+s.Leechers == 0 {
+			continue // not live: only stopped peers left
+		}
+		l := []string{s.InfoHash, s.Name}
+		ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Seeders), s.InfoHash, s.Name, "seeding")
+		ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.Leechers), s.InfoHash, s.Name, "downloading")
+		ch <- prometheus.MustNewConstMetric(c.progress, prometheus.GaugeValue, s.Progress, l...)
+		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, s.DownloadRate, l...)
+		if s.Deploy != nil {
+			ch <- prometheus.MustNewConstMetric(c.done, prometheus.GaugeValue, float64(s.Deploy.Hosts), l...)
+			ch <- prometheus.MustNewConstMetric(c.secs, prometheus.GaugeValue, s.Deploy.Seconds, l...)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -170,3 +171,36 @@ func TestServerMetricsFailures(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSwarmMetrics(t *testing.T) {
+	_, base := startServer(t, Config{})
+	ctx := context.Background()
+	c := NewClient([][]string{{base + "/announce"}}, ClientConfig{})
+	ih := hash20("swarm-metrics-torrent")
+	hexHash := hex.EncodeToString(ih[:])
+	announce := func(peer string, left int64, event string) {
+		t.Helper()
+		if _, err := c.Announce(ctx, AnnounceRequest{InfoHash: ih, PeerID: hash20(peer), Port: 7001, Left: left, Event: event, Name: "m.tgz"}); err != nil {
+			t.Fatalf("announce %s: %v", peer, err)
+		}
+	}
+	labels := func(more ...string) []string { return append([]string{"info_hash", hexHash, "name", "m.tgz"}, more...) }
+	seeding := sample{"murder_tracker_swarm_peers", labels("state", "seeding")}
+	downloading := sample{"murder_tracker_swarm_peers", labels("state", "downloading")}
+	progress := sample{"murder_tracker_swarm_progress_ratio", labels()}
+	done := sample{"murder_tracker_swarm_deploy_hosts_done", labels()}
+
+	announce("seed", 0, EventStarted)
+	announce("peer", 100, EventStarted)
+	checkMetrics(t, "deploy started", base+"/metrics", map[*sample]float64{&seeding: 1, &downloading: 1, &progress: 0.5, &done: 0})
+	announce("peer", 0, EventCompleted)
+	checkMetrics(t, "peer done", base+"/metrics", map[*sample]float64{&seeding: 2, &downloading: 0, &progress: 1, &done: 1})
+
+	// A swarm with no live peer leaves the metrics.
+	announce("peer", 0, EventStopped)
+	announce("seed", 0, EventStopped)
+	fams := metricstest.Scrape(t, base+"/metrics")
+	if v, ok := fams.Value(seeding.name, seeding.labels...); ok {
+		t.Errorf("after every peer stopped: %s%v = %v, want no series", seeding.name, seeding.labels, v)
+	}
+}

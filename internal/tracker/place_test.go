@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // placedPeer is peer i at place pl.
@@ -20,15 +21,27 @@ func placedPeer(i int, pl Place) Peer {
 	return p
 }
 
-func announceAt(t *testing.T, st *MemStore, ih [20]byte, p Peer, seeder bool, numWant int) []Peer {
+func announceAt(t *testing.T, st Store, ih [20]byte, p Peer, seeder bool, numWant int) []Peer {
 	t.Helper()
 	a := PeerAnnounce{InfoHash: ih, Peer: p, Seeder: seeder, NumWant: numWant}
 	got, _, err := st.Announce(context.Background(), &a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPlaceIndex(t, st, ih)
+	checkStorePlaceIndex(t, st, ih)
 	return got
+}
+
+// checkStorePlaceIndex checks the place lists of a MemStore or a
+// RedisStore.
+func checkStorePlaceIndex(t *testing.T, st Store, ih [20]byte) {
+	t.Helper()
+	switch st := st.(type) {
+	case *MemStore:
+		checkPlaceIndex(t, st, ih)
+	case *RedisStore:
+		checkRedisPlaceIndex(t, st, ih)
+	}
 }
 
 // checkPlaceIndex checks the invariant of a swarm's place lists: every
@@ -116,14 +129,22 @@ func placesOf(peers []Peer) []string {
 	return out
 }
 
-func TestMemStorePicksByPlace(t *testing.T) {
+func TestStorePicksByPlace(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStorePicksByPlace(t, kind) })
+	}
+}
+
+func testStorePicksByPlace(t *testing.T, kind storeKind) {
 	east1, east2 := Place{"east", "r1"}, Place{"east", "r2"}
 	west, north := Place{"west", ""}, Place{"north", ""}
+	st := kind.open(t, MemStoreConfig{})
 	// The swarm: seeder 0 in east/r1; leechers 1-2 in east/r1, 3-5 in
-	// east/r2, 6-8 in west, 9 of unknown place.
-	fill := func(t *testing.T) *MemStore {
-		st := NewMemStore(MemStoreConfig{})
-		ih := hash20("places")
+	// east/r2, 6-8 in west, 9 of unknown place; a new torrent each time.
+	n := 0
+	fill := func(t *testing.T) [20]byte {
+		n++
+		ih := hash20(fmt.Sprint("places", n))
 		announceAt(t, st, ih, placedPeer(0, east1), true, 0)
 		for i := 1; i <= 9; i++ {
 			pl := east1
@@ -137,9 +158,8 @@ func TestMemStorePicksByPlace(t *testing.T) {
 			}
 			announceAt(t, st, ih, placedPeer(i, pl), false, 0)
 		}
-		return st
+		return ih
 	}
-	ih := hash20("places")
 	tests := []struct {
 		name    string
 		peer    Peer
@@ -169,7 +189,7 @@ func TestMemStorePicksByPlace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 20 { // the picks are random: look at several
-				st := fill(t)
+				ih := fill(t)
 				got := announceAt(t, st, ih, tt.peer, tt.seeder, tt.numWant)
 				gotPlaces := placesOf(got)
 				if !sameGroups(gotPlaces, tt.want) {
@@ -210,24 +230,41 @@ func sameGroups(got []string, want [][]string) bool {
 
 // TestMemStoreUnknownPlaceSamplesAll checks that a peer of unknown place
 // gets the old uniform sample: every peer, whatever its place.
-func TestMemStoreUnknownPlaceSamplesAll(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
-	ih := hash20("unknown")
-	for i := range 6 {
-		announceAt(t, st, ih, placedPeer(i, Place{Datacenter: fmt.Sprint("dc", i%3)}), false, 0)
-	}
-	got := announceAt(t, st, ih, placedPeer(100, Place{}), false, 50)
-	if len(got) != 6 {
-		t.Errorf("got %d peers, want all 6", len(got))
+func TestStoreUnknownPlaceSamplesAll(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) {
+			st := kind.open(t, MemStoreConfig{})
+			ih := hash20("unknown")
+			for i := range 6 {
+				announceAt(t, st, ih, placedPeer(i, Place{Datacenter: fmt.Sprint("dc", i%3)}), false, 0)
+			}
+			got := announceAt(t, st, ih, placedPeer(100, Place{}), false, 50)
+			if len(got) != 6 {
+				t.Errorf("got %d peers, want all 6", len(got))
+			}
+			for _, p := range got {
+				var i int
+				fmt.Sscanf(string(p.ID[5:]), "%d", &i)
+				if want := (Place{Datacenter: fmt.Sprint("dc", i%3)}); p.Place != want {
+					t.Errorf("peer %d has place %v, want %v", i, p.Place, want)
+				}
+			}
+		})
 	}
 }
 
 // TestMemStorePlaceIndexChurn moves peers between places and seeder
 // states, stops and expires them, and checks the place lists after each
 // step.
-func TestMemStorePlaceIndexChurn(t *testing.T) {
-	clock := &fakeClock{}
-	st := NewMemStore(MemStoreConfig{Now: clock.Now})
+func TestStorePlaceIndexChurn(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStorePlaceIndexChurn(t, kind) })
+	}
+}
+
+func testStorePlaceIndexChurn(t *testing.T, kind storeKind) {
+	clock := &fakeClock{t: time.Unix(1e6, 0)}
+	st := kind.open(t, MemStoreConfig{Now: clock.Now})
 	ih := hash20("churn")
 	places := []Place{{}, {"a", ""}, {"a", "r1"}, {"a", "r2"}, {"b", ""}, {"b", "r1"}}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -244,11 +281,13 @@ func TestMemStorePlaceIndexChurn(t *testing.T) {
 		if len(got) > a.NumWant {
 			t.Fatalf("step %d: %d peers for numwant %d", step, len(got), a.NumWant)
 		}
-		checkPlaceIndex(t, st, ih)
+		checkStorePlaceIndex(t, st, ih)
 		if step%500 == 499 {
 			clock.Add(DefaultInterval)
-			st.Sweep(clock.Now())
-			checkPlaceIndex(t, st, ih)
+			if kind.sweep != nil {
+				kind.sweep(st, clock.Now())
+			}
+			checkStorePlaceIndex(t, st, ih)
 		}
 	}
 }
@@ -371,11 +410,17 @@ func BenchmarkMemStoreAnnounceByPlace(b *testing.B) {
 	}
 }
 
-// TestMemStoreNoSeededDatacenter checks a gateway's remote peers when no
+// TestStoreNoSeededDatacenter checks a gateway's remote peers when no
 // datacenter holds a seeder: the other gateways, and when there are none,
 // every remote leecher; with a seeder of unknown place, that seeder first.
-func TestMemStoreNoSeededDatacenter(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
+func TestStoreNoSeededDatacenter(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStoreNoSeededDatacenter(t, kind) })
+	}
+}
+
+func testStoreNoSeededDatacenter(t *testing.T, kind storeKind) {
+	st := kind.open(t, MemStoreConfig{})
 	ih := hash20("unseeded")
 	announceAt(t, st, ih, placedPeer(3, Place{}), false, 0)
 	got := placesOf(announceAt(t, st, ih, placedPeer(1, Place{"east", ""}), false, 50))
@@ -394,10 +439,16 @@ func TestMemStoreNoSeededDatacenter(t *testing.T) {
 	}
 }
 
-// TestMemStoreGatewayLeaves checks that a datacenter whose gateway left
+// TestStoreGatewayLeaves checks that a datacenter whose gateway left
 // gets a new one: the next of its peers to announce.
-func TestMemStoreGatewayLeaves(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
+func TestStoreGatewayLeaves(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStoreGatewayLeaves(t, kind) })
+	}
+}
+
+func testStoreGatewayLeaves(t *testing.T, kind storeKind) {
+	st := kind.open(t, MemStoreConfig{})
 	ih := hash20("gateway")
 	east, west := Place{"east", ""}, Place{"west", ""}
 	announceAt(t, st, ih, placedPeer(0, east), true, 0)
@@ -409,7 +460,7 @@ func TestMemStoreGatewayLeaves(t *testing.T) {
 	if _, _, err := st.Announce(context.Background(), &a, nil); err != nil {
 		t.Fatal(err)
 	}
-	checkPlaceIndex(t, st, ih)
+	checkStorePlaceIndex(t, st, ih)
 	if got := placesOf(announceAt(t, st, ih, placedPeer(2, west), false, 50)); !sameGroups(got, [][]string{{"east"}}) {
 		t.Errorf("after the gateway left: got %q, want the seeder", got)
 	}
@@ -418,11 +469,17 @@ func TestMemStoreGatewayLeaves(t *testing.T) {
 	}
 }
 
-// TestMemStoreGatewayKeepsRoomForRemote checks that a gateway of a
+// TestStoreGatewayKeepsRoomForRemote checks that a gateway of a
 // datacenter larger than its numwant still gets remote peers: half of
 // what it asks for at most comes from its own datacenter.
-func TestMemStoreGatewayKeepsRoomForRemote(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
+func TestStoreGatewayKeepsRoomForRemote(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStoreGatewayKeepsRoomForRemote(t, kind) })
+	}
+}
+
+func testStoreGatewayKeepsRoomForRemote(t *testing.T, kind storeKind) {
+	st := kind.open(t, MemStoreConfig{})
 	ih := hash20("big")
 	announceAt(t, st, ih, placedPeer(0, Place{"west", ""}), true, 0)
 	for i := 1; i <= 30; i++ {

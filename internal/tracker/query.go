@@ -101,6 +101,13 @@ func parseAnnounceQuery(raw string) (announceQuery, error) {
 			if err == nil {
 				q.IP = string(b)
 			}
+		case "name":
+			// Longer names are cut (by CleanName), not refused: the name
+			// only labels the swarm.
+			b, err := unescapeInto(nil, val, 4*MaxNameLen)
+			if err == nil || len(b) == 4*MaxNameLen {
+				q.Name = CleanName(string(b))
+			}
 		case "key":
 			if k, err := strconv.ParseUint(val, 16, 32); err == nil {
 				q.Key = uint32(k)

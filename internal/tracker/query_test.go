@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const (
@@ -39,6 +40,23 @@ func TestParseAnnounceQuery(t *testing.T) {
 			raw:  qHash + qPeer + "&port=65535&left=5&compact=0&numwant=lots",
 			want: announceQuery{AnnounceRequest: AnnounceRequest{InfoHash: wantHash, PeerID: wantPeer, Port: 65535, Left: 5, NumWant: -1}},
 		},
+		{
+			name: "murder's name parameter, escaped",
+			raw:  qHash + qPeer + "&port=1&left=0&name=%3Cimg%20src%3Dx%3E%E2%9C%93+a.tgz",
+			want: announceQuery{AnnounceRequest: AnnounceRequest{InfoHash: wantHash, PeerID: wantPeer, Port: 1, NumWant: -1,
+				Name: "<img src=x>✓+a.tgz"}, compact: true},
+		},
+		{
+			name: "name cut to MaxNameLen, control characters dropped",
+			raw:  qHash + qPeer + "&port=1&left=0&name=%1B%5B2J" + strings.Repeat("x", 1000),
+			want: announceQuery{AnnounceRequest: AnnounceRequest{InfoHash: wantHash, PeerID: wantPeer, Port: 1, NumWant: -1,
+				Name: "[2J" + strings.Repeat("x", MaxNameLen-3)}, compact: true},
+		},
+		{
+			name: "bad escape in name: no name",
+			raw:  qHash + qPeer + "&port=1&left=0&name=a%zz",
+			want: announceQuery{AnnounceRequest: AnnounceRequest{InfoHash: wantHash, PeerID: wantPeer, Port: 1, NumWant: -1}, compact: true},
+		},
 		{name: "empty", raw: "", wantErr: "missing info_hash"},
 		{name: "no peer id", raw: qHash + "&port=1&left=0", wantErr: "missing peer_id"},
 		{name: "no port", raw: qHash + qPeer + "&left=0", wantErr: "missing port"},
@@ -71,6 +89,39 @@ func TestParseAnnounceQuery(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCleanName(t *testing.T) {
+	long := strings.Repeat("é", MaxNameLen) // 2 bytes each
+	tests := []struct{ in, want string }{
+		{"demo.tgz", "demo.tgz"},
+		{"<img src=x onerror=alert(1)>", "<img src=x onerror=alert(1)>"},
+		{"a\x1b[31mred\x00\x7f\u0085b", "a[31mredb"},
+		{"bad\xff\xfeutf8", "badutf8"},
+		{long, long[:MaxNameLen]},
+		{"x" + long, "x" + long[:MaxNameLen-2]}, // never half a rune
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got := CleanName(tt.in)
+		if got != tt.want {
+			t.Errorf("CleanName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if again := CleanName(got); again != got {
+			t.Errorf("CleanName(%q) = %q, not clean: cleaned again %q", tt.in, got, again)
+		}
+	}
+}
+
+func FuzzCleanName(f *testing.F) {
+	f.Add("demo.tgz")
+	f.Add("a\x1b[31m\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		c := CleanName(s)
+		if len(c) > MaxNameLen || !utf8.ValidString(c) || CleanName(c) != c {
+			t.Fatalf("CleanName(%q) = %q: too long, invalid or not stable", s, c)
+		}
+	})
 }
 
 func TestParseScrapeQuery(t *testing.T) {

@@ -67,8 +67,9 @@ type Config struct {
 }
 
 // Server is murder's HTTP tracker. It serves /announce (BEP 3, 23, 7),
-// /scrape (BEP 48), its Prometheus metrics at /metrics and, with an allow
-// directory, /torrents/NAME.
+// /scrape (BEP 48), its Prometheus metrics at /metrics, a live page of its
+// swarms at / with the JSON API behind it at /api/swarms (see
+// docs/status.md) and, with an allow directory, /torrents/NAME.
 //
 // A peer is dropped when it misses two of its announce intervals. For a
 // peer that re-announces as often as Config.Interval asks, that is two
@@ -83,6 +84,7 @@ type Server struct {
 	store Store
 	mem   *MemStore // the default store, swept by Serve; nil otherwise
 	allow *allowList
+	board *board // what the live page and /api show
 	topo  atomic.Pointer[Topology]
 	log   *slog.Logger
 	stats *serverMetrics
@@ -116,7 +118,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.AllowPoll <= 0 {
 		cfg.AllowPoll = 2 * time.Second
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, headerTimeout: 5 * time.Second}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, headerTimeout: 5 * time.Second, board: newBoard(2 * cfg.Interval)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +187,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.allow != nil {
 		wg.Go(func() { s.allow.run(ctx, s.cfg.AllowPoll) })
 	}
+	wg.Go(func() {
+		t := time.NewTicker(max(s.cfg.Interval/4, 250*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				s.board.sweep(now)
+			}
+		}
+	})
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.headerTimeout,
@@ -231,6 +245,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats.handler.ServeHTTP(w, r)
 	case strings.HasPrefix(p, "/torrents/"):
 		s.torrent(w, r, strings.TrimPrefix(p, "/torrents/"))
+	case p == "/api/swarms":
+		s.apiSwarms(w, r)
+	case strings.HasPrefix(p, "/api/swarms/"):
+		s.apiSwarm(w, r, strings.TrimPrefix(p, "/api/swarms/"))
+	case p == "/" || strings.HasPrefix(p, "/ui/"):
+		s.page(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -277,11 +297,21 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	if cap(peers) <= s.cfg.MaxNumWant {
 		*pp = peers[:0]
 	}
+	s.stats.stored("announce", err)
 	if err != nil {
 		s.log.Warn("store announce failed", "err", err)
-		s.fail(w, r, "tracker store unavailable, retry later")
+		if errors.Is(err, ErrStoreFull) {
+			s.fail(w, r, "tracker holds too many torrents, retry later")
+		} else {
+			s.fail(w, r, "tracker store unavailable, retry later")
+		}
 		return
 	}
+	var info torrentInfo
+	if s.allow != nil {
+		info = s.allow.info(q.InfoHash)
+	}
+	s.board.record(&q.AnnounceRequest, pa.Peer.Addr, place, info, start)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("announce", "info_hash", hex.EncodeToString(q.InfoHash[:]), "peer", pa.Peer.Addr.String(),
 			"event", q.Event, "left", q.Left, "returned", len(peers))
@@ -334,6 +364,7 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	stats, err := s.store.Scrape(r.Context(), hashes)
+	s.stats.stored("scrape", err)
 	if err != nil {
 		s.log.Warn("store scrape failed", "err", err)
 		s.fail(w, r, "tracker store unavailable, retry later")

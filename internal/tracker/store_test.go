@@ -33,8 +33,31 @@ func testPeer(i int) Peer {
 	return Peer{ID: id, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), uint16(1000+i))}
 }
 
+// storeKind is a Store implementation the store tests run on.
+type storeKind struct {
+	name string
+	// open returns an empty store configured as cfg says (Shards aside).
+	open func(t *testing.T, cfg MemStoreConfig) Store
+	// sweep drops expired peers where the store needs it; nil when
+	// expired peers are never listed.
+	sweep func(st Store, now time.Time)
+}
+
+// storeKinds returns the in-memory store and the Redis store; the Redis
+// one ends its subtest through testenv.Missing when redis-server is
+// missing.
+func storeKinds() []storeKind {
+	return []storeKind{
+		{"memory", func(t *testing.T, cfg MemStoreConfig) Store { return NewMemStore(cfg) },
+			func(st Store, now time.Time) { st.(*MemStore).Sweep(now) }},
+		{"redis", func(t *testing.T, cfg MemStoreConfig) Store {
+			return openRedisStore(t, RedisStoreConfig{PeerTTL: cfg.PeerTTL, MaxGap: cfg.MaxGap, TorrentTTL: cfg.TorrentTTL, Now: cfg.Now})
+		}, nil},
+	}
+}
+
 // fillSwarm announces seeders 0..s-1 and leechers s..s+l-1.
-func fillSwarm(t *testing.T, st *MemStore, ih [20]byte, s, l int) {
+func fillSwarm(t *testing.T, st Store, ih [20]byte, s, l int) {
 	t.Helper()
 	for i := range s + l {
 		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: i < s, Event: EventStarted}
@@ -44,7 +67,7 @@ func fillSwarm(t *testing.T, st *MemStore, ih [20]byte, s, l int) {
 	}
 }
 
-func TestMemStoreSelection(t *testing.T) {
+func TestStoreSelection(t *testing.T) {
 	tests := []struct {
 		name             string
 		seeders, leechs  int
@@ -67,74 +90,97 @@ func TestMemStoreSelection(t *testing.T) {
 		{"large numwant over map", 10, 990, 500, false, 300, 300, false},
 	}
 	ih := hash20("swarm")
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := NewMemStore(MemStoreConfig{Shards: 4})
-			fillSwarm(t, st, ih, tt.seeders, tt.leechs)
-			me := testPeer(tt.requester)
-			a := PeerAnnounce{InfoHash: ih, Peer: me, Seeder: tt.requesterSeeder, NumWant: tt.numWant}
-			got, _, err := st.Announce(context.Background(), &a, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != tt.wantN {
-				t.Fatalf("got %d peers, want %d", len(got), tt.wantN)
-			}
+	for _, kind := range storeKinds() {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				st := kind.open(t, MemStoreConfig{Shards: 4})
+				fillSwarm(t, st, ih, tt.seeders, tt.leechs)
+				me := testPeer(tt.requester)
+				a := PeerAnnounce{InfoHash: ih, Peer: me, Seeder: tt.requesterSeeder, NumWant: tt.numWant}
+				got, _, err := st.Announce(context.Background(), &a, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != tt.wantN {
+					t.Fatalf("got %d peers, want %d", len(got), tt.wantN)
+				}
+				seen := map[[20]byte]bool{}
+				for _, p := range got {
+					if p.ID == me.ID {
+						t.Errorf("requester got itself")
+					}
+					if seen[p.ID] {
+						t.Errorf("peer %q twice", p.ID)
+					}
+					seen[p.ID] = true
+					var idx int
+					fmt.Sscanf(string(p.ID[5:]), "%d", &idx)
+					if tt.wantOnlyLeechers && idx < tt.seeders {
+						t.Errorf("seeder %d handed to a seeder", idx)
+					}
+					if p != testPeer(idx) {
+						t.Errorf("peer %d has address %v, want %v", idx, p.Addr, testPeer(idx).Addr)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestStoreSampleSpreads checks that repeated samples reach every peer,
+// which a fixed window would not.
+func TestStoreSampleSpreads(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) {
+			st := kind.open(t, MemStoreConfig{})
+			ih := hash20("spread")
+			fillSwarm(t, st, ih, 0, 100)
 			seen := map[[20]byte]bool{}
-			for _, p := range got {
-				if p.ID == me.ID {
-					t.Errorf("requester got itself")
+			for range 300 {
+				a := PeerAnnounce{InfoHash: ih, Peer: testPeer(1000), NumWant: 10}
+				got, _, _ := st.Announce(context.Background(), &a, nil)
+				for _, p := range got {
+					seen[p.ID] = true
 				}
-				if seen[p.ID] {
-					t.Errorf("peer %q twice", p.ID)
-				}
-				seen[p.ID] = true
-				var idx int
-				fmt.Sscanf(string(p.ID[5:]), "%d", &idx)
-				if tt.wantOnlyLeechers && idx < tt.seeders {
-					t.Errorf("seeder %d handed to a seeder", idx)
-				}
-				if p != testPeer(idx) {
-					t.Errorf("peer %d has address %v, want %v", idx, p.Addr, testPeer(idx).Addr)
-				}
+				a.Event = EventStopped
+				st.Announce(context.Background(), &a, nil)
+			}
+			if len(seen) != 100 {
+				t.Errorf("300 samples of 10 reached %d of 100 peers", len(seen))
 			}
 		})
 	}
 }
 
-// TestMemStoreSampleSpreads checks that repeated samples reach every peer,
-// which a fixed window would not.
-func TestMemStoreSampleSpreads(t *testing.T) {
-	st := NewMemStore(MemStoreConfig{})
-	ih := hash20("spread")
-	fillSwarm(t, st, ih, 0, 100)
-	seen := map[[20]byte]bool{}
-	for range 300 {
-		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(1000), NumWant: 10}
-		got, _, _ := st.Announce(context.Background(), &a, nil)
-		for _, p := range got {
-			seen[p.ID] = true
-		}
-		a.Event = EventStopped
-		st.Announce(context.Background(), &a, nil)
-	}
-	if len(seen) != 100 {
-		t.Errorf("300 samples of 10 reached %d of 100 peers", len(seen))
+func TestStoreLifecycle(t *testing.T) {
+	for _, kind := range storeKinds() {
+		t.Run(kind.name, func(t *testing.T) { testStoreLifecycle(t, kind) })
 	}
 }
 
-func TestMemStoreLifecycle(t *testing.T) {
+func testStoreLifecycle(t *testing.T, kind storeKind) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	st := NewMemStore(MemStoreConfig{PeerTTL: 30 * time.Second, Now: clock.Now})
+	st := kind.open(t, MemStoreConfig{PeerTTL: 30 * time.Second, Now: clock.Now})
 	ctx := context.Background()
 	ih := hash20("life")
+	sweep := func() {
+		if kind.sweep != nil {
+			kind.sweep(st, clock.Now())
+		}
+	}
 	stats := func() ScrapeStats {
-		m, _ := st.Scrape(ctx, [][20]byte{ih})
+		m, err := st.Scrape(ctx, [][20]byte{ih})
+		if err != nil {
+			t.Fatal(err)
+		}
 		return m[ih]
 	}
 	announce := func(i int, seeder bool, event string) ScrapeStats {
 		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: seeder, Event: event, NumWant: 50}
-		_, s, _ := st.Announce(ctx, &a, nil)
+		_, s, err := st.Announce(ctx, &a, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return s
 	}
 	steps := []struct {
@@ -151,23 +197,27 @@ func TestMemStoreLifecycle(t *testing.T) {
 		{"stopped removes at once", func() ScrapeStats { return announce(3, true, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
 		{"stopped for an unknown peer", func() ScrapeStats { return announce(9, false, EventStopped) }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
 		{"peer 2 re-announces at 10s", func() ScrapeStats { clock.Add(10 * time.Second); return announce(2, false, "") }, ScrapeStats{Complete: 1, Incomplete: 1, Downloaded: 2}},
-		{"sweep at 31s drops peer 1 only", func() ScrapeStats { clock.Add(21 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 2}},
-		{"sweep at 41s drops peer 2", func() ScrapeStats { clock.Add(10 * time.Second); st.Sweep(clock.Now()); return stats() }, ScrapeStats{Downloaded: 2}},
+		{"at 31s peer 1 is gone", func() ScrapeStats { clock.Add(21 * time.Second); sweep(); return stats() }, ScrapeStats{Incomplete: 1, Downloaded: 2}},
+		{"at 41s peer 2 is gone", func() ScrapeStats { clock.Add(10 * time.Second); sweep(); return stats() }, ScrapeStats{Downloaded: 2}},
 	}
 	for _, s := range steps {
 		if got := s.do(); got != s.want {
 			t.Fatalf("%s: got %+v, want %+v", s.name, got, s.want)
 		}
 	}
-	if c := st.Counts(); c.Torrents != 1 || c.Peers != 0 {
-		t.Errorf("store holds %d torrents, %d peers; want the completed torrent kept with 0 peers", c.Torrents, c.Peers)
+	all, err := st.Scrape(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[ih] != (ScrapeStats{Downloaded: 2}) {
+		t.Errorf("scrape of every torrent got %+v, want the completed torrent kept with 0 peers", all)
 	}
 
 	// The completed count goes after TorrentTTL (24 h) without announces.
 	clock.Add(24 * time.Hour)
-	st.Sweep(clock.Now())
-	if n := st.Counts().Torrents; n != 0 {
-		t.Errorf("store holds %d torrents a day after the last announce, want 0", n)
+	sweep()
+	if all, _ := st.Scrape(ctx, nil); len(all) != 0 {
+		t.Errorf("store holds %d torrents a day after the last announce, want 0", len(all))
 	}
 
 	// A swarm that never completed anything is forgotten when empty.
@@ -175,7 +225,7 @@ func TestMemStoreLifecycle(t *testing.T) {
 	a := PeerAnnounce{InfoHash: ih2, Peer: testPeer(1)}
 	st.Announce(ctx, &a, nil)
 	clock.Add(time.Minute)
-	st.Sweep(clock.Now())
+	sweep()
 	if m, _ := st.Scrape(ctx, [][20]byte{ih2}); len(m) != 0 {
 		t.Errorf("expired swarm still scraped: %+v", m)
 	}
@@ -217,9 +267,9 @@ func TestMemStoreConcurrent(t *testing.T) {
 	}
 }
 
-// TestMemStoreExpiry pins when a peer is dropped: after two of its
-// announce intervals, the tracker's or the longer gap it is seen to keep.
-func TestMemStoreExpiry(t *testing.T) {
+// TestStoreExpiry pins when a peer is dropped: after two of its announce
+// intervals, the tracker's or the longer gap it is seen to keep.
+func TestStoreExpiry(t *testing.T) {
 	const (
 		started   = "started"
 		regular   = "regular" // no event
@@ -275,39 +325,43 @@ func TestMemStoreExpiry(t *testing.T) {
 		{"stopped forgets the gap", "-MU0100-", 0,
 			[]op{{0, started}, {s(100), regular}, {s(150), stopped}, {s(151), gone}, {s(160), started}, {s(190), listed}, {s(191), gone}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			start := time.Unix(1e6, 0)
-			clock := &fakeClock{t: start}
-			st := NewMemStore(MemStoreConfig{PeerTTL: 30 * time.Second, MaxGap: tt.maxGap, Now: clock.Now})
-			ctx := context.Background()
-			ih := hash20("expiry")
-			var id [20]byte
-			copy(id[:], tt.client+"abcdefghijkl")
-			peer := Peer{ID: id, Addr: netip.MustParseAddrPort("127.0.0.1:6881")}
-			for _, o := range tt.ops {
-				clock.t = start.Add(o.at)
-				a := PeerAnnounce{InfoHash: ih, Peer: peer, NumWant: 50}
-				switch o.do {
-				case listed, gone:
-					st.Sweep(clock.Now())
-					m, _ := st.Scrape(ctx, [][20]byte{ih})
-					n := m[ih].Complete + m[ih].Incomplete
-					if want := map[string]int{listed: 1, gone: 0}[o.do]; n != want {
-						t.Fatalf("at %s: %d peers listed, want %d", o.at, n, want)
+	for _, kind := range storeKinds() {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				start := time.Unix(1e6, 0)
+				clock := &fakeClock{t: start}
+				st := kind.open(t, MemStoreConfig{PeerTTL: 30 * time.Second, MaxGap: tt.maxGap, Now: clock.Now})
+				ctx := context.Background()
+				ih := hash20("expiry")
+				var id [20]byte
+				copy(id[:], tt.client+"abcdefghijkl")
+				peer := Peer{ID: id, Addr: netip.MustParseAddrPort("127.0.0.1:6881")}
+				for _, o := range tt.ops {
+					clock.t = start.Add(o.at)
+					a := PeerAnnounce{InfoHash: ih, Peer: peer, NumWant: 50}
+					switch o.do {
+					case listed, gone:
+						if kind.sweep != nil {
+							kind.sweep(st, clock.Now())
+						}
+						m, _ := st.Scrape(ctx, [][20]byte{ih})
+						n := m[ih].Complete + m[ih].Incomplete
+						if want := map[string]int{listed: 1, gone: 0}[o.do]; n != want {
+							t.Fatalf("at %s: %d peers listed, want %d", o.at, n, want)
+						}
+						continue
+					case started, completed, stopped:
+						a.Event = o.do
+						a.Seeder = o.do == completed
+					case seed:
+						a.Seeder = true
 					}
-					continue
-				case started, completed, stopped:
-					a.Event = o.do
-					a.Seeder = o.do == completed
-				case seed:
-					a.Seeder = true
+					if _, _, err := st.Announce(ctx, &a, nil); err != nil {
+						t.Fatal(err)
+					}
 				}
-				if _, _, err := st.Announce(ctx, &a, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

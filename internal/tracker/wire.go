@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Announce events (BEP 3). The empty event is a regular periodic announce.
@@ -51,9 +54,46 @@ type AnnounceRequest struct {
 	NumWant int
 	// Key identifies the peer across IP changes (sent as 8 hex digits).
 	Key uint32
+	// Name is the torrent's name, sent as murder's own name parameter so
+	// that murder's tracker can label the swarm; other trackers ignore it.
+	// It is sent as CleanName leaves it.
+	Name string
 	// Place, when known, is sent as the datacenter and rack parameters;
 	// murder's tracker takes it over what its topology says.
 	Place Place
+}
+
+// MaxNameLen bounds a swarm's name in bytes, on the wire and on the
+// tracker.
+const MaxNameLen = 200
+
+// CleanName returns name as the tracker keeps it: at most MaxNameLen bytes
+// of valid UTF-8 without control characters (which could move a terminal's
+// cursor in murder status). Cleaning a clean name changes nothing.
+func CleanName(name string) string {
+	clean := true
+	for _, r := range name {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		name = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return -1
+			}
+			return r
+		}, strings.ToValidUTF8(name, ""))
+	}
+	if len(name) <= MaxNameLen {
+		return name
+	}
+	cut := MaxNameLen
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
 }
 
 // AnnounceResponse is a tracker's answer to an announce.
@@ -131,6 +171,10 @@ func appendQuery(dst []byte, req *AnnounceRequest) []byte {
 	if req.IP != "" {
 		dst = append(dst, "&ip="...)
 		dst = appendEscaped(dst, []byte(req.IP))
+	}
+	if name := CleanName(req.Name); name != "" {
+		dst = append(dst, "&name="...)
+		dst = appendEscaped(dst, []byte(name))
 	}
 	if req.Place.Datacenter != "" {
 		dst = append(dst, "&datacenter="...)
