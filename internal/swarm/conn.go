@@ -150,7 +150,7 @@ func (s *Swarm) register(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || s.bannedAddrs[c.addr] || s.bannedIDs[c.id] || len(s.conns) >= s.cfg.MaxConns ||
-		!s.roomForLocked(s.nearLocked(c.addr.Addr()), 0) {
+		!s.roomForLocked(s.nearLocked(c.addr.Addr()), !c.outgoing) {
 		return false
 	}
 	for o := range s.conns {

@@ -253,9 +253,6 @@ func (s *Swarm) pickNew(c *conn, unheld bool) int {
 	best, ties := -1, 0
 	var bestAvail int32
 	random := s.have.Count() < randomFirst
-	// From a remote peer, ties go to the piece nearest after this swarm's
-	// origin (see place.go), not to a random one.
-	byOrigin := c.near.Load() == nearRemote
 	for k := s.want.NextAnd(c.bits, 0); k >= 0; k = s.want.NextAnd(c.bits, k+1) {
 		if len(c.rejected) > 0 && c.rejected[uint32(k)] || unheld && s.avail[k] > 0 || !s.spareRemote(c, k) {
 			continue
@@ -267,10 +264,6 @@ func (s *Swarm) pickNew(c *conn, unheld bool) int {
 		switch {
 		case best < 0 || a < bestAvail:
 			best, bestAvail, ties = k, a, 1
-		case a == bestAvail && byOrigin:
-			if s.fromOrigin(k) < s.fromOrigin(best) {
-				best = k
-			}
 		case a == bestAvail:
 			ties++
 			if s.rng.IntN(ties) == 0 {

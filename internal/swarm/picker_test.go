@@ -692,10 +692,10 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 			c.near.Store(s.nearLocked(c.addr.Addr()))
 		}
 		s.mu.Lock()
-		local, remote := s.roomForLocked(nearDatacenter, 0), s.roomForLocked(nearRemote, 0)
-		unlisted := s.roomForLocked(nearUnknown, 0)
+		local, remote := s.roomForLocked(nearDatacenter, false), s.roomForLocked(nearRemote, false)
+		unlisted := s.roomForLocked(nearUnknown, false)
 		add()
-		full := s.roomForLocked(nearDatacenter, 0)
+		full := s.roomForLocked(nearDatacenter, false)
 		s.mu.Unlock()
 		if !local || !remote || !unlisted {
 			t.Errorf("placed=%v, 7 of 10 connections: room for local %v, remote %v, unlisted %v; want all", placed, local, remote, unlisted)
@@ -713,30 +713,17 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 		add().near.Store(nearRemote)
 	}
 	s.mu.Lock()
-	remote, local := s.roomForLocked(nearRemote, 0), s.roomForLocked(nearDatacenter, 0)
+	remote, local := s.roomForLocked(nearRemote, false), s.roomForLocked(nearDatacenter, false)
 	s.mu.Unlock()
 	if remote || !local {
 		t.Errorf("5 remote of 10 connections: room for another remote %v, a local %v; want false, true", remote, local)
 	}
-}
-
-// TestRemotePicksFromOrigin checks that pieces asked of a remote peer go
-// in order from the swarm's origin.
-func TestRemotePicksFromOrigin(t *testing.T) {
-	s, add := pickerSwarm(t, 8, 16<<10)
-	s.cfgPlace = tracker.Place{Datacenter: "east"}
-	s.place, s.origin = s.cfgPlace, 5
-	remote := add(0, 1, 2, 3, 4, 5, 6, 7)
-	remote.addr = netip.MustParseAddrPort("198.19.1.2:6881")
-	s.learnPlaces(s.place, []netip.AddrPort{remote.addr}, []tracker.Place{{Datacenter: "west"}})
+	s.cfg.MaxConns = 16 // 8 remote, of which 2 only for those that dial in
 	s.mu.Lock()
-	s.fill(remote)
+	add().near.Store(nearRemote)
+	dial, accept := s.roomForLocked(nearRemote, false), s.roomForLocked(nearRemote, true)
 	s.mu.Unlock()
-	var got []uint32
-	for _, m := range decodeRequests(t, remote) {
-		got = append(got, m.Index)
-	}
-	if want := []uint32{5, 6, 7, 0, 1, 2, 3, 4}; !slices.Equal(got, want) {
-		t.Errorf("asked the remote peer for pieces %v, want %v", got, want)
+	if dial || !accept {
+		t.Errorf("6 remote of 16 connections: room to dial another %v, to accept one %v; want false, true", dial, accept)
 	}
 }

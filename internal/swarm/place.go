@@ -86,13 +86,17 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 }
 
 // roomForLocked reports whether a connection to a peer at nearness near
-// fits beside the connections there are and dialing more being dialed:
+// fits beside the connections there are and those being dialed:
 // while this host knows its place, a share of MaxConns (remoteShare) is
 // kept for peers the tracker put elsewhere. A datacenter's gateway is
 // dialed by many of its own peers, and without the share they took every
 // connection before it reached a remote one (simulated: 60 hosts per
 // datacenter, 50 connections each, the last peer at 4.4x F/W).
-func (s *Swarm) roomForLocked(near int32, dialing int) bool {
+//
+// Of the remote half, an eighth of MaxConns is kept for remote peers that
+// dial in: a gateway fills its half with the seeder's datacenter at once,
+// and the gateways of other datacenters, which come later, dial it.
+func (s *Swarm) roomForLocked(near int32, incoming bool) bool {
 	if !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
 		return true
 	}
@@ -104,29 +108,27 @@ func (s *Swarm) roomForLocked(near int32, dialing int) bool {
 			other++
 		}
 	}
+	for a := range s.dialing {
+		if s.nearLocked(a.Addr()) == nearRemote {
+			remote++
+		} else {
+			other++
+		}
+	}
 	if near == nearRemote {
 		// Remote peers take at most half: a gateway has many on its list
 		// and must keep room for its own datacenter's peers.
-		return remote+dialing < s.cfg.MaxConns/2
+		limit := s.cfg.MaxConns / 2
+		if !incoming {
+			limit -= max(s.cfg.MaxConns/8, 1)
+		}
+		return remote < limit
 	}
-	return other+dialing < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare // dialing counted as either: a bound, not a census
+	return other < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare
 }
 
 // remoteShare: 1/remoteShare of MaxConns is kept for remote peers.
 const remoteShare = 5
-
-// fromOrigin is how far piece k lies after s.origin, going round. The
-// gateways of several datacenters all fetch from the seeder's datacenter,
-// whose WAN link is the first to fill: each taking the rarest pieces from
-// a random origin of its own, in order, they ask it for different pieces
-// until they meet, and take the rest from each other.
-func (s *Swarm) fromOrigin(k int) int {
-	d := k - s.origin
-	if d < 0 {
-		d += s.numPieces
-	}
-	return d
-}
 
 // heldLocally reports whether a local peer has piece k.
 func (s *Swarm) heldLocally(k int) bool { return s.localSeeds > 0 || s.localAvail[k] > 0 }

@@ -225,7 +225,6 @@ type Swarm struct {
 	seeds       int           // connected peers with every piece
 	localAvail  []int32       // avail of local peers only (place.go)
 	localSeeds  int           // seeds among local peers
-	origin      int           // where picks from remote peers start (fromOrigin)
 	cfgPlace    tracker.Place // Config's place
 	place       tracker.Place // this host's place: Config's, else the tracker's
 	placeOf     map[netip.Addr]tracker.Place
@@ -351,7 +350,6 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		return nil, fmt.Errorf("swarm: seed: %w", err)
 	}
 	s.rng = mrand.New(mrand.NewChaCha8(seed))
-	s.origin = s.rng.IntN(max(n, 1))
 	s.maxActive = max(8, int(activeBudget/max(info.PieceLength, 1)))
 	s.verifyCh = make(chan verifyJob, min(s.maxActive, n)+1)
 	pl := int(info.PieceLength)
@@ -580,7 +578,7 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
 			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns ||
-			!s.roomForLocked(s.nearLocked(a.Addr()), len(s.dialing)) {
+			!s.roomForLocked(s.nearLocked(a.Addr()), false) {
 			continue
 		}
 		s.dialing[a] = true
