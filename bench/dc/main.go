@@ -327,7 +327,7 @@ func (b *bench) trackerAddr() string { return net.JoinHostPort(b.tracker.Addr().
 // without, so that no contender sees another's peers.
 func (b *bench) startTracker(ctx context.Context, topology bool) error {
 	if b.trackerP != nil {
-		stopCmd(b.trackerP)
+		testbed.Stop(b.trackerP)
 	}
 	args := []string{"tracker", "--listen", b.trackerAddr(), "--interval", "5s"}
 	if topology {
@@ -417,7 +417,7 @@ func (b *bench) runMurder(ctx context.Context, topology bool) (result, error) {
 	if err := seed.Start(); err != nil {
 		return result{}, err
 	}
-	defer stopCmd(seed)
+	defer testbed.Stop(seed)
 	if err := b.seeded(ctx); err != nil {
 		return result{}, fmt.Errorf("seeder: %w", err)
 	}
@@ -430,25 +430,25 @@ func (b *bench) runMurder(ctx context.Context, topology bool) (result, error) {
 		err error
 	}
 	ch := make(chan doneAt, len(b.peers))
-	g := newGate()
-	defer g.open()
+	g := testbed.NewGate()
+	defer g.Open()
 	var cmds []*exec.Cmd
 	var start time.Time
 	for _, h := range b.peers {
 		args := []string{"peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m", "--path-is-file",
 			"--temp-path", "/tmp/m", "--ip", h.Addr().String(), "--listen", net.JoinHostPort(h.Addr().String(), peerPort),
 			"--progress", "json", "--seed-time", "30m", "--timeout", "15m"}
-		cmd := g.command(ctx, h, b.murder, append(args, b.extra...)...)
+		cmd := g.Command(ctx, h, b.murder, append(args, b.extra...)...)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return result{}, err
 		}
-		if err := g.start(cmd); err != nil {
+		if err := g.Start(cmd); err != nil {
 			return result{}, err
 		}
 		cmds = append(cmds, cmd)
 		go func() {
-			<-g.opened
+			<-g.Opened()
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
 				var ev struct {
@@ -474,12 +474,12 @@ func (b *bench) runMurder(ctx context.Context, topology bool) (result, error) {
 	defer func() {
 		var wg sync.WaitGroup
 		for _, c := range cmds {
-			wg.Go(func() { stopCmd(c) })
+			wg.Go(func() { testbed.Stop(c) })
 		}
 		wg.Wait()
 	}()
 	start = time.Now()
-	g.open()
+	g.Open()
 	var res result
 	for range b.peers {
 		select {
@@ -514,7 +514,7 @@ func (b *bench) runAria2(ctx context.Context, topology bool) (result, error) {
 	if err := seed.Start(); err != nil {
 		return result{}, err
 	}
-	defer stopCmd(seed)
+	defer testbed.Stop(seed)
 	if err := b.seeded(ctx); err != nil {
 		return result{}, fmt.Errorf("aria2 seeder: %w", err)
 	}
@@ -522,15 +522,15 @@ func (b *bench) runAria2(ctx context.Context, topology bool) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	g := newGate()
-	defer g.open()
+	g := testbed.NewGate()
+	defer g.Open()
 	var cmds []*exec.Cmd
 	for _, h := range b.peers {
 		os.Remove(h.Path("/tmp/aria2-done"))
 		args := append(slices.Clone(common), "--bt-external-ip="+h.Addr().String(),
 			"--on-bt-download-complete="+filepath.Join(b.bin, "aria2-done.sh"), "-d", "/tmp/a", b.torrent)
-		cmd := g.command(ctx, h, "aria2c", args...)
-		if err := g.start(cmd); err != nil {
+		cmd := g.Command(ctx, h, "aria2c", args...)
+		if err := g.Start(cmd); err != nil {
 			return result{}, err
 		}
 		cmds = append(cmds, cmd)
@@ -538,12 +538,12 @@ func (b *bench) runAria2(ctx context.Context, topology bool) (result, error) {
 	defer func() {
 		var wg sync.WaitGroup
 		for _, c := range cmds {
-			wg.Go(func() { stopCmd(c) })
+			wg.Go(func() { testbed.Stop(c) })
 		}
 		wg.Wait()
 	}()
 	start := time.Now()
-	g.open()
+	g.Open()
 	var res result
 	seen := make([]bool, len(b.peers))
 	err = waitFor(ctx, 15*time.Minute, func() bool {
@@ -593,18 +593,6 @@ func parseEpoch(s string) (time.Time, error) {
 	return time.Unix(secs, ns), nil
 }
 
-func stopCmd(c *exec.Cmd) {
-	c.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		c.Process.Kill()
-		<-done
-	}
-}
-
 func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 	deadline := time.Now().Add(limit)
 	for !ok() {
@@ -618,48 +606,4 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 		}
 	}
 	return nil
-}
-
-// gate holds started commands until open, so that every host starts at
-// once: each host's process is forked in advance and execs when the gate
-// opens.
-type gate struct {
-	ws     []*os.File
-	once   sync.Once
-	opened chan struct{}
-}
-
-func newGate() *gate { return &gate{opened: make(chan struct{})} }
-
-// command is h.Command for name and args behind the gate.
-func (g *gate) command(ctx context.Context, h *testbed.Host, name string, args ...string) *exec.Cmd {
-	return h.Command(ctx, "sh", append([]string{"-c", `read -r _; exec "$0" "$@"`, name}, args...)...)
-}
-
-// start starts cmd, which waits for the gate to open.
-func (g *gate) start(cmd *exec.Cmd) error {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = r
-	err = cmd.Start()
-	r.Close()
-	if err != nil {
-		w.Close()
-		return err
-	}
-	g.ws = append(g.ws, w)
-	return nil
-}
-
-// open lets every started command run; later calls do nothing.
-func (g *gate) open() {
-	g.once.Do(func() {
-		for _, w := range g.ws {
-			w.Write([]byte{'\n'})
-			w.Close()
-		}
-		close(g.opened)
-	})
 }

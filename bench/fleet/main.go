@@ -476,14 +476,14 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	if err := seed.Start(); err != nil {
 		return result{}, err
 	}
-	defer stopCmd(seed)
+	defer testbed.Stop(seed)
 	sent0, err := b.seeded(ctx)
 	if err != nil {
 		return result{}, fmt.Errorf("seeder: %w", err)
 	}
 	seedTicks := procTicks(seed)
-	g := newGate()
-	defer g.open() // on the way out of a failed start
+	g := testbed.NewGate()
+	defer g.Open() // on the way out of a failed start
 	var start time.Time
 	type doneAt struct {
 		i   int
@@ -493,7 +493,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	ch := make(chan doneAt, len(b.peers))
 	var cmds []*exec.Cmd
 	for i, h := range b.peers {
-		cmd := g.command(ctx, h, murder, "peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m",
+		cmd := g.Command(ctx, h, murder, "peer", "--torrent", b.torrent, "--destination-path", "/srv/murder/m",
 			"--temp-path", "/tmp/m", "--ip", h.Addr().String(),
 			"--listen", net.JoinHostPort(h.Addr().String(), peerPort),
 			"--progress", "json", "--seed-time", "30m", "--timeout", "15m")
@@ -511,12 +511,12 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		if err := g.start(cmd); err != nil {
+		if err := g.Start(cmd); err != nil {
 			return result{}, err
 		}
 		cmds = append(cmds, cmd)
 		go func() {
-			<-g.opened
+			<-g.Opened()
 			sc := bufio.NewScanner(stdout)
 			sentDone := false
 			for sc.Scan() {
@@ -557,13 +557,13 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 	defer func() {
 		var wg sync.WaitGroup
 		for _, c := range cmds {
-			wg.Go(func() { stopCmd(c) })
+			wg.Go(func() { testbed.Stop(c) })
 		}
 		wg.Wait()
 	}()
 	start = b.startClock()
 	pass.started(start)
-	g.open()
+	g.Open()
 	var res result
 	for range b.peers {
 		select {
@@ -672,23 +672,23 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 	if err := seed.Start(); err != nil {
 		return result{}, err
 	}
-	defer stopCmd(seed)
+	defer testbed.Stop(seed)
 	sent0, err := b.seeded(ctx)
 	if err != nil {
 		return result{}, fmt.Errorf("aria2 seeder: %w", err)
 	}
 	seedTicks := procTicks(seed)
-	g := newGate()
-	defer g.open()
+	g := testbed.NewGate()
+	defer g.Open()
 	var cmds []*exec.Cmd
 	exited := make(chan int, len(b.peers))
 	for i, h := range b.peers {
 		os.Remove(h.Path("/tmp/aria2-done"))
 		args := append(slices.Clone(common), "--bt-external-ip="+h.Addr().String(),
 			"--on-bt-download-complete="+filepath.Join(b.bin, "aria2-done.sh"), "-d", "/tmp/a", b.torrent)
-		cmd := g.command(ctx, h, "aria2c", args...)
+		cmd := g.Command(ctx, h, "aria2c", args...)
 		cmd.Stdout, cmd.Stderr = b.logTo(h.Name()), b.logTo(h.Name())
-		if err := g.start(cmd); err != nil {
+		if err := g.Start(cmd); err != nil {
 			return result{}, err
 		}
 		cmds = append(cmds, cmd)
@@ -709,7 +709,7 @@ func (b *bench) runAria2(ctx context.Context) (result, error) {
 		}
 	}()
 	start := b.startClock()
-	g.open()
+	g.Open()
 	var res result
 	seen := make([]bool, len(b.peers))
 	err = waitFor(ctx, 15*time.Minute, func() bool {
@@ -861,18 +861,6 @@ func (b *bench) clean() {
 	}
 }
 
-func stopCmd(c *exec.Cmd) {
-	c.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		c.Process.Kill()
-		<-done
-	}
-}
-
 // primeSize is how much memory to prime before a run (testenv.PrimeMemory
 // says why): room for every host's download and its copy into place, up
 // to the memory available less primeSpare (or half of it, if more). With
@@ -972,52 +960,6 @@ func (t cpuTimes) since(t0 cpuTimes) cpuUse {
 
 func (u cpuUse) String() string {
 	return fmt.Sprintf("%3.0f%% (user %.0f, sys %.0f, softirq %.0f, steal %.0f)", 100*u.busy, 100*u.user, 100*u.sys, 100*u.softirq, 100*u.steal)
-}
-
-// gate starts the peers of a timed run together. Each is forked and made
-// ready by a shell waiting on a pipe, and execs the contender when the
-// gate opens, right after the clock starts. Forking 32 processes through
-// nsenter one after another took 0.2 s, which the last peers lost before
-// they began.
-type gate struct {
-	ws     []*os.File
-	opened chan struct{}
-	once   sync.Once
-}
-
-func newGate() *gate { return &gate{opened: make(chan struct{})} }
-
-// command is h.Command for name and args behind the gate.
-func (g *gate) command(ctx context.Context, h *testbed.Host, name string, args ...string) *exec.Cmd {
-	return h.Command(ctx, "sh", append([]string{"-c", `read -r _; exec "$0" "$@"`, name}, args...)...)
-}
-
-// start starts cmd, which waits for the gate to open.
-func (g *gate) start(cmd *exec.Cmd) error {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = r
-	err = cmd.Start()
-	r.Close()
-	if err != nil {
-		w.Close()
-		return err
-	}
-	g.ws = append(g.ws, w)
-	return nil
-}
-
-// open lets every started command run; later calls do nothing.
-func (g *gate) open() {
-	g.once.Do(func() {
-		for _, w := range g.ws {
-			w.Write([]byte{'\n'})
-			w.Close()
-		}
-		close(g.opened)
-	})
 }
 
 // procTicks is the CPU time (user and system, in clock ticks) that the
