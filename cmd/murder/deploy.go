@@ -184,7 +184,8 @@ before any peer).`,
 			defer closeFn()
 			opt.Activate = actp
 			if ff.dryRun {
-				return fl.Plan(opt)
+				err := fl.Plan(opt)
+				return report(cmd, fl.Result("deploy", opt.Tag, nil, err), err, ff.asJSON)
 			}
 			sum, err := fl.Deploy(ctx, opt)
 			if sum != nil {

@@ -160,7 +160,9 @@ at once (at most ssh.concurrency), prints a line per step and a table of the
 hosts that failed and why; the others still finish when some fail. --limit
 and --role choose among the hosts a task works on; --json ends standard
 output with one line of JSON (task, tag, hosts with host, status
-ok|failed|unreachable, error, seconds, bytes, and totals).
+ok|failed|unreachable, error, seconds, bytes, and totals). --dry-run, on
+every task, prints the command each selected host would run and runs
+nothing: no host is contacted and no local file is written.
 
 Exit codes: 0 every host ok; 1 some hosts failed; 2 usage error; 3 the task
 could not start (inventory, credentials, missing .torrent).
@@ -233,6 +235,7 @@ murder deploy does all of it in one command.`,
 				return report(cmd, fl.Result(name, tag, hs, err), err, ff.asJSON)
 			},
 		}
+		c.Flags().BoolVar(&ff.dryRun, "dry-run", false, "print the command each host would run, host by host, and run nothing: no host is contacted and no local file is written")
 		if needTag {
 			c.Flags().StringVar(&tag, "tag", "", "name of the deploy, as given to create-torrent: the artifact is TEMP/TAG.tgz (required; use letters, digits, '.', '-' and '_')")
 			_ = c.MarkFlagRequired("tag")
@@ -361,8 +364,7 @@ MURDER_TAG, MURDER_RELEASE and MURDER_PREVIOUS set, and removes releases
 beyond --keep-releases. --canary hosts go first, then --batch at a time; the
 first wave in which a host fails stops the rollout, and the hosts of later
 waves stay on their previous release. Each host's hook output is kept in
-TEMP/murder-TAG-hooks/HOST.log on this machine. --dry-run prints what each
-host would run.`, true, func(inv *fleet.Inventory) []fleet.Host { return inv.Peers },
+TEMP/murder-TAG-hooks/HOST.log on this machine.`, true, func(inv *fleet.Inventory) []fleet.Host { return inv.Peers },
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
 			return fl.Activate(cmd.Context(), tag, act)
 		})
@@ -375,7 +377,7 @@ host would run.`, true, func(inv *fleet.Inventory) []fleet.Host { return inv.Pee
 	af.IntVar(&act.MinHosts, "min-hosts", 0, "activate once at least N hosts have the tag in place (default: all of them)")
 	af.IntVar(&act.Canary, "canary", 0, "switch N hosts first, on their own (0: no canary wave)")
 	af.IntVar(&act.Batch, "batch", 0, "after the canary wave, switch N hosts at a time (0: all at once)")
-	af.BoolVar(&ff.dryRun, "dry-run", false, "print the command each host would run, and the waves, and run nothing")
+	af.Lookup("dry-run").Usage = "print the command each host would run and the waves, and run nothing"
 	_ = activate.MarkFlagRequired("destination-path")
 	activate.PreRunE = func(*cobra.Command, []string) error {
 		if act.KeepReleases < 0 || act.MinHosts < 0 || act.Canary < 0 || act.Batch < 0 {
@@ -392,13 +394,11 @@ host would run.`, true, func(inv *fleet.Inventory) []fleet.Host { return inv.Pee
 		`rollback runs murder rollback on every peer (or those --limit and --role
 select): DESTINATION/current goes back to the release active before, as
 recorded on each host, and each host says which. A host with no earlier
-release fails and is left as it was. --dry-run prints what each host would
-run.`, false, func(inv *fleet.Inventory) []fleet.Host { return inv.Peers },
+release fails and is left as it was.`, false, func(inv *fleet.Inventory) []fleet.Host { return inv.Peers },
 		func(cmd *cobra.Command, fl *deploy.Fleet) error {
 			return fl.Rollback(cmd.Context(), rbDest)
 		})
 	rollback.Flags().StringVar(&rbDest, "destination-path", "", "absolute directory on each peer that holds the releases (required)")
-	rollback.Flags().BoolVar(&ff.dryRun, "dry-run", false, "print the command each host would run, and run nothing")
 	_ = rollback.MarkFlagRequired("destination-path")
 	rollback.PreRunE = func(*cobra.Command, []string) error { return remoteDestination(rbDest) }
 	rollback.Example = `  murder fleet -c murder.toml rollback --destination-path /srv/app

@@ -105,7 +105,7 @@ func TestDeployDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := execute(t, "deploy", "-c", inv, "--tag", "v42", "--files-path", "/srv/build", "--destination-path", "/srv/app",
-		"--activate", "--canary", "1", "--batch", "1", "--limit", "192.0.2.3", "--dry-run")
+		"--activate", "--canary", "1", "--batch", "1", "--limit", "192.0.2.3", "--dry-run", "--json")
 	if err != nil {
 		t.Fatalf("deploy --dry-run: %v\n%s", err, out)
 	}
@@ -113,6 +113,7 @@ func TestDeployDryRun(t *testing.T) {
 		"distribute-files: /opt/murder/murder to 192.0.2.1, 192.0.2.3\n",
 		"peer on 192.0.2.3: '/opt/murder/murder' 'peer' '--torrent' '/tmp/v42.tgz.torrent' '--destination-path' '/srv/app'",
 		"activate once 1 of 1 peers have v42, in waves of 1: '/opt/murder/murder' 'activate'",
+		`"dry_run":true}`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)

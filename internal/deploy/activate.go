@@ -119,14 +119,11 @@ func (f *Fleet) activate(ctx context.Context, tag string, opt ActivateOptions, h
 		return fmt.Errorf("deploy: --destination-path must be absolute on the peers, got %q", opt.Destination)
 	}
 	args := activateArgs(tag, opt)
-	f.header("activate", len(hosts))
-	if f.cfg.DryRun {
-		for _, h := range hosts {
-			f.say("  %s: %s %s", h.Spec, fleet.Quote(f.inv.Binary()), shellWords(args))
-		}
-		f.say("  waves: %v (dry run: nothing was run)", waves(len(hosts), opt.Canary, opt.Batch))
+	if f.dryRun("activate", hosts, func(fleet.Host) string { return f.bin() + " " + shellWords(args) },
+		fmt.Sprintf("waves: %v", waves(len(hosts), opt.Canary, opt.Batch))) {
 		return nil
 	}
+	f.header("activate", len(hosts))
 	// Only hosts with the tag in place take part.
 	rel := strings.TrimSuffix(opt.Destination, "/") + "/" + tag
 	var mu sync.Mutex
@@ -274,13 +271,10 @@ func (f *Fleet) Rollback(ctx context.Context, dest string) error {
 	}
 	hosts := f.Pick(f.inv.Peers)
 	args := []string{"rollback", "--destination-path", dest, "--json"}
-	f.header("rollback", len(hosts))
-	if f.cfg.DryRun {
-		for _, h := range hosts {
-			f.say("  %s: %s %s", h.Spec, fleet.Quote(f.inv.Binary()), shellWords(args))
-		}
+	if f.dryRun("rollback", hosts, func(fleet.Host) string { return f.bin() + " " + shellWords(args) }) {
 		return nil
 	}
+	f.header("rollback", len(hosts))
 	return f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script(`"$BIN" `+shellWords(args)))
 		if err != nil {

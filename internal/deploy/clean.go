@@ -14,6 +14,11 @@ import (
 // stopAll stops every daemon of a kind on hosts through the pid files
 // TEMP/murder-KIND-*.pid.
 func (f *Fleet) stopAll(ctx context.Context, task, kind string, hosts []fleet.Host) error {
+	if f.dryRun(task, hosts, func(fleet.Host) string {
+		return f.dryStop(kind, f.dryTemp(`"$T"/murder-`+kind+`-*.pid`)+" (each)")
+	}) {
+		return nil
+	}
 	f.header(task, len(hosts))
 	var mu sync.Mutex
 	stopped := 0
@@ -51,6 +56,9 @@ func (f *Fleet) StopPeering(ctx context.Context, tag string) error {
 		return err
 	}
 	peers := f.Pick(f.inv.Peers)
+	if f.dryRun("stop-peering", peers, func(fleet.Host) string { return f.dryStop("peer", f.dryTemp(peerPid(tag))) }) {
+		return nil
+	}
 	f.header("stop-peering", len(peers))
 	var mu sync.Mutex
 	stopped := 0
@@ -80,6 +88,11 @@ func (f *Fleet) CleanTempFiles(ctx context.Context, tag string) error {
 func (f *Fleet) clean(ctx context.Context, tag string, hosts []fleet.Host) error {
 	if err := ValidTag(tag); err != nil {
 		return err
+	}
+	if f.dryRun("clean-temp-files", hosts, func(fleet.Host) string {
+		return "T=" + fleet.Quote(f.inv.TempPath) + "; " + strings.Join(cleanLines(tag), "; ")
+	}, "(murder_alive checks that the pid file names a running murder of that kind)", "then remove "+f.localTorrent(tag)+" on this machine") {
+		return nil
 	}
 	f.header("clean-temp-files", len(hosts))
 	err := f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {

@@ -15,7 +15,18 @@ import (
 // host, skipping hosts that already have the same binary, and checks that
 // it runs there.
 func (f *Fleet) DistributeFiles(ctx context.Context) error {
-	return f.distribute(ctx, f.Pick(f.inv.All()), false, nil)
+	hosts := f.Pick(f.inv.All())
+	if f.cfg.DryRun {
+		bin, err := f.localBinary()
+		if err != nil {
+			return fmt.Errorf("deploy: find the murder binary: %w (pass --binary)", err)
+		}
+		f.dryRun("distribute-files", hosts, func(fleet.Host) string {
+			return "copy " + bin + " to " + f.inv.Binary() + " unless the same binary is there, then " + f.bin() + " version"
+		})
+		return nil
+	}
+	return f.distribute(ctx, hosts, false, nil)
 }
 
 // versionCheck runs after the binary is in place, in the same session:

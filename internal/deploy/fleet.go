@@ -40,8 +40,9 @@ type Config struct {
 	// one of Roles (if given). The deploy's tracker and seeder always
 	// take part.
 	Limit, Roles []string
-	// DryRun makes activate and rollback print what each host would run
-	// instead of running it.
+	// DryRun makes every task print what each host would run, and run
+	// nothing: no connection is opened and no local file is touched
+	// (Plan does the same for a whole deploy).
 	DryRun bool
 	// Verbose adds the time of each step to a deploy's summary.
 	Verbose bool
@@ -99,6 +100,13 @@ func (f *Fleet) Pick(hosts []fleet.Host) []fleet.Host {
 // Result reports the run so far over hosts (with any other host that
 // failed), as `--json` prints it; err is what the task returned.
 func (f *Fleet) Result(task, tag string, hosts []fleet.Host, err error) *Result {
+	if f.cfg.DryRun {
+		res := &Result{Task: task, Tag: tag, Hosts: []HostResult{}, DryRun: true}
+		if err != nil {
+			res.Error = err.Error()
+		}
+		return res
+	}
 	return f.rec.result(task, tag, specs(hosts), time.Since(f.start), err)
 }
 

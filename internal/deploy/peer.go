@@ -107,6 +107,12 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 		return nil, err
 	}
 	immediate := hooks.torrent == nil
+	if immediate && f.dryRun("peer", peers, func(h fleet.Host) string {
+		return "receive " + f.localTorrent(tag) + " as " + f.remoteTemp(torrentName(tag)) + ", then " + f.bin() + " " + shellWords(f.peerCommand(tag, opt, h, dryAnnounce(h)).args()) +
+			" (detached, pid in " + f.dryTemp(peerPid(tag)) + "), following its progress"
+	}) {
+		return &PeerReport{Hosts: len(peers)}, nil
+	}
 	if immediate {
 		if _, err := f.loadTorrent(tag); err != nil {
 			return nil, err
@@ -270,20 +276,7 @@ const startedLine = "murder-peer-started"
 // seeds on), or exits.
 // started is called once the peer runs.
 func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent func(context.Context) ([]byte, error), prog *statusLine, started func()) error {
-	args := shellWords(peerCommand{
-		Torrent:            f.remoteTemp(torrentName(tag)),
-		Destination:        opt.Destination,
-		TempPath:           f.inv.TempPath,
-		IP:                 announceIP(c.Host, c),
-		SeedTime:           f.inv.SeedTime,
-		Timeout:            f.inv.PeerTimeout + f.inv.SeedTime,
-		NoTagDirectory:     opt.NoTagDirectory,
-		UnsafePleaseDelete: opt.UnsafePleaseDelete,
-		MaxUploadRate:      f.inv.MaxUploadRate,
-		MaxDownloadRate:    f.inv.MaxDownloadRate,
-		Datacenter:         c.Host.Datacenter,
-		Rack:               c.Host.Rack,
-	}.args())
+	args := shellWords(f.peerCommand(tag, opt, c.Host, announceIP(c.Host, c)).args())
 	check := ":"
 	if !opt.UnsafePleaseDelete {
 		// Refuse before downloading, as the peer would after.
@@ -381,5 +374,23 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		return fmt.Errorf("deploy: peer exited without output: %s", f.remoteTail(ctx, c, peerLog(tag)))
 	default:
 		return fmt.Errorf("deploy: peer exited before the files were in place: %s", f.remoteTail(ctx, c, peerLog(tag)))
+	}
+}
+
+// peerCommand is the command line of the peer of tag on h, announcing ip.
+func (f *Fleet) peerCommand(tag string, opt PeerOptions, h fleet.Host, ip string) peerCommand {
+	return peerCommand{
+		Torrent:            f.remoteTemp(torrentName(tag)),
+		Destination:        opt.Destination,
+		TempPath:           f.inv.TempPath,
+		IP:                 ip,
+		SeedTime:           f.inv.SeedTime,
+		Timeout:            f.inv.PeerTimeout + f.inv.SeedTime,
+		NoTagDirectory:     opt.NoTagDirectory,
+		UnsafePleaseDelete: opt.UnsafePleaseDelete,
+		MaxUploadRate:      f.inv.MaxUploadRate,
+		MaxDownloadRate:    f.inv.MaxDownloadRate,
+		Datacenter:         h.Datacenter,
+		Rack:               h.Rack,
 	}
 }

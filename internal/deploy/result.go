@@ -48,6 +48,9 @@ type Result struct {
 	// Error is why the run stopped or could not start; "" when it ran to
 	// the end (hosts may still have failed).
 	Error string `json:"error,omitempty"`
+	// DryRun says that the run only printed what each host would run
+	// (--dry-run): Hosts is empty.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // WriteJSON writes r as one line.

@@ -16,6 +16,18 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 	if err := ValidTag(tag); err != nil {
 		return err
 	}
+	if f.dryRun("start-seeding", []fleet.Host{f.inv.Seeder}, func(h fleet.Host) string {
+		return f.bin() + " " + shellWords(seedCommand{
+			Torrent:       f.remoteTemp(torrentName(tag)),
+			IP:            dryAnnounce(h),
+			MaxUploadRate: f.inv.MaxUploadRate,
+			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
+			Datacenter:    h.Datacenter,
+			Rack:          h.Rack,
+		}.args()) + " (detached, pid in " + f.dryTemp(seedPid(tag)) + "; unless it runs), then wait until the tracker lists it"
+	}) {
+		return nil
+	}
 	mi, err := f.loadTorrent(tag)
 	if err != nil {
 		return err
@@ -75,6 +87,9 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 func (f *Fleet) StopSeeding(ctx context.Context, tag string) error {
 	if err := ValidTag(tag); err != nil {
 		return err
+	}
+	if f.dryRun("stop-seeding", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string { return f.dryStop("seed", f.dryTemp(seedPid(tag))) }) {
+		return nil
 	}
 	f.header("stop-seeding", 1)
 	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {

@@ -28,6 +28,12 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 	if filesPath == "" {
 		return errors.New("deploy: --files-path is required")
 	}
+	if f.dryRun("create-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
+		return f.bin() + " create --tag " + fleet.Quote(tag) + " --files-path " + remotePath(filesPath) + f.dryTrackerArgs() +
+			" --temp-path " + fleet.Quote(f.inv.TempPath) + " --force"
+	}, "then fetch "+f.remoteTemp(torrentName(tag))+" to "+f.localTorrent(tag)+" on this machine") {
+		return nil
+	}
 	f.header("create-torrent", 1)
 	addrs, err := f.trackerAddrs(ctx)
 	if err != nil {
@@ -118,6 +124,11 @@ func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) err
 func (f *Fleet) DownloadTorrent(ctx context.Context, tag string) error {
 	if err := ValidTag(tag); err != nil {
 		return err
+	}
+	if f.dryRun("download-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
+		return "fetch " + f.remoteTemp(torrentName(tag)) + " to " + f.localTorrent(tag) + " on this machine"
+	}) {
+		return nil
 	}
 	f.header("download-torrent", 1)
 	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {

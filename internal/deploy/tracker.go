@@ -37,11 +37,16 @@ func (f *Fleet) StartTracker(ctx context.Context) (started bool, err error) {
 // running, waits until each answers, and returns the hosts where this
 // call started it and those where a tracker answers.
 func (f *Fleet) startTrackers(ctx context.Context, hosts []fleet.Host) (started, running []fleet.Host, err error) {
-	f.header("start-tracker", len(hosts))
 	args := "tracker --listen :" + strconv.Itoa(f.inv.TrackerPort)
 	if f.inv.TrackerStore != "" {
 		args += " --store " + fleet.Quote(f.inv.TrackerStore)
 	}
+	if f.dryRun("start-tracker", hosts, func(fleet.Host) string {
+		return f.bin() + " " + args + " (detached, pid in " + f.dryTemp(trackerPid()) + "; unless it runs), then wait until it answers"
+	}) {
+		return nil, nil, nil
+	}
+	f.header("start-tracker", len(hosts))
 	var mu sync.Mutex
 	err = fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) error {
 		c, err := f.conn(ctx, h)
@@ -208,6 +213,9 @@ func trackerSpecs(hosts []fleet.Host) string {
 
 // stopTrackers stops the tracker on the given hosts.
 func (f *Fleet) stopTrackers(ctx context.Context, hosts []fleet.Host) error {
+	if f.dryRun("stop-tracker", hosts, func(fleet.Host) string { return f.dryStop("tracker", f.dryTemp(trackerPid())) }) {
+		return nil
+	}
 	f.header("stop-tracker", len(hosts))
 	return f.each(ctx, hosts, func(ctx context.Context, c *fleet.Conn) error {
 		out, err := c.Output(ctx, f.script("murder_stop "+trackerPid()+" tracker"))
