@@ -32,13 +32,16 @@ type Options struct {
 // Steps that do not depend on each other overlap: each host goes on as
 // soon as it has murder, the torrent is created while the tracker starts,
 // and the seeder starts with the peers (docs/deploy.md says what stays
-// sequential and why).
+// sequential and why). With Config.DryRun it prints the Plan instead.
 func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	if err := ValidTag(opt.Tag); err != nil {
 		return nil, err
 	}
 	if opt.FilesPath == "" {
 		return nil, errors.New("deploy: --files-path is required")
+	}
+	if f.cfg.DryRun {
+		return nil, f.Plan(opt)
 	}
 	if err := validDestination(opt.Destination); err != nil {
 		return nil, err
