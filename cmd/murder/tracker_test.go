@@ -9,12 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/tracker"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func TestTrackerCmdServesAndStops(t *testing.T) {
@@ -107,7 +108,7 @@ func TestTrackerCmdTopologySIGHUP(t *testing.T) {
 	write("east")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	cmd := newTrackerCmd()
 	cmd.SetArgs([]string{"--listen", addr, "--topology", topo})
 	cmd.SetErr(&logs)
@@ -173,23 +174,4 @@ func TestTrackerCmdBadTopology(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "did you mean 10.0.0.0/8") {
 		t.Errorf("got %v, want exit code 2, line 3 and the reason", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func TestDecode(t *testing.T) {
@@ -126,7 +127,7 @@ func TestFollow(t *testing.T) {
 	defer f.Close()
 	var alive atomic.Bool
 	alive.Store(true)
-	var out syncBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Follow(context.Background(), path, alive.Load, time.Millisecond, &out)
@@ -175,7 +176,7 @@ func TestFollowExited(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.data), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var out syncBuffer
+			var out testenv.Buffer
 			err := Follow(context.Background(), path, func() bool { return false }, time.Millisecond, &out)
 			if !errors.Is(err, tt.want) && err != tt.want {
 				t.Fatalf("Follow = %v, want %v", err, tt.want)
@@ -188,23 +189,6 @@ func TestFollowExited(t *testing.T) {
 	if err := Follow(context.Background(), filepath.Join(t.TempDir(), "missing"), func() bool { return true }, 0, io.Discard); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Follow of a missing file = %v, want ErrNotExist", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
