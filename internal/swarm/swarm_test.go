@@ -593,42 +593,68 @@ func TestTrackerSwarm(t *testing.T) {
 	}
 }
 
+// stallBed is a peer, a seeder and a stalling test peer on a pipe network,
+// in a synctest bubble, with the peer connected to the stalling one only.
+type stallBed struct {
+	data         []byte
+	p, seeder    *Swarm
+	path         string
+	stall        *testPeer
+	ctx          context.Context
+	cancel, wait func()
+}
+
+func newStallBed(t *testing.T, size int, pieceLen int64, stall func(*testPeer)) *stallBed {
+	mi, data := makeTorrent(t, size, pieceLen, nil)
+	pn := newPipeNet()
+	b := &stallBed{data: data}
+	b.stall = startTestPeer(t, mi, data, func(tp *testPeer) { stall(tp); tp.net = pn.host() })
+	b.p, b.path = newNode(t, mi, nil, false, Config{Network: pn.host()})
+	b.seeder, _ = newNode(t, mi, data, true, Config{Network: pn.host()})
+	b.ctx, b.cancel = context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(b.cancel)
+	b.wait = runAll(t, b.ctx, b.p, b.seeder)
+	b.p.AddPeer(b.stall.addr())
+	return b
+}
+
+// finish has the peer dial the seeder, waits for it to complete, stops
+// both and checks the peer's file; it returns what the peer downloaded.
+func (b *stallBed) finish(t *testing.T) int64 {
+	t.Helper()
+	b.p.AddPeer(addrOf(t, b.seeder))
+	waitComplete(t, b.ctx, b.p)
+	got := b.p.downloaded.Load()
+	b.cancel()
+	b.wait()
+	checkFile(t, b.path, b.data)
+	return got
+}
+
 // TestStalledPeerRequestsMoveOn runs in virtual time over pipes: the
 // request timeout passes at once.
 func TestStalledPeerRequestsMoveOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mi, data := makeTorrent(t, 1<<20, 64<<10, nil)
-		pn := newPipeNet()
-		stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stall = true; b.net = pn.host() })
-		p, path := newNode(t, mi, nil, false, Config{Network: pn.host()})
-		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host()})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		wait := runAll(t, ctx, p, seeder)
-		p.AddPeer(stall.addr())
+		b := newStallBed(t, 1<<20, 64<<10, func(tp *testPeer) { tp.stall = true })
 		synctest.Wait()
 		time.Sleep(time.Second)
-		if stall.served.Load() == 0 {
+		if b.stall.served.Load() == 0 {
 			t.Fatal("the stalling peer got no requests")
 		}
 		// Its requests time out and return to the picker.
 		time.Sleep(requestTimeout + 2*tickEvery)
 		released := false
-		p.mu.Lock()
-		for c := range p.conns {
-			if c.addr == stall.addr() && c.snubbed && len(c.reqs) <= 2 {
+		b.p.mu.Lock()
+		for c := range b.p.conns {
+			if c.addr == b.stall.addr() && c.snubbed && len(c.reqs) <= 2 {
 				released = true
 			}
 		}
-		p.mu.Unlock()
+		b.p.mu.Unlock()
 		if !released {
 			t.Fatal("requests to the stalling peer were not released")
 		}
-		p.AddPeer(addrOf(t, seeder))
-		waitComplete(t, ctx, p)
-		cancel()
-		wait()
-		checkFile(t, path, data)
+		b.finish(t)
 	})
 }
 
@@ -639,33 +665,19 @@ func TestStalledPeerRequestsMoveOn(t *testing.T) {
 // connection is dropped so the block can come from elsewhere.
 func TestPeerStalledMidBlock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
-		pn := newPipeNet()
-		stall := startTestPeer(t, mi, data, func(b *testPeer) { b.stallMidBlock = true; b.net = pn.host() })
-		p, path := newNode(t, mi, nil, false, Config{Network: pn.host()})
-		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host()})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		wait := runAll(t, ctx, p, seeder)
-		p.AddPeer(stall.addr())
+		b := newStallBed(t, 256<<10, 32<<10, func(tp *testPeer) { tp.stallMidBlock = true })
 		time.Sleep(time.Second)
 		claimed := false
-		p.mu.Lock()
-		for c := range p.conns {
+		b.p.mu.Lock()
+		for c := range b.p.conns {
 			claimed = claimed || c.claim != nil
 		}
-		p.mu.Unlock()
+		b.p.mu.Unlock()
 		if !claimed {
 			t.Fatal("no block was being received from the stalling peer")
 		}
-		p.AddPeer(addrOf(t, seeder))
-		waitComplete(t, ctx, p)
-		got := p.downloaded.Load()
-		cancel()
-		wait()
-		checkFile(t, path, data)
-		if limit := int64(len(data)) + 8*peerwire.BlockSize; got > limit {
-			t.Errorf("downloaded %d bytes for a %d-byte torrent", got, len(data))
+		if got, limit := b.finish(t), int64(len(b.data))+8*peerwire.BlockSize; got > limit {
+			t.Errorf("downloaded %d bytes for a %d-byte torrent", got, len(b.data))
 		}
 	})
 }
