@@ -24,9 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,11 +88,11 @@ type Result struct {
 	Hosts    int
 	Size     int64
 	Pieces   int
-	Bound    time.Duration // the Kumar-Ross lower bound, and F/WAN across datacenters
-	Done     []time.Duration
-	Missing  int     // peers that did not finish (stopped ones excluded)
-	Stopped  int     // peers that stopped on purpose
-	SeedSent float64 // bytes the seeder uploaded, in units of Size
+	Bound    time.Duration   // the Kumar-Ross lower bound, and F/WAN across datacenters
+	Done     []time.Duration // when each finished peer was done, in order
+	Missing  int             // peers that did not finish (stopped ones excluded)
+	Stopped  int             // peers that stopped on purpose
+	SeedSent float64         // bytes the seeder uploaded, in units of Size
 	// AtBound is the mean fraction of the artifact the peers had once the
 	// Kumar-Ross bound had passed (0 if all finished before).
 	AtBound float64
@@ -115,9 +113,7 @@ func (r Result) Quantile(q float64) time.Duration {
 	if len(r.Done) == 0 {
 		return 0
 	}
-	d := slices.Clone(r.Done)
-	slices.Sort(d)
-	return d[min(len(d)-1, int(q*float64(len(d)-1)+0.5))]
+	return r.Done[min(len(r.Done)-1, int(q*float64(len(r.Done)-1)+0.5))]
 }
 
 // Bound returns the Kumar-Ross lower bound of a swarm: max(F/U_seed, F/D,
@@ -249,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		hs.sw, err = swarm.New(swarm.Config{
 			ListenAddr:  ":0",
 			MaxConns:    cfg.MaxConns,
-			Logger:      hostLogger(log, i, hs.h.Addr()),
+			Logger:      log.With("host", hs.h.Addr()),
 			Network:     hs.h,
 			Datacenter:  place,
 			HTTPClient:  hc,
@@ -368,7 +364,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for err := range runErr {
 		errs = append(errs, err)
 	}
-	sort.Slice(res.Done, func(i, j int) bool { return res.Done[i] < res.Done[j] })
+	slices.Sort(res.Done)
 	return res, errors.Join(errs...)
 }
 
@@ -480,11 +476,4 @@ func (s *Store) Pieces() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.n
-}
-
-func hostLogger(log *slog.Logger, i int, a netip.Addr) *slog.Logger {
-	if i == 0 && os.Getenv("SIM_SEEDLOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return log.With("host", a)
 }
