@@ -88,6 +88,7 @@ type Result struct {
 	Hosts    int
 	Size     int64
 	Pieces   int
+	InfoHash [20]byte        // of the artifact, which Config.Seed makes
 	Bound    time.Duration   // the Kumar-Ross lower bound, and F/WAN across datacenters
 	Done     []time.Duration // when each finished peer was done, in order
 	Missing  int             // peers that did not finish (stopped ones excluded)
@@ -318,7 +319,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		atBound <- sum / float64(cfg.Hosts)
 	}()
 	done.Wait()
-	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), Virtual: time.Since(start),
+	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), InfoHash: mi.InfoHash(), Virtual: time.Since(start),
 		Bound: Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)}
 	if ndc > 1 && cfg.WAN > 0 {
 		// Each other datacenter takes in at least one copy over its WAN

@@ -191,7 +191,7 @@ func TestConnSemantics(t *testing.T) {
 
 // TestSwarm50 runs murder's engine and tracker on 50 simulated hosts: every
 // host ends with every piece hashed and written, and a seed repeats the
-// same hosts, places and artifact.
+// same artifact (TestArtifactSeed: and another seed another one).
 func TestSwarm50(t *testing.T) {
 	cfg := Config{
 		Hosts: 50, Size: 4 << 20, Link: Link{Up: 8 << 20, Down: 8 << 20, Latency: time.Millisecond},
@@ -219,8 +219,8 @@ func TestSwarm50(t *testing.T) {
 			runs = append(runs, res)
 		})
 	}
-	if len(runs) == 2 && (runs[0].Bound != runs[1].Bound || runs[0].Pieces != runs[1].Pieces) {
-		t.Errorf("the same seed gave bounds %v and %v, pieces %d and %d", runs[0].Bound, runs[1].Bound, runs[0].Pieces, runs[1].Pieces)
+	if len(runs) == 2 && runs[0].InfoHash != runs[1].InfoHash {
+		t.Errorf("the same seed gave artifacts %x and %x", runs[0].InfoHash, runs[1].InfoHash)
 	}
 }
 
@@ -237,4 +237,21 @@ func TestStopAndLate(t *testing.T) {
 			t.Errorf("got %d stopped, %d missing, %d done; want 5, 0, 15", res.Stopped, res.Missing, len(res.Done))
 		}
 	})
+}
+
+func TestArtifactSeed(t *testing.T) {
+	hash := func(seed uint64) [20]byte {
+		var res Result
+		synctest.Test(t, func(t *testing.T) {
+			var err error
+			res, err = Run(context.Background(), Config{Hosts: 2, Size: 256 << 10, Link: Link{Up: 8 << 20, Down: 8 << 20}, Seed: seed})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		return res.InfoHash
+	}
+	if a, b := hash(1), hash(2); a == b {
+		t.Errorf("seeds 1 and 2 gave the same artifact %x", a)
+	}
 }
