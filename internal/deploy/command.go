@@ -65,6 +65,11 @@ type peerCommand struct {
 	MetricsListen                  string // "" = no metrics endpoint
 
 	Datacenter, Rack string // "" = left to the tracker
+
+	// StatusFD, when set, is the file descriptor on which the peer writes
+	// its JSON progress and which it closes once its files are in place
+	// (or it failed); otherwise the events go to standard output.
+	StatusFD int
 }
 
 // args returns the command line without the binary.
@@ -77,7 +82,12 @@ func (p peerCommand) args() []string {
 	if p.Listen != "" {
 		a = append(a, "--listen", p.Listen)
 	}
-	a = append(a, "--seed-time", p.SeedTime.String(), "--timeout", p.Timeout.String(), "--progress", "json")
+	a = append(a, "--seed-time", p.SeedTime.String(), "--timeout", p.Timeout.String())
+	if p.StatusFD > 0 {
+		a = append(a, "--status-fd", strconv.Itoa(p.StatusFD))
+	} else {
+		a = append(a, "--progress", "json")
+	}
 	if p.NoTagDirectory {
 		a = append(a, "--no-tag-directory")
 	}

@@ -271,30 +271,33 @@ func (f *Fleet) deployHosts() []fleet.Host {
 	return all
 }
 
-// finish stops the seeder, and the given trackers (those it started), at once, then
-// cleans the temp files of their hosts in the same sessions (the peers
+// finish stops the seeder, then the given trackers (those it started),
+// and cleans the temp files of their hosts in the same sessions (the peers
 // cleaned theirs when their files were in place), and the local .torrent.
-// Hosts for which skip says so are not cleaned.
+// The seeder goes first so that its last announce ("stopped") reaches a
+// tracker that still answers: against one that is shutting down it waits
+// for the tracker client's timeout. Hosts for which skip says so are not
+// cleaned.
 func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, skip func(fleet.Host) bool) error {
-	stops := map[string][]string{f.inv.Seeder.Spec: {"murder_stop " + seedPid(tag) + " seed &"}}
-	hosts := []fleet.Host{f.inv.Seeder}
+	stops := map[string][]string{f.inv.Seeder.Spec: {"murder_stop " + seedPid(tag) + " seed"}}
+	var others []fleet.Host
 	for _, t := range trackers {
-		if _, ok := stops[t.Spec]; !ok {
-			hosts = append(hosts, t)
+		if t.Spec != f.inv.Seeder.Spec {
+			others = append(others, t)
 		}
-		stops[t.Spec] = append(stops[t.Spec], "murder_stop "+trackerPid()+" tracker &")
+		stops[t.Spec] = append(stops[t.Spec], "murder_stop "+trackerPid()+" tracker")
 	}
 	var mu sync.Mutex
 	var said []string
 	cleaned := 0
-	err := fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) (err error) {
+	stop := func(ctx context.Context, h fleet.Host) (err error) {
 		start := time.Now()
 		defer func() { f.rec.add(h.Spec, time.Since(start), 0, err) }()
 		c, err := f.conn(ctx, h)
 		if err != nil {
 			return err
 		}
-		lines := append(stops[h.Spec], "wait")
+		lines := stops[h.Spec]
 		clean := !skip(h)
 		if clean {
 			lines = append(lines, cleanLines(tag)...)
@@ -310,7 +313,9 @@ func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, s
 			cleaned++
 		}
 		return nil
-	})
+	}
+	err := fleet.Each(ctx, []fleet.Host{f.inv.Seeder}, 1, stop)
+	err = errors.Join(err, fleet.Each(ctx, others, f.run.Concurrency(), stop))
 	if rerr := os.Remove(f.localTorrent(tag)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, fmt.Errorf("deploy: %w", rerr))
 	}
@@ -318,7 +323,7 @@ func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, s
 	if len(trackers) > 0 {
 		task = "stop-seeding, stop-tracker, clean-temp-files"
 	}
-	f.header(task, len(hosts))
+	f.header(task, 1+len(others))
 	for _, l := range said {
 		f.say("  %s", l)
 	}

@@ -226,7 +226,7 @@ func TestFleetDeploy(t *testing.T) {
 	}
 	// The deploy stopped what it started and cleaned up.
 	for _, h := range fb.good {
-		if left := remote(t, h, "ls /tmp | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' || true"); left != "" {
+		if left := remote(t, h, "ls /tmp | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' -e '^murder-peer-v1\\.status' || true"); left != "" {
 			t.Errorf("%s: temp files left: %s", h.Addr(), left)
 		}
 	}

@@ -32,11 +32,21 @@ murder_start() {
   fi
   echo $! > "$pf.tmp.$$" && mv -f "$pf.tmp.$$" "$pf"
 }
+murder_start_status() {
+  pf=$1; log=$2; st=$3; shift 3
+  : > "$log"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$BIN" "$@" </dev/null >>"$log" 2>&1 3>"$st" &
+  else
+    nohup "$BIN" "$@" </dev/null >>"$log" 2>&1 3>"$st" &
+  fi
+  echo $! > "$pf.tmp.$$" && mv -f "$pf.tmp.$$" "$pf"
+}
 murder_stop() {
   if p=$(murder_alive "$1" "$2"); then
     kill "$p" 2>/dev/null || true
     i=0
-    while [ $i -lt 100 ] && murder_alive "$1" "$2" >/dev/null; do sleep 0.1; i=$((i+1)); done
+    while [ $i -lt 500 ] && murder_alive "$1" "$2" >/dev/null; do sleep 0.02; i=$((i+1)); done
     if murder_alive "$1" "$2" >/dev/null; then kill -9 "$p" 2>/dev/null || true; sleep 0.2; fi
     echo "stopped $2 (pid $p)"
   else
@@ -85,6 +95,7 @@ func seedPid(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+
 func seedLog(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+tag+".log") }
 func peerPid(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".pid") }
 func peerLog(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".log") }
-func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") }
+func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") } // older builds' progress file, still cleaned
+func peerStatus(tag string) string  { return "$T/" + fleet.Quote("murder-peer-"+tag+".status") }
 func peerTorrent(tag string) string { return "$T/" + fleet.Quote(torrentName(tag)) }
 func torrentName(tag string) string { return tag + ".tgz.torrent" }
