@@ -1,12 +1,14 @@
 package deploy
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/murder-deploy/murder/internal/fleet"
@@ -35,38 +37,114 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 		return nil
 	}
 	f.header("create-torrent", 1)
+	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
+		_, err := f.createSession(ctx, c, tag, filesPath, nil)
+		return err
+	})
+}
+
+// torrentLine precedes the .torrent on a create session's output:
+// "murder-torrent SIZE\n", then SIZE bytes.
+const torrentLine = "murder-torrent "
+
+// createSession packs filesPath on the seeder (c) into TEMP/TAG.tgz with a
+// .torrent announcing to the trackers, and brings the .torrent back to the
+// local temp path, in one session. With seed set, the session then waits
+// for it: when it returns true, the seeder starts there in the same
+// session, unless it runs already, and createSession returns "started" or
+// "running". Otherwise it returns "".
+func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath string, seed func(ctx context.Context) bool) (string, error) {
 	addrs, err := f.trackerAddrs(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var trackerArgs string
 	for _, a := range addrs {
 		trackerArgs += " --tracker " + fleet.Quote(a)
 	}
-	err = f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
-		// The .torrent comes back on standard output, in the same session.
-		var torrent, out bytes.Buffer
-		err := c.Run(ctx, f.script(
-			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+
-				trackerArgs+` --temp-path "$T" --force >&2`,
-			`cat "$T"/`+fleet.Quote(torrentName(tag)),
-		), nil, &torrent, &out)
-		if err != nil {
-			return fmt.Errorf("deploy: create: %w", err)
+	script := f.script(
+		`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+trackerArgs+` --temp-path "$T" --force`,
+		`tf="$T"/`+fleet.Quote(torrentName(tag)),
+		`echo "`+torrentLine+`$(wc -c < "$tf" | tr -d ' ')"`,
+		`cat "$tf"`,
+		`read -r go || exit 0`,
+		`[ "$go" = seed ] || exit 0`,
+		"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
+		"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+shellWords(f.seedCommand(tag, c).args()),
+		"echo started",
+	)
+	var state string
+	var got, talkErr error
+	runErr := c.Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+		defer stdin.Close()
+		br := bufio.NewReader(stdout)
+		got = errors.New("deploy: create: no .torrent came back")
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				io.Copy(io.Discard, br)
+				return
+			}
+			line = strings.TrimSuffix(line, "\n")
+			n, ok := strings.CutPrefix(line, torrentLine)
+			if !ok {
+				f.say("  %s", line)
+				continue
+			}
+			size, err := strconv.Atoi(n)
+			if err != nil || size <= 0 || size > maxTorrent {
+				got = fmt.Errorf("deploy: create: bad .torrent size %q", n)
+				io.Copy(io.Discard, br)
+				return
+			}
+			b := make([]byte, size)
+			if _, err := io.ReadFull(br, b); err != nil {
+				got = fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+				io.Copy(io.Discard, br)
+				return
+			}
+			got = f.keepTorrent(tag, b)
+			break
 		}
-		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			f.say("  %s", l)
+		if got != nil || seed == nil || !seed(ctx) {
+			stdin.Close()
+			io.Copy(io.Discard, br)
+			return
 		}
-		if _, err := metainfo.Parse(torrent.Bytes()); err != nil {
-			return fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+		io.WriteString(stdin, "seed\n")
+		stdin.Close()
+		out, _ := io.ReadAll(br)
+		state = strings.TrimSpace(string(out))
+		if state != "started" && state != "running" {
+			talkErr = fmt.Errorf("deploy: start seeding: the seeder host said %q", state)
 		}
-		if err := writeFileAtomic(f.localTorrent(tag), torrent.Bytes()); err != nil {
-			return err
-		}
-		f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
-		return nil
 	})
-	return err
+	if runErr != nil {
+		if got == nil && seed != nil {
+			return "", fmt.Errorf("deploy: start seeding: %w", runErr)
+		}
+		return "", fmt.Errorf("deploy: create: %w", runErr)
+	}
+	if got != nil {
+		return "", got
+	}
+	return state, talkErr
+}
+
+// maxTorrent bounds the .torrent a create session may send back.
+const maxTorrent = 64 << 20
+
+// keepTorrent checks the .torrent that came back and keeps it in the
+// local temp path.
+func (f *Fleet) keepTorrent(tag string, b []byte) error {
+	if _, err := metainfo.Parse(b); err != nil {
+		return fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+	}
+	if err := writeFileAtomic(f.localTorrent(tag), b); err != nil {
+		return err
+	}
+	f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
+	return nil
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename.
