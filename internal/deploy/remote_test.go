@@ -49,7 +49,7 @@ func TestShellLib(t *testing.T) {
 			pf := `"$T/x.pid"`
 			run("murder_start " + pf + ` "$T/x.log" "$T/x.log" 30`)
 			// Until the child has exec'd, its command line is the shell's.
-			pid := run("i=0; until murder_alive "+pf+" 30; do [ $i -lt 250 ] || exit 1; sleep 0.02; i=$((i+1)); done")
+			pid := run("i=0; until murder_alive " + pf + " 30; do [ $i -lt 250 ] || exit 1; sleep 0.02; i=$((i+1)); done")
 			if pid == "" {
 				t.Fatal("murder_alive does not find the process it started")
 			}
