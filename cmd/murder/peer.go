@@ -143,7 +143,7 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.BoolVar(&detach, "detach", false, "return as soon as the files are in place and seed on in a background process (log in --temp-path)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics until the peer exits, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
-	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")
+	f.IntVar(&statusFD, "status-fd", 0, "internal: write the JSON progress events to this file descriptor and close it after the last one (done or error); --detach and the fleet's peer sessions use it")
 	_ = f.MarkHidden("status-fd")
 	_ = cmd.MarkFlagRequired("torrent")
 	_ = cmd.MarkFlagRequired("destination-path")
