@@ -142,6 +142,7 @@ func run() error {
 		return err
 	}
 	defer b.bed.Close()
+	defer b.removeTrees()
 
 	fmt.Printf("bed: %d peers + 1 tracker/seeder, links %s/s each way (operator uncapped), seed_time %s\n",
 		b.n, mib(b.rate), b.seedTime)
@@ -387,10 +388,14 @@ func (b *bench) deploy(ctx context.Context, c *contender, tag, src string, ratio
 				fmt.Printf("log of the peer on %s:\n%s", h.Addr(), log)
 			}
 		}
-		// Stop the peers seeding on, and make room for the next run.
+		// Stop the peers seeding on, and make room for the next run:
+		// the big file goes at once, the trees at the end (see
+		// removeTrees).
 		b.murderRun(ctx, c, "fleet", "-c", c.inv, "stop-all-peering")
 		for _, h := range b.peers {
-			removeContents(h.Path(dest))
+			if ratio {
+				os.RemoveAll(h.Path(dest + "/" + tag))
+			}
 		}
 	}()
 	var primed testenv.PrimedMemory
@@ -472,6 +477,18 @@ func round(d time.Duration) time.Duration {
 	return d.Round(10 * time.Millisecond)
 }
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// removeTrees empties every peer's destination. The bed's hosts share
+// this machine's file system; on an ext4 without a journal, as here,
+// creating a file skips over the inodes freed in the last minute or more
+// (ext4's recently_deleted check), so removing 16 copies of the tree just
+// before a run made creating the next run's files about a third of murder's
+// CPU in that run (perf). The trees are removed once the runs are over.
+func (b *bench) removeTrees() {
+	for _, h := range b.peers {
+		removeContents(h.Path(dest))
+	}
+}
 
 // removeContents empties dir, which may be a host's mount point.
 func removeContents(dir string) {
