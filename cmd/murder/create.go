@@ -34,7 +34,9 @@ and hashing (SHA-1 per piece and SHA-256 of the whole artifact, which the
 torrent carries as "sha256") happen in one streaming pass.
 
 An existing artifact or .torrent is not overwritten unless --force; nothing
-half-written is left behind. It prints the artifact's path, size and piece
+half-written is left behind. Beside an artifact it wrote, create leaves a
+stamp (TEMP/TAG.tgz.murder-verified) so that murder seed need not hash it
+again. It prints the artifact's path, size and piece
 count, and the info hash on a line starting with "info hash:".`,
 		Example: `  murder create --tag v42 --files-path ./build --tracker tracker1:8998
   murder create --tag v42 --files-path ./build --tracker 10.0.0.1:8998 \
