@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/fleet"
 )
 
@@ -337,16 +338,14 @@ func firstNonHost(err error) error {
 	return nil
 }
 
-// ValidTag checks a tag the way murder create does: not empty, no '/', no
-// "..", no NUL, and nothing a shell would treat specially.
+// ValidTag checks a tag with murder's one tag rule (bundle.ValidateTag),
+// the rule murder create applies on the seeder.
 func ValidTag(tag string) error {
-	switch {
-	case tag == "":
+	if tag == "" {
 		return errors.New("deploy: --tag is required")
-	case strings.ContainsAny(tag, "/\x00") || strings.Contains(tag, ".."):
-		return fmt.Errorf("deploy: bad tag %q: no '/', '..' or NUL", tag)
-	case strings.ContainsAny(tag, " \t\n'\"\\$`;&|<>*?[]{}()!#~"):
-		return fmt.Errorf("deploy: bad tag %q: use letters, digits, '.', '-' and '_'", tag)
+	}
+	if err := bundle.ValidateTag(tag); err != nil {
+		return fmt.Errorf("deploy: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // keyTypes are the key kinds tested against ssh-keygen: -t and -b.
@@ -24,11 +26,8 @@ var keyTypes = []struct{ name, t, bits string }{
 
 func sshKeygen(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		t.Fatalf("ssh-keygen not found (Debian package openssh-client): %v", err)
-	}
-	return p
+	testenv.Require(t, "ssh-keygen") // Debian package openssh-client
+	return "ssh-keygen"
 }
 
 // newKey makes a key with ssh-keygen in dir and returns its path.
