@@ -111,7 +111,7 @@ func TestDeployDryRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"distribute-files: /opt/murder/murder to 192.0.2.1, 192.0.2.3\n",
-		"peer on 192.0.2.3: '/opt/murder/murder' 'peer' '--torrent' '/tmp/v42.tgz.torrent' '--destination-path' '/srv/app'",
+		"peer on 192.0.2.3: '/opt/murder/murder' 'peer' '--torrent' '/tmp/murder/v42.tgz.torrent' '--destination-path' '/srv/app'",
 		"activate once 1 of 1 peers have v42, in waves of 1: '/opt/murder/murder' 'activate'",
 		`"dry_run":true}`,
 	} {

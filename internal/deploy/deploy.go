@@ -112,7 +112,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	// waits there for the .torrent: the peers start the moment it exists
 	// and the tracker answers (a peer that cannot announce tries again
 	// only 2 s later).
-	gate := newFuture[[]byte]()
+	gate := newFuture[payload]()
 	pctx, stopPeers := context.WithCancel(ctx)
 	defer stopPeers()
 	var rep *PeerReport
@@ -172,7 +172,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	}
 	if trackerErr != nil || createErr != nil {
 		// The peers never started: their sessions end without a word.
-		gate.set(nil, errors.New("deploy: stopped before the peers started"))
+		gate.set(payload{}, errors.New("deploy: stopped before the peers started"))
 		stopPeers()
 		<-peered
 		<-distributed
@@ -192,10 +192,9 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	// The seeder starts with the peers: the seeder connects to every peer
 	// the tracker lists when it announces. If the seeder fails, so do the
 	// peers.
-	torrent, err := os.ReadFile(f.localTorrent(opt.Tag))
+	torrent, err := f.loadRelease(opt.Tag)
 	if err != nil {
-		err = fmt.Errorf("deploy: %w", err)
-		gate.set(nil, err)
+		gate.set(payload{}, err)
 		stopPeers()
 		<-peered
 		<-distributed
