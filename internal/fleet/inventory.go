@@ -27,14 +27,14 @@ const (
 	// DefaultTempPath is a directory of murder's own, made 0700, and not
 	// /tmp itself: files of fixed names are written there, which other
 	// users must not be able to plant links at.
-	DefaultTempPath = "/tmp/murder"
-	DefaultTrackerPort      = 8998
-	DefaultSeedTime         = 30 * time.Second
-	DefaultSSHPort          = 22
-	DefaultConcurrency      = 100
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultCommandTimeout   = 10 * time.Minute
-	DefaultPeerTimeout      = time.Hour
+	DefaultTempPath       = "/tmp/murder"
+	DefaultTrackerPort    = 8998
+	DefaultSeedTime       = 30 * time.Second
+	DefaultSSHPort        = 22
+	DefaultConcurrency    = 100
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultCommandTimeout = 10 * time.Minute
+	DefaultPeerTimeout    = time.Hour
 )
 
 // Inventory is a parsed murder.toml: where murder lives on the hosts, how to

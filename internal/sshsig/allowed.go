@@ -175,7 +175,7 @@ func nextField(s string) (field, rest string, err error) {
 func isKeyType(s string) bool {
 	switch s {
 	case ssh.KeyAlgoED25519, ssh.KeyAlgoRSA, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
-		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoDSA:
+		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256, "ssh-dss":
 		return true
 	}
 	return strings.HasSuffix(s, "-cert-v01@openssh.com")
