@@ -45,7 +45,7 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 	if f.dryRun("create-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
 		return f.bin() + " create --tag " + fleet.Quote(tag) + " --files-path " + remotePath(filesPath) + f.dryTrackerArgs() +
 			" --temp-path " + fleet.Quote(f.inv.TempPath) + f.signArgs() + " --force"
-	}, "then fetch "+f.remoteTemp(torrentName(tag))+f.sigNote()+" to "+f.cfg.LocalTempPath+" on this machine") {
+	}, "then fetch "+f.remoteTemp(torrentName(tag))+" to "+f.localTorrent(tag)+" on this machine"+f.sigNote()) {
 		return nil
 	}
 	f.header("create-torrent", 1)
@@ -164,7 +164,7 @@ func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) err
 // sigNote is " and its .sig" when deploys are signed, for printing.
 func (f *Fleet) sigNote() string {
 	if f.inv.Trust.Signed() {
-		return " (and its .sig)"
+		return ", with its .sig beside it"
 	}
 	return ""
 }
@@ -176,7 +176,7 @@ func (f *Fleet) DownloadTorrent(ctx context.Context, tag string) error {
 		return err
 	}
 	if f.dryRun("download-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
-		return "fetch " + f.remoteTemp(torrentName(tag)) + f.sigNote() + " to " + f.cfg.LocalTempPath + " on this machine"
+		return "fetch " + f.remoteTemp(torrentName(tag)) + " to " + f.localTorrent(tag) + " on this machine" + f.sigNote()
 	}) {
 		return nil
 	}
