@@ -65,6 +65,8 @@ type peerCommand struct {
 	MetricsListen                  string // "" = no metrics endpoint
 
 	Datacenter, Rack string // "" = left to the tracker
+
+	AllowedSigners string // "" = no signature check
 }
 
 // args returns the command line without the binary.
@@ -95,6 +97,9 @@ func (p peerCommand) args() []string {
 	}
 	if p.MetricsListen != "" {
 		a = append(a, "--metrics-listen", p.MetricsListen)
+	}
+	if p.AllowedSigners != "" {
+		a = append(a, "--allowed-signers", p.AllowedSigners)
 	}
 	return appendPlace(a, p.Datacenter, p.Rack)
 }
