@@ -274,7 +274,7 @@ func (b *bench) setup(ctx context.Context) error {
 	for _, c := range b.cs {
 		c.inv = filepath.Join(b.work, c.name+".toml")
 		inv := fmt.Sprintf(`remote_murder_path = %q
-temp_path = "/tmp"
+temp_path = "/tmp/murder"
 tracker_port = 8998
 seed_time = %q
 peer_timeout = "10m"
@@ -384,7 +384,7 @@ func (b *bench) deploy(ctx context.Context, c *contender, tag, src string, ratio
 		if b.verbose {
 			// One peer's own log, to see where its time went.
 			h := b.peers[len(b.peers)-1]
-			if log, err := os.ReadFile(h.Path("/tmp/murder-peer-" + tag + ".log")); err == nil {
+			if log, err := os.ReadFile(h.Path("/tmp/murder/murder-peer-" + tag + ".log")); err == nil {
 				fmt.Printf("log of the peer on %s:\n%s", h.Addr(), log)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
@@ -22,12 +23,24 @@ func writeStamp(path string, h metainfo.Hash) error {
 	if !ok {
 		return nil
 	}
-	tmp := path + StampSuffix + ".tmp"
-	if err := os.WriteFile(tmp, []byte(h.String()+" "+id+"\n"), 0o644); err != nil {
+	// A fresh file renamed into place: a fixed name is never written
+	// through a link.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+StampSuffix+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("bundle: stamp: %w", err)
 	}
-	if err := os.Rename(tmp, path+StampSuffix); err != nil {
-		os.Remove(tmp)
+	_, err = f.WriteString(h.String() + " " + id + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path+StampSuffix)
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("bundle: stamp: %w", err)
 	}
 	return nil

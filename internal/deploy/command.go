@@ -66,6 +66,8 @@ type peerCommand struct {
 
 	Datacenter, Rack string // "" = left to the tracker
 
+	AllowedSigners string // "" = no signature check
+
 	// StatusFD, when set, is the file descriptor on which the peer writes
 	// its JSON progress and which it closes once its files are in place
 	// (or it failed); otherwise the events go to standard output.
@@ -105,6 +107,9 @@ func (p peerCommand) args() []string {
 	}
 	if p.MetricsListen != "" {
 		a = append(a, "--metrics-listen", p.MetricsListen)
+	}
+	if p.AllowedSigners != "" {
+		a = append(a, "--allowed-signers", p.AllowedSigners)
 	}
 	return appendPlace(a, p.Datacenter, p.Rack)
 }

@@ -20,6 +20,19 @@ func (f *Fleet) localTorrent(tag string) string {
 	return filepath.Join(f.cfg.LocalTempPath, torrentName(tag))
 }
 
+// localSig is where the tag's .torrent.sig is kept on this machine.
+func (f *Fleet) localSig(tag string) string {
+	return filepath.Join(f.cfg.LocalTempPath, sigName(tag))
+}
+
+// signArgs is create's --sign-key flag when deploys are signed.
+func (f *Fleet) signArgs() string {
+	if !f.inv.Trust.Signed() {
+		return ""
+	}
+	return " --sign-key " + fleet.Quote(f.inv.Trust.SignKey)
+}
+
 // CreateTorrent packs filesPath on the seeder into TEMP/TAG.tgz with a
 // .torrent announcing to the tracker, and brings the .torrent back to the
 // local temp path.
@@ -32,8 +45,8 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 	}
 	if f.dryRun("create-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
 		return f.bin() + " create --tag " + fleet.Quote(tag) + " --files-path " + remotePath(filesPath) + f.dryTrackerArgs() +
-			" --temp-path " + fleet.Quote(f.inv.TempPath) + " --force"
-	}, "then fetch "+f.remoteTemp(torrentName(tag))+" to "+f.localTorrent(tag)+" on this machine") {
+			" --temp-path " + fleet.Quote(f.inv.TempPath) + f.signArgs() + " --force"
+	}, "then fetch "+f.remoteTemp(torrentName(tag))+" to "+f.localTorrent(tag)+" on this machine"+f.sigNote()) {
 		return nil
 	}
 	f.header("create-torrent", 1)
@@ -43,16 +56,21 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 	})
 }
 
-// torrentLine precedes the .torrent on a create session's output:
-// "murder-torrent SIZE\n", then SIZE bytes.
-const torrentLine = "murder-torrent "
+// Lines that precede the .torrent and its signature on a create session's
+// output: "murder-torrent SIZE\n", then SIZE bytes; likewise the
+// signature when deploys are signed.
+const (
+	torrentLine   = "murder-torrent "
+	signatureLine = "murder-signature "
+)
 
 // createSession packs filesPath on the seeder (c) into TEMP/TAG.tgz with a
-// .torrent announcing to the trackers, and brings the .torrent back to the
-// local temp path, in one session. With seed set, the session then waits
-// for it: when it returns true, the seeder starts there in the same
-// session, unless it runs already, and createSession returns "started" or
-// "running". Otherwise it returns "".
+// .torrent announcing to the trackers (signed when [trust] says so), and
+// brings the .torrent (and its signature) back to the local temp path, in
+// one session. With seed set, the session then waits for it: when it
+// returns true, the seeder starts there in the same session, unless it
+// runs already, and createSession returns "started" or "running".
+// Otherwise it returns "".
 func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath string, seed func(ctx context.Context) bool) (string, error) {
 	addrs, err := f.trackerAddrs(ctx)
 	if err != nil {
@@ -62,11 +80,21 @@ func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath
 	for _, a := range addrs {
 		trackerArgs += " --tracker " + fleet.Quote(a)
 	}
-	script := f.script(
-		`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+trackerArgs+` --temp-path "$T" --force`,
-		`tf="$T"/`+fleet.Quote(torrentName(tag)),
-		`echo "`+torrentLine+`$(wc -c < "$tf" | tr -d ' ')"`,
+	send := []string{
+		`tf="$T"/` + fleet.Quote(torrentName(tag)),
+		`echo "` + torrentLine + `$(wc -c < "$tf" | tr -d ' ')"`,
 		`cat "$tf"`,
+	}
+	if f.inv.Trust.Signed() {
+		send = append(send,
+			`sf="$T"/`+fleet.Quote(sigName(tag)),
+			`echo "`+signatureLine+`$(wc -c < "$sf" | tr -d ' ')"`,
+			`cat "$sf"`)
+	}
+	lines := append([]string{
+		`"$BIN" create --tag ` + fleet.Quote(tag) + ` --files-path ` + remotePath(filesPath) + trackerArgs + ` --temp-path "$T"` + f.signArgs() + ` --force`,
+	}, send...)
+	lines = append(lines,
 		`read -r go || exit 0`,
 		`[ "$go" = seed ] || exit 0`,
 		"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
@@ -75,37 +103,10 @@ func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath
 	)
 	var state string
 	var got, talkErr error
-	runErr := c.Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+	runErr := c.Interact(ctx, f.script(lines...), func(stdin io.WriteCloser, stdout io.Reader) {
 		defer stdin.Close()
 		br := bufio.NewReader(stdout)
-		got = errors.New("deploy: create: no .torrent came back")
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				io.Copy(io.Discard, br)
-				return
-			}
-			line = strings.TrimSuffix(line, "\n")
-			n, ok := strings.CutPrefix(line, torrentLine)
-			if !ok {
-				f.say("  %s", line)
-				continue
-			}
-			size, err := strconv.Atoi(n)
-			if err != nil || size <= 0 || size > maxTorrent {
-				got = fmt.Errorf("deploy: create: bad .torrent size %q", n)
-				io.Copy(io.Discard, br)
-				return
-			}
-			b := make([]byte, size)
-			if _, err := io.ReadFull(br, b); err != nil {
-				got = fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
-				io.Copy(io.Discard, br)
-				return
-			}
-			got = f.keepTorrent(tag, b)
-			break
-		}
+		got = f.receiveRelease(tag, br)
 		if got != nil || seed == nil || !seed(ctx) {
 			stdin.Close()
 			io.Copy(io.Discard, br)
@@ -131,25 +132,67 @@ func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath
 	return state, talkErr
 }
 
-// maxTorrent bounds the .torrent a create session may send back.
+// maxTorrent bounds the .torrent or signature a create session may send
+// back.
 const maxTorrent = 64 << 20
 
-// keepTorrent checks the .torrent that came back and keeps it in the
-// local temp path.
-func (f *Fleet) keepTorrent(tag string, b []byte) error {
-	if _, err := metainfo.Parse(b); err != nil {
+// receiveRelease reads create's output up to the .torrent (and, when
+// deploys are signed, its signature) from a create session, prints
+// create's lines, and keeps what came back in the local temp path. On an
+// error the rest of r is left unread.
+func (f *Fleet) receiveRelease(tag string, r *bufio.Reader) error {
+	frame := func(prefix string) ([]byte, error) {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return nil, errors.New("deploy: create: no .torrent came back")
+			}
+			line = strings.TrimSuffix(line, "\n")
+			n, ok := strings.CutPrefix(line, prefix)
+			if !ok {
+				f.say("  %s", line)
+				continue
+			}
+			size, err := strconv.Atoi(n)
+			if err != nil || size < 0 || size > maxTorrent {
+				return nil, fmt.Errorf("deploy: create: bad reply from the seeder (%q)", line)
+			}
+			b := make([]byte, size)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return nil, fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+			}
+			return b, nil
+		}
+	}
+	torrent, err := frame(torrentLine)
+	if err != nil {
+		return err
+	}
+	if _, err := metainfo.Parse(torrent); err != nil {
 		return fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
 	}
-	if err := writeFileAtomic(f.localTorrent(tag), b); err != nil {
+	var sig []byte
+	if f.inv.Trust.Signed() {
+		if sig, err = frame(signatureLine); err != nil {
+			return err
+		}
+	}
+	if err := writeFileAtomic(f.localTorrent(tag), torrent); err != nil {
 		return err
 	}
 	f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
+	if sig != nil {
+		if err := writeFileAtomic(f.localSig(tag), sig); err != nil {
+			return err
+		}
+		f.say("  fetched %s to %s", f.remoteTemp(sigName(tag)), f.localSig(tag))
+	}
 	return nil
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename.
 func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("deploy: local temp path: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".murder-fetch-*")
@@ -186,7 +229,7 @@ func remotePath(p string) string {
 }
 
 func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) error {
-	if err := os.MkdirAll(f.cfg.LocalTempPath, 0o755); err != nil {
+	if err := os.MkdirAll(f.cfg.LocalTempPath, 0o700); err != nil {
 		return fmt.Errorf("deploy: local temp path: %w", err)
 	}
 	remote := f.remoteTemp(torrentName(tag))
@@ -194,7 +237,22 @@ func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) err
 		return err
 	}
 	f.say("  fetched %s to %s", remote, f.localTorrent(tag))
+	if f.inv.Trust.Signed() {
+		remote = f.remoteTemp(sigName(tag))
+		if err := c.FetchFile(ctx, remote, f.localSig(tag)); err != nil {
+			return fmt.Errorf("deploy: the signature: %w", err)
+		}
+		f.say("  fetched %s to %s", remote, f.localSig(tag))
+	}
 	return nil
+}
+
+// sigNote is " and its .sig" when deploys are signed, for printing.
+func (f *Fleet) sigNote() string {
+	if f.inv.Trust.Signed() {
+		return ", with its .sig beside it"
+	}
+	return ""
 }
 
 // DownloadTorrent brings TEMP/TAG.tgz.torrent from the seeder to the local
@@ -204,7 +262,7 @@ func (f *Fleet) DownloadTorrent(ctx context.Context, tag string) error {
 		return err
 	}
 	if f.dryRun("download-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
-		return "fetch " + f.remoteTemp(torrentName(tag)) + " to " + f.localTorrent(tag) + " on this machine"
+		return "fetch " + f.remoteTemp(torrentName(tag)) + " to " + f.localTorrent(tag) + " on this machine" + f.sigNote()
 	}) {
 		return nil
 	}

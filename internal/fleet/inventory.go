@@ -24,14 +24,17 @@ import (
 // Defaults for an inventory that leaves a value out.
 const (
 	DefaultRemoteMurderPath = "/opt/murder"
-	DefaultTempPath         = "/tmp"
-	DefaultTrackerPort      = 8998
-	DefaultSeedTime         = 30 * time.Second
-	DefaultSSHPort          = 22
-	DefaultConcurrency      = 100
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultCommandTimeout   = 10 * time.Minute
-	DefaultPeerTimeout      = time.Hour
+	// DefaultTempPath is a directory of murder's own, made 0700, and not
+	// /tmp itself: files of fixed names are written there, which other
+	// users must not be able to plant links at.
+	DefaultTempPath       = "/tmp/murder"
+	DefaultTrackerPort    = 8998
+	DefaultSeedTime       = 30 * time.Second
+	DefaultSSHPort        = 22
+	DefaultConcurrency    = 100
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultCommandTimeout = 10 * time.Minute
+	DefaultPeerTimeout    = time.Hour
 )
 
 // Inventory is a parsed murder.toml: where murder lives on the hosts, how to
@@ -51,6 +54,9 @@ type Inventory struct {
 
 	SSH SSHConfig
 
+	// Trust says how releases are signed and checked (murder.toml [trust]).
+	Trust Trust
+
 	// TrackerStore is where the trackers keep their swarms, passed to
 	// murder tracker as --store: "" (memory) or a Redis URL, which
 	// several trackers need so that they share the swarms.
@@ -60,6 +66,26 @@ type Inventory struct {
 	Trackers []Host // every tracker host; the torrents list them all
 	Seeder   Host   // holds the files and seeds them
 	Peers    []Host // receive the files
+}
+
+// Trust is murder.toml's [trust] table. Both fields are needed for a
+// signed deploy; neither means none.
+type Trust struct {
+	// SignKey is the path, on the seeder host, of the OpenSSH private key
+	// (without a passphrase) that murder create signs the .torrent with.
+	SignKey string
+	// AllowedSigners is the path, on this machine, of the OpenSSH
+	// allowed_signers file that every peer checks the signature against;
+	// distribute-files copies it beside the binary (AllowedSignersPath).
+	AllowedSigners string
+}
+
+// Signed reports whether deploys are signed and checked.
+func (t Trust) Signed() bool { return t.SignKey != "" }
+
+// AllowedSignersPath is where the allowed_signers file is on the hosts.
+func (inv *Inventory) AllowedSignersPath() string {
+	return strings.TrimSuffix(inv.RemoteMurderPath, "/") + "/allowed_signers"
 }
 
 // Host is one entry of the inventory, written [user@]host[:port].
@@ -113,6 +139,7 @@ type file struct {
 	MetricsPort      *int                `toml:"metrics_port"`
 	SSH              sshFile             `toml:"ssh"`
 	Tracker          trackerFile         `toml:"tracker"`
+	Trust            trustFile           `toml:"trust"`
 	Roles            rolesFile           `toml:"roles"`
 	Hosts            map[string]hostFile `toml:"hosts"`
 	Datacenters      map[string]dcFile   `toml:"datacenters"`
@@ -134,6 +161,11 @@ type sshFile struct {
 	CommandTimeout string   `toml:"command_timeout"`
 	Config         string   `toml:"config"`
 	Sudo           bool     `toml:"sudo"`
+}
+
+type trustFile struct {
+	SignKey        string `toml:"sign_key"`
+	AllowedSigners string `toml:"allowed_signers"`
 }
 
 type trackerFile struct {
@@ -244,6 +276,13 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("fleet: %s%s must be an absolute path, got %q", lineOf(key), key, p)
 		}
+	}
+	inv.Trust = Trust{SignKey: f.Trust.SignKey, AllowedSigners: f.Trust.AllowedSigners}
+	if (inv.Trust.SignKey == "") != (inv.Trust.AllowedSigners == "") {
+		return nil, fmt.Errorf("fleet: %s[trust] needs both sign_key (the key on the seeder) and allowed_signers (the file the peers check against)", lineOf("trust"))
+	}
+	if k := inv.Trust.SignKey; k != "" && !strings.HasPrefix(k, "/") {
+		return nil, fmt.Errorf("fleet: %strust.sign_key must be an absolute path on the seeder, got %q", lineOf("trust.sign_key"), k)
 	}
 	if f.TrackerPort != nil {
 		if *f.TrackerPort < 1 || *f.TrackerPort > 65535 {
