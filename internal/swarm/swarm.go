@@ -159,7 +159,7 @@ const (
 	ourReqq          = 2000 // requests we queue per peer
 	defaultReqq      = 250  // assumed when a peer does not say
 	maxDepth         = 1000
-	minDepth         = 16
+	minDepth         = 4                      // most headroom per connection (updateDepth); bench/sim/README.md
 	minHeadroom      = 2                      // pipeline headroom per connection at least
 	headroomWindow   = 250 * time.Millisecond // of download rate, as pipeline headroom
 	activeBudget     = 256 << 20              // bytes of pieces in flight
