@@ -261,6 +261,12 @@ type testPeer struct {
 	// stallMidBlock answers the first request with half a block, then
 	// nothing more
 	stallMidBlock bool
+	// chokeMidBlock, for a peer without the fast extension, answers the
+	// first request with a choke (which takes every request back) and
+	// then half of the block, then nothing more
+	chokeMidBlock bool
+	noFast        bool // no fast extension: a bitfield instead of have all
+	accepts       atomic.Int64
 	// badBlock, with data, corrupts only the block at this offset of
 	// every piece
 	badBlock int
@@ -294,6 +300,7 @@ func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...fun
 			if err != nil {
 				return
 			}
+			b.accepts.Add(1)
 			b.wg.Go(func() { b.serve(c) })
 		}
 	})
@@ -307,7 +314,9 @@ func (b *testPeer) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var h peerwire.Handshake
-	h.SetFast()
+	if !b.noFast {
+		h.SetFast()
+	}
 	h.SetExtended()
 	h.InfoHash = b.mi.InfoHash()
 	h.PeerID = b.id
@@ -321,8 +330,14 @@ func (b *testPeer) serve(c net.Conn) {
 	w := bufio.NewWriter(c)
 	ext, _ := peerwire.ExtHandshake{V: "test", Reqq: 500}.Marshal()
 	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Extended, Payload: ext}))
-	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveAll}))
-	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.AllowedFast, Index: 0}))
+	if b.noFast {
+		all := storage.NewBitfield(b.mi.Info.NumPieces())
+		all.SetAll()
+		w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Bitfield, Bitfield: all.Bytes()}))
+	} else {
+		w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveAll}))
+		w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.AllowedFast, Index: 0}))
+	}
 	w.Flush()
 	dec := peerwire.NewDecoder(br, 0)
 	for {
@@ -336,6 +351,15 @@ func (b *testPeer) serve(c net.Conn) {
 		case peerwire.Request:
 			if b.stall {
 				b.served.Add(1)
+				continue
+			}
+			if b.chokeMidBlock {
+				msg := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: make([]byte, m.Length)})
+				w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Choke}))
+				w.Write(msg[:len(msg)-int(m.Length)/2])
+				w.Flush()
+				b.served.Add(1)
+				b.stall = true
 				continue
 			}
 			if b.stallMidBlock {
