@@ -375,7 +375,9 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	if c.minRTT == 0 || rtt < c.minRTT {
 		c.minRTT = rtt
 	}
-	delete(c.reqs, k)
+	// The request is answered even when the block is no good (a wrong
+	// length): it must not hold the block as asked for.
+	s.release(c, k, false)
 	c.lastBlock = now
 	if c.snubbed {
 		c.snubbed = false
@@ -390,9 +392,6 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	p := s.downloading(m.Index)
 	b := int(m.Begin) / peerwire.BlockSize
 	valid := p != nil && !p.verifying && m.Begin%peerwire.BlockSize == 0 && b < p.nblocks && len(m.Block) == p.blockLen(b)
-	if valid && p.reqCount[b] > 0 {
-		p.reqCount[b]--
-	}
 	direct := valid && claim == p && claimBlock == b
 	if !valid || p.got[b] || (p.attempts != nil && p.owner != c) || (!direct && p.writing[b]) {
 		if valid && !p.got[b] && p.reqCount[b] == 0 && b < p.hint {
