@@ -23,6 +23,7 @@ func newPeerCmd() *cobra.Command {
 		detach           bool
 		statusFD         int
 		logLevel         string
+		conns            connFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "peer --torrent FILE --destination-path DIR",
@@ -69,6 +70,10 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 				return err
 			}
 			if cfg.DownloadRate, err = parseRateFlag("--max-download-rate", download); err != nil {
+				return err
+			}
+			cfg.AllowFrom = conns.allowFrom
+			if cfg.MaxConnsPerIP, err = conns.maxConnsPerIP(); err != nil {
 				return err
 			}
 			if err := checkPlaceFlags(cfg.Datacenter, cfg.Rack); err != nil {
@@ -141,6 +146,7 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.StringVar(&progress, "progress", string(agent.ProgressAuto), "progress display: auto (bar on a terminal), bar, json (one JSON object per line on stdout) or none")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "fail if the files are not in place after this long, e.g. 10m (0: no limit); also ends seeding")
 	f.BoolVar(&detach, "detach", false, "return as soon as the files are in place and seed on in a background process (log in --temp-path)")
+	conns.add(f)
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics until the peer exits, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
 	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")

@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -50,6 +51,11 @@ type Inventory struct {
 	MetricsPort int
 
 	SSH SSHConfig
+
+	// AllowFrom, from murder.toml [trust] allow_from, lists the only
+	// addresses the tracker, the seeder and the peers accept connections
+	// from (and the peers dial); empty allows any. Passed as --allow-from.
+	AllowFrom []string
 
 	// TrackerStore is where the trackers keep their swarms, passed to
 	// murder tracker as --store: "" (memory) or a Redis URL, which
@@ -113,6 +119,7 @@ type file struct {
 	MetricsPort      *int                `toml:"metrics_port"`
 	SSH              sshFile             `toml:"ssh"`
 	Tracker          trackerFile         `toml:"tracker"`
+	Trust            trustFile           `toml:"trust"`
 	Roles            rolesFile           `toml:"roles"`
 	Hosts            map[string]hostFile `toml:"hosts"`
 	Datacenters      map[string]dcFile   `toml:"datacenters"`
@@ -134,6 +141,10 @@ type sshFile struct {
 	CommandTimeout string   `toml:"command_timeout"`
 	Config         string   `toml:"config"`
 	Sudo           bool     `toml:"sudo"`
+}
+
+type trustFile struct {
+	AllowFrom []string `toml:"allow_from"`
 }
 
 type trackerFile struct {
@@ -299,6 +310,13 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		if _, err := bytesize.ParseRate(r.val); err != nil || strings.ContainsAny(r.val, " \t\n'\"\\$`;&|<>") {
 			return nil, fmt.Errorf("fleet: %s%s: bad rate %q: want bytes per second like 10MB, 50MiB or 64Mbit", lineOf(r.key), r.key, r.val)
 		}
+	}
+	if len(f.Trust.AllowFrom) > 0 {
+		l, err := cidr.Parse(f.Trust.AllowFrom...)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %strust.allow_from: %w", lineOf("trust.allow_from"), err)
+		}
+		inv.AllowFrom = l.Strings()
 	}
 
 	if len(f.Roles.Peers) == 0 {
