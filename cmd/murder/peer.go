@@ -59,6 +59,12 @@ files placed as they are in their .TAG.murder-partial-INFOHASH directory
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 (104,857,600, as curl and aria2 read it); 0 means no limit.
 
+With --allow-from CIDR (repeatable) only peers in those ranges may connect,
+and only they are dialed; a connection from elsewhere is closed before a
+byte is sent. One address holds at most --max-conns-per-ip connections, and
+a peer that sends bad data is refused by address from then on
+(docs/connections.md).
+
 With --metrics-listen HOST:PORT it serves Prometheus metrics at
 http://HOST:PORT/metrics until it exits: bytes downloaded and uploaded,
 verified bytes, rates, peers and state (names in docs/metrics.md). With
