@@ -207,7 +207,9 @@ func ParseInventory(data []byte) (*Inventory, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, pe.Message)
+			// The message may quote the bad token, newline and all.
+			msg := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(pe.Message)
+			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, msg)
 		}
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
