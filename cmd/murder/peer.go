@@ -65,6 +65,15 @@ byte is sent. One address holds at most --max-conns-per-ip connections, and
 a peer that sends bad data is refused by address from then on
 (docs/connections.md).
 
+With --allowed-signers FILE (an OpenSSH allowed_signers file) the torrent
+must be signed: its signature (--signature, by default the torrent's path
+with .sig added, as murder create --sign-key and ssh-keygen -Y sign -n
+murder write it) must be well formed, made for namespace "murder", by a key
+the file allows, over exactly these bytes. Otherwise peer refuses before
+contacting the tracker or touching the destination, and says which check
+failed (docs/trust.md). The torrent's name must give a valid tag (letters,
+digits, '.', '-' and '_').
+
 With --metrics-listen HOST:PORT it serves Prometheus metrics at
 http://HOST:PORT/metrics until it exits: bytes downloaded and uploaded,
 verified bytes, rates, peers and state (names in docs/metrics.md). With
@@ -84,6 +93,9 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 			}
 			if err := checkPlaceFlags(cfg.Datacenter, cfg.Rack); err != nil {
 				return err
+			}
+			if cfg.Signature != "" && cfg.AllowedSigners == "" {
+				return usageError(errors.New("--signature needs --allowed-signers, which says whose signatures count"))
 			}
 			mode, err := agent.ParseProgressMode(progress)
 			if err != nil {
@@ -154,6 +166,8 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.BoolVar(&detach, "detach", false, "return as soon as the files are in place and seed on in a background process (log in --temp-path)")
 	conns.add(f)
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics until the peer exits, e.g. 127.0.0.1:9100 (default: off)")
+	f.StringVar(&cfg.AllowedSigners, "allowed-signers", "", "OpenSSH allowed_signers file: refuse the torrent unless it carries a good signature (namespace murder) by a key listed there")
+	f.StringVar(&cfg.Signature, "signature", "", "the torrent's signature file, with --allowed-signers (default: the torrent's path with .sig added)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
 	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")
 	_ = f.MarkHidden("status-fd")

@@ -83,6 +83,8 @@ type peerCommand struct {
 
 	AllowFrom     []string // --allow-from, each
 	MaxConnsPerIP string   // "" = the default
+
+	AllowedSigners string // "" = no signature check
 }
 
 // args returns the command line without the binary.
@@ -115,6 +117,9 @@ func (p peerCommand) args() []string {
 		a = append(a, "--metrics-listen", p.MetricsListen)
 	}
 	a = appendConns(a, p.AllowFrom, p.MaxConnsPerIP)
+	if p.AllowedSigners != "" {
+		a = append(a, "--allowed-signers", p.AllowedSigners)
+	}
 	return appendPlace(a, p.Datacenter, p.Rack)
 }
 

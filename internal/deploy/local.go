@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
@@ -67,6 +68,9 @@ var tagChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 func DefaultTag(filesPath string, now time.Time) string {
 	base := tagChars.ReplaceAllString(filepath.Base(filepath.Clean(filesPath)), "-")
 	base = strings.Trim(strings.ReplaceAll(base, "..", "-"), "-.")
+	if n := bundle.MaxTagLength - len("-20060102-150405"); len(base) > n {
+		base = strings.TrimRight(base[:n], "-.")
+	}
 	if base == "" {
 		base = "files"
 	}

@@ -40,7 +40,7 @@ func (f *Fleet) trackerArgs() string {
 	if f.inv.TrackerStore != "" {
 		args += " --store " + fleet.Quote(f.inv.TrackerStore)
 	}
-	for _, c := range f.inv.AllowFrom {
+	for _, c := range f.inv.Trust.AllowFrom {
 		args += " --allow-from " + fleet.Quote(c)
 	}
 	return args

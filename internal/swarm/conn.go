@@ -112,6 +112,16 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr, outgo
 		return
 	}
 	c.lastRecv.Store(s.clock.Now().UnixNano())
+	dec := peerwire.NewDecoder(br, 0)
+	var first []peerwire.Message
+	if s.placeFirst(c) {
+		nc.SetReadDeadline(s.clock.Now().Add(handshakeTimeout))
+		if first, err = s.readFirst(c, dec); err != nil {
+			s.log.Debug("first messages", "peer", ap, "err", err)
+			return
+		}
+		nc.SetReadDeadline(time.Time{})
+	}
 	if !s.register(c) {
 		return
 	}
@@ -119,7 +129,7 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr, outgo
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.writeLoop(ctx) })
-	err = c.readLoop(ctx, br)
+	err = c.readLoop(ctx, dec, first)
 	s.unregister(c)
 	c.closeWriter()
 	nc.Close()
@@ -147,6 +157,9 @@ func (s *Swarm) newConn(nc net.Conn, ap netip.AddrPort, outgoing bool) *conn {
 func (s *Swarm) register(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.outgoing {
+		delete(s.dialing, c.addr) // its place among the connections is c's now
+	}
 	if s.closing || s.bannedAddrs[c.addr.Addr()] || len(s.conns) >= s.cfg.MaxConns ||
 		!s.roomForLocked(s.nearLocked(c.addr.Addr()), !c.outgoing) {
 		return false
@@ -179,7 +192,7 @@ func (s *Swarm) register(c *conn) bool {
 		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Bitfield, Bitfield: s.have.Bytes()})
 	}
 	if c.ext {
-		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq, P: s.listenPort()}).Marshal(); err == nil {
+		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq, P: s.listenPort(), Place: s.place.String()}).Marshal(); err == nil {
 			b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, Payload: p})
 		}
 	}
@@ -214,6 +227,11 @@ func (s *Swarm) unregister(c *conn) {
 	if !s.closing {
 		for o := range s.conns {
 			s.fill(o)
+		}
+		if len(s.deferred) > 0 {
+			s.pending = append(s.pending, s.deferred...)
+			s.deferred = s.deferred[:0]
+			s.poke()
 		}
 	}
 }
@@ -462,10 +480,15 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, blockBuf *[]byt
 	return nil
 }
 
-// readLoop decodes messages until the connection fails.
-func (c *conn) readLoop(ctx context.Context, br io.Reader) error {
+// readLoop handles first, the messages read before c was registered, then
+// decodes messages until the connection fails.
+func (c *conn) readLoop(ctx context.Context, dec *peerwire.Decoder, first []peerwire.Message) error {
 	s := c.s
-	dec := peerwire.NewDecoder(br, 0)
+	for i := range first {
+		if err := s.handle(c, &first[i]); err != nil {
+			return err
+		}
+	}
 	dec.BlockBuffer = func(index, begin uint32, n int) []byte { return s.blockBuffer(c, index, begin, n) }
 	for {
 		m, err := dec.Decode()

@@ -52,7 +52,7 @@ func FuzzHandle(f *testing.F) {
 			t.Fatal("register refused the connection")
 		}
 		r := bytes.NewReader(in)
-		err = c.readLoop(context.Background(), r)
+		err = c.readLoop(context.Background(), peerwire.NewDecoder(r, 0), nil)
 		if err == nil {
 			t.Fatal("readLoop returned nil")
 		}

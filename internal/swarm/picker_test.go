@@ -726,4 +726,26 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 	if dial || !accept {
 		t.Errorf("6 remote of 16 connections: room to dial another %v, to accept one %v; want false, true", dial, accept)
 	}
+
+	// Peers of its own datacenter leave room for a remote peer to dial
+	// in: 4 dialed remote peers and 10 local ones are 14 of 16, and the
+	// last 2 are kept for remote peers that dial in.
+	s, add = pickerSwarm(t, 4, 16<<10)
+	s.cfg.MaxConns = 16
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place = s.cfgPlace
+	for range 4 {
+		c := add()
+		c.outgoing = true
+		c.near.Store(nearRemote)
+	}
+	for range 10 {
+		add().near.Store(nearDatacenter)
+	}
+	s.mu.Lock()
+	local, accept = s.roomForLocked(nearDatacenter, true), s.roomForLocked(nearRemote, true)
+	s.mu.Unlock()
+	if local || !accept {
+		t.Errorf("4 dialed remote and 10 local of 16: room for a local %v, to accept a remote %v; want false, true", local, accept)
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,6 +251,7 @@ type Swarm struct {
 	want        *storage.Bitfield // pieces neither verified nor in progress
 	conns       map[*conn]struct{}
 	pending     []netip.AddrPort
+	deferred    []netip.AddrPort // listed peers not dialed for want of room; pending again when a connection ends
 	dialing     map[netip.AddrPort]bool
 	dials       map[netip.AddrPort]dialState
 	self        map[netip.AddrPort]bool
@@ -599,8 +601,16 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	for _, a := range pending {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.connectedTo(a) ||
-			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns ||
-			!s.roomForLocked(s.nearLocked(a.Addr()), false) || !s.mayDialLocked(a.Addr()) {
+			now.Before(s.dials[a].notBefore) || !s.mayDialLocked(a.Addr()) {
+			continue
+		}
+		if len(s.conns)+len(s.dialing) >= s.cfg.MaxConns || !s.roomForLocked(s.nearLocked(a.Addr()), false) {
+			// Kept for when a connection ends: a gateway whose remote
+			// share was full for a moment would otherwise not dial the
+			// seeder until its next announce.
+			if len(s.deferred) < 4*s.cfg.MaxConns && !slices.Contains(s.deferred, a) {
+				s.deferred = append(s.deferred, a)
+			}
 			continue
 		}
 		s.perIP[a.Addr()]++
@@ -617,7 +627,9 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 			nc, err := s.net.Dial(dctx, a)
 			cancel()
 			s.mu.Lock()
-			delete(s.dialing, a)
+			if err != nil {
+				delete(s.dialing, a)
+			}
 			st := s.dials[a]
 			if err != nil {
 				st.failures++
@@ -638,7 +650,12 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 				s.log.Debug("dial", "peer", a, "err", err, "failures", st.failures)
 				return
 			}
+			// a stays in dialing, holding its place among the
+			// connections, until register takes it in.
 			s.serveConn(ctx, nc, a.Addr(), true)
+			s.mu.Lock()
+			delete(s.dialing, a)
+			s.mu.Unlock()
 		})
 	}
 }
