@@ -13,6 +13,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/storage"
@@ -69,6 +70,12 @@ type PeerConfig struct {
 	// UploadRate and DownloadRate cap the transfer in bytes per second;
 	// zero means no limit.
 	UploadRate, DownloadRate int64
+	// AllowFrom, when not empty, lists the only addresses peers may
+	// connect from or be dialed at (see swarm.Config).
+	AllowFrom cidr.List
+	// MaxConnsPerIP limits the connections with one remote address; zero
+	// means swarm.DefaultMaxConnsPerIP, negative no limit.
+	MaxConnsPerIP int
 	// Timeout bounds the whole run; zero means none. When it passes before
 	// the files are in place the run fails with ErrTimeout; during the
 	// seeding afterwards it only ends the seeding.
@@ -289,14 +296,16 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 
 	sw, err := swarm.New(swarm.Config{
-		ListenAddr:   cfg.ListenAddr,
-		AnnounceIP:   cfg.AnnounceIP,
-		Datacenter:   cfg.Datacenter,
-		Rack:         cfg.Rack,
-		UploadRate:   cfg.UploadRate,
-		DownloadRate: cfg.DownloadRate,
-		Logger:       p.log,
-		Verified:     verified,
+		ListenAddr:    cfg.ListenAddr,
+		AnnounceIP:    cfg.AnnounceIP,
+		Datacenter:    cfg.Datacenter,
+		Rack:          cfg.Rack,
+		UploadRate:    cfg.UploadRate,
+		DownloadRate:  cfg.DownloadRate,
+		Logger:        p.log,
+		Verified:      verified,
+		AllowFrom:     cfg.AllowFrom,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
 	}, mi, st, have)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

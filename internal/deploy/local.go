@@ -226,7 +226,8 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), bytesize.Format(size), mi.Info.NumPieces(), hash)
 
 	// Seeder.
-	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()
+	// Every process is at 127.0.0.1: no limit of connections per address.
+	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate, MaxConnsPerIP: "0"}.args()
 	endSeed := st.begin("start-seeding")
 	sd, err := l.start(ctx, "seed", nil, seedArgs...)
 	if err != nil {
@@ -279,6 +280,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			PathIsFile:         !fi.IsDir(),
 			MaxUploadRate:      cfg.MaxUploadRate,
 			MaxDownloadRate:    cfg.MaxDownloadRate,
+			MaxConnsPerIP:      "0",
 		}.args()
 		stdout, perr := l.pipe()
 		if perr != nil {

@@ -461,6 +461,7 @@ func (f *Fleet) peerCommand(tag string, opt PeerOptions, h fleet.Host, ip string
 		MaxDownloadRate:    f.inv.MaxDownloadRate,
 		Datacenter:         h.Datacenter,
 		Rack:               h.Rack,
+		AllowFrom:          f.inv.Trust.AllowFrom,
 		AllowedSigners:     f.allowedSignersArg(),
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -68,8 +69,8 @@ type Inventory struct {
 	Peers    []Host // receive the files
 }
 
-// Trust is murder.toml's [trust] table. Both fields are needed for a
-// signed deploy; neither means none.
+// Trust is murder.toml's [trust] table. SignKey and AllowedSigners are
+// both needed for a signed deploy; neither means none.
 type Trust struct {
 	// SignKey is the path, on the seeder host, of the OpenSSH private key
 	// (without a passphrase) that murder create signs the .torrent with.
@@ -78,6 +79,10 @@ type Trust struct {
 	// allowed_signers file that every peer checks the signature against;
 	// distribute-files copies it beside the binary (AllowedSignersPath).
 	AllowedSigners string
+	// AllowFrom lists the only addresses the tracker, the seeder and the
+	// peers accept connections from (and the peers dial), as CIDRs; empty
+	// allows any. Passed to each as --allow-from.
+	AllowFrom []string
 }
 
 // Signed reports whether deploys are signed and checked.
@@ -164,8 +169,9 @@ type sshFile struct {
 }
 
 type trustFile struct {
-	SignKey        string `toml:"sign_key"`
-	AllowedSigners string `toml:"allowed_signers"`
+	SignKey        string   `toml:"sign_key"`
+	AllowedSigners string   `toml:"allowed_signers"`
+	AllowFrom      []string `toml:"allow_from"`
 }
 
 type trackerFile struct {
@@ -228,7 +234,9 @@ func ParseInventory(data []byte) (*Inventory, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, pe.Message)
+			// The message may quote the bad token, newline and all.
+			msg := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(pe.Message)
+			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, msg)
 		}
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
@@ -338,6 +346,13 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		if _, err := bytesize.ParseRate(r.val); err != nil || strings.ContainsAny(r.val, " \t\n'\"\\$`;&|<>") {
 			return nil, fmt.Errorf("fleet: %s%s: bad rate %q: want bytes per second like 10MB, 50MiB or 64Mbit", lineOf(r.key), r.key, r.val)
 		}
+	}
+	if len(f.Trust.AllowFrom) > 0 {
+		l, err := cidr.Parse(f.Trust.AllowFrom...)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %strust.allow_from: %w", lineOf("trust.allow_from"), err)
+		}
+		inv.Trust.AllowFrom = l.Strings()
 	}
 
 	if len(f.Roles.Peers) == 0 {

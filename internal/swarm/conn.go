@@ -64,6 +64,7 @@ type conn struct {
 	closed         bool
 	claim          *piece // block being read straight into a piece buffer
 	claimBlock     int
+	claimAt        time.Time // when the claimed block started to arrive
 
 	// write queue
 	wmu     sync.Mutex
@@ -76,19 +77,13 @@ type conn struct {
 	wsig    chan struct{}
 }
 
-func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
+// serveConn runs a connection to ip, for which admit or dialPending
+// took a slot (perIP, and halfOpen for an accepted one), until it ends.
+func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr, outgoing bool) {
 	defer nc.Close()
-	ap, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	c := &conn{
-		s: s, nc: nc, addr: ap, outgoing: outgoing,
-		amChoking: true, peerChoking: true,
-		reqs:     make(map[blockKey]time.Time),
-		maxReqs:  defaultReqq,
-		depth:    64,
-		rejected: make(map[uint32]bool),
-		wsig:     make(chan struct{}, 1),
-	}
+	defer s.dropIP(ip)
+	ap := remoteAddrPort(nc)
+	c := s.newConn(nc, ap, outgoing)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		setNotSentLowat(tc, notSentLowat)
@@ -97,23 +92,12 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	defer stop()
 
 	br := newReadBuffer(nc, s.cfg.ReadBuffer)
-	nc.SetDeadline(s.clock.Now().Add(handshakeTimeout))
-	var h peerwire.Handshake
-	h.SetFast()
-	h.SetExtended()
-	h.InfoHash = s.infoHash
-	h.PeerID = s.peerID
-	if err := peerwire.WriteHandshake(nc, h); err != nil {
-		return
+	ph, err := s.handshake(nc, br, outgoing)
+	if !outgoing {
+		s.handshaken()
 	}
-	ph, err := peerwire.ReadHandshake(br)
 	if err != nil {
 		s.log.Debug("handshake", "peer", ap, "err", err)
-		return
-	}
-	nc.SetDeadline(time.Time{})
-	if ph.InfoHash != s.infoHash {
-		s.log.Debug("handshake for another torrent", "peer", ap)
 		return
 	}
 	c.id = ph.PeerID
@@ -155,6 +139,20 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	}
 }
 
+// newConn returns the state of a connection with a peer at ap, before
+// its handshake.
+func (s *Swarm) newConn(nc net.Conn, ap netip.AddrPort, outgoing bool) *conn {
+	return &conn{
+		s: s, nc: nc, addr: ap, outgoing: outgoing,
+		amChoking: true, peerChoking: true,
+		reqs:     make(map[blockKey]time.Time),
+		maxReqs:  defaultReqq,
+		depth:    64,
+		rejected: make(map[uint32]bool),
+		wsig:     make(chan struct{}, 1),
+	}
+}
+
 // register adds c to the swarm and queues its first messages.
 func (s *Swarm) register(c *conn) bool {
 	s.mu.Lock()
@@ -162,7 +160,7 @@ func (s *Swarm) register(c *conn) bool {
 	if c.outgoing {
 		delete(s.dialing, c.addr) // its place among the connections is c's now
 	}
-	if s.closing || s.bannedAddrs[c.addr] || s.bannedIDs[c.id] || len(s.conns) >= s.cfg.MaxConns ||
+	if s.closing || s.bannedAddrs[c.addr.Addr()] || len(s.conns) >= s.cfg.MaxConns ||
 		!s.roomForLocked(s.nearLocked(c.addr.Addr()), !c.outgoing) {
 		return false
 	}

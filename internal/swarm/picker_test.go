@@ -332,8 +332,9 @@ func TestDepthHeadroomShared(t *testing.T) {
 		{"one peer", 1, []float64{8 << 20}, minDepth},
 		{"no rate yet", 16, nil, minDepth},
 		{"16 peers at 2 MB/s", 16, []float64{2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6}, minHeadroom},
-		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, 7},
-		{"16 peers, fallen from 8 to 2 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 2e6, 2e6, 2e6, 2e6}, 7},
+		{"16 peers at 3.2 MB/s", 16, []float64{3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6}, 3},
+		{"16 peers, fallen from 3.2 to 1 MB/s", 16, []float64{3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 1e6, 1e6, 1e6, 1e6}, 3},
+		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
 		{"4 peers at 8 MB/s", 4, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
 		{"200 peers fast", 200, []float64{1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9}, minDepth},
 	}
