@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,10 +19,8 @@ import (
 
 // Defaults of a RedisStore whose config leaves them zero.
 const (
-	DefaultRedisPrefix      = "murder:"
-	DefaultRedisMaxPeers    = 100_000
-	DefaultRedisMaxTorrents = 100_000
-	DefaultRedisTimeout     = time.Second
+	DefaultRedisPrefix  = "murder:"
+	DefaultRedisTimeout = time.Second
 )
 
 // redisShards is how many hash tags the keys are spread over: a torrent's
@@ -34,10 +33,6 @@ const redisShards = 64
 // an announce that finds more leaves the rest to the next ones.
 const redisTrim = 64
 
-// ErrStoreFull is returned by a store that refuses a new torrent because it
-// holds as many as it may.
-var ErrStoreFull = errors.New("tracker: store holds too many torrents")
-
 // RedisStoreConfig configures a RedisStore. Only URL is required.
 type RedisStoreConfig struct {
 	// URL names the Redis server (see ParseRedisURL).
@@ -49,12 +44,12 @@ type RedisStoreConfig struct {
 	// MemStoreConfig, with the same defaults.
 	PeerTTL, MaxGap, TorrentTTL time.Duration
 	// MaxPeers caps the peers of one torrent: a new peer of a full torrent
-	// gets peers but is not listed. 0 means DefaultRedisMaxPeers.
+	// fails with ErrSwarmFull. 0 means DefaultMaxPeers.
 	MaxPeers int
 	// MaxTorrents caps the torrents announced within TorrentTTL: an
 	// announce for a new torrent beyond it fails with ErrStoreFull. Each of
 	// the 64 shards of info hashes holds a 64th of it. 0 means
-	// DefaultRedisMaxTorrents.
+	// DefaultMaxTorrents.
 	MaxTorrents int
 	// Timeout bounds one store operation, retries included; 0 means
 	// DefaultRedisTimeout.
@@ -142,10 +137,10 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		s.keep = (24 * time.Hour).Milliseconds()
 	}
 	if s.maxPeers <= 0 {
-		s.maxPeers = DefaultRedisMaxPeers
+		s.maxPeers = DefaultMaxPeers
 	}
 	if s.maxTorrents <= 0 {
-		s.maxTorrents = DefaultRedisMaxTorrents
+		s.maxTorrents = DefaultMaxTorrents
 	}
 	s.maxTorrents = (s.maxTorrents + redisShards - 1) / redisShards
 	if s.timeout <= 0 {
@@ -328,10 +323,10 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.ttl, s.maxGap,
 		min(clientGap(a.Peer.ID).Milliseconds(), s.maxGap), s.keep, s.maxPeers, s.maxTorrents,
 		rand.Int64N(1<<50), strings.TrimSuffix(keys[1], "seeders"), FirstPeers, RemotePeers,
-		a.Peer.Place.Datacenter, a.Peer.Place.Rack, redisTrim).Slice()
+		a.Peer.Place.Datacenter, a.Peer.Place.Rack, redisTrim, string(binary.LittleEndian.AppendUint64(nil, a.Owner))).Slice()
 	if err != nil {
-		if strings.Contains(err.Error(), "too many torrents") {
-			return dst, ScrapeStats{}, ErrStoreFull
+		if refusal, ok := redisRefusals[err.Error()]; ok {
+			return dst, ScrapeStats{}, refusal
 		}
 		return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: %w", err)
 	}
@@ -347,6 +342,14 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 		dst = append(dst, p)
 	}
 	return dst, st, nil
+}
+
+// redisRefusals maps the announce script's error replies to the store's
+// errors.
+var redisRefusals = map[string]error{
+	"murder: too many torrents": ErrStoreFull,
+	"murder: too many peers":    ErrSwarmFull,
+	"murder: not owner":         ErrNotOwner,
 }
 
 // redisStats reads the counts that start a script's reply.

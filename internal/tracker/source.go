@@ -1,0 +1,126 @@
+package tracker
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// ParseCIDRs reads address ranges such as 198.18.0.0/15 or 2001:db8::/32;
+// a bare address is a range of one. Ranges are kept masked.
+func ParseCIDRs(vals []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(vals))
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		var p netip.Prefix
+		var err error
+		if strings.Contains(v, "/") {
+			p, err = netip.ParsePrefix(v)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(v); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("tracker: address range %q: want an address or a CIDR such as 198.18.0.0/15 or 2001:db8::/32", v)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// inRanges reports whether addr lies in one of ranges; every address
+// does when ranges is empty.
+func inRanges(ranges []netip.Prefix, addr netip.Addr) bool {
+	if len(ranges) == 0 {
+		return true
+	}
+	addr = addr.Unmap().WithZone("")
+	for _, p := range ranges {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// broadcast4 is the IPv4 limited broadcast address.
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// usableIPParam reports whether an announce from src may give ip (its ip
+// parameter) as the address other peers dial: src must lie in trusted
+// (any source when trusted is empty), and ip must be a unicast address
+// that other hosts can reach: not unspecified or in 0.0.0.0/8, not
+// multicast, broadcast or link-local, and not loopback unless src is
+// loopback too (a tracker and its peers on one host).
+func usableIPParam(ip, src netip.Addr, trusted []netip.Prefix) bool {
+	if !ip.IsValid() || ip.Zone() != "" || !inRanges(trusted, src) {
+		return false
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.IsUnspecified(), ip.IsMulticast(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(),
+		ip.IsInterfaceLocalMulticast(), ip == broadcast4, ip.Is4() && ip.As4()[0] == 0:
+		return false
+	case ip.IsLoopback():
+		return src.Unmap().IsLoopback()
+	}
+	return true
+}
+
+// ownerOf returns the owner of an announce (see PeerAnnounce.Owner): a
+// digest of its key when it has one, else of its source address. The low
+// bit tells which, so that no key can pass for an address.
+func ownerOf(hasKey bool, keySum uint64, src netip.Addr) uint64 {
+	if hasKey {
+		return keySum | 1
+	}
+	b := src.Unmap().As16()
+	sum := sha256.Sum256(b[:])
+	return binary.LittleEndian.Uint64(sum[:8]) &^ 1
+}
+
+// keyDigest is the digest of a BEP 7 key that ownerOf takes.
+func keyDigest(key []byte) uint64 {
+	sum := sha256.Sum256(key)
+	return binary.LittleEndian.Uint64(sum[:8])
+}
+
+// rangeListener accepts only connections from its ranges, closing the
+// others at once and passing each to refused.
+type rangeListener struct {
+	net.Listener
+	ranges  []netip.Prefix
+	refused func(remote net.Addr)
+}
+
+// Accept implements net.Listener.
+func (l *rangeListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if addrAllowed(l.ranges, c.RemoteAddr()) {
+			return c, nil
+		}
+		c.Close()
+		l.refused(c.RemoteAddr())
+	}
+}
+
+// addrAllowed reports whether a connection from a lies in ranges.
+func addrAllowed(ranges []netip.Prefix, a net.Addr) bool {
+	if len(ranges) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && inRanges(ranges, ap.Addr())
+}
