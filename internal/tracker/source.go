@@ -21,11 +21,11 @@ func ParseCIDRs(vals []string) ([]netip.Prefix, error) {
 			p, err = netip.ParsePrefix(v)
 		} else {
 			var a netip.Addr
-			if a, err = netip.ParseAddr(v); err == nil {
+			if a, err = netip.ParseAddr(v); err == nil && a.Zone() == "" {
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
-		if err != nil || p.Addr().Zone() != "" {
+		if err != nil || !p.IsValid() {
 			return nil, fmt.Errorf("tracker: address range %q: want an address or a CIDR such as 198.18.0.0/15 or 2001:db8::/32", v)
 		}
 		if p.Addr().Is4In6() {
