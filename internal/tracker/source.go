@@ -76,21 +76,33 @@ func usableIPParam(ip, src netip.Addr, trusted []netip.Prefix) bool {
 }
 
 // ownerOf returns the owner of an announce (see PeerAnnounce.Owner): a
-// digest of its key when it has one, else of its source address. The low
-// bit tells which, so that no key can pass for an address.
+// digest of its key when it has one, else its source address (an IPv4
+// address itself, an IPv6 address by its SHA-256). The low bit tells
+// which, so that no key can pass for an address.
 func ownerOf(hasKey bool, keySum uint64, src netip.Addr) uint64 {
 	if hasKey {
 		return keySum | 1
 	}
-	b := src.Unmap().As16()
+	src = src.Unmap()
+	if src.Is4() {
+		b := src.As4()
+		return uint64(binary.BigEndian.Uint32(b[:])) << 1
+	}
+	b := src.As16()
 	sum := sha256.Sum256(b[:])
-	return binary.LittleEndian.Uint64(sum[:8]) &^ 1
+	return binary.LittleEndian.Uint64(sum[:8])&^1 | 1<<63
 }
 
-// keyDigest is the digest of a BEP 7 key that ownerOf takes.
+// keyDigest is the digest of a BEP 7 key that ownerOf takes: FNV-1a, as
+// a key is a secret between a peer and the tracker that no reply shows,
+// so nobody can aim at its digest.
 func keyDigest(key []byte) uint64 {
-	sum := sha256.Sum256(key)
-	return binary.LittleEndian.Uint64(sum[:8])
+	h := uint64(14695981039346656037)
+	for _, c := range key {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // rangeListener accepts only connections from its ranges, closing the
