@@ -325,6 +325,7 @@ func (s *RedisStore) keys(ih *[20]byte) []string {
 	all := string(b)
 	return []string{all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]], all[ends[2]:ends[3]], all[ends[3]:ends[4]]}
 }
+
 // Announce implements Store.
 //
 // For a peer of unknown place the script only records the announce, and
