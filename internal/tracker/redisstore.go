@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -73,13 +72,12 @@ type RedisStoreConfig struct {
 // member), a counter of completed downloads, and for peers of known place
 // the lists of each datacenter and rack, the seeders and gateways counted
 // per datacenter, so that peers are chosen by place as in MemStore (see
-// redis_announce.lua). One announce is one round trip: a Lua
-// script that drops up to redisTrim expired peers of each list, checks
-// that the peer's entry belongs to the announce's Owner, records the peer
-// and sets the keys to expire with their longest-lived peer, and the
-// counter TorrentTTL after the torrent's last announce; for a peer of
-// unknown place, pipelined behind it, ZRANDMEMBER reads of the lists it
-// may get peers from (the script samples peers of known place itself). Nothing sweeps; a torrent nobody announces to
+// redis_announce.lua). One announce is one Lua script, so one
+// round trip: it drops up to redisTrim expired peers of each list, checks
+// that the peer's entry belongs to the announce's Owner, samples the swarm
+// with ZRANDMEMBER, records the peer and sets the keys to expire with
+// their longest-lived peer, and the counter TorrentTTL after the torrent's
+// last announce. Nothing sweeps; a torrent nobody announces to
 // vanishes by itself. Peers expire as in MemStore (two intervals, or two of
 // the longer gaps they are seen to keep, learned per peer); an expired
 // peer's record stays until an announce to its torrent drops it, so a peer
@@ -185,7 +183,7 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	redis.SetLogger(redisLog{log})
 	opts.DisableIdentity = true
 	s.rdb = redis.NewUniversalClient(opts)
-	if s.ap, err = s.rdb.AsyncAutoPipeline(); err != nil {
+	if s.ap, err = s.rdb.AutoPipeline(); err != nil {
 		s.rdb.Close()
 		return nil, fmt.Errorf("tracker: redis: %w", err)
 	}
@@ -327,44 +325,14 @@ func (s *RedisStore) keys(ih *[20]byte) []string {
 }
 
 // Announce implements Store.
-//
-// For a peer of unknown place the script only records the announce, and
-// the sample is read in the same round trip by ZRANDMEMBER with a positive
-// count (distinct members, chosen by Redis) from the lists the peer may
-// get; the members then never pass through Lua, which cost about half of
-// the script's time (see bench/tracker/README.md). Peers of known place
-// are sampled by the script.
 func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	for try := 0; ; try++ {
-		dst, st, err := s.announce(ctx, a, dst)
-		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err = s.loadScript(ctx, redisAnnounce); err == nil {
-				continue
-			}
-		}
-		if err != nil {
-			if refusal, ok := redisRefusals[err.Error()]; ok {
-				return dst, ScrapeStats{}, refusal
-			}
-			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: %w", err)
-		}
-		return dst, st, nil
-	}
-}
-
-func (s *RedisStore) announce(ctx context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error) {
 	seeder := "0"
 	if a.Seeder {
 		seeder = "1"
 	}
 	keys := s.keys(&a.InfoHash)
-	placed := a.Peer.Place.Known()
-	scriptWant := a.NumWant
-	if !placed {
-		scriptWant = 0
-	}
 	// The info hash, peer id, member suffix and owner share one string.
 	var buf [128]byte
 	b := append(buf[:0], a.InfoHash[:]...)
@@ -377,25 +345,17 @@ func (s *RedisStore) announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 	if g := clientGap(a.Peer.ID); g > 0 {
 		gap = min(g.Milliseconds(), s.maxGap)
 	}
-	script := s.ap.EvalSha(ctx, redisAnnounce.Hash(), keys,
+	res, err := redisAnnounce.Run(ctx, s.ap, keys,
 		packed[:20], packed[20:40], packed[40:peerEnd],
-		seeder, a.Event, scriptWant, s.now().UnixMilli(), s.fixed.ttl, s.fixed.maxGap,
+		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.fixed.ttl, s.fixed.maxGap,
 		gap, s.fixed.keep, s.fixed.maxPeers, s.fixed.maxTorrents,
 		rand.Int64N(1<<50), keys[1][:len(keys[1])-len("seeders")], s.fixed.first, s.fixed.remote,
-		a.Peer.Place.Datacenter, a.Peer.Place.Rack, s.fixed.trim, packed[peerEnd:])
-	// reads[0] samples the seeders, reads[1] the leechers.
-	var reads [2]*redis.StringSliceCmd
-	if !placed && a.NumWant > 0 && a.Event != EventStopped {
-		// One more than wanted, in case the peer itself is drawn.
-		n := a.NumWant + 1
-		if !a.Seeder {
-			reads[0] = s.ap.ZRandMember(ctx, keys[1], n)
-		}
-		reads[1] = s.ap.ZRandMember(ctx, keys[2], n)
-	}
-	res, err := script.Slice()
+		a.Peer.Place.Datacenter, a.Peer.Place.Rack, s.fixed.trim, packed[peerEnd:]).Slice()
 	if err != nil {
-		return dst, ScrapeStats{}, err
+		if refusal, ok := redisRefusals[err.Error()]; ok {
+			return dst, ScrapeStats{}, refusal
+		}
+		return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: %w", err)
 	}
 	st, err := redisStats(res)
 	if err != nil {
@@ -408,61 +368,7 @@ func (s *RedisStore) announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 		}
 		dst = append(dst, p)
 	}
-	if reads[1] == nil {
-		return dst, st, nil
-	}
-	var cands [2][]string
-	for i, r := range reads {
-		if r == nil {
-			continue
-		}
-		ms, err := r.Result()
-		if err != nil {
-			return dst, ScrapeStats{}, err
-		}
-		// Drop the peer itself; Redis returns small lists in their order.
-		ms = slices.DeleteFunc(ms, func(m string) bool { return len(m) >= 20 && m[:20] == string(a.Peer.ID[:]) })
-		rand.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
-		cands[i] = ms
-	}
-	// How many come from the seeders is drawn as from one list of every
-	// peer but the announcing one (the counts are after its announce).
-	eligible := [2]int{st.Complete, st.Incomplete}
-	if a.Seeder {
-		eligible[0]--
-	} else {
-		eligible[1]--
-	}
-	want := min(a.NumWant, len(cands[0])+len(cands[1]))
-	fromSeeders := 0
-	if !a.Seeder {
-		fromSeeders = hypergeometric(want, max(eligible[0], 0), max(eligible[0]+eligible[1], 0))
-	}
-	fromSeeders = min(max(fromSeeders, want-len(cands[1])), len(cands[0]))
-	for i, n := range [2]int{fromSeeders, want - fromSeeders} {
-		for _, m := range cands[i][:min(n, len(cands[i]))] {
-			p, ok := parseRedisMember(m)
-			if !ok {
-				return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad peer %q", m)
-			}
-			dst = append(dst, p)
-		}
-	}
 	return dst, st, nil
-}
-
-// hypergeometric returns how many of k draws without replacement from n
-// items hit the first good ones.
-func hypergeometric(k, good, n int) int {
-	hit := 0
-	for ; k > 0 && n > 0; k-- {
-		if rand.IntN(n) < good {
-			hit++
-			good--
-		}
-		n--
-	}
-	return hit
 }
 
 // redisRefusals maps the announce script's error replies to the store's
