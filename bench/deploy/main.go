@@ -214,7 +214,7 @@ func (b *bench) setup(ctx context.Context) error {
 	seeder := "root@" + b.seeder.Addr().String()
 	b.inv = filepath.Join(b.work, "murder.toml")
 	inv := fmt.Sprintf(`remote_murder_path = %q
-temp_path = "/tmp"
+temp_path = "/tmp/murder"
 tracker_port = 8998
 seed_time = %q
 peer_timeout = "10m"
@@ -322,7 +322,7 @@ func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float6
 		if b.verbose {
 			// One peer's own log, to see where its time went.
 			h := b.peers[len(b.peers)-1]
-			if log, err := os.ReadFile(h.Path("/tmp/murder-peer-" + tag + ".log")); err == nil {
+			if log, err := os.ReadFile(h.Path("/tmp/murder/murder-peer-" + tag + ".log")); err == nil {
 				fmt.Printf("log of the peer on %s:\n%s", h.Addr(), log)
 			}
 		}

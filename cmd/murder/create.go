@@ -33,8 +33,15 @@ bytes and the same info hash. Walking, packing, compressing (on all cores)
 and hashing (SHA-1 per piece and SHA-256 of the whole artifact, which the
 torrent carries as "sha256") happen in one streaming pass.
 
-An existing artifact or .torrent is not overwritten unless --force; nothing
-half-written is left behind. It prints the artifact's path, size and piece
+With --sign-key KEY (an OpenSSH private key without a passphrase) it also
+writes TEMP/TAG.tgz.torrent.sig, the SSHSIG signature of the .torrent's
+exact bytes in namespace "murder": what ssh-keygen -Y sign -n murder -f KEY
+writes, which ssh-keygen -Y verify -n murder checks and murder peer
+--allowed-signers requires (docs/trust.md).
+
+The tag is one to 128 letters, digits, '.', '-' and '_', not starting with
+'.'. An existing artifact, .torrent or signature is not overwritten unless
+--force; nothing half-written is left behind. It prints the artifact's path, size and piece
 count, and the info hash on a line starting with "info hash:".`,
 		Example: `  murder create --tag v42 --files-path ./build --tracker tracker1:8998
   murder create --tag v42 --files-path ./build --tracker 10.0.0.1:8998 \
@@ -80,6 +87,9 @@ count, and the info hash on a line starting with "info hash:".`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "artifact: %s\n", res.ArtifactPath)
 			fmt.Fprintf(out, "torrent: %s\n", res.TorrentPath)
+			if res.SignaturePath != "" {
+				fmt.Fprintf(out, "signature: %s\n", res.SignaturePath)
+			}
 			fmt.Fprintf(out, "size: %d bytes (%s)\n", res.Size, bytesize.Format(res.Size))
 			fmt.Fprintf(out, "pieces: %d of %s\n", res.NumPieces, bytesize.Format(res.PieceLength))
 			fmt.Fprintf(out, "info hash: %s\n", res.InfoHash)
@@ -90,7 +100,7 @@ count, and the info hash on a line starting with "info hash:".`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Tag, "tag", "", "name of this deploy: the artifact is TEMP/TAG.tgz and peers extract into DESTINATION/TAG; no '/', '..' or NUL (required)")
+	fl.StringVar(&opts.Tag, "tag", "", "name of this deploy: the artifact is TEMP/TAG.tgz and peers extract into DESTINATION/TAG; letters, digits, '.', '-' and '_', not starting with '.' (required)")
 	fl.StringVar(&opts.FilesPath, "files-path", "", "directory to pack (with --path-is-file: the one file to distribute) (required)")
 	fl.StringArrayVar(&opts.Trackers, "tracker", nil, "tracker as HOST:PORT (becomes http://HOST:PORT/announce) or a full http(s) announce URL; repeat for more: the first is announce, all go into announce-list (required)")
 	fl.StringVar(&opts.TempPath, "temp-path", "/tmp", "directory the artifact and the .torrent are written to; created when missing")
@@ -99,6 +109,7 @@ count, and the info hash on a line starting with "info hash:".`,
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "glob pattern (as in path.Match) of names or paths relative to --files-path to leave out, in addition to .git*; repeat for more")
 	fl.StringVar(&pieceSize, "piece-size", "", "piece length, a power of two from 16KiB to 256MiB (e.g. 1MiB, 512KiB; 1MB is 10^6 bytes, so not one); default: chosen from the artifact size")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite an existing artifact and .torrent of the same name")
+	fl.StringVar(&opts.SignKey, "sign-key", "", "OpenSSH private key (no passphrase) that signs the .torrent into TEMP/TAG.tgz.torrent.sig, namespace murder (as ssh-keygen -Y sign -n murder)")
 	fl.BoolVar(&opts.AllowExternalSymlinks, "allow-external-symlinks", false, "keep symlinks that point outside --files-path (absolute, or through ..), which are refused otherwise; the torrent then tells peers to keep them")
 	return cmd
 }

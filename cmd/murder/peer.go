@@ -23,6 +23,7 @@ func newPeerCmd() *cobra.Command {
 		detach           bool
 		statusFD         int
 		logLevel         string
+		conns            connFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "peer --torrent FILE --destination-path DIR",
@@ -58,6 +59,21 @@ files placed as they are in their .TAG.murder-partial-INFOHASH directory
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 (104,857,600, as curl and aria2 read it); 0 means no limit.
 
+With --allow-from CIDR (repeatable) only peers in those ranges may connect,
+and only they are dialed; a connection from elsewhere is closed before a
+byte is sent. One address holds at most --max-conns-per-ip connections, and
+a peer that sends bad data is refused by address from then on
+(docs/connections.md).
+
+With --allowed-signers FILE (an OpenSSH allowed_signers file) the torrent
+must be signed: its signature (--signature, by default the torrent's path
+with .sig added, as murder create --sign-key and ssh-keygen -Y sign -n
+murder write it) must be well formed, made for namespace "murder", by a key
+the file allows, over exactly these bytes. Otherwise peer refuses before
+contacting the tracker or touching the destination, and says which check
+failed (docs/trust.md). The torrent's name must give a valid tag (letters,
+digits, '.', '-' and '_').
+
 With --metrics-listen HOST:PORT it serves Prometheus metrics at
 http://HOST:PORT/metrics until it exits: bytes downloaded and uploaded,
 verified bytes, rates, peers and state (names in docs/metrics.md). With
@@ -71,8 +87,15 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 			if cfg.DownloadRate, err = parseRateFlag("--max-download-rate", download); err != nil {
 				return err
 			}
+			cfg.AllowFrom = conns.allowFrom
+			if cfg.MaxConnsPerIP, err = conns.maxConnsPerIP(); err != nil {
+				return err
+			}
 			if err := checkPlaceFlags(cfg.Datacenter, cfg.Rack); err != nil {
 				return err
+			}
+			if cfg.Signature != "" && cfg.AllowedSigners == "" {
+				return usageError(errors.New("--signature needs --allowed-signers, which says whose signatures count"))
 			}
 			mode, err := agent.ParseProgressMode(progress)
 			if err != nil {
@@ -141,7 +164,10 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.StringVar(&progress, "progress", string(agent.ProgressAuto), "progress display: auto (bar on a terminal), bar, json (one JSON object per line on stdout) or none")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "fail if the files are not in place after this long, e.g. 10m (0: no limit); also ends seeding")
 	f.BoolVar(&detach, "detach", false, "return as soon as the files are in place and seed on in a background process (log in --temp-path)")
+	conns.add(f)
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics until the peer exits, e.g. 127.0.0.1:9100 (default: off)")
+	f.StringVar(&cfg.AllowedSigners, "allowed-signers", "", "OpenSSH allowed_signers file: refuse the torrent unless it carries a good signature (namespace murder) by a key listed there")
+	f.StringVar(&cfg.Signature, "signature", "", "the torrent's signature file, with --allowed-signers (default: the torrent's path with .sig added)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
 	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")
 	_ = f.MarkHidden("status-fd")

@@ -111,7 +111,7 @@ func TestDeployDryRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"distribute-files: /opt/murder/murder to 192.0.2.1, 192.0.2.3\n",
-		"peer on 192.0.2.3: '/opt/murder/murder' 'peer' '--torrent' '/tmp/v42.tgz.torrent' '--destination-path' '/srv/app'",
+		"peer on 192.0.2.3: '/opt/murder/murder' 'peer' '--torrent' '/tmp/murder/v42.tgz.torrent' '--destination-path' '/srv/app'",
 		"activate once 1 of 1 peers have v42, in waves of 1: '/opt/murder/murder' 'activate'",
 		`"dry_run":true}`,
 	} {
@@ -121,5 +121,36 @@ func TestDeployDryRun(t *testing.T) {
 	}
 	if strings.Contains(out, "peer on 192.0.2.2") {
 		t.Errorf("dry run includes a peer --limit leaves out:\n%s", out)
+	}
+}
+
+// TestDeployDryRunSigned checks that a dry run of a signed deploy shows
+// the signing and the check.
+func TestDeployDryRunSigned(t *testing.T) {
+	dir := t.TempDir()
+	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(dir, "murder.toml")
+	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" +
+		"[trust]\nsign_key = \"/etc/murder/release_key\"\nallowed_signers = \"" + filepath.Join(dir, "allowed_signers") + "\"\n" +
+		"[roles]\npeers = [\"192.0.2.1\", \"192.0.2.2\"]\n"
+	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(t, "deploy", "-c", inv, "--tag", "v42", "--files-path", "/srv/build", "--destination-path", "/srv/app", "--dry-run")
+	if err != nil {
+		t.Fatalf("deploy --dry-run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"distribute-files: /opt/murder/murder and /opt/murder/allowed_signers to 192.0.2.1, 192.0.2.2\n",
+		"--temp-path '/tmp/murder' --sign-key '/etc/murder/release_key'\n",
+		"'--allowed-signers' '/opt/murder/allowed_signers'",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
 	}
 }

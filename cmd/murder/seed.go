@@ -11,6 +11,7 @@ import (
 func newSeedCmd() *cobra.Command {
 	var cfg agent.SeedConfig
 	var upload, logLevel string
+	var conns connFlags
 	cmd := &cobra.Command{
 		Use:   "seed --torrent FILE [--data PATH]",
 		Short: "Serve a complete artifact to peers",
@@ -22,6 +23,12 @@ It fails when no tracker has answered within --timeout.
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 (104,857,600, as curl and aria2 read it); 0 means no limit.
 
+With --allow-from CIDR (repeatable) only peers in those ranges may connect,
+and only they are dialed; a connection from elsewhere is closed before a
+byte is sent. One address holds at most --max-conns-per-ip connections, and
+a peer that sends bad data is refused by address from then on
+(docs/connections.md).
+
 With --metrics-listen HOST:PORT it serves Prometheus metrics at
 http://HOST:PORT/metrics while it runs: bytes uploaded, peers, rates and
 state (names in docs/metrics.md).`,
@@ -29,6 +36,10 @@ state (names in docs/metrics.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if cfg.UploadRate, err = parseRateFlag("--max-upload-rate", upload); err != nil {
+				return err
+			}
+			cfg.AllowFrom = conns.allowFrom
+			if cfg.MaxConnsPerIP, err = conns.maxConnsPerIP(); err != nil {
 				return err
 			}
 			if err := checkPlaceFlags(cfg.Datacenter, cfg.Rack); err != nil {
@@ -55,6 +66,7 @@ state (names in docs/metrics.md).`,
 	f.DurationVar(&cfg.SeedTime, "seed-time", 0, "stop seeding after this long, e.g. 10m (default: until stopped)")
 	f.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "fail (exit 1) when no tracker has answered an announce within this long; 0 waits forever")
 	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
+	conns.add(f)
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics while seeding, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
 	_ = cmd.MarkFlagRequired("torrent")

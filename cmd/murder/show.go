@@ -4,11 +4,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
@@ -34,10 +39,21 @@ type showOutput struct {
 	CreationDate int64         `json:"creation_date,omitempty"`
 	Comment      string        `json:"comment,omitempty"`
 	Files        []showFile    `json:"files"`
+	Signature    *showSig      `json:"signature,omitempty"`
+}
+
+// showSig is the signature beside a torrent, in `murder show --json`.
+type showSig struct {
+	Path        string `json:"path"`
+	Principals  string `json:"principals,omitempty"`
+	KeyType     string `json:"key_type,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 func newShowCmd() *cobra.Command {
 	var asJSON bool
+	var allowed, sigPath string
 	cmd := &cobra.Command{
 		Use:   "show FILE",
 		Short: "Print what a .torrent file holds",
@@ -52,7 +68,18 @@ other clients show.
 With --json it prints one JSON object with the fields name, info_hash,
 length, piece_length, pieces, private, sha256, trackers (a list of tiers),
 created_by, creation_date (Unix seconds), comment and files (path, length,
-pad); empty optional fields are left out.`,
+pad); empty optional fields are left out.
+
+When the torrent has a signature beside it (FILE.sig, or --signature), show
+checks it and prints who signed: the principals of the allowed_signers line
+that allows the key with --allowed-signers, else the key's fingerprint
+(--json: signature with path, principals, key_type, fingerprint, error). A
+signature that fails the check is printed with the reason and show exits
+with status 1.
+
+Names, paths, comments and trackers that hold control characters or
+invalid UTF-8 are printed quoted, with escapes (as Go's strconv.Quote), so
+that a torrent cannot drive the terminal.`,
 		Example: `  murder show /tmp/v42.tgz.torrent
   murder show --json /tmp/v42.tgz.torrent | jq -r .info_hash`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -62,9 +89,13 @@ pad); empty optional fields are left out.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := metainfo.Load(args[0])
+			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("show: %w", err)
+			}
+			m, err := metainfo.Parse(data)
+			if err != nil {
+				return fmt.Errorf("show: %s: %w", args[0], err)
 			}
 			o := showOutput{
 				Name:         m.Info.Name,
@@ -88,13 +119,31 @@ pad); empty optional fields are left out.`,
 			for _, f := range m.Info.FileList() {
 				o.Files = append(o.Files, showFile{Path: strings.Join(f.Path, "/"), Length: f.Length, Pad: f.IsPad()})
 			}
+			var sigErr error
+			sp := sigPath
+			if sp == "" {
+				sp = bundle.SignaturePath(args[0])
+			}
+			if _, err := os.Stat(sp); err == nil || sigPath != "" || allowed != "" {
+				o.Signature = &showSig{Path: sp}
+				signer, err := bundle.CheckSignature(data, sp, allowed)
+				if err != nil {
+					sigErr = fmt.Errorf("show: %w", err)
+					o.Signature.Error = err.Error()
+				} else {
+					o.Signature.Principals, o.Signature.KeyType, o.Signature.Fingerprint = signer.Principals, signer.KeyType, signer.Fingerprint
+				}
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(o)
+				if err := enc.Encode(o); err != nil {
+					return err
+				}
+				return sigErr
 			}
-			fmt.Fprintf(out, "name: %s\n", o.Name)
+			fmt.Fprintf(out, "name: %s\n", printable(o.Name))
 			fmt.Fprintf(out, "info hash: %s\n", o.InfoHash)
 			fmt.Fprintf(out, "length: %d (%s)\n", o.Length, bytesize.Format(o.Length))
 			fmt.Fprintf(out, "piece length: %d (%s)\n", o.PieceLength, bytesize.Format(o.PieceLength))
@@ -106,16 +155,16 @@ pad); empty optional fields are left out.`,
 				fmt.Fprintln(out, "private: yes")
 			}
 			for i, tier := range o.Trackers {
-				fmt.Fprintf(out, "tracker tier %d: %s\n", i+1, strings.Join(tier, " "))
+				fmt.Fprintf(out, "tracker tier %d: %s\n", i+1, printable(strings.Join(tier, " ")))
 			}
 			if o.CreatedBy != "" {
-				fmt.Fprintf(out, "created by: %s\n", o.CreatedBy)
+				fmt.Fprintf(out, "created by: %s\n", printable(o.CreatedBy))
 			}
 			if o.CreationDate != 0 {
 				fmt.Fprintf(out, "creation date: %s\n", time.Unix(o.CreationDate, 0).UTC().Format(time.RFC3339))
 			}
 			if o.Comment != "" {
-				fmt.Fprintf(out, "comment: %s\n", o.Comment)
+				fmt.Fprintf(out, "comment: %s\n", printable(o.Comment))
 			}
 			if m.Info.MultiFile() {
 				fmt.Fprintf(out, "files: %d\n", len(o.Files))
@@ -124,12 +173,36 @@ pad); empty optional fields are left out.`,
 					if f.Pad {
 						pad = " (pad)"
 					}
-					fmt.Fprintf(out, "  %12d  %s%s\n", f.Length, f.Path, pad)
+					fmt.Fprintf(out, "  %12d  %s%s\n", f.Length, printable(f.Path), pad)
 				}
 			}
-			return nil
+			if sg := o.Signature; sg != nil {
+				switch {
+				case sg.Error != "":
+					fmt.Fprintf(out, "signature: BAD: %s\n", printable(sg.Error))
+				case sg.Principals != "":
+					fmt.Fprintf(out, "signed by: %s (%s %s)\n", printable(sg.Principals), sg.KeyType, sg.Fingerprint)
+				default:
+					fmt.Fprintf(out, "signed by: %s %s (not checked against allowed signers: pass --allowed-signers)\n", sg.KeyType, sg.Fingerprint)
+				}
+			}
+			return sigErr
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of text (fields listed above)")
+	cmd.Flags().StringVar(&allowed, "allowed-signers", "", "OpenSSH allowed_signers file: check the signature against it and print the signer's principals")
+	cmd.Flags().StringVar(&sigPath, "signature", "", "the torrent's signature file (default: FILE.sig, when it exists)")
 	return cmd
+}
+
+// printable returns s as it is when every character of it is printable,
+// else quoted with escapes (strconv.Quote), so that names from a torrent
+// never reach the terminal as control sequences.
+func printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/progress"
+	"github.com/murder-deploy/murder/internal/storage"
 )
 
 // StatusFD is the file descriptor on which a detached child finds the pipe
@@ -54,7 +55,7 @@ func Detach(ctx context.Context, cfg DetachConfig) (pid int, err error) {
 	if rep == nil {
 		rep = nopReporter{}
 	}
-	logf, err := os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, _, err := storage.OpenOwned(cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("agent: detach: open log: %w", err)
 	}

@@ -95,6 +95,7 @@ type swarmCollector struct {
 
 	downloaded, uploaded, verified, size *prometheus.Desc
 	downRate, upRate, peers, banned      *prometheus.Desc
+	unrequested, refused                 *prometheus.Desc
 	state, received                      *prometheus.Desc
 }
 
@@ -104,16 +105,18 @@ func newSwarmCollector(tag, infoHash string, snap snapshotFunc) *swarmCollector 
 		return prometheus.NewDesc("murder_swarm_"+name, help, varLabels, labels)
 	}
 	return &swarmCollector{
-		snap:       snap,
-		downloaded: desc("downloaded_bytes_total", "Payload bytes received from peers in this run, duplicates and bad pieces included."),
-		uploaded:   desc("uploaded_bytes_total", "Payload bytes sent to peers in this run."),
-		verified:   desc("verified_bytes", "Bytes of the torrent verified on disk."),
-		size:       desc("size_bytes", "Bytes of the torrent in all."),
-		downRate:   desc("download_rate_bytes_per_second", "Payload download rate, smoothed over a few seconds."),
-		upRate:     desc("upload_rate_bytes_per_second", "Payload upload rate, smoothed over a few seconds."),
-		peers:      desc("peers", "Peers connected now."),
-		banned:     desc("banned_peers_total", "Peers dropped for sending data that failed verification."),
-		state:      desc("state", "1 for the run's current state, 0 for the others.", "state"),
+		snap:        snap,
+		downloaded:  desc("downloaded_bytes_total", "Payload bytes received from peers in this run, duplicates and bad pieces included."),
+		uploaded:    desc("uploaded_bytes_total", "Payload bytes sent to peers in this run."),
+		verified:    desc("verified_bytes", "Bytes of the torrent verified on disk."),
+		size:        desc("size_bytes", "Bytes of the torrent in all."),
+		downRate:    desc("download_rate_bytes_per_second", "Payload download rate, smoothed over a few seconds."),
+		upRate:      desc("upload_rate_bytes_per_second", "Payload upload rate, smoothed over a few seconds."),
+		peers:       desc("peers", "Peers connected now."),
+		banned:      desc("banned_peers_total", "Peer addresses dropped and refused for sending data that failed verification."),
+		unrequested: desc("unrequested_blocks_total", "Blocks received that were not, or no longer, requested from their sender, and were dropped."),
+		refused:     desc("refused_connections_total", "Peer connections closed at accept: from outside --allow-from, from a banned address, or over a limit."),
+		state:       desc("state", "1 for the run's current state, 0 for the others.", "state"),
 		received: desc("received_bytes_total", "Payload bytes received in this run by where their peer is: from=rack (same rack), "+
 			"datacenter (same datacenter, another rack or none), remote (another datacenter, or a peer the tracker gave no place), "+
 			"unplaced (this host's own place is unknown, or the peer's: no tracker reply listed it).", "from"),
@@ -122,7 +125,7 @@ func newSwarmCollector(tag, infoHash string, snap snapshotFunc) *swarmCollector 
 
 // Describe implements prometheus.Collector.
 func (c *swarmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.downloaded, c.uploaded, c.verified, c.size, c.downRate, c.upRate, c.peers, c.banned, c.state, c.received} {
+	for _, d := range []*prometheus.Desc{c.downloaded, c.uploaded, c.verified, c.size, c.downRate, c.upRate, c.peers, c.banned, c.unrequested, c.refused, c.state, c.received} {
 		ch <- d
 	}
 }
@@ -148,6 +151,8 @@ func (c *swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- constMetric(c.upRate, prometheus.GaugeValue, st.UpRate)
 	ch <- constMetric(c.peers, prometheus.GaugeValue, float64(st.Peers))
 	ch <- constMetric(c.banned, prometheus.CounterValue, float64(st.Banned))
+	ch <- constMetric(c.unrequested, prometheus.CounterValue, float64(st.Unrequested))
+	ch <- constMetric(c.refused, prometheus.CounterValue, float64(st.Refused))
 	r := st.Received
 	for _, v := range []struct {
 		from string

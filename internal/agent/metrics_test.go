@@ -21,7 +21,7 @@ import (
 
 func TestMetricsCollector(t *testing.T) {
 	stats := swarm.Stats{BytesDone: 300, BytesTotal: 1000, Downloaded: 310, Uploaded: 120,
-		DownRate: 55.5, UpRate: 7, Peers: 3, Banned: 1,
+		DownRate: 55.5, UpRate: 7, Peers: 3, Banned: 1, Unrequested: 4, Refused: 9,
 		Received: swarm.Received{SameRack: 100, SameDatacenter: 200, Remote: 10}}
 	tests := []struct {
 		name  string
@@ -65,6 +65,8 @@ func TestMetricsCollector(t *testing.T) {
 				{"murder_swarm_upload_rate_bytes_per_second", "gauge", 7},
 				{"murder_swarm_peers", "gauge", 3},
 				{"murder_swarm_banned_peers_total", "counter", 1},
+				{"murder_swarm_unrequested_blocks_total", "counter", 4},
+				{"murder_swarm_refused_connections_total", "counter", 9},
 			}
 			for _, v := range values {
 				got, found := fams.Value(v.name, "tag", "v1", "info_hash", "abc123")

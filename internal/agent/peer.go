@@ -13,6 +13,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/storage"
@@ -69,6 +70,12 @@ type PeerConfig struct {
 	// UploadRate and DownloadRate cap the transfer in bytes per second;
 	// zero means no limit.
 	UploadRate, DownloadRate int64
+	// AllowFrom, when not empty, lists the only addresses peers may
+	// connect from or be dialed at (see swarm.Config).
+	AllowFrom cidr.List
+	// MaxConnsPerIP limits the connections with one remote address; zero
+	// means swarm.DefaultMaxConnsPerIP, negative no limit.
+	MaxConnsPerIP int
 	// Timeout bounds the whole run; zero means none. When it passes before
 	// the files are in place the run fails with ErrTimeout; during the
 	// seeding afterwards it only ends the seeding.
@@ -83,6 +90,14 @@ type PeerConfig struct {
 	MetricsAddr string
 	// Logger receives human-readable messages; nil discards them.
 	Logger *slog.Logger
+	// AllowedSigners, when set, is an OpenSSH allowed_signers file: the
+	// torrent must then carry a signature (SSHSIG, namespace "murder") by
+	// a key it allows, checked before anything is downloaded or created
+	// (see bundle.CheckSignature).
+	AllowedSigners string
+	// Signature is the path of the torrent's signature; empty means the
+	// torrent's path with ".sig" added.
+	Signature string
 }
 
 // Peer downloads the torrent's artifact (reusing pieces already verified
@@ -162,13 +177,34 @@ func (p *peerRun) run(ctx context.Context) error {
 	if cfg.Destination == "" {
 		return errors.New("agent: no destination path given")
 	}
-	mi, err := metainfo.Load(cfg.Torrent)
+	// The bytes checked are the bytes parsed: the file is read once.
+	data, err := os.ReadFile(cfg.Torrent)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
+	}
+	if cfg.AllowedSigners != "" {
+		sigPath := cfg.Signature
+		if sigPath == "" {
+			sigPath = bundle.SignaturePath(cfg.Torrent)
+		}
+		signer, err := bundle.CheckSignature(data, sigPath, cfg.AllowedSigners)
+		if err != nil {
+			return fmt.Errorf("agent: refusing %s: %w", cfg.Torrent, err)
+		}
+		p.log.Info("signature good", "signer", signer.Principals, "key", signer.Fingerprint)
+	}
+	mi, err := metainfo.Parse(data)
+	if err != nil {
+		return fmt.Errorf("agent: %s: %w", cfg.Torrent, err)
 	}
 	p.mi = mi
 	p.total = mi.Info.TotalLength()
 	p.art = ResolveArtifact(&mi.Info, cfg.Destination, cfg.NoTagDirectory, cfg.PathIsFile)
+	// The tag names the destination and appears in logs and reports:
+	// murder's one tag rule applies to torrents from anywhere.
+	if err := bundle.ValidateTag(p.art.Tag); err != nil {
+		return fmt.Errorf("agent: the torrent's name %q does not give a valid tag: %w", mi.Info.Name, err)
+	}
 	// Refuse before any download; placing the tree checks again.
 	if err := bundle.CheckDestination(p.art.Destination, cfg.UnsafePleaseDelete); err != nil {
 		return err
@@ -201,7 +237,7 @@ func (p *peerRun) run(ctx context.Context) error {
 			return err
 		}
 		defer p.stage.Abort()
-		if st, err = storage.Open(&mi.Info, temp); err != nil {
+		if st, err = storage.OpenTemp(&mi.Info, temp); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
 		download = filepath.Join(temp, mi.Info.Name)
@@ -260,14 +296,16 @@ func (p *peerRun) run(ctx context.Context) error {
 	}
 
 	sw, err := swarm.New(swarm.Config{
-		ListenAddr:   cfg.ListenAddr,
-		AnnounceIP:   cfg.AnnounceIP,
-		Datacenter:   cfg.Datacenter,
-		Rack:         cfg.Rack,
-		UploadRate:   cfg.UploadRate,
-		DownloadRate: cfg.DownloadRate,
-		Logger:       p.log,
-		Verified:     verified,
+		ListenAddr:    cfg.ListenAddr,
+		AnnounceIP:    cfg.AnnounceIP,
+		Datacenter:    cfg.Datacenter,
+		Rack:          cfg.Rack,
+		UploadRate:    cfg.UploadRate,
+		DownloadRate:  cfg.DownloadRate,
+		Logger:        p.log,
+		Verified:      verified,
+		AllowFrom:     cfg.AllowFrom,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
 	}, mi, st, have)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -407,7 +445,9 @@ func (p *peerRun) place(ctx context.Context) error {
 // peers never write the same download at once.
 func lockDownload(temp, name string) (unlock func(), err error) {
 	path := filepath.Join(temp, "."+name+".murder-lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	// Read-only is enough for flock, and the temp path may be shared:
+	// the lock is never written, and never a link to something else.
+	f, _, err := storage.OpenOwned(path, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("agent: lock: %w", err)
 	}

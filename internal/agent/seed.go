@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/progress"
 	"github.com/murder-deploy/murder/internal/storage"
@@ -44,6 +45,12 @@ type SeedConfig struct {
 	// tracker, whose topology gives them when empty. Peers of the same
 	// datacenter are preferred (see swarm.Config).
 	Datacenter, Rack string
+	// AllowFrom, when not empty, lists the only addresses peers may
+	// connect from or be dialed at (see swarm.Config).
+	AllowFrom cidr.List
+	// MaxConnsPerIP limits the connections with one remote address; zero
+	// means swarm.DefaultMaxConnsPerIP, negative no limit.
+	MaxConnsPerIP int
 	// SeedTime stops seeding after this long; zero seeds until ctx ends.
 	SeedTime time.Duration
 	// Timeout fails the run (ErrNoTracker) when no tracker has answered
@@ -116,12 +123,14 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 	log.Info("verified", "data", data, "pieces", have.Len(), "seconds", time.Since(start).Seconds())
 
 	sw, err := swarm.New(swarm.Config{
-		ListenAddr: cfg.ListenAddr,
-		AnnounceIP: cfg.AnnounceIP,
-		Datacenter: cfg.Datacenter,
-		Rack:       cfg.Rack,
-		UploadRate: cfg.UploadRate,
-		Logger:     log,
+		ListenAddr:    cfg.ListenAddr,
+		AnnounceIP:    cfg.AnnounceIP,
+		Datacenter:    cfg.Datacenter,
+		Rack:          cfg.Rack,
+		UploadRate:    cfg.UploadRate,
+		Logger:        log,
+		AllowFrom:     cfg.AllowFrom,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
 	}, mi, st, have)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/murder-deploy/murder/internal/metainfo"
 )
@@ -55,16 +56,23 @@ type CreateOptions struct {
 	// AllowExternalSymlinks packs symlinks that point outside FilesPath
 	// (refused otherwise) and marks the torrent so that peers keep them.
 	AllowExternalSymlinks bool
+	// SignKey, when set, is the path of an OpenSSH private key (without a
+	// passphrase) that signs the .torrent: TEMP/NAME.torrent.sig is the
+	// SSHSIG signature of its exact bytes in namespace "murder", as
+	// `ssh-keygen -Y sign -n murder` writes it.
+	SignKey string
 }
 
 // CreateResult describes what Create wrote.
 type CreateResult struct {
 	ArtifactPath string // TEMP/TAG.tgz
 	TorrentPath  string // ArtifactPath + ".torrent"
-	Size         int64  // artifact size in bytes
-	PieceLength  int64
-	NumPieces    int
-	Entries      int // files, directories and symlinks archived
+	// SignaturePath is TorrentPath + ".sig" when SignKey was given, else "".
+	SignaturePath string
+	Size          int64 // artifact size in bytes
+	PieceLength   int64
+	NumPieces     int
+	Entries       int // files, directories and symlinks archived
 	// ExternalSymlinks counts the symlinks pointing outside the tree
 	// (kept with AllowExternalSymlinks).
 	ExternalSymlinks int
@@ -126,6 +134,14 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The key is read before any work, so that a key murder cannot use
+	// fails at once rather than after packing.
+	var signer ssh.Signer
+	if opts.SignKey != "" {
+		if signer, err = LoadSignKey(opts.SignKey); err != nil {
+			return nil, err
+		}
+	}
 
 	temp := opts.TempPath
 	if temp == "" {
@@ -140,6 +156,11 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	}
 	res := &CreateResult{ArtifactPath: filepath.Join(temp, name)}
 	res.TorrentPath = res.ArtifactPath + ".torrent"
+	outputs := []string{res.ArtifactPath, res.TorrentPath}
+	if signer != nil {
+		res.SignaturePath = SignaturePath(res.TorrentPath)
+		outputs = append(outputs, res.SignaturePath)
+	}
 
 	inPlace := false // --path-is-file naming a file already in the temp path
 	if opts.PathIsFile {
@@ -148,7 +169,7 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 		}
 	}
 	if !opts.Force {
-		for _, p := range []string{res.ArtifactPath, res.TorrentPath} {
+		for _, p := range outputs {
 			if p == res.ArtifactPath && inPlace {
 				continue
 			}
@@ -254,6 +275,24 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	}
 	if err := metainfo.WriteFile(res.TorrentPath, mi, opts.Force); err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	// A signature left from an earlier torrent of the same name is not
+	// this one's: it goes, and the new one (if any) takes its place.
+	sigPath := SignaturePath(res.TorrentPath)
+	if signer == nil {
+		if err := os.Remove(sigPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("bundle: remove the old signature: %w", err)
+		}
+		return res, nil
+	}
+	data, err := mi.Bytes()
+	if err == nil {
+		err = SignTorrent(signer, data, sigPath, opts.Force)
+	}
+	if err != nil {
+		// A torrent without the signature asked for is not left behind.
+		os.Remove(res.TorrentPath)
+		return nil, err
 	}
 	return res, nil
 }

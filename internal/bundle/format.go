@@ -3,6 +3,7 @@ package bundle
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -73,22 +74,40 @@ func ParseArtifactName(name string) (f Format, tag string, ok bool) {
 // ErrBadTag is returned (wrapped) for a tag that cannot name an artifact.
 var ErrBadTag = errors.New("bundle: bad tag")
 
-// ValidateTag checks that tag can name an artifact and a destination
-// directory: not empty, no "/", no "..", no NUL, no backslash.
+// MaxTagLength is the longest tag: room is left in a file name (at most
+// 255 bytes) for what murder adds around it, such as
+// ".TAG.murder-partial-" and a 40-character info hash.
+const MaxTagLength = 128
+
+// ValidateTag is murder's one tag rule, which create, peer and the fleet
+// tasks all apply: one to MaxTagLength letters, digits, '.', '-' and '_',
+// not starting with '.' and without "..". A tag names files and
+// directories and appears in remote shell commands and logs, so nothing
+// else is let in.
 func ValidateTag(tag string) error {
+	const hint = "use letters, digits, '.', '-' and '_'"
 	switch {
 	case tag == "":
 		return fmt.Errorf("%w: the tag is empty", ErrBadTag)
-	case strings.Contains(tag, "/"):
-		return fmt.Errorf("%w %q: it contains '/'", ErrBadTag, tag)
+	case len(tag) > MaxTagLength:
+		return fmt.Errorf("%w %.40q...: %d bytes, longer than %d", ErrBadTag, tag, len(tag), MaxTagLength)
+	case tag[0] == '.':
+		return fmt.Errorf("%w %q: it starts with '.' (%s)", ErrBadTag, tag, hint)
 	case strings.Contains(tag, ".."):
-		return fmt.Errorf("%w %q: it contains '..'", ErrBadTag, tag)
-	case strings.ContainsRune(tag, 0):
-		return fmt.Errorf("%w %q: it contains a NUL byte", ErrBadTag, tag)
-	case strings.Contains(tag, "\\"):
-		return fmt.Errorf("%w %q: it contains '\\'", ErrBadTag, tag)
-	case tag == ".":
-		return fmt.Errorf("%w %q", ErrBadTag, tag)
+		return fmt.Errorf("%w %q: it contains '..' (%s)", ErrBadTag, tag, hint)
+	}
+	for _, c := range []byte(tag) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' {
+			continue
+		}
+		what := strconv.QuoteRune(rune(c))
+		switch {
+		case c == 0:
+			what = "a NUL byte"
+		case c >= 0x80:
+			what = fmt.Sprintf("byte %#x", c)
+		}
+		return fmt.Errorf("%w %q: it contains %s (%s)", ErrBadTag, tag, what, hint)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -70,6 +71,17 @@ func TestValidateTag(t *testing.T) {
 		{".", false},
 		{"a\x00b", false},
 		{`a\b`, false},
+		{"v42\n", false},
+		{"v$(id)", false},
+		{"a b", false},
+		{"a;b", false},
+		{"a*", false},
+		{".hidden", false},
+		{"v-1.2_3", true},
+		{"é", false},
+		{"\x1b[31m", false},
+		{strings.Repeat("a", MaxTagLength), true},
+		{strings.Repeat("a", MaxTagLength+1), false},
 	} {
 		err := ValidateTag(tc.tag)
 		if (err == nil) != tc.ok {

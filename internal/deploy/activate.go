@@ -243,11 +243,13 @@ func (f *Fleet) activateOne(ctx context.Context, c *fleet.Conn, tag string, args
 // could not).
 func (f *Fleet) keepHookOutput(tag, host string, out []byte) string {
 	dir := filepath.Join(f.cfg.LocalTempPath, "murder-"+tag+"-hooks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return ""
 	}
+	// The local temp path may be shared: the log is written through a
+	// temporary file and a rename, never through a link planted there.
 	p := filepath.Join(dir, strings.ReplaceAll(host, "/", "_")+".log")
-	if err := os.WriteFile(p, out, 0o644); err != nil {
+	if err := writeFileAtomic(p, out); err != nil {
 		return ""
 	}
 	return p

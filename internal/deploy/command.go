@@ -18,6 +18,8 @@ type seedCommand struct {
 	MetricsListen string // "" = no metrics endpoint
 	Datacenter    string // "" = left to the tracker
 	Rack          string
+	AllowFrom     []string // --allow-from, each
+	MaxConnsPerIP string   // "" = the default
 }
 
 // args returns the command line without the binary.
@@ -32,7 +34,20 @@ func (s seedCommand) args() []string {
 	if s.MetricsListen != "" {
 		a = append(a, "--metrics-listen", s.MetricsListen)
 	}
+	a = appendConns(a, s.AllowFrom, s.MaxConnsPerIP)
 	return appendPlace(a, s.Datacenter, s.Rack)
+}
+
+// appendConns appends --allow-from for each entry and --max-conns-per-ip
+// when set.
+func appendConns(a, allowFrom []string, perIP string) []string {
+	for _, c := range allowFrom {
+		a = append(a, "--allow-from", c)
+	}
+	if perIP != "" {
+		a = append(a, "--max-conns-per-ip", perIP)
+	}
+	return a
 }
 
 // appendPlace appends --datacenter and --rack when they are known.
@@ -65,6 +80,11 @@ type peerCommand struct {
 	MetricsListen                  string // "" = no metrics endpoint
 
 	Datacenter, Rack string // "" = left to the tracker
+
+	AllowFrom     []string // --allow-from, each
+	MaxConnsPerIP string   // "" = the default
+
+	AllowedSigners string // "" = no signature check
 }
 
 // args returns the command line without the binary.
@@ -95,6 +115,10 @@ func (p peerCommand) args() []string {
 	}
 	if p.MetricsListen != "" {
 		a = append(a, "--metrics-listen", p.MetricsListen)
+	}
+	a = appendConns(a, p.AllowFrom, p.MaxConnsPerIP)
+	if p.AllowedSigners != "" {
+		a = append(a, "--allowed-signers", p.AllowedSigners)
 	}
 	return appendPlace(a, p.Datacenter, p.Rack)
 }

@@ -36,6 +36,12 @@ func TestCommandArgs(t *testing.T) {
 			[]string{"seed", "--torrent", "t", "--ip", "10.0.0.1", "--datacenter", "east", "--rack", "r1"}},
 		{"peer in a datacenter", peerCommand{Torrent: "t", Destination: "/srv", IP: "10.0.0.2", SeedTime: time.Second, Timeout: time.Minute, Datacenter: "west"}.args(),
 			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--ip", "10.0.0.2", "--seed-time", "1s", "--timeout", "1m0s", "--progress", "json", "--datacenter", "west"}},
+		{"seed with allow_from", seedCommand{Torrent: "t", IP: "10.0.0.1", AllowFrom: []string{"10.0.0.0/8", "192.0.2.7/32"}}.args(),
+			[]string{"seed", "--torrent", "t", "--ip", "10.0.0.1", "--allow-from", "10.0.0.0/8", "--allow-from", "192.0.2.7/32"}},
+		{"peer on loopback with no per-address limit", peerCommand{Torrent: "t", Destination: "/srv", IP: "127.0.0.1", SeedTime: time.Second, Timeout: time.Minute,
+			AllowFrom: []string{"127.0.0.1/32"}, MaxConnsPerIP: "0"}.args(),
+			[]string{"peer", "--torrent", "t", "--destination-path", "/srv", "--ip", "127.0.0.1", "--seed-time", "1s", "--timeout", "1m0s", "--progress", "json",
+				"--allow-from", "127.0.0.1/32", "--max-conns-per-ip", "0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

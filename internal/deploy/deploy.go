@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/fleet"
 )
 
@@ -111,7 +112,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	// waits there for the .torrent: the peers start the moment it exists
 	// and the tracker answers (a peer that cannot announce tries again
 	// only 2 s later).
-	gate := newFuture[[]byte]()
+	gate := newFuture[payload]()
 	pctx, stopPeers := context.WithCancel(ctx)
 	defer stopPeers()
 	var rep *PeerReport
@@ -171,7 +172,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	}
 	if trackerErr != nil || createErr != nil {
 		// The peers never started: their sessions end without a word.
-		gate.set(nil, errors.New("deploy: stopped before the peers started"))
+		gate.set(payload{}, errors.New("deploy: stopped before the peers started"))
 		stopPeers()
 		<-peered
 		<-distributed
@@ -191,10 +192,9 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	// The seeder starts with the peers: the seeder connects to every peer
 	// the tracker lists when it announces. If the seeder fails, so do the
 	// peers.
-	torrent, err := os.ReadFile(f.localTorrent(opt.Tag))
+	torrent, err := f.loadRelease(opt.Tag)
 	if err != nil {
-		err = fmt.Errorf("deploy: %w", err)
-		gate.set(nil, err)
+		gate.set(payload{}, err)
 		stopPeers()
 		<-peered
 		<-distributed
@@ -337,16 +337,14 @@ func firstNonHost(err error) error {
 	return nil
 }
 
-// ValidTag checks a tag the way murder create does: not empty, no '/', no
-// "..", no NUL, and nothing a shell would treat specially.
+// ValidTag checks a tag with murder's one tag rule (bundle.ValidateTag),
+// the rule murder create applies on the seeder.
 func ValidTag(tag string) error {
-	switch {
-	case tag == "":
+	if tag == "" {
 		return errors.New("deploy: --tag is required")
-	case strings.ContainsAny(tag, "/\x00") || strings.Contains(tag, ".."):
-		return fmt.Errorf("deploy: bad tag %q: no '/', '..' or NUL", tag)
-	case strings.ContainsAny(tag, " \t\n'\"\\$`;&|<>*?[]{}()!#~"):
-		return fmt.Errorf("deploy: bad tag %q: use letters, digits, '.', '-' and '_'", tag)
+	}
+	if err := bundle.ValidateTag(tag); err != nil {
+		return fmt.Errorf("deploy: %w", err)
 	}
 	return nil
 }

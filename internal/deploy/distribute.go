@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/sshsig"
 )
 
 // DistributeFiles copies the murder binary to remote_murder_path on every
@@ -22,7 +23,11 @@ func (f *Fleet) DistributeFiles(ctx context.Context) error {
 			return fmt.Errorf("deploy: find the murder binary: %w (pass --binary)", err)
 		}
 		f.dryRun("distribute-files", hosts, func(fleet.Host) string {
-			return "copy " + bin + " to " + f.inv.Binary() + " unless the same binary is there, then " + f.bin() + " version"
+			line := "copy " + bin + " to " + f.inv.Binary() + " unless the same binary is there, then " + f.bin() + " version"
+			if a := f.inv.Trust.AllowedSigners; a != "" {
+				line += "; copy " + a + " to " + f.inv.AllowedSignersPath() + " unless the same file is there"
+			}
+			return line
 		})
 		return nil
 	}
@@ -67,6 +72,26 @@ func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, quick bool, 
 		return fmt.Errorf("deploy: %w", err)
 	}
 	defer src.Close()
+	var allowed *fleet.LocalFile
+	if a := f.inv.Trust.AllowedSigners; a != "" {
+		// Checked here, so that a bad file fails the deploy once rather
+		// than every peer.
+		if _, err := sshsig.LoadAllowedSigners(a); err != nil {
+			err = fmt.Errorf("deploy: [trust] allowed_signers: %w", err)
+			for _, h := range hosts {
+				report(h, err)
+			}
+			return err
+		}
+		if allowed, err = fleet.OpenLocalFile(a); err != nil {
+			err = fmt.Errorf("deploy: [trust] allowed_signers: %w", err)
+			for _, h := range hosts {
+				report(h, err)
+			}
+			return err
+		}
+		defer allowed.Close()
+	}
 	var mu sync.Mutex
 	copied, same := 0, 0
 	err = fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) (err error) {
@@ -86,6 +111,15 @@ func (f *Fleet) distribute(ctx context.Context, hosts []fleet.Host, quick bool, 
 		}
 		if err != nil {
 			return err
+		}
+		if allowed != nil {
+			ares, err := c.Put(ctx, fleet.Put{Src: allowed, Dst: f.inv.AllowedSignersPath(), Mode: 0o644, SkipSame: true})
+			if err != nil {
+				return fmt.Errorf("deploy: copy allowed signers: %w", err)
+			}
+			if ares != fleet.Unchanged {
+				res = ares
+			}
 		}
 		mu.Lock()
 		if res == fleet.Unchanged {

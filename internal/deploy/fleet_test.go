@@ -118,7 +118,7 @@ func (fb *fleetBed) inventory(t *testing.T, name, seedTime string, hosts ...*tes
 	}
 	body := fmt.Sprintf(`# written by %s
 remote_murder_path = %q
-temp_path = "/tmp"
+temp_path = "/tmp/murder"
 tracker_port = 8998
 seed_time = %q
 peer_timeout = "2m"
@@ -226,7 +226,7 @@ func TestFleetDeploy(t *testing.T) {
 	}
 	// The deploy stopped what it started and cleaned up.
 	for _, h := range fb.good {
-		if left := remote(t, h, "ls /tmp | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' || true"); left != "" {
+		if left := remote(t, h, "ls /tmp/murder | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' || true"); left != "" {
 			t.Errorf("%s: temp files left: %s", h.Addr(), left)
 		}
 	}
@@ -270,7 +270,7 @@ func TestFleetTasksTwice(t *testing.T) {
 		}
 	}
 	pidOf := func(h *testbed.Host, file string) string {
-		return strings.TrimSpace(remote(t, h, "cat /tmp/"+file+" 2>/dev/null || true"))
+		return strings.TrimSpace(remote(t, h, "cat /tmp/murder/"+file+" 2>/dev/null || true"))
 	}
 
 	run("copied to 8", "already current on 8", "distribute-files")
@@ -314,7 +314,7 @@ func TestFleetTasksTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); sleeper.Wait() }()
-	remote(t, fb.good[1], fmt.Sprintf("echo %d > /tmp/murder-peer-stale.pid", sleeper.Process.Pid))
+	remote(t, fb.good[1], fmt.Sprintf("echo %d > /tmp/murder/murder-peer-stale.pid", sleeper.Process.Pid))
 
 	run("stopped 8 peer", "stopped 0 peer", "stop-peering", "--tag", "v2")
 	run("stopped 0 peer", "stopped 0 peer", "stop-all-peering")
@@ -326,7 +326,7 @@ func TestFleetTasksTwice(t *testing.T) {
 	run("stopped tracker", "tracker not running", "stop-tracker")
 	run("removed", "removed", "clean-temp-files", "--tag", "v2")
 	for _, h := range fb.good {
-		if left := remote(t, h, "ls /tmp | grep -e '^v2\\.' -e '^murder-seed' -e '^murder-peer' -e '^murder-tracker' || true"); left != "" {
+		if left := remote(t, h, "ls /tmp/murder | grep -e '^v2\\.' -e '^murder-seed' -e '^murder-peer' -e '^murder-tracker' || true"); left != "" {
 			t.Errorf("%s: temp files left after clean-temp-files: %s", h.Addr(), left)
 		}
 		// A peer of an earlier run whose seed time is ending may still be
@@ -416,7 +416,7 @@ func TestFleetReleases(t *testing.T) {
 		t.Errorf("canary: %+v", r)
 	}
 	// The hook's output is kept per host on the operator's machine.
-	if b, err := os.ReadFile(fb.ops.Path("/tmp/murder-v2-hooks/" + spec(fb.good[0]) + ".log")); err != nil || !strings.Contains(string(b), "restarted v2 after v1") {
+	if b, err := os.ReadFile(fb.ops.Path("/tmp/murder/murder-v2-hooks/" + spec(fb.good[0]) + ".log")); err != nil || !strings.Contains(string(b), "restarted v2 after v1") {
 		t.Errorf("canary's hook log: %q, %v", b, err)
 	}
 
@@ -590,7 +590,7 @@ func TestFleetDeployTwoTrackers(t *testing.T) {
 		testenv.SameTree(t, fb.src, h.Path(bedDest+"/v6"), testenv.Mode)
 	}
 	for _, h := range fb.good[:2] {
-		if left := remote(t, h, "ls /tmp | grep '^murder-tracker' || true"); left != "" {
+		if left := remote(t, h, "ls /tmp/murder | grep '^murder-tracker' || true"); left != "" {
 			t.Errorf("%s: tracker files left: %s", h.Addr(), left)
 		}
 	}
@@ -630,7 +630,7 @@ func TestFleetTrackerFailover(t *testing.T) {
 
 	// The seeder announced to the first tracker, which now dies. The
 	// second lists the seeder at once: it reads the same Redis.
-	remote(t, first, "kill -9 $(cat /tmp/murder-tracker.pid)")
+	remote(t, first, "kill -9 $(cat /tmp/murder/murder-tracker.pid)")
 	scrape := func(h *testbed.Host) (map[[20]byte]tracker.ScrapeStats, error) {
 		hc := &http.Client{Transport: &http.Transport{DialContext: fb.ops.DialContext}}
 		c := tracker.NewClient([][]string{{"http://" + netip.AddrPortFrom(h.Addr(), 8998).String() + "/announce"}}, tracker.ClientConfig{HTTPClient: hc})

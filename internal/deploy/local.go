@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
@@ -67,6 +68,9 @@ var tagChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 func DefaultTag(filesPath string, now time.Time) string {
 	base := tagChars.ReplaceAllString(filepath.Base(filepath.Clean(filesPath)), "-")
 	base = strings.Trim(strings.ReplaceAll(base, "..", "-"), "-.")
+	if n := bundle.MaxTagLength - len("-20060102-150405"); len(base) > n {
+		base = strings.TrimRight(base[:n], "-.")
+	}
 	if base == "" {
 		base = "files"
 	}
@@ -221,7 +225,8 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	say("==> created %s: %s, %d pieces, info hash %s", filepath.Base(strings.TrimSuffix(torrent, ".torrent")), bytesize.Format(size), mi.Info.NumPieces(), hash)
 
 	// Seeder.
-	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate}.args()
+	// Every process is at 127.0.0.1: no limit of connections per address.
+	seedArgs := seedCommand{Torrent: torrent, IP: "127.0.0.1", Listen: "127.0.0.1:0", MaxUploadRate: cfg.MaxUploadRate, MaxConnsPerIP: "0"}.args()
 	endSeed := st.begin("start-seeding")
 	sd, err := l.start(ctx, "seed", nil, seedArgs...)
 	if err != nil {
@@ -274,6 +279,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 			PathIsFile:         !fi.IsDir(),
 			MaxUploadRate:      cfg.MaxUploadRate,
 			MaxDownloadRate:    cfg.MaxDownloadRate,
+			MaxConnsPerIP:      "0",
 		}.args()
 		stdout, perr := l.pipe()
 		if perr != nil {

@@ -85,6 +85,7 @@ func TestDefaultTag(t *testing.T) {
 		{"/", "files-20260102-030405"},
 		{"my app (v2)", "my-app-v2-20260102-030405"},
 		{"..", "files-20260102-030405"},
+		{strings.Repeat("x", 300), strings.Repeat("x", 112) + "-20260102-030405"},
 	}
 	for _, tt := range tests {
 		if got := DefaultTag(tt.path, at); got != tt.want {

@@ -75,6 +75,31 @@ func datacenterReports(peers []fleet.Host) ([]DatacenterReport, map[string]int) 
 	return out, index
 }
 
+// payload is what each peer receives: the .torrent's exact bytes and,
+// when deploys are signed, its signature.
+type payload struct {
+	torrent, sig []byte
+}
+
+// loadRelease reads the tag's .torrent, and its signature when deploys
+// are signed, from the local temp path.
+func (f *Fleet) loadRelease(tag string) (payload, error) {
+	if _, err := f.loadTorrent(tag); err != nil {
+		return payload{}, err
+	}
+	b, err := os.ReadFile(f.localTorrent(tag))
+	if err != nil {
+		return payload{}, fmt.Errorf("deploy: %w", err)
+	}
+	r := payload{torrent: b}
+	if f.inv.Trust.Signed() {
+		if r.sig, err = os.ReadFile(f.localSig(tag)); err != nil {
+			return payload{}, fmt.Errorf("deploy: [trust] is set but the signature is missing: %w (run create-torrent or download-torrent)", err)
+		}
+	}
+	return r, nil
+}
+
 // Peer sends the tag's .torrent to every peer and runs `murder peer` there
 // as a detached process (pid and log files in the temp path), following
 // its JSON progress until the files are in place. A live status line
@@ -90,10 +115,10 @@ func (f *Fleet) Peer(ctx context.Context, tag string, opt PeerOptions) (*PeerRep
 type peerHooks struct {
 	// ready, when set, returns once the host can run murder, or why not.
 	ready func(ctx context.Context, h fleet.Host) error
-	// torrent, when set, returns the .torrent once the peers may start;
-	// until then their sessions are open and waiting. Unset, the local
-	// .torrent is sent at once.
-	torrent func(ctx context.Context) ([]byte, error)
+	// torrent, when set, returns the .torrent (and its signature) once
+	// the peers may start; until then their sessions are open and
+	// waiting. Unset, the local .torrent is sent at once.
+	torrent func(ctx context.Context) (payload, error)
 	// clean removes the tag's temp files on a peer once its files are in
 	// place (it seeds on from the open artifact).
 	clean bool
@@ -108,20 +133,17 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	}
 	immediate := hooks.torrent == nil
 	if immediate && f.dryRun("peer", peers, func(h fleet.Host) string {
-		return "receive " + f.localTorrent(tag) + " as " + f.remoteTemp(torrentName(tag)) + ", then " + f.bin() + " " + shellWords(f.peerCommand(tag, opt, h, dryAnnounce(h)).args()) +
+		return "receive " + f.localTorrent(tag) + " as " + f.remoteTemp(torrentName(tag)) + f.sigNote() + ", then " + f.bin() + " " + shellWords(f.peerCommand(tag, opt, h, dryAnnounce(h)).args()) +
 			" (detached, pid in " + f.dryTemp(peerPid(tag)) + "), following its progress"
 	}) {
 		return &PeerReport{Hosts: len(peers)}, nil
 	}
 	if immediate {
-		if _, err := f.loadTorrent(tag); err != nil {
+		r, err := f.loadRelease(tag)
+		if err != nil {
 			return nil, err
 		}
-		b, err := os.ReadFile(f.localTorrent(tag))
-		if err != nil {
-			return nil, fmt.Errorf("deploy: %w", err)
-		}
-		hooks.torrent = func(context.Context) ([]byte, error) { return b, nil }
+		hooks.torrent = func(context.Context) (payload, error) { return r, nil }
 	}
 	// Nothing is said of the peers until they may start: a deploy that
 	// stops before says nothing of them.
@@ -133,18 +155,18 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 	}
 	// size is known once the .torrent is, before any peer can finish.
 	var size atomic.Int64
-	torrent := func(ctx context.Context) ([]byte, error) {
-		b, err := hooks.torrent(ctx)
+	torrent := func(ctx context.Context) (payload, error) {
+		r, err := hooks.torrent(ctx)
 		if err != nil {
-			return nil, err
+			return payload{}, err
 		}
-		mi, err := metainfo.Parse(b)
+		mi, err := metainfo.Parse(r.torrent)
 		if err != nil {
-			return nil, fmt.Errorf("deploy: %w", err)
+			return payload{}, fmt.Errorf("deploy: %w", err)
 		}
 		size.Store(mi.Info.TotalLength())
 		open()
-		return b, nil
+		return r, nil
 	}
 	rep := &PeerReport{Hosts: len(peers)}
 	var dcIndex map[string]int
@@ -268,14 +290,15 @@ const startedLine = "murder-peer-started"
 
 // peerSession is one peer's whole run in one SSH session. The host checks
 // the destination and stops a peer of the tag left from an earlier run,
-// then waits for the .torrent on standard input ("SIZE SHA256\n" and the
-// bytes), which it checks and puts in the temp path; it starts `murder
+// then waits for the .torrent on standard input ("SIZE SHA256 SIGSIZE\n",
+// the .torrent's bytes, then SIGSIZE bytes of its signature; SHA256 covers
+// both), which it checks and puts in the temp path; it starts `murder
 // peer` detached (pid file, log and JSON progress in the temp path), and
 // its JSON events come back into prog until it reports done or error
 // (murder follow-progress ends there, so the session ends while the peer
 // seeds on), or exits.
 // started is called once the peer runs.
-func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent func(context.Context) ([]byte, error), prog *statusLine, started func()) error {
+func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent func(context.Context) (payload, error), prog *statusLine, started func()) error {
 	args := shellWords(f.peerCommand(tag, opt, c.Host, announceIP(c.Host, c)).args())
 	check := ":"
 	if !opt.UnsafePleaseDelete {
@@ -292,12 +315,16 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		// stopped first.
 		"murder_stop "+peerPid(tag)+" peer >/dev/null",
 		// No header means that the deploy stopped before the peers.
-		`read -r size sum || exit 0`,
-		`case "$size" in ''|*[!0-9]*) echo "bad .torrent header" >&2; exit 1;; esac`,
-		"tf="+peerTorrent(tag)+`; f="$tf.murder-tmp.$$"; trap 'rm -f "$f"' EXIT`,
-		`head -c "$size" > "$f"`,
+		`read -r size sum sigsize || exit 0`,
+		`case "$size$sigsize" in ''|*[!0-9]*) echo "bad .torrent header" >&2; exit 1;; esac`,
+		"tf="+peerTorrent(tag)+"; sf="+peerSig(tag)+`; f="$tf.murder-tmp.$$"; trap 'rm -f "$f" "$f.t" "$f.s"' EXIT`,
+		`head -c "$((size + sigsize))" > "$f"`,
 		`got=$(`+fleet.SHA256Cmd+`)`,
 		`if [ "$got" != "$sum" ]; then echo ".torrent damaged on the way: SHA-256 ${got:-missing}, want $sum" >&2; exit 1; fi`,
+		// A signature left from an earlier run never stands beside
+		// this .torrent.
+		`rm -f "$sf"`,
+		`if [ "$sigsize" -gt 0 ]; then head -c "$size" "$f" > "$f.t"; tail -c "$sigsize" "$f" > "$f.s"; mv -f "$f.s" "$sf"; mv -f "$f.t" "$f"; fi`,
 		`mv -f "$f" "$tf"; trap - EXIT`,
 		": > "+peerLog(tag),
 		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+args,
@@ -344,14 +371,17 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		go func() {
 			defer close(fed)
 			defer stdin.Close()
-			b, err := torrent(fctx)
+			r, err := torrent(fctx)
 			if err != nil {
 				feedErr = err
 				return
 			}
-			sum := sha256.Sum256(b)
-			fmt.Fprintf(stdin, "%d %s\n", len(b), hex.EncodeToString(sum[:]))
-			stdin.Write(b)
+			h := sha256.New()
+			h.Write(r.torrent)
+			h.Write(r.sig)
+			fmt.Fprintf(stdin, "%d %s %d\n", len(r.torrent), hex.EncodeToString(h.Sum(nil)), len(r.sig))
+			stdin.Write(r.torrent)
+			stdin.Write(r.sig)
 		}()
 		parse(stdout)
 		// The session has ended: stop waiting for the .torrent.
@@ -392,5 +422,16 @@ func (f *Fleet) peerCommand(tag string, opt PeerOptions, h fleet.Host, ip string
 		MaxDownloadRate:    f.inv.MaxDownloadRate,
 		Datacenter:         h.Datacenter,
 		Rack:               h.Rack,
+		AllowFrom:          f.inv.Trust.AllowFrom,
+		AllowedSigners:     f.allowedSignersArg(),
 	}
+}
+
+// allowedSignersArg is the peers' --allowed-signers: the file
+// distribute-files put beside the binary, when deploys are signed.
+func (f *Fleet) allowedSignersArg() string {
+	if !f.inv.Trust.Signed() {
+		return ""
+	}
+	return f.inv.AllowedSignersPath()
 }

@@ -21,11 +21,15 @@ func (f *Fleet) Plan(opt Options) error {
 	}
 	bin := fleet.Quote(f.inv.Binary())
 	f.say("==> deploy %s (dry run: nothing is run)", opt.Tag)
-	f.say("  distribute-files: %s to %s", f.inv.Binary(), strings.Join(specs(f.deployHosts()), ", "))
-	f.say("  start-tracker on %s: %s tracker --listen :%d (unless it runs)", f.inv.Tracker.Spec, bin, f.inv.TrackerPort)
-	f.say("  create-torrent on %s: %s create --tag %s --files-path %s --tracker TRACKER:%d --temp-path %s",
-		f.inv.Seeder.Spec, bin, fleet.Quote(opt.Tag), remotePath(opt.FilesPath), f.inv.TrackerPort, fleet.Quote(f.inv.TempPath))
-	f.say("  start-seeding on %s: %s", f.inv.Seeder.Spec, bin+" "+shellWords(seedCommand{Torrent: f.remoteTemp(torrentName(opt.Tag)), IP: "HOST", MaxUploadRate: f.inv.MaxUploadRate}.args()))
+	if f.inv.Trust.Signed() {
+		f.say("  distribute-files: %s and %s to %s", f.inv.Binary(), f.inv.AllowedSignersPath(), strings.Join(specs(f.deployHosts()), ", "))
+	} else {
+		f.say("  distribute-files: %s to %s", f.inv.Binary(), strings.Join(specs(f.deployHosts()), ", "))
+	}
+	f.say("  start-tracker on %s: %s %s (unless it runs)", f.inv.Tracker.Spec, bin, f.trackerArgs())
+	f.say("  create-torrent on %s: %s create --tag %s --files-path %s --tracker TRACKER:%d --temp-path %s%s",
+		f.inv.Seeder.Spec, bin, fleet.Quote(opt.Tag), remotePath(opt.FilesPath), f.inv.TrackerPort, fleet.Quote(f.inv.TempPath), f.signArgs())
+	f.say("  start-seeding on %s: %s", f.inv.Seeder.Spec, bin+" "+shellWords(seedCommand{Torrent: f.remoteTemp(torrentName(opt.Tag)), IP: "HOST", MaxUploadRate: f.inv.MaxUploadRate, AllowFrom: f.inv.Trust.AllowFrom}.args()))
 	for _, h := range selected {
 		args := peerCommand{
 			Torrent:            f.remoteTemp(torrentName(opt.Tag)),
@@ -40,6 +44,8 @@ func (f *Fleet) Plan(opt Options) error {
 			MaxDownloadRate:    f.inv.MaxDownloadRate,
 			Datacenter:         h.Datacenter,
 			Rack:               h.Rack,
+			AllowFrom:          f.inv.Trust.AllowFrom,
+			AllowedSigners:     f.allowedSignersArg(),
 		}.args()
 		f.say("  peer on %s: %s %s", h.Spec, bin, shellWords(args))
 	}

@@ -73,7 +73,7 @@ func TestValidTag(t *testing.T) {
 			t.Errorf("ValidTag(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a/b", "..", "a..b", "x\x00", "a b", "$(reboot)", "a;b", "`x`"} {
+	for _, bad := range []string{"", "a/b", "..", "a..b", "x\x00", "a b", "$(reboot)", "a;b", "`x`", "v42\n", ".v42", "v\x1b[2J"} {
 		if err := ValidTag(bad); err == nil {
 			t.Errorf("ValidTag(%q): got nil, want an error", bad)
 		}

@@ -46,6 +46,16 @@ murder_stop() {
 }
 `
 
+// tempCheck makes the temp path when it is missing, private (0700), and
+// refuses one that is not a directory of this user's that no one else may
+// write to: murder writes files of fixed names there (pid files, logs,
+// the .torrent), and the shell follows any link planted at such a name.
+const tempCheck = `if [ ! -e "$T" ] && [ ! -L "$T" ]; then mkdir -p "$(dirname "$T")"; mkdir -m 700 "$T" 2>/dev/null || true; fi
+if [ -L "$T" ] || [ ! -d "$T" ]; then echo "temp path $T is not a directory (it may be a symlink): remove it, or set temp_path" >&2; exit 5; fi
+if [ ! -O "$T" ]; then echo "temp path $T belongs to another user, who could plant links at the names murder writes there: remove it, or set temp_path to a directory of $(id -un)'s" >&2; exit 5; fi
+case $(ls -ld "$T") in d????-??-*) ;; *) echo "temp path $T may be written by other users, who could plant links at the names murder writes there: set temp_path to a private directory (the default is /tmp/murder)" >&2; exit 5;; esac
+`
+
 // script builds a remote script: strict mode, the binary and temp path as
 // variables, the helper functions, then the lines.
 func (f *Fleet) script(lines ...string) string {
@@ -59,7 +69,7 @@ func (f *Fleet) scriptBody(lines ...string) string {
 	b.WriteString("BIN=" + fleet.Quote(f.inv.Binary()) + "\n")
 	b.WriteString("T=" + fleet.Quote(f.inv.TempPath) + "\n")
 	b.WriteString(shellLib)
-	b.WriteString("mkdir -p \"$T\"\n")
+	b.WriteString(tempCheck)
 	for _, l := range lines {
 		b.WriteString(l)
 		b.WriteByte('\n')
@@ -87,4 +97,6 @@ func peerPid(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+
 func peerLog(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".log") }
 func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") }
 func peerTorrent(tag string) string { return "$T/" + fleet.Quote(torrentName(tag)) }
+func peerSig(tag string) string     { return "$T/" + fleet.Quote(torrentName(tag)+".sig") }
 func torrentName(tag string) string { return tag + ".tgz.torrent" }
+func sigName(tag string) string     { return torrentName(tag) + ".sig" }

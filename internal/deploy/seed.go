@@ -22,6 +22,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			IP:            dryAnnounce(h),
 			MaxUploadRate: f.inv.MaxUploadRate,
 			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
+			AllowFrom:     f.inv.Trust.AllowFrom,
 			Datacenter:    h.Datacenter,
 			Rack:          h.Rack,
 		}.args()) + " (detached, pid in " + f.dryTemp(seedPid(tag)) + "; unless it runs), then wait until the tracker lists it"
@@ -44,6 +45,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 			IP:            announceIP(f.inv.Seeder, c),
 			MaxUploadRate: f.inv.MaxUploadRate,
 			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
+			AllowFrom:     f.inv.Trust.AllowFrom,
 			Datacenter:    f.inv.Seeder.Datacenter,
 			Rack:          f.inv.Seeder.Rack,
 		}.args())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/murder-deploy/murder/internal/fleet"
@@ -16,6 +17,19 @@ import (
 // localTorrent is where the tag's .torrent is kept on this machine.
 func (f *Fleet) localTorrent(tag string) string {
 	return filepath.Join(f.cfg.LocalTempPath, torrentName(tag))
+}
+
+// localSig is where the tag's .torrent.sig is kept on this machine.
+func (f *Fleet) localSig(tag string) string {
+	return filepath.Join(f.cfg.LocalTempPath, sigName(tag))
+}
+
+// signArgs is create's --sign-key flag when deploys are signed.
+func (f *Fleet) signArgs() string {
+	if !f.inv.Trust.Signed() {
+		return ""
+	}
+	return " --sign-key " + fleet.Quote(f.inv.Trust.SignKey)
 }
 
 // CreateTorrent packs filesPath on the seeder into TEMP/TAG.tgz with a
@@ -30,8 +44,8 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 	}
 	if f.dryRun("create-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
 		return f.bin() + " create --tag " + fleet.Quote(tag) + " --files-path " + remotePath(filesPath) + f.dryTrackerArgs() +
-			" --temp-path " + fleet.Quote(f.inv.TempPath) + " --force"
-	}, "then fetch "+f.remoteTemp(torrentName(tag))+" to "+f.localTorrent(tag)+" on this machine") {
+			" --temp-path " + fleet.Quote(f.inv.TempPath) + f.signArgs() + " --force"
+	}, "then fetch "+f.remoteTemp(torrentName(tag))+" to "+f.localTorrent(tag)+" on this machine"+f.sigNote()) {
 		return nil
 	}
 	f.header("create-torrent", 1)
@@ -44,15 +58,30 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 		trackerArgs += " --tracker " + fleet.Quote(a)
 	}
 	err = f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
-		// The .torrent comes back on standard output, in the same session.
+		// The .torrent comes back on standard output, in the same session;
+		// when signed, its size first and its signature after it.
 		var torrent, out bytes.Buffer
+		send := `cat "$T"/` + fleet.Quote(torrentName(tag))
+		if f.inv.Trust.Signed() {
+			send = `wc -c < "$T"/` + fleet.Quote(torrentName(tag)) + `; ` + send + `; cat "$T"/` + fleet.Quote(sigName(tag))
+		}
 		err := c.Run(ctx, f.script(
 			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+
-				trackerArgs+` --temp-path "$T" --force >&2`,
-			`cat "$T"/`+fleet.Quote(torrentName(tag)),
+				trackerArgs+` --temp-path "$T"`+f.signArgs()+` --force >&2`,
+			send,
 		), nil, &torrent, &out)
 		if err != nil {
 			return fmt.Errorf("deploy: create: %w", err)
+		}
+		var sig []byte
+		if f.inv.Trust.Signed() {
+			size, rest, _ := bytes.Cut(torrent.Bytes(), []byte("\n"))
+			n, err := strconv.Atoi(strings.TrimSpace(string(size)))
+			if err != nil || n < 0 || n > len(rest) {
+				return fmt.Errorf("deploy: create: bad reply from the seeder (%q)", size)
+			}
+			sig = bytes.Clone(rest[n:])
+			torrent = *bytes.NewBuffer(bytes.Clone(rest[:n]))
 		}
 		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			f.say("  %s", l)
@@ -64,6 +93,12 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 			return err
 		}
 		f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
+		if sig != nil {
+			if err := writeFileAtomic(f.localSig(tag), sig); err != nil {
+				return err
+			}
+			f.say("  fetched %s to %s", f.remoteTemp(sigName(tag)), f.localSig(tag))
+		}
 		return nil
 	})
 	return err
@@ -71,7 +106,7 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 
 // writeFileAtomic writes b to path through a temporary file and a rename.
 func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("deploy: local temp path: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".murder-fetch-*")
@@ -108,7 +143,7 @@ func remotePath(p string) string {
 }
 
 func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) error {
-	if err := os.MkdirAll(f.cfg.LocalTempPath, 0o755); err != nil {
+	if err := os.MkdirAll(f.cfg.LocalTempPath, 0o700); err != nil {
 		return fmt.Errorf("deploy: local temp path: %w", err)
 	}
 	remote := f.remoteTemp(torrentName(tag))
@@ -116,7 +151,22 @@ func (f *Fleet) fetchTorrent(ctx context.Context, c *fleet.Conn, tag string) err
 		return err
 	}
 	f.say("  fetched %s to %s", remote, f.localTorrent(tag))
+	if f.inv.Trust.Signed() {
+		remote = f.remoteTemp(sigName(tag))
+		if err := c.FetchFile(ctx, remote, f.localSig(tag)); err != nil {
+			return fmt.Errorf("deploy: the signature: %w", err)
+		}
+		f.say("  fetched %s to %s", remote, f.localSig(tag))
+	}
 	return nil
+}
+
+// sigNote is " and its .sig" when deploys are signed, for printing.
+func (f *Fleet) sigNote() string {
+	if f.inv.Trust.Signed() {
+		return ", with its .sig beside it"
+	}
+	return ""
 }
 
 // DownloadTorrent brings TEMP/TAG.tgz.torrent from the seeder to the local
@@ -126,7 +176,7 @@ func (f *Fleet) DownloadTorrent(ctx context.Context, tag string) error {
 		return err
 	}
 	if f.dryRun("download-torrent", []fleet.Host{f.inv.Seeder}, func(fleet.Host) string {
-		return "fetch " + f.remoteTemp(torrentName(tag)) + " to " + f.localTorrent(tag) + " on this machine"
+		return "fetch " + f.remoteTemp(torrentName(tag)) + " to " + f.localTorrent(tag) + " on this machine" + f.sigNote()
 	}) {
 		return nil
 	}

@@ -33,14 +33,24 @@ func (f *Fleet) StartTracker(ctx context.Context) (started bool, err error) {
 	return len(s) > 0, err
 }
 
-// startTrackers starts the tracker on the given hosts where it is not
-// running, waits until each answers, and returns the hosts where this
-// call started it and those where a tracker answers.
-func (f *Fleet) startTrackers(ctx context.Context, hosts []fleet.Host) (started, running []fleet.Host, err error) {
+// trackerArgs is the command line of the fleet's trackers, without the
+// binary, quoted for the shell.
+func (f *Fleet) trackerArgs() string {
 	args := "tracker --listen :" + strconv.Itoa(f.inv.TrackerPort)
 	if f.inv.TrackerStore != "" {
 		args += " --store " + fleet.Quote(f.inv.TrackerStore)
 	}
+	for _, c := range f.inv.Trust.AllowFrom {
+		args += " --allow-from " + fleet.Quote(c)
+	}
+	return args
+}
+
+// startTrackers starts the tracker on the given hosts where it is not
+// running, waits until each answers, and returns the hosts where this
+// call started it and those where a tracker answers.
+func (f *Fleet) startTrackers(ctx context.Context, hosts []fleet.Host) (started, running []fleet.Host, err error) {
+	args := f.trackerArgs()
 	if f.dryRun("start-tracker", hosts, func(fleet.Host) string {
 		return f.bin() + " " + args + " (detached, pid in " + f.dryTemp(trackerPid()) + "; unless it runs), then wait until it answers"
 	}) {

@@ -18,20 +18,24 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // Defaults for an inventory that leaves a value out.
 const (
 	DefaultRemoteMurderPath = "/opt/murder"
-	DefaultTempPath         = "/tmp"
-	DefaultTrackerPort      = 8998
-	DefaultSeedTime         = 30 * time.Second
-	DefaultSSHPort          = 22
-	DefaultConcurrency      = 100
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultCommandTimeout   = 10 * time.Minute
-	DefaultPeerTimeout      = time.Hour
+	// DefaultTempPath is a directory of murder's own, made 0700, and not
+	// /tmp itself: files of fixed names are written there, which other
+	// users must not be able to plant links at.
+	DefaultTempPath       = "/tmp/murder"
+	DefaultTrackerPort    = 8998
+	DefaultSeedTime       = 30 * time.Second
+	DefaultSSHPort        = 22
+	DefaultConcurrency    = 100
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultCommandTimeout = 10 * time.Minute
+	DefaultPeerTimeout    = time.Hour
 )
 
 // Inventory is a parsed murder.toml: where murder lives on the hosts, how to
@@ -51,6 +55,9 @@ type Inventory struct {
 
 	SSH SSHConfig
 
+	// Trust says how releases are signed and checked (murder.toml [trust]).
+	Trust Trust
+
 	// TrackerStore is where the trackers keep their swarms, passed to
 	// murder tracker as --store: "" (memory) or a Redis URL, which
 	// several trackers need so that they share the swarms.
@@ -60,6 +67,30 @@ type Inventory struct {
 	Trackers []Host // every tracker host; the torrents list them all
 	Seeder   Host   // holds the files and seeds them
 	Peers    []Host // receive the files
+}
+
+// Trust is murder.toml's [trust] table. SignKey and AllowedSigners are
+// both needed for a signed deploy; neither means none.
+type Trust struct {
+	// SignKey is the path, on the seeder host, of the OpenSSH private key
+	// (without a passphrase) that murder create signs the .torrent with.
+	SignKey string
+	// AllowedSigners is the path, on this machine, of the OpenSSH
+	// allowed_signers file that every peer checks the signature against;
+	// distribute-files copies it beside the binary (AllowedSignersPath).
+	AllowedSigners string
+	// AllowFrom lists the only addresses the tracker, the seeder and the
+	// peers accept connections from (and the peers dial), as CIDRs; empty
+	// allows any. Passed to each as --allow-from.
+	AllowFrom []string
+}
+
+// Signed reports whether deploys are signed and checked.
+func (t Trust) Signed() bool { return t.SignKey != "" }
+
+// AllowedSignersPath is where the allowed_signers file is on the hosts.
+func (inv *Inventory) AllowedSignersPath() string {
+	return strings.TrimSuffix(inv.RemoteMurderPath, "/") + "/allowed_signers"
 }
 
 // Host is one entry of the inventory, written [user@]host[:port].
@@ -113,6 +144,7 @@ type file struct {
 	MetricsPort      *int                `toml:"metrics_port"`
 	SSH              sshFile             `toml:"ssh"`
 	Tracker          trackerFile         `toml:"tracker"`
+	Trust            trustFile           `toml:"trust"`
 	Roles            rolesFile           `toml:"roles"`
 	Hosts            map[string]hostFile `toml:"hosts"`
 	Datacenters      map[string]dcFile   `toml:"datacenters"`
@@ -134,6 +166,12 @@ type sshFile struct {
 	CommandTimeout string   `toml:"command_timeout"`
 	Config         string   `toml:"config"`
 	Sudo           bool     `toml:"sudo"`
+}
+
+type trustFile struct {
+	SignKey        string   `toml:"sign_key"`
+	AllowedSigners string   `toml:"allowed_signers"`
+	AllowFrom      []string `toml:"allow_from"`
 }
 
 type trackerFile struct {
@@ -196,7 +234,9 @@ func ParseInventory(data []byte) (*Inventory, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, pe.Message)
+			// The message may quote the bad token, newline and all.
+			msg := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(pe.Message)
+			return nil, fmt.Errorf("fleet: line %d: %s", pe.Position.Line, msg)
 		}
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
@@ -244,6 +284,13 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("fleet: %s%s must be an absolute path, got %q", lineOf(key), key, p)
 		}
+	}
+	inv.Trust = Trust{SignKey: f.Trust.SignKey, AllowedSigners: f.Trust.AllowedSigners}
+	if (inv.Trust.SignKey == "") != (inv.Trust.AllowedSigners == "") {
+		return nil, fmt.Errorf("fleet: %s[trust] needs both sign_key (the key on the seeder) and allowed_signers (the file the peers check against)", lineOf("trust"))
+	}
+	if k := inv.Trust.SignKey; k != "" && !strings.HasPrefix(k, "/") {
+		return nil, fmt.Errorf("fleet: %strust.sign_key must be an absolute path on the seeder, got %q", lineOf("trust.sign_key"), k)
 	}
 	if f.TrackerPort != nil {
 		if *f.TrackerPort < 1 || *f.TrackerPort > 65535 {
@@ -299,6 +346,13 @@ func ParseInventory(data []byte) (*Inventory, error) {
 		if _, err := bytesize.ParseRate(r.val); err != nil || strings.ContainsAny(r.val, " \t\n'\"\\$`;&|<>") {
 			return nil, fmt.Errorf("fleet: %s%s: bad rate %q: want bytes per second like 10MB, 50MiB or 64Mbit", lineOf(r.key), r.key, r.val)
 		}
+	}
+	if len(f.Trust.AllowFrom) > 0 {
+		l, err := cidr.Parse(f.Trust.AllowFrom...)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %strust.allow_from: %w", lineOf("trust.allow_from"), err)
+		}
+		inv.Trust.AllowFrom = l.Strings()
 	}
 
 	if len(f.Roles.Peers) == 0 {

@@ -10,13 +10,16 @@ import (
 const ExtHandshakeID = 0
 
 // ExtHandshake is the payload of the BEP 10 extension handshake. Murder
-// sends it to advertise its request queue depth (reqq) and name (v); it
+// sends it to advertise its request queue depth (reqq), name (v),
+// listening port (p) and, when it knows it, where it runs (murder_place,
+// "datacenter" or "datacenter/rack", a key other clients ignore); it
 // supports no extension messages, so M is empty.
 type ExtHandshake struct {
-	M    map[string]int `bencode:"m"`
-	V    string         `bencode:"v,omitempty"`
-	Reqq int            `bencode:"reqq,omitempty"`
-	P    int            `bencode:"p,omitempty"`
+	M     map[string]int `bencode:"m"`
+	V     string         `bencode:"v,omitempty"`
+	Reqq  int            `bencode:"reqq,omitempty"`
+	P     int            `bencode:"p,omitempty"`
+	Place string         `bencode:"murder_place,omitempty"`
 }
 
 // Marshal returns the handshake's bencoded form.

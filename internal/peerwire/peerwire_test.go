@@ -211,3 +211,42 @@ func TestExtHandshake(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseExtHandshake parses arbitrary BEP 10 handshake payloads and
+// checks that one that parses re-encodes to a payload that parses to the
+// same handshake.
+func FuzzParseExtHandshake(f *testing.F) {
+	for _, s := range []string{
+		"d1:md11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei100e4:reqqi250e1:v12:Deluge 2.1.1e",
+		"d1:mde4:reqqi2000e1:v10:murder deve",
+		"d1:mde1:pi6881e4:reqqi-1ee",
+		"d1:pi99999999999e1:v0:e",
+		"d4:reqq3:abce",
+		"de",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h, err := ParseExtHandshake(in)
+		if err != nil {
+			return
+		}
+		b, err := h.Marshal()
+		if err != nil {
+			t.Fatalf("%q parsed to %+v, which does not marshal: %v", in, h, err)
+		}
+		h2, err := ParseExtHandshake(b)
+		if err != nil {
+			t.Fatalf("%q re-encoded as %q, which does not parse: %v", in, b, err)
+		}
+		if len(h.M) == 0 {
+			h.M = map[string]int{}
+		}
+		if len(h2.M) == 0 {
+			h2.M = map[string]int{}
+		}
+		if !reflect.DeepEqual(h, h2) {
+			t.Fatalf("%q parsed to %+v, re-encoded %q parsed to %+v", in, h, b, h2)
+		}
+	})
+}

@@ -1,11 +1,14 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -35,6 +38,7 @@ var (
 	benchSeed     = flag.Uint64("sim.seed", 1, "random seed")
 	benchJSON     = flag.Bool("sim.json", false, "end with one line of JSON")
 	benchTimeout  = flag.Duration("sim.timeout", time.Hour, "give up on peers not done after this long, in virtual time")
+	benchLog      = flag.String("sim.log", "", "write every host's debug log (virtual times) to this file")
 )
 
 // benchResult is the JSON line of bench/sim/run.
@@ -67,6 +71,17 @@ func TestBench(t *testing.T) {
 	cfg, rate, err := benchConfig()
 	if err != nil {
 		t.Fatal(err)
+	}
+	var logBuf lockedBuffer
+	if *benchLog != "" {
+		// Kept in memory until the end: writing to a file as it goes
+		// changes the order in which the hosts' goroutines run.
+		cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		defer func() {
+			if err := os.WriteFile(*benchLog, logBuf.b.Bytes(), 0o644); err != nil {
+				t.Error(err)
+			}
+		}()
 	}
 	wall := time.Now()
 	var res Result
@@ -148,4 +163,16 @@ func benchConfig() (Config, int64, error) {
 		Late: *benchLate, LateBy: *benchLateBy, Stop: *benchStop,
 		MaxConns: *benchConns, Seed: *benchSeed, Timeout: *benchTimeout,
 	}, rate, nil
+}
+
+// lockedBuffer is a bytes.Buffer that many goroutines write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

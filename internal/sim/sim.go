@@ -268,6 +268,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		hctx, hcancel := context.WithCancel(ctx)
 		wg.Go(func() {
 			defer hcancel()
+			if i > 0 {
+				// As murder deploy does, the peers start once the
+				// seeder has announced.
+				select {
+				case <-hosts[0].sw.Announced():
+				case <-hctx.Done():
+					return
+				}
+			}
 			if hs.late > 0 {
 				t := time.NewTimer(hs.late)
 				select {

@@ -52,6 +52,7 @@ type Storage struct {
 	total    int64
 	pieceLen int64
 	readOnly bool
+	owned    bool // files must be this user's own (OpenTemp)
 }
 
 // Open opens (creating and preallocating where missing) the files of info under dir:
@@ -59,21 +60,33 @@ type Storage struct {
 // one. Files that cannot be opened for writing are opened read-only, which
 // is enough to seed them.
 func Open(info *metainfo.Info, dir string) (*Storage, error) {
-	return open(info, dir, true)
+	return open(info, dir, true, false)
 }
 
 // OpenTree is Open with dir standing for the torrent's own directory: a
 // multi-file torrent's files go to dir/path... (a single file still to
 // dir/Name). This is the layout in which a peer places downloaded files.
 func OpenTree(info *metainfo.Info, dir string) (*Storage, error) {
-	return open(info, dir, false)
+	return open(info, dir, false, false)
 }
 
-func open(info *metainfo.Info, dir string, withName bool) (*Storage, error) {
+// OpenTemp is Open for a download in a directory that other users may
+// write to, such as a temp path under /tmp: a file that is there already
+// is used only when it is this user's own regular file with no other
+// link, so that a symlink or hard link planted at the name never makes
+// murder write elsewhere, and a file someone else owns never feeds it
+// data. A single-file torrent's file is the only one there; a multi-file
+// torrent's directories are not checked (peers download those into a
+// private stage instead).
+func OpenTemp(info *metainfo.Info, dir string) (*Storage, error) {
+	return open(info, dir, true, true)
+}
+
+func open(info *metainfo.Info, dir string, withName, owned bool) (*Storage, error) {
 	if info.PieceLength <= 0 || len(info.Pieces)%20 != 0 {
 		return nil, fmt.Errorf("storage: invalid piece layout")
 	}
-	s := &Storage{info: info, total: info.TotalLength(), pieceLen: info.PieceLength}
+	s := &Storage{info: info, total: info.TotalLength(), pieceLen: info.PieceLength, owned: owned}
 	if !filepath.IsLocal(info.Name) || info.Name != filepath.Base(info.Name) {
 		return nil, fmt.Errorf("storage: unsafe torrent name %q", info.Name)
 	}
@@ -127,6 +140,22 @@ func localPath(info *metainfo.Info, fl metainfo.File, withName bool) (string, er
 func (s *Storage) openFile(f *file) error {
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
 		return fmt.Errorf("storage: %w", err)
+	}
+	if s.owned {
+		h, created, err := OpenOwned(f.path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		f.f = h
+		f.created.Store(created)
+		if fi, err := h.Stat(); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		} else if fi.Size() < f.length {
+			if err := allocate(h, f.length); err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+		}
+		return nil
 	}
 	_, statErr := os.Stat(f.path)
 	h, err := os.OpenFile(f.path, os.O_RDWR|os.O_CREATE, 0o644)

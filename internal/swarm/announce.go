@@ -81,7 +81,10 @@ func (s *Swarm) announceLoop(ctx context.Context) {
 			}
 			s.mu.Lock()
 			s.pending = append(s.pending, resp.Peers...)
-			lonely := len(s.conns) == 0 && !s.have.Full()
+			// A peer that knows nobody, or whose tracker knows no seeder
+			// yet (it announced before the seeder did), comes back soon:
+			// the peers it got may never reach one.
+			lonely := (len(s.conns) == 0 || resp.Complete == 0) && !s.have.Full()
 			s.mu.Unlock()
 			s.poke()
 			if lonely {

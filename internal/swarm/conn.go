@@ -64,6 +64,7 @@ type conn struct {
 	closed         bool
 	claim          *piece // block being read straight into a piece buffer
 	claimBlock     int
+	claimAt        time.Time // when the claimed block started to arrive
 
 	// write queue
 	wmu     sync.Mutex
@@ -76,19 +77,13 @@ type conn struct {
 	wsig    chan struct{}
 }
 
-func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
+// serveConn runs a connection to ip, for which admit or dialPending
+// took a slot (perIP, and halfOpen for an accepted one), until it ends.
+func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr, outgoing bool) {
 	defer nc.Close()
-	ap, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	c := &conn{
-		s: s, nc: nc, addr: ap, outgoing: outgoing,
-		amChoking: true, peerChoking: true,
-		reqs:     make(map[blockKey]time.Time),
-		maxReqs:  defaultReqq,
-		depth:    64,
-		rejected: make(map[uint32]bool),
-		wsig:     make(chan struct{}, 1),
-	}
+	defer s.dropIP(ip)
+	ap := remoteAddrPort(nc)
+	c := s.newConn(nc, ap, outgoing)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		setNotSentLowat(tc, notSentLowat)
@@ -97,23 +92,12 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	defer stop()
 
 	br := newReadBuffer(nc, s.cfg.ReadBuffer)
-	nc.SetDeadline(s.clock.Now().Add(handshakeTimeout))
-	var h peerwire.Handshake
-	h.SetFast()
-	h.SetExtended()
-	h.InfoHash = s.infoHash
-	h.PeerID = s.peerID
-	if err := peerwire.WriteHandshake(nc, h); err != nil {
-		return
+	ph, err := s.handshake(nc, br, outgoing)
+	if !outgoing {
+		s.handshaken()
 	}
-	ph, err := peerwire.ReadHandshake(br)
 	if err != nil {
 		s.log.Debug("handshake", "peer", ap, "err", err)
-		return
-	}
-	nc.SetDeadline(time.Time{})
-	if ph.InfoHash != s.infoHash {
-		s.log.Debug("handshake for another torrent", "peer", ap)
 		return
 	}
 	c.id = ph.PeerID
@@ -128,6 +112,16 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 		return
 	}
 	c.lastRecv.Store(s.clock.Now().UnixNano())
+	dec := peerwire.NewDecoder(br, 0)
+	var first []peerwire.Message
+	if s.placeFirst(c) {
+		nc.SetReadDeadline(s.clock.Now().Add(handshakeTimeout))
+		if first, err = s.readFirst(c, dec); err != nil {
+			s.log.Debug("first messages", "peer", ap, "err", err)
+			return
+		}
+		nc.SetReadDeadline(time.Time{})
+	}
 	if !s.register(c) {
 		return
 	}
@@ -135,7 +129,7 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.writeLoop(ctx) })
-	err = c.readLoop(ctx, br)
+	err = c.readLoop(ctx, dec, first)
 	s.unregister(c)
 	c.closeWriter()
 	nc.Close()
@@ -145,11 +139,28 @@ func (s *Swarm) serveConn(ctx context.Context, nc net.Conn, outgoing bool) {
 	}
 }
 
+// newConn returns the state of a connection with a peer at ap, before
+// its handshake.
+func (s *Swarm) newConn(nc net.Conn, ap netip.AddrPort, outgoing bool) *conn {
+	return &conn{
+		s: s, nc: nc, addr: ap, outgoing: outgoing,
+		amChoking: true, peerChoking: true,
+		reqs:     make(map[blockKey]time.Time),
+		maxReqs:  defaultReqq,
+		depth:    64,
+		rejected: make(map[uint32]bool),
+		wsig:     make(chan struct{}, 1),
+	}
+}
+
 // register adds c to the swarm and queues its first messages.
 func (s *Swarm) register(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || s.bannedAddrs[c.addr] || s.bannedIDs[c.id] || len(s.conns) >= s.cfg.MaxConns ||
+	if c.outgoing {
+		delete(s.dialing, c.addr) // its place among the connections is c's now
+	}
+	if s.closing || s.bannedAddrs[c.addr.Addr()] || len(s.conns) >= s.cfg.MaxConns ||
 		!s.roomForLocked(s.nearLocked(c.addr.Addr()), !c.outgoing) {
 		return false
 	}
@@ -181,7 +192,7 @@ func (s *Swarm) register(c *conn) bool {
 		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Bitfield, Bitfield: s.have.Bytes()})
 	}
 	if c.ext {
-		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq, P: s.listenPort()}).Marshal(); err == nil {
+		if p, err := (peerwire.ExtHandshake{V: s.cfg.ClientName, Reqq: ourReqq, P: s.listenPort(), Place: s.place.String()}).Marshal(); err == nil {
 			b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, Payload: p})
 		}
 	}
@@ -216,6 +227,11 @@ func (s *Swarm) unregister(c *conn) {
 	if !s.closing {
 		for o := range s.conns {
 			s.fill(o)
+		}
+		if len(s.deferred) > 0 {
+			s.pending = append(s.pending, s.deferred...)
+			s.deferred = s.deferred[:0]
+			s.poke()
 		}
 	}
 }
@@ -464,10 +480,15 @@ func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, blockBuf *[]byt
 	return nil
 }
 
-// readLoop decodes messages until the connection fails.
-func (c *conn) readLoop(ctx context.Context, br io.Reader) error {
+// readLoop handles first, the messages read before c was registered, then
+// decodes messages until the connection fails.
+func (c *conn) readLoop(ctx context.Context, dec *peerwire.Decoder, first []peerwire.Message) error {
 	s := c.s
-	dec := peerwire.NewDecoder(br, 0)
+	for i := range first {
+		if err := s.handle(c, &first[i]); err != nil {
+			return err
+		}
+	}
 	dec.BlockBuffer = func(index, begin uint32, n int) []byte { return s.blockBuffer(c, index, begin, n) }
 	for {
 		m, err := dec.Decode()

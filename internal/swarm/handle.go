@@ -7,6 +7,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // handle applies one message from c. An error drops the connection.
@@ -148,6 +149,9 @@ func (s *Swarm) handle(c *conn, m *peerwire.Message) error {
 				}
 				if h.P > 0 && h.P < 65536 {
 					c.listen = netip.AddrPortFrom(c.addr.Addr(), uint16(h.P))
+				}
+				if p, err := tracker.ParsePlace(h.Place); err == nil {
+					s.toldPlaceLocked(c, p)
 				}
 			}
 		}

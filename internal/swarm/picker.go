@@ -339,11 +339,11 @@ func (s *Swarm) blockBuffer(c *conn, index, begin uint32, n int) []byte {
 		return nil
 	}
 	b := int(begin) / peerwire.BlockSize
-	if b >= p.nblocks || n != p.blockLen(b) || p.got[b] || p.writing[b] || (p.attempts != nil && p.owner != c) {
+	if b >= p.nblocks || n != p.blockLen(b) || p.got[b] || p.writing[b] || (p.attempts != nil && p.owner != c) || !c.requested(index, begin) {
 		return nil
 	}
 	p.writing[b] = true
-	c.claim, c.claimBlock = p, b
+	c.claim, c.claimBlock, c.claimAt = p, b, s.clock.Now()
 	return s.buffer(p)[begin : int(begin)+n]
 }
 
@@ -367,17 +367,21 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	k := blockKey{m.Index, m.Begin}
 	now := s.clock.Now()
 	_, requested := c.reqs[k]
-	if requested {
-		rtt := now.Sub(c.reqs[k])
-		if c.minRTT == 0 || rtt < c.minRTT {
-			c.minRTT = rtt
-		}
-		delete(c.reqs, k)
-		c.lastBlock = now
-		if c.snubbed {
-			c.snubbed = false
-			c.updateDepth()
-		}
+	if !requested {
+		s.dropUnrequested(c, m)
+		return
+	}
+	rtt := now.Sub(c.reqs[k])
+	if c.minRTT == 0 || rtt < c.minRTT {
+		c.minRTT = rtt
+	}
+	// The request is answered even when the block is no good (a wrong
+	// length): it must not hold the block as asked for.
+	s.release(c, k, false)
+	c.lastBlock = now
+	if c.snubbed {
+		c.snubbed = false
+		c.updateDepth()
 	}
 	c.gotBytes += int64(len(m.Block))
 	claim, claimBlock := c.claim, c.claimBlock
@@ -388,9 +392,6 @@ func (s *Swarm) onPiece(c *conn, m *peerwire.Message) {
 	p := s.downloading(m.Index)
 	b := int(m.Begin) / peerwire.BlockSize
 	valid := p != nil && !p.verifying && m.Begin%peerwire.BlockSize == 0 && b < p.nblocks && len(m.Block) == p.blockLen(b)
-	if valid && requested && p.reqCount[b] > 0 {
-		p.reqCount[b]--
-	}
 	direct := valid && claim == p && claimBlock == b
 	if !valid || p.got[b] || (p.attempts != nil && p.owner != c) || (!direct && p.writing[b]) {
 		if valid && !p.got[b] && p.reqCount[b] == 0 && b < p.hint {
@@ -546,18 +547,18 @@ func (s *Swarm) pieceDone(p *piece, ok bool, hashes [][20]byte) {
 	}
 }
 
-// ban drops the peer and refuses it from now on.
+// ban drops every connection with the peer's IP address and refuses the
+// address from now on, whatever port or peer id it comes back with.
 func (s *Swarm) ban(k peerKey, piece int) {
-	if s.bannedIDs[k.id] {
+	ip := k.addr.Addr()
+	if s.bannedAddrs[ip] {
 		return
 	}
-	s.log.Warn("banning peer for bad data", "peer", k.addr, "piece", piece)
-	s.bannedIDs[k.id] = true
-	s.bannedAddrs[k.addr] = true
+	s.log.Warn("banning peer address for bad data", "peer", k.addr, "piece", piece)
+	s.bannedAddrs[ip] = true
 	s.nbanned++
 	for c := range s.conns {
-		if c.key() == k {
-			s.bannedAddrs[c.addr] = true
+		if c.addr.Addr() == ip {
 			c.nc.Close()
 		}
 	}

@@ -332,8 +332,9 @@ func TestDepthHeadroomShared(t *testing.T) {
 		{"one peer", 1, []float64{8 << 20}, minDepth},
 		{"no rate yet", 16, nil, minDepth},
 		{"16 peers at 2 MB/s", 16, []float64{2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6}, minHeadroom},
-		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, 7},
-		{"16 peers, fallen from 8 to 2 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 2e6, 2e6, 2e6, 2e6}, 7},
+		{"16 peers at 3.2 MB/s", 16, []float64{3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6}, 3},
+		{"16 peers, fallen from 3.2 to 1 MB/s", 16, []float64{3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 1e6, 1e6, 1e6, 1e6}, 3},
+		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
 		{"4 peers at 8 MB/s", 4, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
 		{"200 peers fast", 200, []float64{1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9}, minDepth},
 	}
@@ -725,5 +726,27 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 	s.mu.Unlock()
 	if dial || !accept {
 		t.Errorf("6 remote of 16 connections: room to dial another %v, to accept one %v; want false, true", dial, accept)
+	}
+
+	// Peers of its own datacenter leave room for a remote peer to dial
+	// in: 4 dialed remote peers and 10 local ones are 14 of 16, and the
+	// last 2 are kept for remote peers that dial in.
+	s, add = pickerSwarm(t, 4, 16<<10)
+	s.cfg.MaxConns = 16
+	s.cfgPlace = tracker.Place{Datacenter: "east"}
+	s.place = s.cfgPlace
+	for range 4 {
+		c := add()
+		c.outgoing = true
+		c.near.Store(nearRemote)
+	}
+	for range 10 {
+		add().near.Store(nearDatacenter)
+	}
+	s.mu.Lock()
+	local, accept = s.roomForLocked(nearDatacenter, true), s.roomForLocked(nearRemote, true)
+	s.mu.Unlock()
+	if local || !accept {
+		t.Errorf("4 dialed remote and 10 local of 16: room for a local %v, to accept a remote %v; want false, true", local, accept)
 	}
 }

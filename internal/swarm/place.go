@@ -1,8 +1,10 @@
 package swarm
 
 import (
+	"bytes"
 	"net/netip"
 
+	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -29,9 +31,10 @@ const (
 // no reply has listed yet (one that connected first) is not held back: in
 // a datacenter most such peers are local ones that announced after this
 // host, and murder's tracker lists remote peers only to the first peer
-// of a datacenter, which dials them. localAvail and
-// localSeeds count the pieces of local peers as avail and seeds count
-// those of all peers.
+// of a datacenter, which dials them. Murder's peers also tell their
+// place in their extension handshake, which places a peer that dialed in
+// before any reply listed it (placeFirst). localAvail and localSeeds count the pieces
+// of local peers as avail and seeds count those of all peers.
 
 // nearLocked returns the nearness of a peer at addr.
 func (s *Swarm) nearLocked(addr netip.Addr) int32 {
@@ -86,26 +89,34 @@ func (s *Swarm) addSeedLocked(c *conn, d int) {
 }
 
 // roomForLocked reports whether a connection to a peer at nearness near
-// fits beside the connections there are and those being dialed:
-// while this host knows its place, a share of MaxConns (remoteShare) is
-// kept for peers the tracker put elsewhere. A datacenter's gateway is
-// dialed by many of its own peers, and without the share they took every
-// connection before it reached a remote one (simulated: 60 hosts per
-// datacenter, 50 connections each, the last peer at 4.4x F/W).
-//
-// Of the remote half, an eighth of MaxConns is kept for remote peers that
-// dial in: a gateway fills its half with the seeder's datacenter at once,
-// and the gateways of other datacenters, which come later, dial it.
+// fits beside the connections there are and those being dialed, while
+// this host knows its place:
+//   - remote peers take at most half of MaxConns, and those this host
+//     dials half less an eighth (remoteIn): a gateway fills its remote
+//     half with the seeder's datacenter at once, and the gateways of
+//     other datacenters, which come later, dial it;
+//   - the others take at most MaxConns less a fifth (remoteShare), and
+//     leave free the slots of remoteIn that remote peers have not taken:
+//     a datacenter's gateway is dialed by many of its own peers, and
+//     without the share they took every connection before it reached a
+//     remote one (simulated: 60 hosts per datacenter, 50 connections
+//     each, the last peer at 4.4x F/W), and without the free slots the
+//     gateway of another datacenter found none (3 datacenters of 100
+//     hosts: in some runs the gateways never exchanged).
 func (s *Swarm) roomForLocked(near int32, incoming bool) bool {
 	if !s.place.Known() || s.cfg.MaxConns < 2*remoteShare {
 		return true
 	}
-	remote, other := 0, 0
+	remote, remoteIn, other := 0, 0, 0
 	for c := range s.conns {
-		if c.near.Load() == nearRemote {
-			remote++
-		} else {
+		switch {
+		case c.near.Load() != nearRemote:
 			other++
+		case c.outgoing:
+			remote++
+		default:
+			remote++
+			remoteIn++
 		}
 	}
 	for a := range s.dialing {
@@ -115,17 +126,93 @@ func (s *Swarm) roomForLocked(near int32, incoming bool) bool {
 			other++
 		}
 	}
+	half, reserve := s.cfg.MaxConns/2, max(s.cfg.MaxConns/8, 1)
+	if near == nearRemote && incoming {
+		return remote < half
+	}
+	if remote+other+max(reserve-remoteIn, 0) >= s.cfg.MaxConns {
+		return false
+	}
 	if near == nearRemote {
-		// Remote peers take at most half: a gateway has many on its list
-		// and must keep room for its own datacenter's peers.
-		limit := s.cfg.MaxConns / 2
-		if !incoming {
-			limit -= max(s.cfg.MaxConns/8, 1)
-		}
-		return remote < limit
+		return remote < half-reserve
 	}
 	return other < s.cfg.MaxConns-s.cfg.MaxConns/remoteShare
 }
+
+// toldPlaceLocked records the place peer c gave in its extension
+// handshake, unless a tracker reply placed it.
+func (s *Swarm) toldPlaceLocked(c *conn, p tracker.Place) {
+	addr := c.addr.Addr()
+	if _, listed := s.placeOf[addr]; listed || !p.Known() {
+		return
+	}
+	if len(s.placeOf) > maxPlaces {
+		clear(s.placeOf)
+	}
+	s.placeOf[addr] = p
+	if c.bits != nil {
+		s.setNearLocked(c, s.nearLocked(addr))
+	}
+}
+
+// placeFirst reports whether serveConn should read the first messages of
+// c, a peer that dialed in, before admitting it: this host knows its
+// place but not the peer's, and the peer may tell it in its extension
+// handshake. Without it a gateway could not tell the gateway of another
+// datacenter (which dials it having found it in a tracker reply) from
+// the peers of its own datacenter, which dial it at the same moment and
+// fill its connections (simulated, 3 datacenters of 100 hosts: in some
+// runs a datacenter got nothing for 5 s, until its next announce).
+func (s *Swarm) placeFirst(c *conn) bool {
+	if c.outgoing || !c.ext {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, listed := s.placeOf[c.addr.Addr()]
+	return s.place.Known() && !listed
+}
+
+// readFirst reads c's messages up to its extension handshake, at most
+// maxFirst of them (a peer sends its bitfield, or have all or have none,
+// and then its extension handshake), and records the place it tells. It
+// returns the messages read, for the caller to handle once c is
+// registered.
+func (s *Swarm) readFirst(c *conn, dec *peerwire.Decoder) ([]peerwire.Message, error) {
+	var first []peerwire.Message
+	for range maxFirst {
+		m, err := dec.Decode()
+		if err != nil {
+			return nil, err
+		}
+		if m.KeepAlive {
+			continue
+		}
+		m.Bitfield = bytes.Clone(m.Bitfield)
+		m.Payload = bytes.Clone(m.Payload)
+		m.Block = bytes.Clone(m.Block)
+		first = append(first, m)
+		if m.ID == peerwire.Extended && m.ExtID == peerwire.ExtHandshakeID {
+			if h, err := peerwire.ParseExtHandshake(m.Payload); err == nil {
+				if p, err := tracker.ParsePlace(h.Place); err == nil {
+					s.mu.Lock()
+					s.toldPlaceLocked(c, p)
+					s.mu.Unlock()
+				}
+			}
+			break
+		}
+		switch m.ID {
+		case peerwire.Bitfield, peerwire.HaveAll, peerwire.HaveNone, peerwire.AllowedFast, peerwire.Extended:
+		default:
+			return first, nil // another client's order: no place to wait for
+		}
+	}
+	return first, nil
+}
+
+// maxFirst bounds the messages readFirst reads.
+const maxFirst = 4
 
 // remoteShare: 1/remoteShare of MaxConns is kept for remote peers.
 const remoteShare = 5

@@ -1,11 +1,15 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -67,5 +71,85 @@ func TestTrackerSwarmPlaces(t *testing.T) {
 				t.Errorf("unplaced peer %d: received %+v, want all %d unplaced", i, r, st.Downloaded)
 			}
 		}
+	}
+}
+
+// TestPlaceToldInHandshake runs a seeder in one datacenter and a peer in
+// another, with no tracker: the peer dials the seeder, and each learns
+// the other's place from its extension handshake, so the bytes the peer
+// receives count as remote.
+func TestPlaceToldInHandshake(t *testing.T) {
+	mi, data := makeTorrent(t, 1<<20, 64<<10, nil)
+	seeder, _ := newNode(t, mi, data, true, Config{Datacenter: "east"})
+	peer, _ := newNode(t, mi, nil, false, Config{Datacenter: "west", Rack: "w1"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wait := runAll(t, ctx, seeder, peer)
+	peer.AddPeer(seeder.Addr().(*net.TCPAddr).AddrPort())
+	waitComplete(t, ctx, peer)
+	for _, tc := range []struct {
+		name string
+		s    *Swarm
+		want tracker.Place
+	}{{"seeder", seeder, tracker.Place{Datacenter: "west", Rack: "w1"}}, {"peer", peer, tracker.Place{Datacenter: "east"}}} {
+		tc.s.mu.Lock()
+		var got []tracker.Place
+		var near []int32
+		for c := range tc.s.conns {
+			got = append(got, tc.s.placeOf[c.addr.Addr()])
+			near = append(near, c.near.Load())
+		}
+		tc.s.mu.Unlock()
+		if len(got) != 1 || got[0] != tc.want || near[0] != nearRemote {
+			t.Errorf("%s: its peer's place %v, nearness %v; want [%v], remote", tc.name, got, near, tc.want)
+		}
+	}
+	if r := peer.Stats().Received; r.Remote != int64(len(data)) {
+		t.Errorf("peer received %+v, want all %d bytes remote", r, len(data))
+	}
+	cancel()
+	wait()
+}
+
+// TestReadFirst feeds a listening side the first messages of a peer that
+// dialed in: murder's (have none, then its extension handshake with its
+// place) are read up to the handshake and place the peer; another
+// client's order (interested first) is read no further.
+func TestReadFirst(t *testing.T) {
+	ext, _ := peerwire.ExtHandshake{V: "murder", Place: "west/w2"}.Marshal()
+	extMsg := peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, Payload: ext}
+	for _, tc := range []struct {
+		name      string
+		msgs      []peerwire.Message
+		wantRead  int
+		wantPlace tracker.Place
+	}{
+		{"murder", []peerwire.Message{{ID: peerwire.HaveNone}, extMsg, {ID: peerwire.Interested}}, 2, tracker.Place{Datacenter: "west", Rack: "w2"}},
+		{"keep-alive first", []peerwire.Message{{KeepAlive: true}, {ID: peerwire.Bitfield, Bitfield: []byte{0x80}}, extMsg}, 2, tracker.Place{Datacenter: "west", Rack: "w2"}},
+		{"other order", []peerwire.Message{{ID: peerwire.Interested}, extMsg}, 1, tracker.Place{}},
+		{"no place", []peerwire.Message{{ID: peerwire.HaveNone}, {ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, Payload: []byte("d1:md1:xi1eee")}}, 2, tracker.Place{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := pickerSwarm(t, 1, 16<<10)
+			s.place = tracker.Place{Datacenter: "east"}
+			c := &conn{s: s, ext: true, addr: netip.MustParseAddrPort("198.18.0.9:6881")}
+			if !s.placeFirst(c) {
+				t.Fatal("placeFirst: false for an unlisted peer that dialed in, want true")
+			}
+			var b []byte
+			for _, m := range tc.msgs {
+				b = peerwire.AppendMessage(b, m)
+			}
+			first, err := s.readFirst(c, peerwire.NewDecoder(bytes.NewReader(b), 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(first) != tc.wantRead {
+				t.Errorf("read %d messages, want %d", len(first), tc.wantRead)
+			}
+			if got := s.placeOf[c.addr.Addr()]; got != tc.wantPlace {
+				t.Errorf("place %v, want %v", got, tc.wantPlace)
+			}
+		})
 	}
 }

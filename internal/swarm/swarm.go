@@ -30,12 +30,14 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
@@ -86,6 +88,14 @@ type Config struct {
 	// DefaultWriteBuffer. A write buffer smaller than a block message is
 	// raised to one.
 	ReadBuffer, WriteBuffer int
+	// AllowFrom, when not empty, lists the only addresses the swarm talks
+	// to: a connection from anywhere else is closed at accept, before a
+	// byte is sent, and peers elsewhere are not dialed (see admit.go).
+	AllowFrom cidr.List
+	// MaxConnsPerIP limits the connections, dialed and accepted, open or
+	// in their handshake, with one remote IP address; 0 means
+	// DefaultMaxConnsPerIP and a negative value no limit.
+	MaxConnsPerIP int
 }
 
 // Network is how a swarm listens for and dials peers.
@@ -132,7 +142,13 @@ type Stats struct {
 	DownRate   float64
 	UpRate     float64 // bytes per second, smoothed
 	Peers      int
-	Banned     int // peers dropped for sending bad data
+	Banned     int // peer addresses dropped for sending bad data
+	// Unrequested counts blocks received that were not, or no longer,
+	// requested from their sender; they are dropped.
+	Unrequested int64
+	// Refused counts connections closed at accept: from outside
+	// AllowFrom, from a banned address, or over a limit.
+	Refused int64
 	// Received splits Downloaded by where it came from: the same rack,
 	// the same datacenter, another datacenter (or a peer the tracker gave
 	// no place), and peers whose place or this host's is unknown.
@@ -158,7 +174,7 @@ const (
 	ourReqq          = 2000 // requests we queue per peer
 	defaultReqq      = 250  // assumed when a peer does not say
 	maxDepth         = 1000
-	minDepth         = 16
+	minDepth         = 4                      // most headroom per connection (updateDepth); bench/sim/README.md
 	minHeadroom      = 2                      // pipeline headroom per connection at least
 	headroomWindow   = 250 * time.Millisecond // of download rate, as pipeline headroom
 	activeBudget     = 256 << 20              // bytes of pieces in flight
@@ -197,9 +213,11 @@ type Swarm struct {
 	verifyCh  chan verifyJob
 	bufPool   sync.Pool
 
-	downloaded atomic.Int64
-	uploaded   atomic.Int64
-	received   [nearKinds]atomic.Int64 // by nearness
+	downloaded  atomic.Int64
+	uploaded    atomic.Int64
+	received    [nearKinds]atomic.Int64 // by nearness
+	unrequested atomic.Int64
+	refused     atomic.Int64
 
 	lnMu sync.Mutex
 	ln   net.Listener
@@ -233,12 +251,14 @@ type Swarm struct {
 	want        *storage.Bitfield // pieces neither verified nor in progress
 	conns       map[*conn]struct{}
 	pending     []netip.AddrPort
+	deferred    []netip.AddrPort // listed peers not dialed for want of room; pending again when a connection ends
 	dialing     map[netip.AddrPort]bool
 	dials       map[netip.AddrPort]dialState
 	self        map[netip.AddrPort]bool
-	bannedAddrs map[netip.AddrPort]bool
-	bannedIDs   map[[20]byte]bool
+	bannedAddrs map[netip.Addr]bool
 	nbanned     int
+	perIP       map[netip.Addr]int // connections with each address, handshaking or open
+	halfOpen    int                // accepted connections in their handshake
 	rng         *mrand.Rand
 	downRate    float64
 	peakDown    float64 // the highest downRate so far
@@ -291,6 +311,9 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 	if cfg.ClientName == "" {
 		cfg.ClientName = "murder"
 	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	if cfg.ReadBuffer <= 0 {
 		cfg.ReadBuffer = DefaultReadBuffer
 	}
@@ -330,8 +353,8 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		dialing:     make(map[netip.AddrPort]bool),
 		dials:       make(map[netip.AddrPort]dialState),
 		self:        make(map[netip.AddrPort]bool),
-		bannedAddrs: make(map[netip.AddrPort]bool),
-		bannedIDs:   make(map[[20]byte]bool),
+		bannedAddrs: make(map[netip.Addr]bool),
+		perIP:       make(map[netip.Addr]int),
 		complete:    make(chan struct{}),
 		announced:   make(chan struct{}),
 		wake:        make(chan struct{}, 1),
@@ -442,14 +465,16 @@ func (s *Swarm) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{
-		BytesDone:  s.bytesDone,
-		BytesTotal: s.total,
-		Downloaded: s.downloaded.Load(),
-		Uploaded:   s.uploaded.Load(),
-		DownRate:   s.downRate,
-		UpRate:     s.upRate,
-		Peers:      len(s.conns),
-		Banned:     s.nbanned,
+		BytesDone:   s.bytesDone,
+		BytesTotal:  s.total,
+		Downloaded:  s.downloaded.Load(),
+		Uploaded:    s.uploaded.Load(),
+		DownRate:    s.downRate,
+		UpRate:      s.upRate,
+		Peers:       len(s.conns),
+		Banned:      s.nbanned,
+		Unrequested: s.unrequested.Load(),
+		Refused:     s.refused.Load(),
 		Received: Received{
 			SameRack:       s.received[nearRack].Load(),
 			SameDatacenter: s.received[nearDatacenter].Load(),
@@ -546,14 +571,13 @@ func (s *Swarm) acceptLoop(ctx context.Context, wg *sync.WaitGroup) {
 			t.Stop()
 			continue
 		}
-		s.mu.Lock()
-		full := len(s.conns) >= s.cfg.MaxConns || s.closing
-		s.mu.Unlock()
-		if full {
+		ip, ok := s.admit(nc)
+		if !ok {
+			s.refused.Add(1)
 			nc.Close()
 			continue
 		}
-		wg.Go(func() { s.serveConn(ctx, nc, false) })
+		wg.Go(func() { s.serveConn(ctx, nc, ip, false) })
 	}
 }
 
@@ -576,11 +600,20 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 	now := s.clock.Now()
 	for _, a := range pending {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.bannedAddrs[a] || s.connectedTo(a) ||
-			now.Before(s.dials[a].notBefore) || len(s.conns)+len(s.dialing) >= s.cfg.MaxConns ||
-			!s.roomForLocked(s.nearLocked(a.Addr()), false) {
+		if !a.IsValid() || s.closing || s.dialing[a] || s.self[a] || s.connectedTo(a) ||
+			now.Before(s.dials[a].notBefore) || !s.mayDialLocked(a.Addr()) {
 			continue
 		}
+		if len(s.conns)+len(s.dialing) >= s.cfg.MaxConns || !s.roomForLocked(s.nearLocked(a.Addr()), false) {
+			// Kept for when a connection ends: a gateway whose remote
+			// share was full for a moment would otherwise not dial the
+			// seeder until its next announce.
+			if len(s.deferred) < 4*s.cfg.MaxConns && !slices.Contains(s.deferred, a) {
+				s.deferred = append(s.deferred, a)
+			}
+			continue
+		}
+		s.perIP[a.Addr()]++
 		s.dialing[a] = true
 		st := s.dials[a]
 		st.notBefore = now.Add(redialAfter)
@@ -594,7 +627,9 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 			nc, err := s.net.Dial(dctx, a)
 			cancel()
 			s.mu.Lock()
-			delete(s.dialing, a)
+			if err != nil {
+				delete(s.dialing, a)
+			}
 			st := s.dials[a]
 			if err != nil {
 				st.failures++
@@ -607,12 +642,20 @@ func (s *Swarm) dialPending(ctx context.Context, wg *sync.WaitGroup) {
 				st.failures = 0
 			}
 			s.dials[a] = st
+			if err != nil {
+				s.dropIPLocked(a.Addr())
+			}
 			s.mu.Unlock()
 			if err != nil {
 				s.log.Debug("dial", "peer", a, "err", err, "failures", st.failures)
 				return
 			}
-			s.serveConn(ctx, nc, true)
+			// a stays in dialing, holding its place among the
+			// connections, until register takes it in.
+			s.serveConn(ctx, nc, a.Addr(), true)
+			s.mu.Lock()
+			delete(s.dialing, a)
+			s.mu.Unlock()
 		})
 	}
 }
@@ -659,6 +702,13 @@ func (s *Swarm) tick(now time.Time, down, up float64) {
 		}
 		if s.have.Full() && c.seed {
 			// Two seeds have nothing to exchange.
+			c.nc.Close()
+			continue
+		}
+		if c.claim != nil && now.Sub(c.claimAt) > requestTimeout {
+			// Stopped in the middle of a block, requested or not: only
+			// closing the connection frees the block for other peers.
+			s.log.Debug("stalled in a block", "peer", c.addr, "piece", c.claim.index)
 			c.nc.Close()
 			continue
 		}

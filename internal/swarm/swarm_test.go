@@ -261,11 +261,18 @@ type testPeer struct {
 	// stallMidBlock answers the first request with half a block, then
 	// nothing more
 	stallMidBlock bool
+	// chokeMidBlock, for a peer without the fast extension, answers the
+	// first request with a choke (which takes every request back) and
+	// then half of the block, then nothing more
+	chokeMidBlock bool
+	noFast        bool // no fast extension: a bitfield instead of have all
+	accepts       atomic.Int64
 	// badBlock, with data, corrupts only the block at this offset of
 	// every piece
 	badBlock int
 	id       [20]byte
 	net      Network // where it listens
+	host     string  // the address it listens on; "" is 127.0.0.1
 	served   atomic.Int64
 	wg       sync.WaitGroup
 }
@@ -279,7 +286,10 @@ func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...fun
 	for _, o := range opts {
 		o(b)
 	}
-	ln, err := b.net.Listen("127.0.0.1:0")
+	if b.host == "" {
+		b.host = "127.0.0.1"
+	}
+	ln, err := b.net.Listen(net.JoinHostPort(b.host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +300,7 @@ func startTestPeer(t *testing.T, mi *metainfo.MetaInfo, data []byte, opts ...fun
 			if err != nil {
 				return
 			}
+			b.accepts.Add(1)
 			b.wg.Go(func() { b.serve(c) })
 		}
 	})
@@ -303,7 +314,9 @@ func (b *testPeer) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var h peerwire.Handshake
-	h.SetFast()
+	if !b.noFast {
+		h.SetFast()
+	}
 	h.SetExtended()
 	h.InfoHash = b.mi.InfoHash()
 	h.PeerID = b.id
@@ -317,8 +330,14 @@ func (b *testPeer) serve(c net.Conn) {
 	w := bufio.NewWriter(c)
 	ext, _ := peerwire.ExtHandshake{V: "test", Reqq: 500}.Marshal()
 	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Extended, Payload: ext}))
-	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveAll}))
-	w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.AllowedFast, Index: 0}))
+	if b.noFast {
+		all := storage.NewBitfield(b.mi.Info.NumPieces())
+		all.SetAll()
+		w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Bitfield, Bitfield: all.Bytes()}))
+	} else {
+		w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveAll}))
+		w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.AllowedFast, Index: 0}))
+	}
 	w.Flush()
 	dec := peerwire.NewDecoder(br, 0)
 	for {
@@ -332,6 +351,15 @@ func (b *testPeer) serve(c net.Conn) {
 		case peerwire.Request:
 			if b.stall {
 				b.served.Add(1)
+				continue
+			}
+			if b.chokeMidBlock {
+				msg := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: make([]byte, m.Length)})
+				w.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Choke}))
+				w.Write(msg[:len(msg)-int(m.Length)/2])
+				w.Flush()
+				b.served.Add(1)
+				b.stall = true
 				continue
 			}
 			if b.stallMidBlock {
@@ -482,13 +510,16 @@ func TestCorruptPeerBanned(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mi, data := makeTorrent(t, 2<<20, 64<<10, nil)
 			var bad *testPeer
+			// The bad peer has an address of its own: bans hold per
+			// address, and the honest swarms all listen on 127.0.0.1.
 			if tt.one {
 				bad = startTestPeer(t, mi, data, func(b *testPeer) {
 					b.badBlock = 16384
+					b.host = "127.0.0.2"
 					copy(b.id[:], "-XX0001-corruptpeer!")
 				})
 			} else {
-				bad = startTestPeer(t, mi, nil)
+				bad = startTestPeer(t, mi, nil, func(b *testPeer) { b.host = "127.0.0.2" })
 			}
 			badAddr := bad.addr()
 			seeder, _ := newNode(t, mi, data, true, Config{})
@@ -519,12 +550,11 @@ func TestCorruptPeerBanned(t *testing.T) {
 			wait()
 			checkFile(t, path1, data)
 			checkFile(t, path2, data)
-			badID := bad.id
 			for i, p := range []*Swarm{p1, p2, seeder} {
 				p.mu.Lock()
-				for id := range p.bannedIDs {
-					if id != badID {
-						t.Errorf("swarm %d banned honest peer %q", i, id[:])
+				for ip := range p.bannedAddrs {
+					if ip != badAddr.Addr() {
+						t.Errorf("swarm %d banned honest address %s", i, ip)
 					}
 				}
 				p.mu.Unlock()

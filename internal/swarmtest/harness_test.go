@@ -309,11 +309,12 @@ func waitListening(t *testing.T, ctx context.Context, from *testbed.Host, addr s
 	t.Fatalf("%s does not accept connections at %s", strings.Join(p.cmd.Args, " "), addr)
 }
 
-// startSeeder runs murder seed on host 1.
-func (s *swarm) startSeeder() *proc {
+// startSeeder runs murder seed on host 1, with extra arguments.
+func (s *swarm) startSeeder(extra ...string) *proc {
 	s.t.Helper()
-	p := start(s.t, s.ctx, s.seeder, nil, "seed", "--torrent", s.torrent, "--ip", s.seeder.Addr().String(),
-		"--listen", net.JoinHostPort(s.seeder.Addr().String(), peerPort))
+	args := append([]string{"seed", "--torrent", s.torrent, "--ip", s.seeder.Addr().String(),
+		"--listen", net.JoinHostPort(s.seeder.Addr().String(), peerPort)}, extra...)
+	p := start(s.t, s.ctx, s.seeder, nil, args...)
 	s.mu.Lock()
 	s.seedCmd = p
 	s.mu.Unlock()
@@ -349,9 +350,10 @@ func (p *peer) progress() event {
 	return p.last
 }
 
-// startPeer runs murder peer in h. It seeds on long after it is done, so
-// that peers that finish stay sources until the test ends.
-func (s *swarm) startPeer(h *testbed.Host, onEvent func(event)) *peer {
+// startPeer runs murder peer in h, with extra arguments. It seeds on long
+// after it is done, so that peers that finish stay sources until the test
+// ends.
+func (s *swarm) startPeer(h *testbed.Host, onEvent func(event), extra ...string) *peer {
 	s.t.Helper()
 	pr := &peer{done: make(chan struct{}), failed: make(chan string, 1), onEv: onEvent}
 	var doneOnce sync.Once
@@ -383,8 +385,9 @@ func (s *swarm) startPeer(h *testbed.Host, onEvent func(event)) *peer {
 			}
 		}
 	}
-	pr.proc = start(s.t, s.ctx, h, handle, "peer", "--torrent", s.torrent, "--destination-path", destDir,
-		"--ip", h.Addr().String(), "--listen", net.JoinHostPort(h.Addr().String(), peerPort), "--progress", "json", "--seed-time", "10m", "--timeout", "4m")
+	args := append([]string{"peer", "--torrent", s.torrent, "--destination-path", destDir,
+		"--ip", h.Addr().String(), "--listen", net.JoinHostPort(h.Addr().String(), peerPort), "--progress", "json", "--seed-time", "10m", "--timeout", "4m"}, extra...)
+	pr.proc = start(s.t, s.ctx, h, handle, args...)
 	return pr
 }
 
