@@ -19,8 +19,6 @@ func newTrackerCmd() *cobra.Command {
 		logLevel     string
 		storeURL     string
 		storeTimeout time.Duration
-		allowFrom    []string
-		trustIPFrom  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "tracker",
@@ -112,12 +110,6 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 			if cfg.MaxTorrents < 1 || cfg.MaxPeers < 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--max-torrents and --max-peers-per-torrent must be at least 1")}
 			}
-			if cfg.AllowFrom, err = tracker.ParseCIDRs(allowFrom); err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("--allow-from: %w", err)}
-			}
-			if cfg.TrustIPFrom, err = tracker.ParseCIDRs(trustIPFrom); err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("--trust-ip-from: %w", err)}
-			}
 			cfg.Logger = log
 			if storeURL != "memory" {
 				st, err := tracker.NewRedisStore(tracker.RedisStoreConfig{URL: storeURL, PeerTTL: 2 * cfg.Interval, Timeout: storeTimeout,
@@ -158,8 +150,8 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
 	f.StringVar(&cfg.Topology, "topology", "", "TOML file mapping address ranges to datacenters and racks; peers get peers near them first (re-read on SIGHUP)")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
-	f.StringSliceVar(&trustIPFrom, "trust-ip-from", nil, "take the announce's ip parameter only from sources in this CIDR (repeatable; default any source)")
-	f.StringSliceVar(&allowFrom, "allow-from", nil, "serve only connections from this CIDR or address, closing others as they are accepted (repeatable; default any)")
+	f.Var(&cfg.TrustIPFrom, "trust-ip-from", "take the announce's ip parameter only from sources in this CIDR (198.18.0.0/15) or address; repeatable, or comma-separated (default: any source)")
+	f.Var(&cfg.AllowFrom, "allow-from", "serve only connections from this CIDR (198.18.0.0/15) or address, closing others as they are accepted; repeatable, or comma-separated (default: any address)")
 	f.IntVar(&cfg.MaxTorrents, "max-torrents", tracker.DefaultMaxTorrents, "most torrents tracked at once; announces for more get a failure reason")
 	f.IntVar(&cfg.MaxPeers, "max-peers-per-torrent", tracker.DefaultMaxPeers, "most peers listed per torrent; more get a failure reason")
 	f.BoolVar(&cfg.FullScrape, "full-scrape", false, "answer a scrape without info_hash with every torrent (off: such a scrape gets a failure reason)")

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metrics"
 )
 
@@ -52,10 +53,10 @@ type Config struct {
 	// with the ip parameter; empty means any source. Even then only a
 	// unicast address is taken (see usableIPParam); otherwise the
 	// connection's source address is used.
-	TrustIPFrom []netip.Prefix
+	TrustIPFrom cidr.List
 	// AllowFrom, when not empty, lists the only sources the tracker
 	// serves: connections from elsewhere are closed as they are accepted.
-	AllowFrom []netip.Prefix
+	AllowFrom cidr.List
 	// FullScrape lets a scrape without info_hash list every torrent; off,
 	// such a scrape gets a failure reason.
 	FullScrape bool
@@ -194,7 +195,7 @@ func (s *Server) Run(ctx context.Context) error {
 // It closes ln. With Config.AllowFrom it closes connections from elsewhere
 // as it accepts them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if len(s.cfg.AllowFrom) > 0 {
+	if !s.cfg.AllowFrom.Empty() {
 		ln = &rangeListener{Listener: ln, ranges: s.cfg.AllowFrom, refused: func(a net.Addr) {
 			s.stats.refused[refusedAddress].Inc()
 			s.log.Debug("connection refused: not in --allow-from", "remote", a.String())
@@ -240,8 +241,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	s.log.Info("tracker listening", "addr", ln.Addr().String(), "interval", s.cfg.Interval,
-		"allow_dir", s.cfg.AllowDir, "ignore_ip_param", s.cfg.IgnoreIPParam, "allow_from", s.cfg.AllowFrom,
-		"trust_ip_from", s.cfg.TrustIPFrom, "full_scrape", s.cfg.FullScrape)
+		"allow_dir", s.cfg.AllowDir, "ignore_ip_param", s.cfg.IgnoreIPParam, "allow_from", s.cfg.AllowFrom.String(),
+		"trust_ip_from", s.cfg.TrustIPFrom.String(), "full_scrape", s.cfg.FullScrape)
 	err := hs.Serve(ln)
 	cancel()
 	wg.Wait()
@@ -298,7 +299,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "cannot tell the peer's address")
 		return
 	}
-	if !inRanges(s.cfg.AllowFrom, src.Addr()) {
+	if !s.cfg.AllowFrom.Allows(src.Addr()) {
 		s.stats.refused[refusedAddress].Inc()
 		s.fail(w, r, "address not allowed")
 		return
@@ -396,8 +397,8 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 	}
 	ok := false
 	defer func() { s.stats.scrapes.WithLabelValues(result(ok)).Inc() }()
-	if len(s.cfg.AllowFrom) > 0 {
-		if src, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !inRanges(s.cfg.AllowFrom, src.Addr()) {
+	if !s.cfg.AllowFrom.Empty() {
+		if src, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !s.cfg.AllowFrom.Allows(src.Addr()) {
 			s.stats.refused[refusedAddress].Inc()
 			s.fail(w, r, "address not allowed")
 			return

@@ -3,53 +3,11 @@ package tracker
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"net"
 	"net/netip"
-	"strings"
+
+	"github.com/murder-deploy/murder/internal/cidr"
 )
-
-// ParseCIDRs reads address ranges such as 198.18.0.0/15 or 2001:db8::/32;
-// a bare address is a range of one. Ranges are kept masked.
-func ParseCIDRs(vals []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(vals))
-	for _, v := range vals {
-		v = strings.TrimSpace(v)
-		var p netip.Prefix
-		var err error
-		if strings.Contains(v, "/") {
-			p, err = netip.ParsePrefix(v)
-		} else {
-			var a netip.Addr
-			if a, err = netip.ParseAddr(v); err == nil && a.Zone() == "" {
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-		}
-		if err != nil || !p.IsValid() {
-			return nil, fmt.Errorf("tracker: address range %q: want an address or a CIDR such as 198.18.0.0/15 or 2001:db8::/32", v)
-		}
-		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
-// inRanges reports whether addr lies in one of ranges; every address
-// does when ranges is empty.
-func inRanges(ranges []netip.Prefix, addr netip.Addr) bool {
-	if len(ranges) == 0 {
-		return true
-	}
-	addr = addr.Unmap().WithZone("")
-	for _, p := range ranges {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
 
 // broadcast4 is the IPv4 limited broadcast address.
 var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -60,8 +18,8 @@ var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // that other hosts can reach: not unspecified or in 0.0.0.0/8, not
 // multicast, broadcast or link-local, and not loopback unless src is
 // loopback too (a tracker and its peers on one host).
-func usableIPParam(ip, src netip.Addr, trusted []netip.Prefix) bool {
-	if !ip.IsValid() || ip.Zone() != "" || !inRanges(trusted, src) {
+func usableIPParam(ip, src netip.Addr, trusted cidr.List) bool {
+	if !ip.IsValid() || ip.Zone() != "" || !trusted.Allows(src) {
 		return false
 	}
 	ip = ip.Unmap()
@@ -109,7 +67,7 @@ func keyDigest(key []byte) uint64 {
 // others at once and passing each to refused.
 type rangeListener struct {
 	net.Listener
-	ranges  []netip.Prefix
+	ranges  cidr.List
 	refused func(remote net.Addr)
 }
 
@@ -129,10 +87,10 @@ func (l *rangeListener) Accept() (net.Conn, error) {
 }
 
 // addrAllowed reports whether a connection from a lies in ranges.
-func addrAllowed(ranges []netip.Prefix, a net.Addr) bool {
-	if len(ranges) == 0 {
+func addrAllowed(ranges cidr.List, a net.Addr) bool {
+	if ranges.Empty() {
 		return true
 	}
 	ap, err := netip.ParseAddrPort(a.String())
-	return err == nil && inRanges(ranges, ap.Addr())
+	return err == nil && ranges.Allows(ap.Addr())
 }
