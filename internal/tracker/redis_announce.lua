@@ -8,9 +8,7 @@
 --       torrent's keys, FirstPeers, RemotePeers, the peer's datacenter and
 --       rack ("" when unknown), how many expired peers to drop per list,
 --       the announce's owner (8 bytes).
--- Reply: seeders, leechers, downloaded, then up to numwant members in one
--- string, each after a byte that gives its length (one string costs Redis
--- and the client far less than one reply element per member); or
+-- Reply: seeders, leechers, downloaded, then up to numwant members; or
 -- an error "murder: too many torrents", "murder: too many peers" or
 -- "murder: not owner" for an announce refused with nothing changed.
 --
@@ -276,7 +274,6 @@ local function sample(lists, k, accept)
   for i = 1, taken do
     local r = math.random(i, #cand)
     cand[i], cand[r] = cand[r], cand[i]
-    out[#out + 1] = string.char(#cand[i])
     out[#out + 1] = cand[i]
   end
   return taken
@@ -387,4 +384,5 @@ do
     redis.call('PEXPIRE', D, keep)
   end
 end
-return {cs, cl, downloaded(), table.concat(out, '', 4)}
+out[1], out[2], out[3] = cs, cl, downloaded()
+return out

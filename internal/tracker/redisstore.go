@@ -361,31 +361,14 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 	if err != nil {
 		return dst, ScrapeStats{}, err
 	}
-	if len(res) > 3 {
-		blob, _ := res[3].(string)
-		if dst, err = appendRedisPeers(dst, blob); err != nil {
-			return dst, ScrapeStats{}, err
-		}
-	}
-	return dst, st, nil
-}
-
-// appendRedisPeers appends the peers of the announce script's sample:
-// members, each after a byte that gives its length.
-func appendRedisPeers(dst []Peer, blob string) ([]Peer, error) {
-	for len(blob) > 0 {
-		n := int(blob[0])
-		if 1+n > len(blob) {
-			return dst, fmt.Errorf("tracker: redis announce: sample cut short: %q", blob)
-		}
-		p, ok := parseRedisMember(blob[1 : 1+n])
+	for _, m := range res[3:] {
+		p, ok := parseRedisMember(m)
 		if !ok {
-			return dst, fmt.Errorf("tracker: redis announce: bad peer %q", blob[1:1+n])
+			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad peer %q", m)
 		}
 		dst = append(dst, p)
-		blob = blob[1+n:]
 	}
-	return dst, nil
+	return dst, st, nil
 }
 
 // redisRefusals maps the announce script's error replies to the store's
@@ -426,8 +409,9 @@ func appendRedisPeer(dst []byte, p Peer) []byte {
 // parseRedisMember reads a peer as the store keeps it: the peer id, the
 // length of the compact address (6 for IPv4, 18 for IPv6), the address,
 // and the place.
-func parseRedisMember(b string) (Peer, bool) {
-	if len(b) < 21 {
+func parseRedisMember(m any) (Peer, bool) {
+	b, ok := m.(string)
+	if !ok || len(b) < 21 {
 		return Peer{}, false
 	}
 	var p Peer
