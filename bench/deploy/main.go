@@ -10,6 +10,9 @@
 //     the time of each step;
 //   - `murder deploy -v` of a -tree-size tree of small files.
 //
+// With -alt, every run is made with both binaries, alternating which goes
+// first, and the medians are compared.
+//
 // See README.md for how to run it and recent figures.
 package main
 
@@ -47,11 +50,20 @@ func main() {
 	}
 }
 
-// Paths inside the hosts.
+// Paths inside the hosts: each contender has its own remote_murder_path,
+// so that neither finds the other's binary there.
 const (
 	remoteMurder = "/usr/local/murder"
 	dest         = "/srv/murder/out"
 )
+
+// contender is one murder build under test.
+type contender struct {
+	name   string // "murder", or "alt" for -alt
+	murder string // the binary, in the work directory
+	remote string // its remote_murder_path
+	inv    string // its inventory
+}
 
 type bench struct {
 	n        int
@@ -60,8 +72,7 @@ type bench struct {
 	treeSize int64
 	seedTime time.Duration
 	work     string // shared into every host: binary, keys, inventory, sources
-	murder   string
-	inv      string
+	cs       []*contender
 	bed      *testbed.Bed
 	ops      *testbed.Host
 	seeder   *testbed.Host
@@ -79,6 +90,7 @@ func run() error {
 	seedTime := fs.Duration("seed-time", 30*time.Second, "seed_time in murder.toml")
 	rounds := fs.Int("rounds", 1, "rounds; each runs distribute-files, the big deploy and the small one")
 	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
+	altBin := fs.String("alt", "", "a second murder binary (e.g. a build of main) to run every run with as well, alternating which goes first")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "print murder's whole output, the times at which the peers started and were done, and one peer's log")
 	only := fs.String("runs", "dist,big,tree", "which runs to make each round: dist (distribute-files), big, tree")
@@ -109,63 +121,110 @@ func run() error {
 	}
 	defer os.RemoveAll(b.work)
 	os.Chmod(b.work, 0o755)
+	main := &contender{name: "murder", murder: filepath.Join(b.work, "murder"), remote: remoteMurder}
 	if *murderBin != "" {
-		b.murder = filepath.Join(b.work, "murder")
-		data, err := os.ReadFile(*murderBin)
-		if err == nil {
-			err = os.WriteFile(b.murder, data, 0o755)
-		}
-		if err != nil {
+		err = copyFile(*murderBin, main.murder)
+	} else {
+		main.murder, err = testenv.BuildMurder(b.work)
+	}
+	if err != nil {
+		return err
+	}
+	b.cs = []*contender{main}
+	if *altBin != "" {
+		alt := &contender{name: "alt", murder: filepath.Join(b.work, "murder-alt"), remote: remoteMurder + "-alt"}
+		if err := copyFile(*altBin, alt.murder); err != nil {
 			return err
 		}
-	} else if b.murder, err = testenv.BuildMurder(b.work); err != nil {
-		return err
+		b.cs = append(b.cs, alt)
 	}
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
 	defer b.bed.Close()
+	defer b.removeTrees()
 
-	fi, err := os.Stat(b.murder)
-	if err != nil {
-		return err
+	fmt.Printf("bed: %d peers + 1 tracker/seeder, links %s/s each way (operator uncapped), seed_time %s\n",
+		b.n, mib(b.rate), b.seedTime)
+	sizes := map[*contender]int64{}
+	for _, c := range b.cs {
+		fi, err := os.Stat(c.murder)
+		if err != nil {
+			return err
+		}
+		sizes[c] = fi.Size()
+		fmt.Printf("  %s: %s, binary %s, remote_murder_path %s\n", c.name, c.murder, mib(fi.Size()), c.remote)
 	}
-	fmt.Printf("bed: %d peers + 1 tracker/seeder, links %s/s each way (operator uncapped), seed_time %s; binary %s\n",
-		b.n, mib(b.rate), b.seedTime, mib(fi.Size()))
-	var dist, big, small []float64
+	dist, big, small := map[*contender][]float64{}, map[*contender][]float64{}, map[*contender][]float64{}
 	runs := strings.Split(*only, ",")
 	if !slices.Contains(runs, "dist") {
 		// The deploys still need murder on the hosts.
-		if _, _, err := b.murderRun(ctx, "fleet", "-c", b.inv, "distribute-files"); err != nil {
-			return err
+		for _, c := range b.cs {
+			if _, _, err := b.murderRun(ctx, c, "fleet", "-c", c.inv, "distribute-files"); err != nil {
+				return err
+			}
 		}
 	}
 	for r := 1; r <= *rounds; r++ {
-		if slices.Contains(runs, "dist") {
-			d, err := b.distribute(ctx, fi.Size())
-			if err != nil {
-				return err
-			}
-			dist = append(dist, d)
+		// Alternate which contender goes first.
+		order := slices.Clone(b.cs)
+		if r%2 == 0 {
+			slices.Reverse(order)
 		}
-		if slices.Contains(runs, "big") {
-			x, err := b.deploy(ctx, fmt.Sprintf("big%d", r), "big", true)
-			if err != nil {
-				return err
+		for _, c := range order {
+			if slices.Contains(runs, "dist") {
+				d, err := b.distribute(ctx, c, sizes[c])
+				if err != nil {
+					return err
+				}
+				dist[c] = append(dist[c], d)
 			}
-			big = append(big, x)
 		}
-		if slices.Contains(runs, "tree") {
-			y, err := b.deploy(ctx, fmt.Sprintf("tree%d", r), "tree", false)
-			if err != nil {
-				return err
+		for _, c := range order {
+			if slices.Contains(runs, "big") {
+				x, err := b.deploy(ctx, c, fmt.Sprintf("big%d", r), "big", true)
+				if err != nil {
+					return err
+				}
+				big[c] = append(big[c], x)
 			}
-			small = append(small, y)
+		}
+		for _, c := range order {
+			if slices.Contains(runs, "tree") {
+				y, err := b.deploy(ctx, c, fmt.Sprintf("tree%d", r), "tree", false)
+				if err != nil {
+					return err
+				}
+				small[c] = append(small[c], y)
+			}
 		}
 	}
-	fmt.Printf("\nmedians over %d round(s): distribute-files %.2fx its bound; big deploy %.2fx F/U; small tree %.2f s\n",
-		*rounds, median(dist), median(big), median(small))
+	fmt.Printf("\nmedians over %d round(s):\n", *rounds)
+	for _, c := range b.cs {
+		fmt.Printf("  %-6s distribute-files %.2fx its bound; big deploy %.2fx F/U; small tree %.2f s\n",
+			c.name, median(dist[c]), median(big[c]), median(small[c]))
+	}
+	if len(b.cs) == 2 {
+		m, a := b.cs[0], b.cs[1]
+		fmt.Printf("  murder/alt: distribute-files %.2f, big deploy %.2f, small tree %.2f\n",
+			ratio(median(dist[m]), median(dist[a])), ratio(median(big[m]), median(big[a])), ratio(median(small[m]), median(small[a])))
+	}
 	return nil
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(dst, data, 0o755)
+	}
+	return err
 }
 
 // setup builds the bed, starts sshd in every host but the operator's,
@@ -212,8 +271,9 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	seeder := "root@" + b.seeder.Addr().String()
-	b.inv = filepath.Join(b.work, "murder.toml")
-	inv := fmt.Sprintf(`remote_murder_path = %q
+	for _, c := range b.cs {
+		c.inv = filepath.Join(b.work, c.name+".toml")
+		inv := fmt.Sprintf(`remote_murder_path = %q
 temp_path = "/tmp/murder"
 tracker_port = 8998
 seed_time = %q
@@ -227,9 +287,10 @@ known_hosts = %q
 tracker = %q
 seeder = %q
 peers = [%s]
-`, remoteMurder, b.seedTime, key, knownPath, seeder, seeder, strings.TrimSuffix(peers.String(), ", "))
-	if err := os.WriteFile(b.inv, []byte(inv), 0o644); err != nil {
-		return err
+`, c.remote, b.seedTime, key, knownPath, seeder, seeder, strings.TrimSuffix(peers.String(), ", "))
+		if err := os.WriteFile(c.inv, []byte(inv), 0o644); err != nil {
+			return err
+		}
 	}
 	if err := writeRandom(filepath.Join(b.work, "big", "data.bin"), b.size); err != nil {
 		return err
@@ -261,8 +322,8 @@ func writeRandom(path string, n int64) error {
 
 // murderRun runs murder on the operator's host and returns its output
 // and wall time.
-func (b *bench) murderRun(ctx context.Context, args ...string) (string, time.Duration, error) {
-	cmd := b.ops.Command(ctx, b.murder, args...)
+func (b *bench) murderRun(ctx context.Context, c *contender, args ...string) (string, time.Duration, error) {
+	cmd := b.ops.Command(ctx, c.murder, args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + b.work}
 	var out, log strings.Builder
 	cmd.Stdout = &out
@@ -294,17 +355,17 @@ func quiesce() {
 
 // distribute times distribute-files of a binary that no host has, and
 // returns its ratio to the binary's size over one link.
-func (b *bench) distribute(ctx context.Context, size int64) (float64, error) {
+func (b *bench) distribute(ctx context.Context, c *contender, size int64) (float64, error) {
 	for _, h := range b.bed.Hosts()[1:] {
-		os.Remove(h.Path(remoteMurder + "/murder"))
+		os.Remove(h.Path(c.remote + "/murder"))
 	}
 	quiesce()
-	_, took, err := b.murderRun(ctx, "fleet", "-c", b.inv, "distribute-files")
+	_, took, err := b.murderRun(ctx, c, "fleet", "-c", c.inv, "distribute-files")
 	if err != nil {
 		return 0, err
 	}
 	bound := seconds(float64(size) / float64(b.rate))
-	fmt.Printf("\ndistribute-files to %d hosts: %s, links' bound %s (binary/U): %.2fx; cpu busy %.0f%%\n", b.n+1, round(took), round(bound), took.Seconds()/bound.Seconds(), 100*b.busy)
+	fmt.Printf("\n[%s] distribute-files to %d hosts: %s, links' bound %s (binary/U): %.2fx; cpu busy %.0f%%\n", c.name, b.n+1, round(took), round(bound), took.Seconds()/bound.Seconds(), 100*b.busy)
 	return took.Seconds() / bound.Seconds(), nil
 }
 
@@ -317,7 +378,8 @@ var (
 // deploy runs murder deploy of the big or the small tree, prints the
 // whole run, files in place and each step, and returns the whole run
 // over F/U (ratio) or in seconds (not ratio).
-func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float64, error) {
+func (b *bench) deploy(ctx context.Context, c *contender, tag, src string, ratio bool) (float64, error) {
+	tag += "-" + c.name
 	defer func() {
 		if b.verbose {
 			// One peer's own log, to see where its time went.
@@ -326,10 +388,14 @@ func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float6
 				fmt.Printf("log of the peer on %s:\n%s", h.Addr(), log)
 			}
 		}
-		// Stop the peers seeding on, and make room for the next run.
-		b.murderRun(ctx, "fleet", "-c", b.inv, "stop-all-peering")
+		// Stop the peers seeding on, and make room for the next run:
+		// the big file goes at once, the trees at the end (see
+		// removeTrees).
+		b.murderRun(ctx, c, "fleet", "-c", c.inv, "stop-all-peering")
 		for _, h := range b.peers {
-			removeContents(h.Path(dest))
+			if ratio {
+				os.RemoveAll(h.Path(dest + "/" + tag))
+			}
 		}
 	}()
 	var primed testenv.PrimedMemory
@@ -343,7 +409,7 @@ func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float6
 	}
 	quiesce()
 	primed.Release()
-	out, took, err := b.murderRun(ctx, "deploy", "-c", b.inv, "-v", "--tag", tag, "--files-path", filepath.Join(b.work, src), "--destination-path", dest)
+	out, took, err := b.murderRun(ctx, c, "deploy", "-c", c.inv, "-v", "--tag", tag, "--files-path", filepath.Join(b.work, src), "--destination-path", dest)
 	if err != nil {
 		return 0, err
 	}
@@ -357,8 +423,8 @@ func (b *bench) deploy(ctx context.Context, tag, src string, ratio bool) (float6
 	}
 	f, _ := strconv.ParseInt(m[1], 10, 64)
 	bound := seconds(float64(f) / float64(b.rate))
-	fmt.Printf("\ndeploy %s (%s .tgz) to %d peers: whole run %s (murder: %s), files in place %s; bound F/U %s",
-		tag, mib(f), b.n, round(took), ip[2], ip[1], round(bound))
+	fmt.Printf("\n[%s] deploy %s (%s .tgz) to %d peers: whole run %s (murder: %s), files in place %s; bound F/U %s",
+		c.name, tag, mib(f), b.n, round(took), ip[2], ip[1], round(bound))
 	if ratio {
 		inPlace, _ := time.ParseDuration(ip[1])
 		fmt.Printf(": whole run %.2fx, files in place %.2fx", took.Seconds()/bound.Seconds(), inPlace.Seconds()/bound.Seconds())
@@ -411,6 +477,18 @@ func round(d time.Duration) time.Duration {
 	return d.Round(10 * time.Millisecond)
 }
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// removeTrees empties every peer's destination. The bed's hosts share
+// this machine's file system; on an ext4 without a journal, as here,
+// creating a file skips over the inodes freed in the last minute or more
+// (ext4's recently_deleted check), so removing 16 copies of the tree just
+// before a run made creating the next run's files about a third of murder's
+// CPU in that run (perf). The trees are removed once the runs are over.
+func (b *bench) removeTrees() {
+	for _, h := range b.peers {
+		removeContents(h.Path(dest))
+	}
+}
 
 // removeContents empties dir, which may be a host's mount point.
 func removeContents(dir string) {

@@ -41,7 +41,9 @@ writes, which ssh-keygen -Y verify -n murder checks and murder peer
 
 The tag is one to 128 letters, digits, '.', '-' and '_', not starting with
 '.'. An existing artifact, .torrent or signature is not overwritten unless
---force; nothing half-written is left behind. It prints the artifact's path, size and piece
+--force; nothing half-written is left behind. Beside an artifact it wrote,
+create leaves a stamp (TEMP/TAG.tgz.murder-verified) so that murder seed
+need not hash it again. It prints the artifact's path, size and piece
 count, and the info hash on a line starting with "info hash:".`,
 		Example: `  murder create --tag v42 --files-path ./build --tracker tracker1:8998
   murder create --tag v42 --files-path ./build --tracker 10.0.0.1:8998 \

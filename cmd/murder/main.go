@@ -96,7 +96,6 @@ and deploy) the run could not start: inventory, credentials, missing files.`,
 		newDeployCmd(),
 		newActivateCmd(),
 		newRollbackCmd(),
-		newFollowProgressCmd(),
 		newStatusCmd(),
 	)
 	addLogFormatFlag(root)

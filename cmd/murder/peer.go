@@ -169,7 +169,7 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.StringVar(&cfg.AllowedSigners, "allowed-signers", "", "OpenSSH allowed_signers file: refuse the torrent unless it carries a good signature (namespace murder) by a key listed there")
 	f.StringVar(&cfg.Signature, "signature", "", "the torrent's signature file, with --allowed-signers (default: the torrent's path with .sig added)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")
-	f.IntVar(&statusFD, "status-fd", 0, "internal: report to the parent of a detached peer on this file descriptor")
+	f.IntVar(&statusFD, "status-fd", 0, "internal: write the JSON progress events to this file descriptor and close it after the last one (done or error); --detach and the fleet's peer sessions use it")
 	_ = f.MarkHidden("status-fd")
 	_ = cmd.MarkFlagRequired("torrent")
 	_ = cmd.MarkFlagRequired("destination-path")

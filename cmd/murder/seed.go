@@ -20,6 +20,11 @@ torrent's trackers and serves it to peers until it is stopped (SIGINT or
 SIGTERM) or until --seed-time passes. On the way out it announces "stopped".
 It fails when no tracker has answered within --timeout.
 
+An artifact that murder create wrote is not hashed again while the stamp
+create left beside it (NAME.murder-verified) still matches: the same info
+hash, and the file's inode, size, modification and change times unchanged
+(any write changes the change time). Otherwise every piece is hashed.
+
 Rates are bytes per second: 10MB (10,000,000), 50MiB (52,428,800), 100M
 (104,857,600, as curl and aria2 read it); 0 means no limit.
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/murder-deploy/murder/internal/bundle"
 )
 
 func TestSeedRefusesWrongData(t *testing.T) {
@@ -109,5 +111,35 @@ func TestSeedNoTracker(t *testing.T) {
 	err = Seed(ctx, SeedConfig{Torrent: art.TorrentPath, ListenAddr: "127.0.0.1:0", Timeout: 300 * time.Millisecond, SeedTime: time.Second})
 	if err != nil {
 		t.Fatalf("Seed with a tracker that answers: %v", err)
+	}
+}
+
+// TestSeedStampedArtifactChanged: a seeder skips hashing an artifact that
+// murder create stamped, but not one changed since, even with its size
+// and mtime put back.
+func TestSeedStampedArtifactChanged(t *testing.T) {
+	_, art := makeArtifact(t, "s3", "http://127.0.0.1:1/announce")
+	if !bundle.Stamped(art.ArtifactPath, art.InfoHash) {
+		t.Fatal("bundle.Create left no stamp")
+	}
+	fi, err := os.Stat(art.ArtifactPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(art.ArtifactPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	time.Sleep(10 * time.Millisecond) // a tick of the file system's clock
+	if err := os.WriteFile(art.ArtifactPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(art.ArtifactPath, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	err = Seed(context.Background(), SeedConfig{Torrent: art.TorrentPath, ListenAddr: "127.0.0.1:0"})
+	if !errors.Is(err, ErrDataMismatch) {
+		t.Fatalf("Seed error = %v, want %v", err, ErrDataMismatch)
 	}
 }

@@ -267,6 +267,12 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	res.MetaInfo = mi
 	res.InfoHash = mi.InfoHash()
 
+	// A stamp of an earlier artifact of the same name goes first: it
+	// must never vouch for other bytes.
+	if err := os.Remove(res.ArtifactPath + StampSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		removeTemp(tmpName)
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
 	if tmpName != "" {
 		if err := os.Rename(tmpName, res.ArtifactPath); err != nil {
 			removeTemp(tmpName)
@@ -275,6 +281,12 @@ func Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	}
 	if err := metainfo.WriteFile(res.TorrentPath, mi, opts.Force); err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if tmpName != "" {
+		// The pieces were hashed from the very bytes written to it.
+		if err := writeStamp(res.ArtifactPath, res.InfoHash); err != nil {
+			return nil, err
+		}
 	}
 	// A signature left from an earlier torrent of the same name is not
 	// this one's: it goes, and the new one (if any) takes its place.

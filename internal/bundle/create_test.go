@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -277,8 +278,9 @@ func TestCreateForce(t *testing.T) {
 		t.Error("a changed tree gave the same info hash")
 	}
 	checkArtifact(t, second)
-	if names := testenv.ListDir(t, temp); len(names) != 2 {
-		t.Errorf("temp path holds %v, want the artifact and its torrent", names)
+	want := []string{"v1.tgz", "v1.tgz" + StampSuffix, "v1.tgz.torrent"}
+	if names := testenv.ListDir(t, temp); !slices.Equal(names, want) {
+		t.Errorf("temp path holds %v, want %v: the artifact, its stamp and its torrent", names, want)
 	}
 }
 

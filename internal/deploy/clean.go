@@ -112,7 +112,7 @@ func cleanLines(tag string) []string {
 	return []string{
 		`rm -rf "$T"/` + q + `.tgz "$T"/` + q + `.tgz.* "$T"/` + q + `.tar.zst "$T"/` + q + `.tar.zst.* "$T"/` + q + `.tar "$T"/` + q + `.tar.*`,
 		`murder_alive ` + seedPid(tag) + ` seed >/dev/null || rm -f ` + seedPid(tag) + ` ` + seedLog(tag),
-		`murder_alive ` + peerPid(tag) + ` peer >/dev/null || rm -f ` + peerPid(tag) + ` ` + peerLog(tag) + ` ` + peerJSON(tag),
+		`murder_alive ` + peerPid(tag) + ` peer >/dev/null || rm -f ` + peerPid(tag) + ` ` + peerLog(tag) + ` ` + peerJSON(tag) + ` ` + peerStatus(tag) + `.*`,
 		`murder_alive ` + trackerPid() + ` tracker >/dev/null || rm -f ` + trackerPid() + ` ` + trackerLog(),
 	}
 }

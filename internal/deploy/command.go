@@ -85,6 +85,11 @@ type peerCommand struct {
 	MaxConnsPerIP string   // "" = the default
 
 	AllowedSigners string // "" = no signature check
+
+	// StatusFD, when set, is the file descriptor on which the peer writes
+	// its JSON progress and which it closes once its files are in place
+	// (or it failed); otherwise the events go to standard output.
+	StatusFD int
 }
 
 // args returns the command line without the binary.
@@ -97,7 +102,12 @@ func (p peerCommand) args() []string {
 	if p.Listen != "" {
 		a = append(a, "--listen", p.Listen)
 	}
-	a = append(a, "--seed-time", p.SeedTime.String(), "--timeout", p.Timeout.String(), "--progress", "json")
+	a = append(a, "--seed-time", p.SeedTime.String(), "--timeout", p.Timeout.String())
+	if p.StatusFD > 0 {
+		a = append(a, "--status-fd", strconv.Itoa(p.StatusFD))
+	} else {
+		a = append(a, "--progress", "json")
+	}
 	if p.NoTagDirectory {
 		a = append(a, "--no-tag-directory")
 	}

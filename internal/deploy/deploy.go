@@ -11,6 +11,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bundle"
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // Options are the deploy's settings.
@@ -155,10 +156,14 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		}
 		tracking <- nil
 	}()
+	// The torrent is created on the seeder host, and the seeder started
+	// there in the same session once the trackers answer (seedSession).
+	var ss *seedSession
 	createErr := hostReady(ctx, f.inv.Seeder)
 	if createErr == nil {
 		end := st.begin("create-torrent")
-		createErr = f.CreateTorrent(ctx, opt.Tag, opt.FilesPath)
+		ss = f.startSeedSession(ctx, opt.Tag, opt.FilesPath)
+		createErr = ss.created(ctx)
 		end()
 		note(createErr)
 	}
@@ -174,6 +179,9 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 		// The peers never started: their sessions end without a word.
 		gate.set(payload{}, errors.New("deploy: stopped before the peers started"))
 		stopPeers()
+		if ss != nil {
+			ss.seed(ctx, false)
+		}
 		<-peered
 		<-distributed
 		var errs []error
@@ -196,6 +204,7 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	if err != nil {
 		gate.set(payload{}, err)
 		stopPeers()
+		ss.seed(ctx, false)
 		<-peered
 		<-distributed
 		stopTracker()
@@ -205,7 +214,8 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	seeding := make(chan error, 1)
 	go func() {
 		end := st.begin("start-seeding")
-		err := f.StartSeeding(ctx, opt.Tag)
+		f.header("start-seeding", 1)
+		err := ss.seed(ctx, true)
 		end()
 		if err != nil {
 			stopPeers()
@@ -255,6 +265,91 @@ func (f *Fleet) Deploy(ctx context.Context, opt Options) (*Summary, error) {
 	return result(firstNonHost(seedErr))
 }
 
+// seedSession is the session on the seeder host that creates the torrent
+// and then starts the seeder (createSession).
+type seedSession struct {
+	f       *Fleet
+	tag     string
+	torrent chan error     // the .torrent is back, or why not
+	start   chan bool      // whether to start the seeder
+	c       *fleet.Conn    // set before torrent is sent on
+	done    chan error     // the session's end
+	state   string         // "started" or "running", once done
+	once    sync.Once      // for start
+	res     *future[error] // the seeder listed by the trackers, or why not
+}
+
+// startSeedSession starts the create session on the seeder host.
+func (f *Fleet) startSeedSession(ctx context.Context, tag, filesPath string) *seedSession {
+	ss := &seedSession{f: f, tag: tag, torrent: make(chan error, 1), start: make(chan bool, 1), done: make(chan error, 1)}
+	f.header("create-torrent", 1)
+	go func() {
+		sent := false
+		err := f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
+			var err error
+			ss.state, err = f.createSession(ctx, c, tag, filesPath, func(ctx context.Context) bool {
+				ss.c, sent = c, true
+				ss.torrent <- nil
+				select {
+				case ok := <-ss.start:
+					return ok
+				case <-ctx.Done():
+					return false
+				}
+			})
+			return err
+		})
+		if !sent {
+			ss.torrent <- err
+		}
+		ss.done <- err
+	}()
+	return ss
+}
+
+// created returns once the .torrent is back, or why it is not.
+func (ss *seedSession) created(ctx context.Context) error {
+	select {
+	case err := <-ss.torrent:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// seed tells the session whether to start the seeder; with true it waits
+// until the trackers list it, and returns why not. Only the first call
+// counts; with false it waits for the session to end.
+func (ss *seedSession) seed(ctx context.Context, start bool) error {
+	ss.once.Do(func() {
+		ss.start <- start
+		err := <-ss.done
+		if err == nil && start {
+			err = ss.listed(ctx)
+		}
+		ss.res = newFuture[error]()
+		ss.res.set(err, nil)
+	})
+	err, _ := ss.res.wait(context.Background())
+	return err
+}
+
+// listed waits until the trackers list the seeder the session started.
+func (ss *seedSession) listed(ctx context.Context) error {
+	f := ss.f
+	mi, err := f.loadTorrent(ss.tag)
+	if err == nil {
+		var tc *tracker.Client
+		if tc, err = f.trackersClient(ctx); err == nil {
+			err = f.waitSeeder(ctx, ss.c, tc, ss.tag, mi, ss.state)
+		}
+	}
+	if err != nil {
+		return &fleet.HostError{Host: f.inv.Seeder, Err: err}
+	}
+	return nil
+}
+
 // deployHosts are the hosts a deploy works on: the trackers and the
 // seeder, whatever --limit says, and the selected peers.
 func (f *Fleet) deployHosts() []fleet.Host {
@@ -271,30 +366,33 @@ func (f *Fleet) deployHosts() []fleet.Host {
 	return all
 }
 
-// finish stops the seeder, and the given trackers (those it started), at once, then
-// cleans the temp files of their hosts in the same sessions (the peers
+// finish stops the seeder, then the given trackers (those it started),
+// and cleans the temp files of their hosts in the same sessions (the peers
 // cleaned theirs when their files were in place), and the local .torrent.
-// Hosts for which skip says so are not cleaned.
+// The seeder goes first so that its last announce ("stopped") reaches a
+// tracker that still answers: against one that is shutting down it waits
+// for the tracker client's timeout. Hosts for which skip says so are not
+// cleaned.
 func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, skip func(fleet.Host) bool) error {
-	stops := map[string][]string{f.inv.Seeder.Spec: {"murder_stop " + seedPid(tag) + " seed &"}}
-	hosts := []fleet.Host{f.inv.Seeder}
+	stops := map[string][]string{f.inv.Seeder.Spec: {"murder_stop " + seedPid(tag) + " seed"}}
+	var others []fleet.Host
 	for _, t := range trackers {
-		if _, ok := stops[t.Spec]; !ok {
-			hosts = append(hosts, t)
+		if t.Spec != f.inv.Seeder.Spec {
+			others = append(others, t)
 		}
-		stops[t.Spec] = append(stops[t.Spec], "murder_stop "+trackerPid()+" tracker &")
+		stops[t.Spec] = append(stops[t.Spec], "murder_stop "+trackerPid()+" tracker")
 	}
 	var mu sync.Mutex
 	var said []string
 	cleaned := 0
-	err := fleet.Each(ctx, hosts, f.run.Concurrency(), func(ctx context.Context, h fleet.Host) (err error) {
+	stop := func(ctx context.Context, h fleet.Host) (err error) {
 		start := time.Now()
 		defer func() { f.rec.add(h.Spec, time.Since(start), 0, err) }()
 		c, err := f.conn(ctx, h)
 		if err != nil {
 			return err
 		}
-		lines := append(stops[h.Spec], "wait")
+		lines := stops[h.Spec]
 		clean := !skip(h)
 		if clean {
 			lines = append(lines, cleanLines(tag)...)
@@ -310,7 +408,9 @@ func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, s
 			cleaned++
 		}
 		return nil
-	})
+	}
+	err := fleet.Each(ctx, []fleet.Host{f.inv.Seeder}, 1, stop)
+	err = errors.Join(err, fleet.Each(ctx, others, f.run.Concurrency(), stop))
 	if rerr := os.Remove(f.localTorrent(tag)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, fmt.Errorf("deploy: %w", rerr))
 	}
@@ -318,7 +418,7 @@ func (f *Fleet) finish(ctx context.Context, tag string, trackers []fleet.Host, s
 	if len(trackers) > 0 {
 		task = "stop-seeding, stop-tracker, clean-temp-files"
 	}
-	f.header(task, len(hosts))
+	f.header(task, 1+len(others))
 	for _, l := range said {
 		f.say("  %s", l)
 	}

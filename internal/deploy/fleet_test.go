@@ -224,9 +224,14 @@ func TestFleetDeploy(t *testing.T) {
 	if !strings.Contains(out, "deployed to 8/10 hosts") {
 		t.Errorf("summary lacks 8/10 hosts:\n%s", out)
 	}
+	// The seeder is stopped before the tracker, which still answers its
+	// last announce.
+	if s, tr := strings.Index(out, "stopped seed (pid"), strings.Index(out, "stopped tracker (pid"); s < 0 || tr < s {
+		t.Errorf("want the seeder stopped, then the tracker:\n%s", out)
+	}
 	// The deploy stopped what it started and cleaned up.
 	for _, h := range fb.good {
-		if left := remote(t, h, "ls /tmp/murder | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' || true"); left != "" {
+		if left := remote(t, h, "ls /tmp/murder | grep -e '^v1\\.' -e '^murder-seed' -e '^murder-tracker.pid' -e '^murder-peer-v1\\.status' || true"); left != "" {
 			t.Errorf("%s: temp files left: %s", h.Addr(), left)
 		}
 	}
@@ -247,6 +252,33 @@ func TestFleetDeploySeederDown(t *testing.T) {
 	}
 	if strings.Contains(out, "==> peer") {
 		t.Error("deploy went on to the peers without a seeder")
+	}
+}
+
+// TestFleetDeployPeerFails: a peer that fails once it runs (its
+// destination path is a file) reports its error through its status
+// stream; the deploy names the host and why, the other peer finishes, and
+// no status FIFO is left behind.
+func TestFleetDeployPeerFails(t *testing.T) {
+	fb := newFleetBed(t, 2)
+	bad := fb.good[1]
+	remote(t, bad, "mkdir -p "+filepath.Dir(bedDest)+" && rm -rf "+bedDest+" && echo file > "+bedDest)
+	inv := fb.inventory(t, "peerfails.toml", "1s", fb.good...)
+	out, err := fb.murder(t, "deploy", "-c", inv, "--tag", "v6", "--files-path", fb.src, "--destination-path", bedDest)
+	t.Logf("murder deploy:\n%s", out)
+	if exitCode(err) != 1 {
+		t.Fatalf("deploy with a peer that fails: exit %v, want 1", err)
+	}
+	testenv.SameTree(t, fb.src, fb.good[0].Path(bedDest+"/v6"), testenv.Mode)
+	i := strings.Index(out, "FAILED HOSTS (1 of 2)")
+	if i < 0 {
+		t.Fatalf("no table of 1 failed host out of 2:\n%s", out)
+	}
+	if table := out[i:]; !strings.Contains(table, bad.Addr().String()+" ") || !strings.Contains(table, "not a directory") {
+		t.Errorf("failure table lacks %s and the peer's reason:\n%s", bad.Addr(), table)
+	}
+	if left := remote(t, bad, "ls /tmp/murder | grep -e '^murder-peer-v6\\.status' || true"); left != "" {
+		t.Errorf("%s: status FIFO left: %s", bad.Addr(), left)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/agent"
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
 	"github.com/murder-deploy/murder/internal/metainfo"
@@ -221,11 +222,16 @@ func (f *Fleet) peer(ctx context.Context, tag string, opt PeerOptions, peers []f
 		follow.Add(1)
 		go func() {
 			defer follow.Done()
-			err := f.peerSession(ctx, c, tag, opt, torrent, prog, func() { close(started) })
-			done(h, err)
-			if err == nil && hooks.clean {
-				// Nothing waits for this; a failure only leaves files.
-				f.cleanHost(ctx, c, tag)
+			placed := false
+			err := f.peerSession(ctx, c, tag, opt, torrent, prog, sessionHooks{
+				started: func() { close(started) },
+				// The host counts from its done event; cleaning up after
+				// it is not waited for.
+				placed: func() { placed = true; done(h, nil) },
+				clean:  hooks.clean,
+			})
+			if !placed {
+				done(h, err)
 			}
 			ended <- err
 		}()
@@ -285,21 +291,39 @@ func errString(err error) string {
 	return oneLine(err.Error())
 }
 
-// startedLine is what a peer session prints once the peer runs.
-const startedLine = "murder-peer-started"
+// Lines a peer session prints besides the peer's events: once the peer
+// runs, and once its event stream has ended.
+const (
+	startedLine   = "murder-peer-started"
+	eventsEndLine = "murder-peer-events-end"
+)
+
+// sessionHooks are told how a peer session goes.
+type sessionHooks struct {
+	started func() // the peer runs
+	placed  func() // the peer reported its files in place
+	// clean removes the tag's temp files on the host in the same session
+	// once the files are in place (the peer seeds on from the open
+	// artifact).
+	clean bool
+}
 
 // peerSession is one peer's whole run in one SSH session. The host checks
 // the destination and stops a peer of the tag left from an earlier run,
 // then waits for the .torrent on standard input ("SIZE SHA256 SIGSIZE\n",
 // the .torrent's bytes, then SIGSIZE bytes of its signature; SHA256 covers
 // both), which it checks and puts in the temp path; it starts `murder
-// peer` detached (pid file, log and JSON progress in the temp path), and
-// its JSON events come back into prog until it reports done or error
-// (murder follow-progress ends there, so the session ends while the peer
-// seeds on), or exits.
-// started is called once the peer runs.
-func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent func(context.Context) (payload, error), prog *statusLine, started func()) error {
-	args := shellWords(f.peerCommand(tag, opt, c.Host, announceIP(c.Host, c)).args())
+// peer` detached (pid file and log in the temp path) with its status on a
+// FIFO, which the session copies to standard output: the peer's JSON
+// events come back into prog as it writes them, and the stream ends when
+// the peer closes it after its last event (done or error) or exits. The
+// session then waits for one line on standard input: "clean" removes the
+// tag's temp files. It returns nil once the peer has reported its files
+// in place, whatever the cleaning does.
+func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt PeerOptions, torrent func(context.Context) (payload, error), prog *statusLine, hooks sessionHooks) error {
+	cmd := f.peerCommand(tag, opt, c.Host, announceIP(c.Host, c))
+	cmd.StatusFD = agent.StatusFD
+	args := shellWords(cmd.args())
 	check := ":"
 	if !opt.UnsafePleaseDelete {
 		// Refuse before downloading, as the peer would after.
@@ -309,41 +333,72 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 		}
 		check = "d=" + fleet.Quote(eff) + `; if [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then echo "destination exists and is not empty: $d (use --unsafe-please-delete to replace it)" >&2; exit 3; fi`
 	}
-	script := f.script(
+	lines := []string{
 		check,
 		// A peer of this tag still seeding from an earlier run is
 		// stopped first.
-		"murder_stop "+peerPid(tag)+" peer >/dev/null",
+		"murder_stop " + peerPid(tag) + " peer >/dev/null",
 		// No header means that the deploy stopped before the peers.
 		`read -r size sum sigsize || exit 0`,
 		`case "$size$sigsize" in ''|*[!0-9]*) echo "bad .torrent header" >&2; exit 1;; esac`,
-		"tf="+peerTorrent(tag)+"; sf="+peerSig(tag)+`; f="$tf.murder-tmp.$$"; trap 'rm -f "$f" "$f.t" "$f.s"' EXIT`,
+		"tf=" + peerTorrent(tag) + "; sf=" + peerSig(tag) + `; f="$tf.murder-tmp.$$"; trap 'rm -f "$f" "$f.t" "$f.s"' EXIT`,
 		`head -c "$((size + sigsize))" > "$f"`,
-		`got=$(`+fleet.SHA256Cmd+`)`,
+		`got=$(` + fleet.SHA256Cmd + `)`,
 		`if [ "$got" != "$sum" ]; then echo ".torrent damaged on the way: SHA-256 ${got:-missing}, want $sum" >&2; exit 1; fi`,
 		// A signature left from an earlier run never stands beside
 		// this .torrent.
 		`rm -f "$sf"`,
 		`if [ "$sigsize" -gt 0 ]; then head -c "$size" "$f" > "$f.t"; tail -c "$sigsize" "$f" > "$f.s"; mv -f "$f.s" "$sf"; mv -f "$f.t" "$f"; fi`,
 		`mv -f "$f" "$tf"; trap - EXIT`,
-		": > "+peerLog(tag),
-		"murder_start "+peerPid(tag)+" "+peerJSON(tag)+" "+peerLog(tag)+" "+args,
-		"echo "+startedLine,
-		"p=$(cat "+peerPid(tag)+")",
-		`"$BIN" follow-progress --pid "$p" `+peerJSON(tag)+" 2>/dev/null || true",
-	)
+		"s=" + peerStatus(tag) + `.$$; rm -f "$s"; mkfifo -m 600 "$s"; trap 'rm -f "$s"' EXIT`,
+		"murder_start_status " + peerPid(tag) + " " + peerLog(tag) + ` "$s" ` + args,
+		"echo " + startedLine,
+		`cat "$s" || true`,
+		`rm -f "$s"; trap - EXIT`,
+		"echo " + eventsEndLine,
+		`read -r next || next=`,
+		`[ "$next" = clean ] || exit 0`,
+	}
+	lines = append(lines, cleanLines(tag)...)
+	script := f.script(lines...)
 	t0 := time.Now()
 	var result error
 	var sawDone, sawEvent bool
-	parse := func(stdout io.Reader) {
+	var feedErr error
+	runErr := c.WithTimeout(f.inv.PeerTimeout+time.Minute).Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
+		fctx, cancel := context.WithCancel(ctx)
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			r, err := torrent(fctx)
+			if err != nil {
+				feedErr = err
+				stdin.Close()
+				return
+			}
+			h := sha256.New()
+			h.Write(r.torrent)
+			h.Write(r.sig)
+			fmt.Fprintf(stdin, "%d %s %d\n", len(r.torrent), hex.EncodeToString(h.Sum(nil)), len(r.sig))
+			stdin.Write(r.torrent)
+			stdin.Write(r.sig)
+		}()
 		sawStart := false
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64*1024), progress.MaxLine)
 		for sc.Scan() {
-			if !sawStart && sc.Text() == startedLine {
+			switch {
+			case !sawStart && sc.Text() == startedLine:
 				sawStart = true
 				f.log.Debug("peer started", "host", c.Host.Spec, "seconds", time.Since(t0).Seconds())
-				started()
+				hooks.started()
+				continue
+			case sc.Text() == eventsEndLine:
+				<-fed
+				if sawDone && result == nil && hooks.clean {
+					io.WriteString(stdin, "clean\n")
+				}
+				stdin.Close()
 				continue
 			}
 			ev, err := progress.Decode(sc.Bytes())
@@ -356,6 +411,7 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 				sawDone = true
 				f.log.Debug("peer done", "host", c.Host.Spec, "seconds", time.Since(t0).Seconds())
 				prog.update(c.Host.Spec, ev)
+				hooks.placed()
 			case progress.EventError:
 				result = errors.New(ev.Message)
 			default:
@@ -363,30 +419,10 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 			}
 		}
 		io.Copy(io.Discard, stdout)
-	}
-	var feedErr error
-	runErr := c.WithTimeout(f.inv.PeerTimeout+time.Minute).Interact(ctx, script, func(stdin io.WriteCloser, stdout io.Reader) {
-		fctx, cancel := context.WithCancel(ctx)
-		fed := make(chan struct{})
-		go func() {
-			defer close(fed)
-			defer stdin.Close()
-			r, err := torrent(fctx)
-			if err != nil {
-				feedErr = err
-				return
-			}
-			h := sha256.New()
-			h.Write(r.torrent)
-			h.Write(r.sig)
-			fmt.Fprintf(stdin, "%d %s %d\n", len(r.torrent), hex.EncodeToString(h.Sum(nil)), len(r.sig))
-			stdin.Write(r.torrent)
-			stdin.Write(r.sig)
-		}()
-		parse(stdout)
 		// The session has ended: stop waiting for the .torrent.
 		cancel()
 		<-fed
+		stdin.Close()
 		if ctx.Err() == nil && errors.Is(feedErr, context.Canceled) {
 			feedErr = nil
 		}
@@ -395,6 +431,9 @@ func (f *Fleet) peerSession(ctx context.Context, c *fleet.Conn, tag string, opt 
 	case result != nil:
 		return fmt.Errorf("deploy: peer: %w", result)
 	case sawDone:
+		if runErr != nil {
+			f.log.Debug("peer session after done", "host", c.Host.Spec, "err", runErr)
+		}
 		return nil
 	case feedErr != nil:
 		return feedErr

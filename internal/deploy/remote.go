@@ -10,17 +10,25 @@ import (
 // shellLib is prepended to every remote script. It finds daemons only
 // through their pid files, and believes a pid file only when the process
 // it names is this murder binary running the expected subcommand, so a
-// recycled pid is never killed.
+// recycled pid is never killed. It forks as little as it can: on a busy
+// host every fork of a stop's polling loop counts.
 const shellLib = `
+murder_nl='
+'
 murder_alive() {
   [ -f "$1" ] || return 1
-  p=$(cat "$1" 2>/dev/null) || return 1
+  p=; read -r p 2>/dev/null < "$1" || [ -n "$p" ] || return 1
   case "$p" in ''|*[!0-9]*) return 1;; esac
   [ -r "/proc/$p/cmdline" ] || return 1
-  a0=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | sed -n 1p)
-  a1=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | sed -n 2p)
+  a=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null) || return 1
+  a0=${a%%"$murder_nl"*}; a=${a#*"$murder_nl"}; a1=${a%%"$murder_nl"*}
   [ "$a0" = "$BIN" ] && [ "$a1" = "$2" ] || return 1
   echo "$p"
+}
+murder_gone() {
+  murder_s=; read -r murder_s 2>/dev/null < "/proc/$1/stat" || return 0
+  case "$murder_s" in *") Z "*|*") X "*) return 0;; esac
+  return 1
 }
 murder_start() {
   pf=$1; out=$2; errf=$3; shift 3
@@ -32,11 +40,23 @@ murder_start() {
   fi
   echo $! > "$pf.tmp.$$" && mv -f "$pf.tmp.$$" "$pf"
 }
+murder_start_status() {
+  pf=$1; log=$2; st=$3; shift 3
+  : > "$log"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$BIN" "$@" </dev/null >>"$log" 2>&1 3>"$st" &
+  else
+    nohup "$BIN" "$@" </dev/null >>"$log" 2>&1 3>"$st" &
+  fi
+  echo $! > "$pf.tmp.$$" && mv -f "$pf.tmp.$$" "$pf"
+}
 murder_stop() {
   if p=$(murder_alive "$1" "$2"); then
     kill "$p" 2>/dev/null || true
     i=0
-    while [ $i -lt 100 ] && murder_alive "$1" "$2" >/dev/null; do sleep 0.1; i=$((i+1)); done
+    # Once the pid was ours and is signalled, its /proc entry tells when
+    # it is gone; the kill -9 below still checks that it is ours.
+    while [ $i -lt 500 ] && ! murder_gone "$p"; do sleep 0.02; i=$((i+1)); done
     if murder_alive "$1" "$2" >/dev/null; then kill -9 "$p" 2>/dev/null || true; sleep 0.2; fi
     echo "stopped $2 (pid $p)"
   else
@@ -95,7 +115,8 @@ func seedPid(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+
 func seedLog(tag string) string     { return "$T/" + fleet.Quote("murder-seed-"+tag+".log") }
 func peerPid(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".pid") }
 func peerLog(tag string) string     { return "$T/" + fleet.Quote("murder-peer-"+tag+".log") }
-func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") }
+func peerJSON(tag string) string    { return "$T/" + fleet.Quote("murder-peer-"+tag+".json") } // older builds' progress file, still cleaned
+func peerStatus(tag string) string  { return "$T/" + fleet.Quote("murder-peer-"+tag+".status") }
 func peerTorrent(tag string) string { return "$T/" + fleet.Quote(torrentName(tag)) }
 func peerSig(tag string) string     { return "$T/" + fleet.Quote(torrentName(tag)+".sig") }
 func torrentName(tag string) string { return tag + ".tgz.torrent" }

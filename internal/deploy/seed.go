@@ -8,6 +8,8 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bytesize"
 	"github.com/murder-deploy/murder/internal/fleet"
+	"github.com/murder-deploy/murder/internal/metainfo"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 // StartSeeding starts `murder seed` for the tag on the seeder unless it is
@@ -33,55 +35,66 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 	if err != nil {
 		return err
 	}
-	hash := mi.InfoHash()
 	f.header("start-seeding", 1)
 	tc, err := f.trackersClient(ctx)
 	if err != nil {
 		return err
 	}
 	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
-		args := shellWords(seedCommand{
-			Torrent:       f.remoteTemp(torrentName(tag)),
-			IP:            announceIP(f.inv.Seeder, c),
-			MaxUploadRate: f.inv.MaxUploadRate,
-			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
-			AllowFrom:     f.inv.Trust.AllowFrom,
-			Datacenter:    f.inv.Seeder.Datacenter,
-			Rack:          f.inv.Seeder.Rack,
-		}.args())
 		out, err := c.Output(ctx, f.script(
 			"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
-			"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+args,
+			"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+shellWords(f.seedCommand(tag, c).args()),
 			"echo started",
 		))
 		if err != nil {
 			return fmt.Errorf("deploy: start seeding: %w", err)
 		}
-		state := strings.TrimSpace(out)
-		deadline := time.Now().Add(2 * time.Minute)
-		for i := 0; ; i++ {
-			st, err := tc.Scrape(ctx, hash)
-			if err == nil && st[hash].Complete > 0 {
-				break
-			}
-			if i%aliveEvery == aliveEvery-1 {
-				alive, _ := c.Output(ctx, f.script("murder_alive "+seedPid(tag)+" seed >/dev/null && echo alive || echo dead"))
-				if strings.TrimSpace(alive) == "dead" {
-					return fmt.Errorf("deploy: seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("deploy: seeder has not announced to the tracker after 2 minutes (scrape: %v); log: %s", err, f.remoteTail(ctx, c, seedLog(tag)))
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(pollEvery):
+		return f.waitSeeder(ctx, c, tc, tag, mi, strings.TrimSpace(out))
+	})
+}
+
+// seedCommand is the command line of the seeder of tag on the seeder host
+// (c).
+func (f *Fleet) seedCommand(tag string, c *fleet.Conn) seedCommand {
+	return seedCommand{
+		Torrent:       f.remoteTemp(torrentName(tag)),
+		IP:            announceIP(f.inv.Seeder, c),
+		MaxUploadRate: f.inv.MaxUploadRate,
+		MetricsListen: seederMetricsListen(f.inv.MetricsPort),
+		AllowFrom:     f.inv.Trust.AllowFrom,
+		Datacenter:    f.inv.Seeder.Datacenter,
+		Rack:          f.inv.Seeder.Rack,
+	}
+}
+
+// waitSeeder waits until the trackers list the seeder of tag on c as a
+// complete peer, checking every so often that it still runs. state is
+// what starting it said: "started" or "running".
+func (f *Fleet) waitSeeder(ctx context.Context, c *fleet.Conn, tc *tracker.Client, tag string, mi *metainfo.MetaInfo, state string) error {
+	hash := mi.InfoHash()
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; ; i++ {
+		st, err := tc.Scrape(ctx, hash)
+		if err == nil && st[hash].Complete > 0 {
+			break
+		}
+		if i%aliveEvery == aliveEvery-1 {
+			alive, _ := c.Output(ctx, f.script("murder_alive "+seedPid(tag)+" seed >/dev/null && echo alive || echo dead"))
+			if strings.TrimSpace(alive) == "dead" {
+				return fmt.Errorf("deploy: seeder exited: %s", f.remoteTail(ctx, c, seedLog(tag)))
 			}
 		}
-		f.say("  seeding %s (%s, info hash %s), %s", tag, bytesize.Format(mi.Info.TotalLength()), hash, map[string]string{"running": "already running", "started": "started"}[state])
-		return nil
-	})
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deploy: seeder has not announced to the tracker after 2 minutes (scrape: %v); log: %s", err, f.remoteTail(ctx, c, seedLog(tag)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+	f.say("  seeding %s (%s, info hash %s), %s", tag, bytesize.Format(mi.Info.TotalLength()), hash, map[string]string{"running": "already running", "started": "started"}[state])
+	return nil
 }
 
 // StopSeeding stops the seeder of the tag; stopping one that is not

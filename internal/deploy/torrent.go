@@ -1,10 +1,11 @@
 package deploy
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,59 +50,144 @@ func (f *Fleet) CreateTorrent(ctx context.Context, tag, filesPath string) error 
 		return nil
 	}
 	f.header("create-torrent", 1)
+	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
+		_, err := f.createSession(ctx, c, tag, filesPath, nil)
+		return err
+	})
+}
+
+// Lines that precede the .torrent and its signature on a create session's
+// output: "murder-torrent SIZE\n", then SIZE bytes; likewise the
+// signature when deploys are signed.
+const (
+	torrentLine   = "murder-torrent "
+	signatureLine = "murder-signature "
+)
+
+// createSession packs filesPath on the seeder (c) into TEMP/TAG.tgz with a
+// .torrent announcing to the trackers (signed when [trust] says so), and
+// brings the .torrent (and its signature) back to the local temp path, in
+// one session. With seed set, the session then waits for it: when it
+// returns true, the seeder starts there in the same session, unless it
+// runs already, and createSession returns "started" or "running".
+// Otherwise it returns "".
+func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath string, seed func(ctx context.Context) bool) (string, error) {
 	addrs, err := f.trackerAddrs(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var trackerArgs string
 	for _, a := range addrs {
 		trackerArgs += " --tracker " + fleet.Quote(a)
 	}
-	err = f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
-		// The .torrent comes back on standard output, in the same session;
-		// when signed, its size first and its signature after it.
-		var torrent, out bytes.Buffer
-		send := `cat "$T"/` + fleet.Quote(torrentName(tag))
-		if f.inv.Trust.Signed() {
-			send = `wc -c < "$T"/` + fleet.Quote(torrentName(tag)) + `; ` + send + `; cat "$T"/` + fleet.Quote(sigName(tag))
+	send := []string{
+		`tf="$T"/` + fleet.Quote(torrentName(tag)),
+		`echo "` + torrentLine + `$(wc -c < "$tf" | tr -d ' ')"`,
+		`cat "$tf"`,
+	}
+	if f.inv.Trust.Signed() {
+		send = append(send,
+			`sf="$T"/`+fleet.Quote(sigName(tag)),
+			`echo "`+signatureLine+`$(wc -c < "$sf" | tr -d ' ')"`,
+			`cat "$sf"`)
+	}
+	lines := append([]string{
+		`"$BIN" create --tag ` + fleet.Quote(tag) + ` --files-path ` + remotePath(filesPath) + trackerArgs + ` --temp-path "$T"` + f.signArgs() + ` --force`,
+	}, send...)
+	lines = append(lines,
+		`read -r go || exit 0`,
+		`[ "$go" = seed ] || exit 0`,
+		"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
+		"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+shellWords(f.seedCommand(tag, c).args()),
+		"echo started",
+	)
+	var state string
+	var got, talkErr error
+	runErr := c.Interact(ctx, f.script(lines...), func(stdin io.WriteCloser, stdout io.Reader) {
+		defer stdin.Close()
+		br := bufio.NewReader(stdout)
+		got = f.receiveRelease(tag, br)
+		if got != nil || seed == nil || !seed(ctx) {
+			stdin.Close()
+			io.Copy(io.Discard, br)
+			return
 		}
-		err := c.Run(ctx, f.script(
-			`"$BIN" create --tag `+fleet.Quote(tag)+` --files-path `+remotePath(filesPath)+
-				trackerArgs+` --temp-path "$T"`+f.signArgs()+` --force >&2`,
-			send,
-		), nil, &torrent, &out)
-		if err != nil {
-			return fmt.Errorf("deploy: create: %w", err)
+		io.WriteString(stdin, "seed\n")
+		stdin.Close()
+		out, _ := io.ReadAll(br)
+		state = strings.TrimSpace(string(out))
+		if state != "started" && state != "running" {
+			talkErr = fmt.Errorf("deploy: start seeding: the seeder host said %q", state)
 		}
-		var sig []byte
-		if f.inv.Trust.Signed() {
-			size, rest, _ := bytes.Cut(torrent.Bytes(), []byte("\n"))
-			n, err := strconv.Atoi(strings.TrimSpace(string(size)))
-			if err != nil || n < 0 || n > len(rest) {
-				return fmt.Errorf("deploy: create: bad reply from the seeder (%q)", size)
+	})
+	if runErr != nil {
+		if got == nil && seed != nil {
+			return "", fmt.Errorf("deploy: start seeding: %w", runErr)
+		}
+		return "", fmt.Errorf("deploy: create: %w", runErr)
+	}
+	if got != nil {
+		return "", got
+	}
+	return state, talkErr
+}
+
+// maxTorrent bounds the .torrent or signature a create session may send
+// back.
+const maxTorrent = 64 << 20
+
+// receiveRelease reads create's output up to the .torrent (and, when
+// deploys are signed, its signature) from a create session, prints
+// create's lines, and keeps what came back in the local temp path. On an
+// error the rest of r is left unread.
+func (f *Fleet) receiveRelease(tag string, r *bufio.Reader) error {
+	frame := func(prefix string) ([]byte, error) {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return nil, errors.New("deploy: create: no .torrent came back")
 			}
-			sig = bytes.Clone(rest[n:])
-			torrent = *bytes.NewBuffer(bytes.Clone(rest[:n]))
+			line = strings.TrimSuffix(line, "\n")
+			n, ok := strings.CutPrefix(line, prefix)
+			if !ok {
+				f.say("  %s", line)
+				continue
+			}
+			size, err := strconv.Atoi(n)
+			if err != nil || size < 0 || size > maxTorrent {
+				return nil, fmt.Errorf("deploy: create: bad reply from the seeder (%q)", line)
+			}
+			b := make([]byte, size)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return nil, fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+			}
+			return b, nil
 		}
-		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			f.say("  %s", l)
-		}
-		if _, err := metainfo.Parse(torrent.Bytes()); err != nil {
-			return fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
-		}
-		if err := writeFileAtomic(f.localTorrent(tag), torrent.Bytes()); err != nil {
+	}
+	torrent, err := frame(torrentLine)
+	if err != nil {
+		return err
+	}
+	if _, err := metainfo.Parse(torrent); err != nil {
+		return fmt.Errorf("deploy: create: the .torrent that came back: %w", err)
+	}
+	var sig []byte
+	if f.inv.Trust.Signed() {
+		if sig, err = frame(signatureLine); err != nil {
 			return err
 		}
-		f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
-		if sig != nil {
-			if err := writeFileAtomic(f.localSig(tag), sig); err != nil {
-				return err
-			}
-			f.say("  fetched %s to %s", f.remoteTemp(sigName(tag)), f.localSig(tag))
+	}
+	if err := writeFileAtomic(f.localTorrent(tag), torrent); err != nil {
+		return err
+	}
+	f.say("  fetched %s to %s", f.remoteTemp(torrentName(tag)), f.localTorrent(tag))
+	if sig != nil {
+		if err := writeFileAtomic(f.localSig(tag), sig); err != nil {
+			return err
 		}
-		return nil
-	})
-	return err
+		f.say("  fetched %s to %s", f.remoteTemp(sigName(tag)), f.localSig(tag))
+	}
+	return nil
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename.

@@ -1,18 +1,15 @@
 // Package progress is the contract of `murder peer --progress json`: one
 // JSON object per line, each an Event. The peer writes it (internal/agent)
-// and the deploy reads it (internal/deploy, and `murder follow-progress` on
-// the hosts), all through these types.
+// and the deploy reads it (internal/deploy, from the peer's status stream,
+// --status-fd), all through these types.
 package progress
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"time"
 )
 
 // Event names.
@@ -105,76 +102,3 @@ func (r *Reader) Next() (Event, error) {
 	}
 	return Event{}, io.EOF
 }
-
-// Follow copies the events of the stream a running peer appends to path
-// onto w, one line each, until the final one (done or error), or until
-// alive reports false and the file holds nothing more. It polls every
-// interval (100 ms when zero). It is what the fleet runs on each host to
-// watch a detached peer, so the session ends while the peer seeds on.
-func Follow(ctx context.Context, path string, alive func() bool, interval time.Duration, w io.Writer) error {
-	if interval <= 0 {
-		interval = 100 * time.Millisecond
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("progress: %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	var partial []byte
-	exited := false
-	for {
-		line, err := br.ReadSlice('\n')
-		partial = append(partial, line...)
-		switch {
-		case err == nil:
-			if ev, derr := Decode(partial); derr == nil {
-				b, eerr := Encode(ev)
-				if eerr != nil {
-					return eerr
-				}
-				if _, werr := w.Write(b); werr != nil {
-					return fmt.Errorf("progress: %w", werr)
-				}
-				if ev.Final() {
-					return nil
-				}
-			}
-			partial = partial[:0]
-			continue
-		case errors.Is(err, bufio.ErrBufferFull):
-			if len(partial) > MaxLine {
-				return fmt.Errorf("progress: %s: a line longer than %d bytes", path, MaxLine)
-			}
-			continue
-		case err != io.EOF:
-			return fmt.Errorf("progress: %w", err)
-		}
-		// At the end of what is written so far: wait for more. Once the
-		// writer is gone, read once more (it may have written just before
-		// it exited) and stop at the end.
-		if exited {
-			if len(partial) > 0 {
-				if ev, derr := Decode(partial); derr == nil && ev.Final() {
-					b, _ := Encode(ev)
-					_, werr := w.Write(b)
-					return werr
-				}
-			}
-			return ErrExited
-		}
-		if !alive() {
-			exited = true
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
-}
-
-// ErrExited is returned by Follow when the peer is gone before its final
-// event.
-var ErrExited = errors.New("progress: the peer exited before it reported done or error")

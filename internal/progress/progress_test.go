@@ -2,18 +2,13 @@ package progress
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 func TestDecode(t *testing.T) {
@@ -113,90 +108,4 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(Encode(%+v)) = %+v, %v", ev, back, err)
 		}
 	})
-}
-
-// TestFollow tails a stream as a peer writes it: events are copied as they
-// come, a half-written line waits for its end, and the final event ends it
-// while the peer still runs.
-func TestFollow(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "peer.json")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var alive atomic.Bool
-	alive.Store(true)
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- Follow(context.Background(), path, alive.Load, time.Millisecond, &out)
-	}()
-	write := func(s string) {
-		if _, err := f.WriteString(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(`{"event":"progress","tag":"v1","bytes_done":1}` + "\n")
-	write("not an event\n")
-	write(`{"event":"progress","tag":"v1",`)
-	waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 1 })
-	write(`"bytes_done":2}` + "\n")
-	write(`{"event":"done","tag":"v1","bytes_done":3}` + "\n")
-	if err := <-done; err != nil {
-		t.Fatalf("Follow: %v", err)
-	}
-	var got []int64
-	r := NewReader(strings.NewReader(out.String()))
-	for {
-		ev, err := r.Next()
-		if err != nil {
-			break
-		}
-		got = append(got, ev.BytesDone)
-	}
-	if !reflect.DeepEqual(got, []int64{1, 2, 3}) {
-		t.Fatalf("followed bytes_done %v, want [1 2 3]; output:\n%s", got, out.String())
-	}
-}
-
-// TestFollowExited: a peer that exits without a final event ends Follow
-// with ErrExited, after what it wrote last, even without a newline.
-func TestFollowExited(t *testing.T) {
-	for _, tt := range []struct {
-		name, data string
-		want       error
-	}{
-		{"no final event", `{"event":"progress","tag":"v1"}` + "\n", ErrExited},
-		{"an error without a newline", `{"event":"error","tag":"v1","message":"disk full"}`, nil},
-		{"nothing", "", ErrExited},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "peer.json")
-			if err := os.WriteFile(path, []byte(tt.data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var out testenv.Buffer
-			err := Follow(context.Background(), path, func() bool { return false }, time.Millisecond, &out)
-			if !errors.Is(err, tt.want) && err != tt.want {
-				t.Fatalf("Follow = %v, want %v", err, tt.want)
-			}
-			if tt.data != "" && !strings.Contains(out.String(), `"tag":"v1"`) {
-				t.Fatalf("Follow wrote %q, want the event", out.String())
-			}
-		})
-	}
-	if err := Follow(context.Background(), filepath.Join(t.TempDir(), "missing"), func() bool { return true }, 0, io.Discard); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("Follow of a missing file = %v, want ErrNotExist", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 5000 && !cond(); i++ {
-		time.Sleep(time.Millisecond)
-	}
-	if !cond() {
-		t.Fatal("condition not reached")
-	}
 }
