@@ -49,6 +49,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bencode"
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/testbed"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
@@ -82,9 +83,12 @@ type bench struct {
 	peers      []*testbed.Host
 	data       string // inside the seeder
 	torrent    string // inside every host
-	trackerP   *exec.Cmd
-	extra      []string // more murder peer flags
-	verbose    bool
+	// scrape is the query of a scrape of the torrent alone (a full
+	// scrape is off on murder's tracker by default).
+	scrape   string
+	trackerP *exec.Cmd
+	extra    []string // more murder peer flags
+	verbose  bool
 }
 
 type result struct {
@@ -310,6 +314,15 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mi, err := metainfo.Parse(tor)
+	if err != nil {
+		return err
+	}
+	ih := mi.InfoHash()
+	b.scrape = "info_hash="
+	for _, c := range ih {
+		b.scrape += fmt.Sprintf("%%%02X", c)
+	}
 	for _, h := range b.peers {
 		if err := os.MkdirAll(filepath.Dir(h.Path(b.torrent)), 0o755); err != nil {
 			return err
@@ -351,7 +364,7 @@ func (b *bench) startTracker(ctx context.Context, topology bool) error {
 func (b *bench) seeded(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: b.seeder.DialContext, DisableKeepAlives: true}}
 	return waitFor(ctx, 30*time.Second, func() bool {
-		resp, err := client.Get("http://" + b.trackerAddr() + "/scrape")
+		resp, err := client.Get("http://" + b.trackerAddr() + "/scrape?" + b.scrape)
 		if err != nil {
 			return false
 		}

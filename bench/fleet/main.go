@@ -49,6 +49,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/bencode"
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/testbed"
 	"github.com/murder-deploy/murder/internal/testenv"
 )
@@ -75,13 +76,16 @@ type bench struct {
 	seeder    *testbed.Host
 	peers     []*testbed.Host
 	torrent   string // inside hosts
-	data      string // inside the seeder host
-	trackerP  *exec.Cmd
-	verbose   bool
-	trace     string // directory for per-peer logs of murder runs, or ""
-	round     int
-	primed    testenv.PrimedMemory // released by startClock
-	cpu0      cpuTimes             // the machine's CPU time at startClock
+	// scrape is the query of a scrape of the torrent alone (a full
+	// scrape is off on murder's tracker by default).
+	scrape   string
+	data     string // inside the seeder host
+	trackerP *exec.Cmd
+	verbose  bool
+	trace    string // directory for per-peer logs of murder runs, or ""
+	round    int
+	primed   testenv.PrimedMemory // released by startClock
+	cpu0     cpuTimes             // the machine's CPU time at startClock
 }
 
 const (
@@ -309,6 +313,15 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mi, err := metainfo.Parse(tor)
+	if err != nil {
+		return err
+	}
+	ih := mi.InfoHash()
+	b.scrape = "info_hash="
+	for _, c := range ih {
+		b.scrape += fmt.Sprintf("%%%02X", c)
+	}
 	for _, h := range b.peers {
 		if err := os.MkdirAll(filepath.Dir(h.Path(b.torrent)), 0o755); err != nil {
 			return err
@@ -354,7 +367,7 @@ func (b *bench) startTracker(ctx context.Context) error {
 func (b *bench) seeded(ctx context.Context) (sentBytes, error) {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: b.seeder.DialContext, DisableKeepAlives: true}}
 	err := waitFor(ctx, 30*time.Second, func() bool {
-		resp, err := client.Get("http://" + b.trackerAddr() + "/scrape")
+		resp, err := client.Get("http://" + b.trackerAddr() + "/scrape?" + b.scrape)
 		if err != nil {
 			return false
 		}

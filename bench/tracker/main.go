@@ -48,6 +48,7 @@ import (
 
 type options struct {
 	murder      string
+	baseline    string
 	opentracker string
 	torrents    int
 	peers       int
@@ -64,6 +65,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.murder, "murder", "", "murder binary to test (default: go build ./cmd/murder into a temp dir)")
+	flag.StringVar(&o.baseline, "baseline", "", "another murder binary (an older build) to run beside -murder as the same contenders, with the ratio of the two printed")
 	flag.StringVar(&o.opentracker, "opentracker", "opentracker", "opentracker binary to compare with; empty to skip")
 	flag.IntVar(&o.torrents, "torrents", 1000, "torrents in the synthetic population")
 	flag.IntVar(&o.peers, "peers", 100000, "peers in the synthetic population, spread evenly over the torrents")
@@ -85,6 +87,7 @@ func main() {
 // contender is one tracker set-up under test.
 type contender struct {
 	name      string
+	bin       string // the murder binary, for murder's contenders
 	keepAlive bool
 	start     func(port int) (*exec.Cmd, error)
 	// redis, when set, readies an empty Redis for a run and returns its
@@ -125,24 +128,29 @@ func run(o options) error {
 	}
 	pop := newPopulation(o)
 
-	murderStarter := func(store string) func(int) (*exec.Cmd, error) {
+	murderStarter := func(bin, store string) func(int) (*exec.Cmd, error) {
 		return func(port int) (*exec.Cmd, error) {
-			cmd := exec.Command(o.murder, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			cmd := exec.Command(bin, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 				"--interval", "30m", "--log-level", "warn", "--store", store)
 			cmd.Stderr = os.Stderr
 			return cmd, cmd.Start()
 		}
 	}
-	contenders := []contender{{name: "murder keep-alive", keepAlive: true, start: murderStarter("memory")}}
-	if o.perRequest {
-		contenders = append(contenders, contender{name: "murder conn/request", start: murderStarter("memory")})
+	var contenders []contender
+	builds := []struct{ prefix, bin string }{{"murder", o.murder}}
+	if o.baseline != "" {
+		builds = append(builds, struct{ prefix, bin string }{"baseline", o.baseline})
 	}
-	if o.store != "" {
-		rc := contender{name: "murder redis keep-alive", keepAlive: true, redis: redisStarter(o.store, tmp)}
-		if o.storeOnly {
-			contenders = nil
+	for _, b := range builds {
+		if !o.storeOnly {
+			contenders = append(contenders, contender{name: b.prefix + " keep-alive", bin: b.bin, keepAlive: true, start: murderStarter(b.bin, "memory")})
+			if o.perRequest {
+				contenders = append(contenders, contender{name: b.prefix + " conn/request", bin: b.bin, start: murderStarter(b.bin, "memory")})
+			}
 		}
-		contenders = append(contenders, rc)
+		if o.store != "" {
+			contenders = append(contenders, contender{name: b.prefix + " redis keep-alive", bin: b.bin, keepAlive: true, redis: redisStarter(o.store, tmp)})
+		}
 	}
 	if o.opentracker != "" && !o.storeOnly {
 		if path, err := exec.LookPath(o.opentracker); err != nil {
@@ -178,6 +186,7 @@ func run(o options) error {
 		}
 	}
 	fmt.Println("\nmedians over rounds (steady phase):")
+	rate := map[string]float64{}
 	for _, c := range contenders {
 		var rates, p50s, p99s []float64
 		var rss, perPeer, redisMem int64
@@ -191,12 +200,21 @@ func run(o options) error {
 				redisMem = max(redisMem, x.redisKiB)
 			}
 		}
+		rate[c.name] = median(rates)
 		fmt.Printf("  %-26s %9.0f announces/s  p50 %-9s p99 %-9s max RSS %d MiB (%d B/peer over the empty tracker)", c.name, median(rates),
 			time.Duration(median(p50s)).Round(time.Microsecond), time.Duration(median(p99s)).Round(time.Microsecond), rss/1024, perPeer)
 		if redisMem > 0 {
 			fmt.Printf(", Redis used_memory %d MiB (%d B/peer)", redisMem/1024, redisMem*1024/int64(o.peers))
 		}
 		fmt.Println()
+	}
+	if o.baseline != "" {
+		fmt.Println("\n-murder against -baseline (median announces/s, steady phase):")
+		for _, c := range contenders {
+			if name, ok := strings.CutPrefix(c.name, "murder "); ok {
+				fmt.Printf("  %-26s %.3f\n", name, rate[c.name]/rate["baseline "+name])
+			}
+		}
 	}
 	return nil
 }
@@ -244,8 +262,9 @@ func newPopulation(o options) *population {
 		if i%5 == 0 {
 			left = 0
 		}
-		q := fmt.Sprintf("info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d&compact=1&numwant=%d",
-			escape(ih[:]), escape(id[:]), 10000+i/o.torrents, left, o.numWant)
+		// Each peer has a key of its own (BEP 7), as murder's peers do.
+		q := fmt.Sprintf("info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d&compact=1&numwant=%d&key=%08X",
+			escape(ih[:]), escape(id[:]), 10000+i/o.torrents, left, o.numWant, mrand.Uint32())
 		p.started = append(p.started, []byte("GET /announce?"+q+"&event=started"))
 		p.regular = append(p.regular, []byte("GET /announce?"+q))
 	}
@@ -308,7 +327,7 @@ func measure(o options, pop *population, c contender) ([]result, error) {
 		defer stop()
 		redisUsed = used
 		start = func(port int) (*exec.Cmd, error) {
-			cmd := exec.Command(o.murder, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			cmd := exec.Command(c.bin, "tracker", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 				"--interval", "30m", "--log-level", "warn", "--store", url)
 			cmd.Stderr = os.Stderr
 			return cmd, cmd.Start()

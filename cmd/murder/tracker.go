@@ -37,9 +37,23 @@ key prefix, serve the same swarms, so peers may fail over between them
 Each announce is one round trip to Redis; keys expire by themselves. When
 Redis is down or slower than --store-timeout, announces get a failure
 reason and /metrics shows murder_tracker_store_up 0; the tracker reconnects
-by itself. A torrent keeps at most 100,000 peers there (more get peers but
-are not listed) and at most 100,000 torrents are tracked per day. See
-docs/tracker-replicas.md.
+by itself. See docs/tracker-replicas.md.
+
+Limits, so that no client can fill the tracker or change another's peers:
+at most --max-torrents torrents and --max-peers-per-torrent peers per
+torrent (on Redis, torrents announced within a day, spread over 64 shards
+of info hashes); past them a new torrent or peer gets a failure reason and
+murder_tracker_refused_total counts it. A completed or stopped event from
+a peer the tracker does not list never creates a torrent. A listed peer is
+changed or removed only by announces that carry its key (BEP 7's key
+parameter, which murder's peers send) or, when it announced without one,
+that come from its address. The ip parameter is taken only from sources
+in --trust-ip-from (any, by default) and only when it is a unicast
+address: not unspecified, multicast, broadcast or link-local, and not
+loopback unless the announce comes from loopback; otherwise the peer is
+listed at the connection's source address. With --allow-from the tracker
+closes connections from every other address as it accepts them. A scrape
+without info_hash (every torrent) is refused unless --full-scrape.
 
 A peer that misses two of its announce intervals is dropped; a stopped
 event drops it at once. A peer's interval is --interval, or the longer gap
@@ -93,9 +107,13 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 			if cfg.MaxNumWant < 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--numwant-max must be at least 1")}
 			}
+			if cfg.MaxTorrents < 1 || cfg.MaxPeers < 1 {
+				return &exitError{code: 2, err: fmt.Errorf("--max-torrents and --max-peers-per-torrent must be at least 1")}
+			}
 			cfg.Logger = log
 			if storeURL != "memory" {
-				st, err := tracker.NewRedisStore(tracker.RedisStoreConfig{URL: storeURL, PeerTTL: 2 * cfg.Interval, Timeout: storeTimeout, Logger: log})
+				st, err := tracker.NewRedisStore(tracker.RedisStoreConfig{URL: storeURL, PeerTTL: 2 * cfg.Interval, Timeout: storeTimeout,
+					MaxTorrents: cfg.MaxTorrents, MaxPeers: cfg.MaxPeers, Logger: log})
 				if err != nil {
 					return &exitError{code: 2, err: fmt.Errorf("--store: %w", err)}
 				}
@@ -132,6 +150,11 @@ The tracker stops gracefully on SIGINT or SIGTERM.`,
 	f.StringVar(&cfg.AllowDir, "allow-dir", "", "track only the torrents whose .torrent files lie in this directory, and serve them at /torrents/NAME")
 	f.StringVar(&cfg.Topology, "topology", "", "TOML file mapping address ranges to datacenters and racks; peers get peers near them first (re-read on SIGHUP)")
 	f.BoolVar(&cfg.IgnoreIPParam, "ignore-ip-param", false, "ignore the announce's ip parameter and use the connection's source address")
+	f.Var(&cfg.TrustIPFrom, "trust-ip-from", "take the announce's ip parameter only from sources in this CIDR (198.18.0.0/15) or address; repeatable, or comma-separated (default: any source)")
+	f.Var(&cfg.AllowFrom, "allow-from", "serve only connections from this CIDR (198.18.0.0/15) or address, closing others as they are accepted; repeatable, or comma-separated (default: any address)")
+	f.IntVar(&cfg.MaxTorrents, "max-torrents", tracker.DefaultMaxTorrents, "most torrents tracked at once; announces for more get a failure reason")
+	f.IntVar(&cfg.MaxPeers, "max-peers-per-torrent", tracker.DefaultMaxPeers, "most peers listed per torrent; more get a failure reason")
+	f.BoolVar(&cfg.FullScrape, "full-scrape", false, "answer a scrape without info_hash with every torrent (off: such a scrape gets a failure reason)")
 	f.StringVar(&storeURL, "store", "memory", "where the swarms live: memory, or Redis shared by tracker replicas: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH, redis+sentinel://HOST:26379?master_name=NAME, redis+cluster://HOST:PORT[?addr=HOST:PORT...]")
 	f.DurationVar(&storeTimeout, "store-timeout", tracker.DefaultRedisTimeout, "longest wait for Redis in one announce or scrape; past it the peer gets a failure reason")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every announce), info, warn or error")

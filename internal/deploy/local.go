@@ -189,8 +189,7 @@ func Local(ctx context.Context, cfg LocalConfig) (*Summary, error) {
 	trackerUp := make(chan error, 1)
 	go func() {
 		err := waitUntil(ctx, 10*time.Second, tr, func() error {
-			_, err := tc.Scrape(ctx)
-			return err
+			return tc.Alive(ctx)
 		})
 		endTracker()
 		trackerUp <- err

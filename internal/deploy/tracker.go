@@ -187,7 +187,7 @@ func (f *Fleet) waitTracker(ctx context.Context, h fleet.Host, c *fleet.Conn) er
 	var last error
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
-		if _, err := tc.Scrape(ctx); err == nil {
+		if err := tc.Alive(ctx); err == nil {
 			return nil
 		} else {
 			last = err

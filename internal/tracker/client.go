@@ -2,6 +2,8 @@ package tracker
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -40,10 +42,15 @@ type ClientConfig struct {
 // tiers (BEP 12): the client tries the tiers in order and the trackers of a
 // tier in a random order, and moves a tracker that answered to the front of
 // its tier. A Client is safe for concurrent use.
+//
+// Announces whose Key is 0 carry a random key of the client's own (BEP 7),
+// the same for all its announces, so that only this client can change or
+// remove its peer on murder's tracker.
 type Client struct {
 	hc      *http.Client
 	timeout time.Duration
 	log     *slog.Logger
+	key     uint32
 
 	mu    sync.Mutex
 	tiers [][]string
@@ -54,6 +61,9 @@ type Client struct {
 // and empty tiers are dropped; each tier is shuffled once, as BEP 12 asks.
 func NewClient(tiers [][]string, cfg ClientConfig) *Client {
 	c := &Client{hc: cfg.HTTPClient, timeout: cfg.Timeout, log: cfg.Logger}
+	var kb [4]byte
+	crand.Read(kb[:])
+	c.key = binary.LittleEndian.Uint32(kb[:]) | 1
 	if c.hc == nil {
 		c.hc = &http.Client{}
 	}
@@ -113,6 +123,9 @@ func (c *Client) promote(ti int, u string) {
 func (c *Client) Announce(ctx context.Context, req AnnounceRequest) (*AnnounceResponse, error) {
 	if req.Port <= 0 || req.Port > 65535 {
 		return nil, fmt.Errorf("tracker: announce: port %d out of range", req.Port)
+	}
+	if req.Key == 0 {
+		req.Key = c.key
 	}
 	query := string(appendQuery(nil, &req))
 	var resp *AnnounceResponse
@@ -179,6 +192,19 @@ func (c *Client) Scrape(ctx context.Context, infoHashes ...[20]byte) (map[[20]by
 		return nil, err
 	}
 	return out, nil
+}
+
+// Alive checks that a tracker answers. It scrapes one info hash (all
+// zeros) rather than every torrent, so the reply stays small however many
+// torrents the tracker holds and whether or not it allows full scrapes; a
+// failure reason (from a tracker that tracks only some torrents) is an
+// answer too.
+func (c *Client) Alive(ctx context.Context) error {
+	_, err := c.Scrape(ctx, [20]byte{})
+	if err != nil && errors.Is(err, ErrFailure) && ctx.Err() == nil {
+		return nil
+	}
+	return err
 }
 
 // each runs try on the trackers in BEP 12 order until one succeeds.

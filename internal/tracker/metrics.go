@@ -25,7 +25,20 @@ type serverMetrics struct {
 	// 1 while the store's last operation succeeded.
 	storeErrors *prometheus.CounterVec
 	storeUp     prometheus.Gauge
+	// refused counts refusals by reason, resolved once: refusedTorrents
+	// and so on.
+	refused [4]prometheus.Counter
 }
+
+// Rows of serverMetrics.refused, and their reason labels.
+const (
+	refusedTorrents = iota
+	refusedPeers
+	refusedOwner
+	refusedAddress
+)
+
+var refusedReasons = [...]string{"torrents", "peers", "owner", "address"}
 
 // Label values of the tracker's metrics.
 const (
@@ -62,6 +75,13 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 		}),
 	}
 	m.storeUp.Set(1)
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "murder_tracker_refused_total",
+		Help: "Announces and connections refused by the tracker's limits, by reason: torrents (a new torrent past --max-torrents), peers (a new peer past --max-peers-per-torrent), owner (an announce changing a peer listed under another key or address), address (a source outside --allow-from).",
+	}, []string{"reason"})
+	for i, r := range refusedReasons {
+		m.refused[i] = refused.WithLabelValues(r)
+	}
 	// Every series exists from the start, so rates work from the first
 	// scrape.
 	for _, ev := range []string{EventNone, EventStarted, EventCompleted, EventStopped} {
@@ -81,7 +101,7 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 		m.storeErrors.WithLabelValues(ep)
 	}
 	reg := metrics.NewRegistry()
-	for _, c := range []prometheus.Collector{m.announces, m.scrapes, m.malformed, m.latency, m.storeErrors, m.storeUp, newStoreCollector(s), newSwarmCollector(s.board)} {
+	for _, c := range []prometheus.Collector{m.announces, refused, m.scrapes, m.malformed, m.latency, m.storeErrors, m.storeUp, newStoreCollector(s), newSwarmCollector(s.board)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("tracker: metrics: %w", err)
 		}

@@ -83,10 +83,15 @@ func TestServerMetrics(t *testing.T) {
 		}, map[*sample]float64{&mBadAnnounce: 1}},
 		{"scrape with a short info hash", func() { httpGet(t, base+"/scrape?info_hash=short") }, map[*sample]float64{&mBadScrape: 1}},
 		{"scrape", func() {
-			if _, err := c.Scrape(ctx); err != nil {
+			if _, err := c.Scrape(ctx, ih); err != nil {
 				t.Fatal(err)
 			}
 		}, map[*sample]float64{&mScrapesOK: 1}},
+		{"full scrape refused", func() {
+			if _, err := c.Scrape(ctx); !errors.Is(err, ErrFailure) {
+				t.Fatalf("full scrape: got %v, want a failure reason", err)
+			}
+		}, map[*sample]float64{&mScrapesFailed: 1}},
 		{"unknown event counts as none", func() {
 			httpGet(t, base+"/announce?"+rawQuery(ih, hash20("paused"), 7002, 3, "&event=paused"))
 		}, map[*sample]float64{&noneOK: 2, &mPeers: 2, &mLatency: 6}},

@@ -15,7 +15,14 @@ type announceQuery struct {
 	noPeerID bool
 	// places asks for murder's place and places keys in the reply.
 	places bool
+	// hasKey tells that the announce carries a key (BEP 7), whatever its
+	// form; keySum is its digest (see ownerOf).
+	hasKey bool
+	keySum uint64
 }
+
+// maxKeyLen bounds the key parameter; a longer one is ignored.
+const maxKeyLen = 64
 
 // queryError is a bad request; its text becomes the failure reason.
 type queryError string
@@ -109,6 +116,10 @@ func parseAnnounceQuery(raw string) (announceQuery, error) {
 				q.Name = CleanName(string(b))
 			}
 		case "key":
+			var kb [maxKeyLen]byte
+			if b, err := unescapeInto(kb[:0], val, maxKeyLen); err == nil && len(b) > 0 {
+				q.hasKey, q.keySum = true, keyDigest(b)
+			}
 			if k, err := strconv.ParseUint(val, 16, 32); err == nil {
 				q.Key = uint32(k)
 			}

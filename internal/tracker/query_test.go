@@ -28,7 +28,7 @@ func TestParseAnnounceQuery(t *testing.T) {
 			raw:  qHash + qPeer + "&port=6881&uploaded=10&downloaded=20&left=30&event=started&compact=1&numwant=80&key=1A2b&ip=198.18.0.7&no_peer_id=1",
 			want: announceQuery{AnnounceRequest: AnnounceRequest{InfoHash: wantHash, PeerID: wantPeer, Port: 6881,
 				Uploaded: 10, Downloaded: 20, Left: 30, Event: EventStarted, NumWant: 80, Key: 0x1a2b, IP: "198.18.0.7"},
-				compact: true, noPeerID: true},
+				compact: true, noPeerID: true, hasKey: true, keySum: keyDigest([]byte("1A2b"))},
 		},
 		{
 			name: "minimal, unknown parameters and events ignored",

@@ -6,8 +6,11 @@
 --       gap (ms, 0 when unknown), torrent TTL (ms), max peers of the
 --       torrent, max torrents of the shard, random seed, prefix of the
 --       torrent's keys, FirstPeers, RemotePeers, the peer's datacenter and
---       rack ("" when unknown), how many expired peers to drop per list.
--- Reply: seeders, leechers, downloaded, then up to numwant members.
+--       rack ("" when unknown), how many expired peers to drop per list,
+--       the announce's owner (8 bytes).
+-- Reply: seeders, leechers, downloaded, then up to numwant members; or
+-- an error "murder: too many torrents", "murder: too many peers" or
+-- "murder: not owner" for an announce refused with nothing changed.
 --
 -- A member names a peer: its id (20 bytes), the length of its compact
 -- address (one byte, 6 or 18), the address, then its place ("DC/RACK",
@@ -17,8 +20,9 @@
 -- rack (PREFIX r:DC/RACK:s and :l), and PREFIX seeded counts the seeders
 -- of each datacenter; PREFIX g:DC lists the datacenter's gateways and
 -- PREFIX gw every gateway. A peer record (in the hash of records) is 's' or
--- 'l', last announce (14 digits, ms), learned gap (10 digits, ms), then
--- the member without the id.
+-- 'l', last announce (14 digits, ms), learned gap (10 digits, ms), the
+-- owner of the announce that listed it (8 bytes), then the member without
+-- the id.
 local idx, S, L, P, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ih, id, suffix = ARGV[1], ARGV[2], ARGV[3]
 local seeder = ARGV[4] == '1'
@@ -34,6 +38,7 @@ local maxtorrents = tonumber(ARGV[13])
 local T = ARGV[15]
 local firstpeers, remotepeers = tonumber(ARGV[16]), tonumber(ARGV[17])
 local mydc, myrack = ARGV[18], ARGV[19]
+local owner = ARGV[21]
 local keylife = math.max(ttl, 2 * maxgap)
 local SEEDED, GATEWAYS = T .. 'seeded', T .. 'gw'
 
@@ -83,12 +88,13 @@ end
 -- The peer's record is read before expired peers are dropped, so that a
 -- peer that comes back late, before anyone else announced, keeps its gap.
 local cur = redis.call('HGET', P, id)
-local was, old, last, gap = nil, nil, 0, 0
+local was, old, last, gap, curowner = nil, nil, 0, 0, nil
 if cur then
   was = string.sub(cur, 1, 1)
   last = tonumber(string.sub(cur, 2, 15))
   gap = tonumber(string.sub(cur, 16, 25))
-  old = id .. string.sub(cur, 26)
+  curowner = string.sub(cur, 26, 33)
+  old = id .. string.sub(cur, 34)
 end
 
 -- Drop a bounded number of expired peers, noting whether the peer itself
@@ -108,6 +114,22 @@ local function trim(z)
 end
 trim(S)
 trim(L)
+
+-- Only the peer's owner changes or removes it while it is listed; an
+-- entry whose time ran out is free.
+if cur and not selfgone and curowner ~= owner then
+  local z = was == 's' and S or L
+  local exp = redis.call('ZSCORE', z, old)
+  if exp and tonumber(exp) >= now then
+    return redis.error_reply('murder: not owner')
+  end
+  if exp then
+    redis.call('ZREM', z, old)
+    placeRemove(old, was == 's')
+  end
+  redis.call('HDEL', P, id)
+  cur, was, old, last, gap = nil, nil, nil, 0, 0
+end
 
 local function downloaded()
   return tonumber(redis.call('GET', D) or '0')
@@ -135,10 +157,14 @@ end
 -- The torrent index, and the TTLs of the torrent's keys, are refreshed
 -- once a minute.
 local seen = redis.call('ZSCORE', idx, ih)
+if not seen and not cur and event == 'completed' then
+  -- No torrent is made for a peer nobody listed.
+  return {0, 0, 0}
+end
 if not seen and redis.call('ZCARD', idx) >= maxtorrents then
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', now - keep)
   if redis.call('ZCARD', idx) >= maxtorrents then
-    return redis.error_reply('too many torrents')
+    return redis.error_reply('murder: too many torrents')
   end
 end
 local refresh = not seen or tonumber(seen) < now - 60000
@@ -163,6 +189,9 @@ if g == 0 then g = cgap end
 local life = math.max(ttl, 2 * g)
 
 local cs, cl = redis.call('ZCARD', S), redis.call('ZCARD', L)
+if not cur and cs + cl >= maxpeers then
+  return redis.error_reply('murder: too many peers')
+end
 local selfS, selfL = 0, 0
 if cur and not selfgone then
   if was == 's' then selfS = 1 else selfL = 1 end
@@ -318,7 +347,7 @@ if numwant > 0 or mydc ~= '' then -- a peer of known place may become a gateway
 end
 
 local member = id .. suffix
-if cur or cs + cl < maxpeers then
+do
   local moved = cur and (old ~= member or (was == 's') ~= seeder)
   if moved then
     if redis.call('ZREM', was == 's' and S or L, old) == 1 then
@@ -337,7 +366,7 @@ if cur or cs + cl < maxpeers then
     redis.call('ZADD', GATEWAYS, exp, member)
     redis.call('PEXPIRE', GATEWAYS, keylife)
   end
-  local added = redis.call('HSET', P, id, (seeder and 's' or 'l') .. string.format('%014d%010d', now, gap) .. suffix)
+  local added = redis.call('HSET', P, id, (seeder and 's' or 'l') .. string.format('%014d%010d', now, gap) .. owner .. suffix)
   -- A torrent's keys outlive its peers, whose longest life is 2 max gap:
   -- a key gets that TTL when it is made, and again once a minute.
   if refresh then

@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,10 +19,8 @@ import (
 
 // Defaults of a RedisStore whose config leaves them zero.
 const (
-	DefaultRedisPrefix      = "murder:"
-	DefaultRedisMaxPeers    = 100_000
-	DefaultRedisMaxTorrents = 100_000
-	DefaultRedisTimeout     = time.Second
+	DefaultRedisPrefix  = "murder:"
+	DefaultRedisTimeout = time.Second
 )
 
 // redisShards is how many hash tags the keys are spread over: a torrent's
@@ -34,10 +33,6 @@ const redisShards = 64
 // an announce that finds more leaves the rest to the next ones.
 const redisTrim = 64
 
-// ErrStoreFull is returned by a store that refuses a new torrent because it
-// holds as many as it may.
-var ErrStoreFull = errors.New("tracker: store holds too many torrents")
-
 // RedisStoreConfig configures a RedisStore. Only URL is required.
 type RedisStoreConfig struct {
 	// URL names the Redis server (see ParseRedisURL).
@@ -49,12 +44,12 @@ type RedisStoreConfig struct {
 	// MemStoreConfig, with the same defaults.
 	PeerTTL, MaxGap, TorrentTTL time.Duration
 	// MaxPeers caps the peers of one torrent: a new peer of a full torrent
-	// gets peers but is not listed. 0 means DefaultRedisMaxPeers.
+	// fails with ErrSwarmFull. 0 means DefaultMaxPeers.
 	MaxPeers int
 	// MaxTorrents caps the torrents announced within TorrentTTL: an
 	// announce for a new torrent beyond it fails with ErrStoreFull. Each of
 	// the 64 shards of info hashes holds a 64th of it. 0 means
-	// DefaultRedisMaxTorrents.
+	// DefaultMaxTorrents.
 	MaxTorrents int
 	// Timeout bounds one store operation, retries included; 0 means
 	// DefaultRedisTimeout.
@@ -78,10 +73,11 @@ type RedisStoreConfig struct {
 // the lists of each datacenter and rack, the seeders and gateways counted
 // per datacenter, so that peers are chosen by place as in MemStore (see
 // redis_announce.lua). One announce is one Lua script, so one
-// round trip: it drops up to redisTrim expired peers of each list, samples
-// the swarm with ZRANDMEMBER, records the peer and sets the keys to expire
-// with their longest-lived peer, and the counter TorrentTTL after the
-// torrent's last announce. Nothing sweeps; a torrent nobody announces to
+// round trip: it drops up to redisTrim expired peers of each list, checks
+// that the peer's entry belongs to the announce's Owner, samples the swarm
+// with ZRANDMEMBER, records the peer and sets the keys to expire with
+// their longest-lived peer, and the counter TorrentTTL after the torrent's
+// last announce. Nothing sweeps; a torrent nobody announces to
 // vanishes by itself. Peers expire as in MemStore (two intervals, or two of
 // the longer gaps they are seen to keep, learned per peer); an expired
 // peer's record stays until an announce to its torrent drops it, so a peer
@@ -102,6 +98,8 @@ type RedisStore struct {
 	timeout     time.Duration
 	now         func() time.Time
 	shards      [redisShards]string // each shard's key prefix
+	// fixed holds the script's arguments that never change, boxed once.
+	fixed struct{ ttl, maxGap, keep, maxPeers, maxTorrents, first, remote, trim any }
 }
 
 //go:embed redis_announce.lua
@@ -142,10 +140,10 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		s.keep = (24 * time.Hour).Milliseconds()
 	}
 	if s.maxPeers <= 0 {
-		s.maxPeers = DefaultRedisMaxPeers
+		s.maxPeers = DefaultMaxPeers
 	}
 	if s.maxTorrents <= 0 {
-		s.maxTorrents = DefaultRedisMaxTorrents
+		s.maxTorrents = DefaultMaxTorrents
 	}
 	s.maxTorrents = (s.maxTorrents + redisShards - 1) / redisShards
 	if s.timeout <= 0 {
@@ -157,6 +155,9 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	for i := range s.shards {
 		s.shards[i] = fmt.Sprintf("%s{%02x}:", s.prefix, i)
 	}
+	s.fixed.ttl, s.fixed.maxGap, s.fixed.keep = s.ttl, s.maxGap, s.keep
+	s.fixed.maxPeers, s.fixed.maxTorrents = s.maxPeers, s.maxTorrents
+	s.fixed.first, s.fixed.remote, s.fixed.trim = FirstPeers, RemotePeers, redisTrim
 	opts, err := ParseRedisURL(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -307,11 +308,20 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 // keys returns a torrent's keys: its shard's torrent index, its seeders,
 // leechers, peer records and completed downloads.
 func (s *RedisStore) keys(ih *[20]byte) []string {
-	var b [40]byte
-	hex.Encode(b[:], ih[:])
 	base := s.shards[int(ih[0])%redisShards]
-	t := base + string(b[:]) + ":"
-	return []string{base + "torrents", t + "seeders", t + "leechers", t + "peers", t + "downloaded"}
+	// One string holds all five keys.
+	var buf [256]byte
+	b := append(buf[:0], base...)
+	b = append(b, "torrents"...)
+	ends := [5]int{len(b)}
+	for i, suffix := range [...]string{":seeders", ":leechers", ":peers", ":downloaded"} {
+		b = append(b, base...)
+		b = hex.AppendEncode(b, ih[:])
+		b = append(b, suffix...)
+		ends[i+1] = len(b)
+	}
+	all := string(b)
+	return []string{all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]], all[ends[2]:ends[3]], all[ends[3]:ends[4]]}
 }
 
 // Announce implements Store.
@@ -323,15 +333,27 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 		seeder = "1"
 	}
 	keys := s.keys(&a.InfoHash)
+	// The info hash, peer id, member suffix and owner share one string.
+	var buf [128]byte
+	b := append(buf[:0], a.InfoHash[:]...)
+	b = append(b, a.Peer.ID[:]...)
+	b = appendRedisPeer(b, a.Peer)
+	peerEnd := len(b)
+	b = binary.LittleEndian.AppendUint64(b, a.Owner)
+	packed := string(b)
+	var gap any = int64(0)
+	if g := clientGap(a.Peer.ID); g > 0 {
+		gap = min(g.Milliseconds(), s.maxGap)
+	}
 	res, err := redisAnnounce.Run(ctx, s.ap, keys,
-		string(a.InfoHash[:]), string(a.Peer.ID[:]), string(appendRedisPeer(make([]byte, 0, 64), a.Peer)),
-		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.ttl, s.maxGap,
-		min(clientGap(a.Peer.ID).Milliseconds(), s.maxGap), s.keep, s.maxPeers, s.maxTorrents,
-		rand.Int64N(1<<50), strings.TrimSuffix(keys[1], "seeders"), FirstPeers, RemotePeers,
-		a.Peer.Place.Datacenter, a.Peer.Place.Rack, redisTrim).Slice()
+		packed[:20], packed[20:40], packed[40:peerEnd],
+		seeder, a.Event, a.NumWant, s.now().UnixMilli(), s.fixed.ttl, s.fixed.maxGap,
+		gap, s.fixed.keep, s.fixed.maxPeers, s.fixed.maxTorrents,
+		rand.Int64N(1<<50), keys[1][:len(keys[1])-len("seeders")], s.fixed.first, s.fixed.remote,
+		a.Peer.Place.Datacenter, a.Peer.Place.Rack, s.fixed.trim, packed[peerEnd:]).Slice()
 	if err != nil {
-		if strings.Contains(err.Error(), "too many torrents") {
-			return dst, ScrapeStats{}, ErrStoreFull
+		if refusal, ok := redisRefusals[err.Error()]; ok {
+			return dst, ScrapeStats{}, refusal
 		}
 		return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: %w", err)
 	}
@@ -347,6 +369,14 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 		dst = append(dst, p)
 	}
 	return dst, st, nil
+}
+
+// redisRefusals maps the announce script's error replies to the store's
+// errors.
+var redisRefusals = map[string]error{
+	"murder: too many torrents": ErrStoreFull,
+	"murder: too many peers":    ErrSwarmFull,
+	"murder: not owner":         ErrNotOwner,
 }
 
 // redisStats reads the counts that start a script's reply.

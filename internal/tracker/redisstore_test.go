@@ -232,16 +232,22 @@ func TestRedisBounds(t *testing.T) {
 	ctx := context.Background()
 	ih := hash20("bounds")
 	for i := range 8 {
-		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: i == 0, Event: EventCompleted, NumWant: 50}
+		a := PeerAnnounce{InfoHash: ih, Peer: testPeer(i), Seeder: i == 0, Event: EventStarted, NumWant: 50}
 		peers, stats, err := st.Announce(ctx, &a, nil)
+		if i >= 5 {
+			if !errors.Is(err, ErrSwarmFull) {
+				t.Errorf("peer %d of a torrent capped at 5: got %v, want ErrSwarmFull", i, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := min(i, 5); len(peers) != want && !(i == 0) {
-			t.Errorf("peer %d got %d peers, want %d", i, len(peers), want)
+		if len(peers) != i {
+			t.Errorf("peer %d got %d peers, want %d", i, len(peers), i)
 		}
-		if n := stats.Complete + stats.Incomplete; n != min(i+1, 5) {
-			t.Errorf("after peer %d: %d peers listed, want %d", i, n, min(i+1, 5))
+		if n := stats.Complete + stats.Incomplete; n != i+1 {
+			t.Errorf("after peer %d: %d peers listed, want %d", i, n, i+1)
 		}
 	}
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metrics"
 )
 
@@ -48,6 +49,21 @@ type Config struct {
 	// IgnoreIPParam makes the server always use the connection's source
 	// address and ignore the announce's ip parameter.
 	IgnoreIPParam bool
+	// TrustIPFrom lists the sources whose announces may name their address
+	// with the ip parameter; empty means any source. Even then only a
+	// unicast address is taken (see usableIPParam); otherwise the
+	// connection's source address is used.
+	TrustIPFrom cidr.List
+	// AllowFrom, when not empty, lists the only sources the tracker
+	// serves: connections from elsewhere are closed as they are accepted.
+	AllowFrom cidr.List
+	// FullScrape lets a scrape without info_hash list every torrent; off,
+	// such a scrape gets a failure reason.
+	FullScrape bool
+	// MaxTorrents and MaxPeers cap the torrents and the peers of one
+	// torrent of the default store (see MemStoreConfig); a Store given
+	// here has caps of its own.
+	MaxTorrents, MaxPeers int
 	// AllowDir, when set, restricts the tracker to the torrents whose
 	// .torrent files lie in this directory, and serves those files at
 	// /torrents/NAME. The directory is re-read when it changes.
@@ -123,7 +139,7 @@ func NewServer(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.store == nil {
-		s.mem = NewMemStore(MemStoreConfig{PeerTTL: 2 * cfg.Interval})
+		s.mem = NewMemStore(MemStoreConfig{PeerTTL: 2 * cfg.Interval, MaxTorrents: cfg.MaxTorrents, MaxPeers: cfg.MaxPeers})
 		s.store = s.mem
 	}
 	if cfg.Topology != "" {
@@ -176,8 +192,15 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve serves on ln until ctx is done, then shuts down gracefully: it stops
 // accepting, lets requests in flight finish (for up to 5 s) and returns nil.
-// It closes ln.
+// It closes ln. With Config.AllowFrom it closes connections from elsewhere
+// as it accepts them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.cfg.AllowFrom.Empty() {
+		ln = &rangeListener{Listener: ln, ranges: s.cfg.AllowFrom, refused: func(a net.Addr) {
+			s.stats.refused[refusedAddress].Inc()
+			s.log.Debug("connection refused: not in --allow-from", "remote", a.String())
+		}}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -218,7 +241,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	s.log.Info("tracker listening", "addr", ln.Addr().String(), "interval", s.cfg.Interval,
-		"allow_dir", s.cfg.AllowDir, "ignore_ip_param", s.cfg.IgnoreIPParam)
+		"allow_dir", s.cfg.AllowDir, "ignore_ip_param", s.cfg.IgnoreIPParam, "allow_from", s.cfg.AllowFrom.String(),
+		"trust_ip_from", s.cfg.TrustIPFrom.String(), "full_scrape", s.cfg.FullScrape)
 	err := hs.Serve(ln)
 	cancel()
 	wg.Wait()
@@ -270,11 +294,17 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "torrent is not tracked here")
 		return
 	}
-	ip, found := s.peerIP(r, q.IP)
-	if !found {
+	src, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
 		s.fail(w, r, "cannot tell the peer's address")
 		return
 	}
+	if !s.cfg.AllowFrom.Allows(src.Addr()) {
+		s.stats.refused[refusedAddress].Inc()
+		s.fail(w, r, "address not allowed")
+		return
+	}
+	ip := s.peerIP(src.Addr(), q.IP)
 	numWant := q.NumWant
 	if numWant < 0 {
 		numWant = s.cfg.DefaultNumWant
@@ -290,6 +320,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 		Seeder:   q.Left == 0,
 		Event:    q.Event,
 		NumWant:  numWant,
+		Owner:    ownerOf(q.hasKey, q.keySum, src.Addr()),
 	}
 	pp := s.peers.Get().(*[]Peer)
 	defer s.peers.Put(pp)
@@ -297,16 +328,19 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	if cap(peers) <= s.cfg.MaxNumWant {
 		*pp = peers[:0]
 	}
-	s.stats.stored("announce", err)
 	if err != nil {
-		s.log.Warn("store announce failed", "err", err)
-		if errors.Is(err, ErrStoreFull) {
-			s.fail(w, r, "tracker holds too many torrents, retry later")
-		} else {
-			s.fail(w, r, "tracker store unavailable, retry later")
+		if reason, i := refusal(err); reason != "" {
+			s.stats.stored("announce", nil)
+			s.stats.refused[i].Inc()
+			s.fail(w, r, reason)
+			return
 		}
+		s.stats.stored("announce", err)
+		s.log.Warn("store announce failed", "err", err)
+		s.fail(w, r, "tracker store unavailable, retry later")
 		return
 	}
+	s.stats.stored("announce", nil)
 	var info torrentInfo
 	if s.allow != nil {
 		info = s.allow.info(q.InfoHash)
@@ -328,19 +362,30 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	ok = true
 }
 
+// refusal returns the failure reason, and the row of the refusals metric,
+// of a store's refusal; "" for other errors.
+func refusal(err error) (string, int) {
+	switch {
+	case errors.Is(err, ErrStoreFull):
+		return "tracker holds too many torrents, retry later", refusedTorrents
+	case errors.Is(err, ErrSwarmFull):
+		return "torrent has too many peers, retry later", refusedPeers
+	case errors.Is(err, ErrNotOwner):
+		return "peer id is listed by another client: announce with its key, or from its address", refusedOwner
+	}
+	return "", 0
+}
+
 // peerIP picks the address other peers should dial: the ip parameter when
-// allowed and a literal address, else the connection's source.
-func (s *Server) peerIP(r *http.Request, param string) (netip.Addr, bool) {
+// it is allowed (see usableIPParam), else the connection's source src.
+func (s *Server) peerIP(src netip.Addr, param string) netip.Addr {
+	src = src.Unmap().WithZone("")
 	if param != "" && !s.cfg.IgnoreIPParam {
-		if ip, err := netip.ParseAddr(param); err == nil && ip.Zone() == "" && !ip.IsUnspecified() {
-			return ip.Unmap(), true
+		if ip, err := netip.ParseAddr(param); err == nil && usableIPParam(ip, src, s.cfg.TrustIPFrom) {
+			return ip.Unmap()
 		}
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return ap.Addr().Unmap().WithZone(""), true
+	return src
 }
 
 func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
@@ -352,6 +397,17 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request) {
 	}
 	ok := false
 	defer func() { s.stats.scrapes.WithLabelValues(result(ok)).Inc() }()
+	if !s.cfg.AllowFrom.Empty() {
+		if src, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !s.cfg.AllowFrom.Allows(src.Addr()) {
+			s.stats.refused[refusedAddress].Inc()
+			s.fail(w, r, "address not allowed")
+			return
+		}
+	}
+	if len(hashes) == 0 && !s.cfg.FullScrape {
+		s.fail(w, r, "full scrape is off on this tracker: name the torrents with info_hash")
+		return
+	}
 	if s.allow != nil {
 		if len(hashes) == 0 {
 			hashes = s.allow.list()

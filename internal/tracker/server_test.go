@@ -76,7 +76,7 @@ func rawQuery(ih, peer [20]byte, port int, left int64, extra string) string {
 }
 
 func TestServerAnnounceFlow(t *testing.T) {
-	_, base := startServer(t, Config{})
+	_, base := startServer(t, Config{FullScrape: true})
 	ctx := context.Background()
 	ih := hash20("flow")
 	c := NewClient([][]string{{base + "/announce"}}, ClientConfig{})
@@ -240,7 +240,7 @@ func TestServerAllowDir(t *testing.T) {
 	dir := t.TempDir()
 	allowed := writeTorrent(t, dir, "v1.tgz.torrent", "v1.tgz")
 	os.WriteFile(filepath.Join(dir, "junk.torrent"), []byte("not bencode"), 0o644)
-	_, base := startServer(t, Config{AllowDir: dir, AllowPoll: 20 * time.Millisecond})
+	_, base := startServer(t, Config{AllowDir: dir, AllowPoll: 20 * time.Millisecond, FullScrape: true})
 	ctx := context.Background()
 	c := NewClient([][]string{{base + "/announce"}}, ClientConfig{})
 

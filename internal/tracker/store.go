@@ -3,11 +3,35 @@ package tracker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+)
+
+// Defaults of the caps of a store whose config leaves them zero.
+const (
+	// DefaultMaxTorrents caps the torrents a store holds.
+	DefaultMaxTorrents = 100_000
+	// DefaultMaxPeers caps the peers of one torrent.
+	DefaultMaxPeers = 100_000
+)
+
+// Errors a Store returns for an announce it refuses; the server answers
+// each with a failure reason and counts it.
+var (
+	// ErrStoreFull refuses a new torrent when the store holds as many as
+	// it may.
+	ErrStoreFull = errors.New("tracker: store holds too many torrents")
+	// ErrSwarmFull refuses a new peer of a torrent that has as many as it
+	// may.
+	ErrSwarmFull = errors.New("tracker: torrent has too many peers")
+	// ErrNotOwner refuses an announce that would change or remove a peer
+	// listed by another client (see PeerAnnounce.Owner).
+	ErrNotOwner = errors.New("tracker: peer id is held by another client")
 )
 
 // Peer is one peer of a swarm as the store hands it out.
@@ -30,6 +54,12 @@ type PeerAnnounce struct {
 	Event string
 	// NumWant is how many other peers to return.
 	NumWant int
+	// Owner names who may change or remove the peer's entry while it is
+	// listed: an announce for the same peer id with another Owner is
+	// refused with ErrNotOwner. The server derives it from the announce's
+	// key (BEP 7) or, without a key, from its source address (see
+	// ownerOf).
+	Owner uint64
 }
 
 // Store keeps the swarms of a tracker. Announce records a's peer with its
@@ -41,7 +71,14 @@ type PeerAnnounce struct {
 // of the given torrents, or of every torrent when none is given; a torrent
 // the store does not know is left out. A download counts as completed when
 // a known leecher announces that it has everything, whatever the event, or
-// when an unknown peer announces the completed event.
+// when an unknown peer announces the completed event to a known torrent.
+//
+// A store never creates a torrent for the completed or stopped event of
+// a peer it does not list (it answers with no peers and zero counts); it
+// refuses a new torrent beyond its cap with ErrStoreFull, a new peer of a
+// full torrent with ErrSwarmFull, and an announce for a listed peer whose
+// Owner differs with ErrNotOwner, leaving the peer as it was. An entry
+// whose time ran out may be taken over.
 type Store interface {
 	Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) ([]Peer, ScrapeStats, error)
 	Scrape(ctx context.Context, infoHashes [][20]byte) (map[[20]byte]ScrapeStats, error)
@@ -64,6 +101,13 @@ type MemStoreConfig struct {
 	// TorrentTTL is how long a torrent without peers keeps its count of
 	// completed downloads; 0 means 24 hours.
 	TorrentTTL time.Duration
+	// MaxTorrents caps the torrents the store holds: an announce for a new
+	// torrent beyond it fails with ErrStoreFull. 0 means
+	// DefaultMaxTorrents.
+	MaxTorrents int
+	// MaxPeers caps the peers of one torrent: a new peer beyond it fails
+	// with ErrSwarmFull. 0 means DefaultMaxPeers.
+	MaxPeers int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -97,6 +141,9 @@ type MemStore struct {
 	maxGap int64 // nanoseconds
 	keep   time.Duration
 	now    func() time.Time
+
+	maxTorrents, maxPeers int
+	torrents              atomic.Int64 // swarms in all shards
 }
 
 type memShard struct {
@@ -139,6 +186,8 @@ type entry struct {
 	last int64    // unix nanoseconds of its last announce
 	gap  int64    // longest gap between its regular announces, ns; 0 when unknown
 	pos  [2]int32 // where it is in its datacenter's and rack's lists
+	// owner is the Owner of the announce that listed the peer.
+	owner uint64
 }
 
 // NewMemStore returns an empty MemStore.
@@ -161,6 +210,13 @@ func NewMemStore(cfg MemStoreConfig) *MemStore {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.maxTorrents, s.maxPeers = cfg.MaxTorrents, cfg.MaxPeers
+	if s.maxTorrents <= 0 {
+		s.maxTorrents = DefaultMaxTorrents
+	}
+	if s.maxPeers <= 0 {
+		s.maxPeers = DefaultMaxPeers
 	}
 	for i := range s.shards {
 		s.shards[i].swarms = make(map[[20]byte]*swarm)
@@ -190,14 +246,30 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	}
 	sw := sh.swarms[a.InfoHash]
 	if sw == nil {
-		if a.Event == EventStopped {
+		if a.Event == EventStopped || a.Event == EventCompleted {
 			return dst, ScrapeStats{}, nil
+		}
+		if s.torrents.Add(1) > int64(s.maxTorrents) {
+			s.torrents.Add(-1)
+			return dst, ScrapeStats{}, ErrStoreFull
 		}
 		sw = &swarm{index: make(map[[20]byte]int32)}
 		sh.swarms[a.InfoHash] = sw
 	}
-	sw.lastSeen = now
 	slot, exists := sw.index[a.Peer.ID]
+	if exists {
+		if e := sw.at(slot); e.owner != a.Owner {
+			if now-e.last <= s.lifetime(e) {
+				return dst, sw.stats(), ErrNotOwner
+			}
+			sw.remove(slot) // its time ran out: the id is free
+			exists = false
+		}
+	}
+	if !exists && a.Event != EventStopped && len(sw.seeders)+len(sw.leechers) >= s.maxPeers {
+		return dst, sw.stats(), ErrSwarmFull
+	}
+	sw.lastSeen = now
 	if a.Event == EventStopped {
 		if exists {
 			if slot >= 0 && a.Seeder {
@@ -208,6 +280,7 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 		st := sw.stats()
 		if sw.empty() && sw.downloaded == 0 {
 			delete(sh.swarms, a.InfoHash)
+			s.torrents.Add(-1)
 		}
 		return dst, st, nil
 	}
@@ -223,7 +296,7 @@ func (s *MemStore) Announce(_ context.Context, a *PeerAnnounce, dst []Peer) ([]P
 	}
 
 	wasSeeder := exists && slot < 0
-	e := entry{Peer: a.Peer, last: now}
+	e := entry{Peer: a.Peer, last: now, owner: a.Owner}
 	switch {
 	case exists:
 		old := sw.at(slot)
@@ -318,6 +391,7 @@ func (s *MemStore) Sweep(now time.Time) {
 			})
 			if sw.empty() && (sw.downloaded == 0 || sw.lastSeen < forget) {
 				delete(sh.swarms, ih)
+				s.torrents.Add(-1)
 			}
 		}
 		sh.mu.Unlock()

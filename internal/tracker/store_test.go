@@ -51,7 +51,8 @@ func storeKinds() []storeKind {
 		{"memory", func(t *testing.T, cfg MemStoreConfig) Store { return NewMemStore(cfg) },
 			func(st Store, now time.Time) { st.(*MemStore).Sweep(now) }},
 		{"redis", func(t *testing.T, cfg MemStoreConfig) Store {
-			return openRedisStore(t, RedisStoreConfig{PeerTTL: cfg.PeerTTL, MaxGap: cfg.MaxGap, TorrentTTL: cfg.TorrentTTL, Now: cfg.Now})
+			return openRedisStore(t, RedisStoreConfig{PeerTTL: cfg.PeerTTL, MaxGap: cfg.MaxGap, TorrentTTL: cfg.TorrentTTL, Now: cfg.Now,
+				MaxTorrents: cfg.MaxTorrents, MaxPeers: cfg.MaxPeers})
 		}, nil},
 	}
 }
