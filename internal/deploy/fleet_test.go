@@ -225,9 +225,14 @@ func TestFleetDeploy(t *testing.T) {
 		t.Errorf("summary lacks 8/10 hosts:\n%s", out)
 	}
 	// The seeder is stopped before the tracker, which still answers its
-	// last announce.
-	if s, tr := strings.Index(out, "stopped seed (pid"), strings.Index(out, "stopped tracker (pid"); s < 0 || tr < s {
-		t.Errorf("want the seeder stopped, then the tracker:\n%s", out)
+	// last announce; with a seed_time of 1s on a loaded machine it may
+	// have stopped by itself already.
+	s := strings.Index(out, "stopped seed (pid")
+	if s < 0 {
+		s = strings.Index(out, "seed not running")
+	}
+	if tr := strings.Index(out, "stopped tracker (pid"); s < 0 || tr < s {
+		t.Errorf("want the seeder stopped (or gone), then the tracker:\n%s", out)
 	}
 	// The deploy stopped what it started and cleaned up.
 	for _, h := range fb.good {
