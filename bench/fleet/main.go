@@ -52,6 +52,7 @@ import (
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/testbed"
 	"github.com/murder-deploy/murder/internal/testenv"
+	"github.com/murder-deploy/murder/internal/tracker"
 )
 
 func main() {
@@ -317,11 +318,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ih := mi.InfoHash()
-	b.scrape = "info_hash="
-	for _, c := range ih {
-		b.scrape += fmt.Sprintf("%%%02X", c)
-	}
+	b.scrape = tracker.ScrapeQuery(mi.InfoHash())
 	for _, h := range b.peers {
 		if err := os.MkdirAll(filepath.Dir(h.Path(b.torrent)), 0o755); err != nil {
 			return err

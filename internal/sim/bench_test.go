@@ -1,20 +1,19 @@
 package sim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/murder-deploy/murder/internal/bytesize"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // The flags of bench/sim/run, which runs TestBench; without -sim.n it is
@@ -72,13 +71,13 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logBuf lockedBuffer
+	var logBuf testenv.Buffer
 	if *benchLog != "" {
 		// Kept in memory until the end: writing to a file as it goes
 		// changes the order in which the hosts' goroutines run.
 		cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		defer func() {
-			if err := os.WriteFile(*benchLog, logBuf.b.Bytes(), 0o644); err != nil {
+			if err := os.WriteFile(*benchLog, []byte(logBuf.String()), 0o644); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -163,16 +162,4 @@ func benchConfig() (Config, int64, error) {
 		Late: *benchLate, LateBy: *benchLateBy, Stop: *benchStop,
 		MaxConns: *benchConns, Seed: *benchSeed, Timeout: *benchTimeout,
 	}, rate, nil
-}
-
-// lockedBuffer is a bytes.Buffer that many goroutines write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }

@@ -162,10 +162,9 @@ func (c *Client) Announce(ctx context.Context, req AnnounceRequest) (*AnnounceRe
 	return resp, nil
 }
 
-// Scrape asks the trackers for the counts of the given torrents (BEP 48);
-// with no info hash it asks for every torrent the tracker knows. Trackers
-// whose announce URL has no scrape counterpart are skipped.
-func (c *Client) Scrape(ctx context.Context, infoHashes ...[20]byte) (map[[20]byte]ScrapeStats, error) {
+// ScrapeQuery returns the query string of a scrape of the given torrents
+// (without '?'), each info hash escaped byte by byte.
+func ScrapeQuery(infoHashes ...[20]byte) string {
 	var q []byte
 	for i, h := range infoHashes {
 		if i > 0 {
@@ -174,7 +173,14 @@ func (c *Client) Scrape(ctx context.Context, infoHashes ...[20]byte) (map[[20]by
 		q = append(q, "info_hash="...)
 		q = appendEscaped(q, h[:])
 	}
-	query := string(q)
+	return string(q)
+}
+
+// Scrape asks the trackers for the counts of the given torrents (BEP 48);
+// with no info hash it asks for every torrent the tracker knows. Trackers
+// whose announce URL has no scrape counterpart are skipped.
+func (c *Client) Scrape(ctx context.Context, infoHashes ...[20]byte) (map[[20]byte]ScrapeStats, error) {
+	query := ScrapeQuery(infoHashes...)
 	var out map[[20]byte]ScrapeStats
 	err := c.each(ctx, "scrape", ScrapeURL, func(ctx context.Context, u string) error {
 		body, err := c.get(ctx, u, query)
