@@ -253,6 +253,10 @@ func (s *Swarm) pickNew(c *conn, unheld bool) int {
 	best, ties := -1, 0
 	var bestAvail int32
 	random := s.have.Count() < randomFirst
+	remote := c.near.Load() == nearRemote
+	if remote {
+		s.updateSharesLocked()
+	}
 	for k := s.want.NextAnd(c.bits, 0); k >= 0; k = s.want.NextAnd(c.bits, k+1) {
 		if len(c.rejected) > 0 && c.rejected[uint32(k)] || unheld && s.avail[k] > 0 || !s.spareRemote(c, k) {
 			continue
@@ -260,6 +264,11 @@ func (s *Swarm) pickNew(c *conn, unheld bool) int {
 		a := s.avail[k]
 		if random {
 			a = 0
+		}
+		// Of a remote peer, this datacenter's share first (place.go).
+		a *= 2
+		if remote && !s.ownsLocked(k) {
+			a++
 		}
 		switch {
 		case best < 0 || a < bestAvail:

@@ -2,9 +2,14 @@ package swarm
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/fnv"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/murder-deploy/murder/internal/peerwire"
+	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -213,6 +218,82 @@ func (s *Swarm) readFirst(c *conn, dec *peerwire.Decoder) ([]peerwire.Message, e
 
 // maxFirst bounds the messages readFirst reads.
 const maxFirst = 4
+
+// Shares of the pieces between datacenters
+//
+// The gateways of two datacenters that fetch from the seeder's datacenter
+// at once pick, at random, among the same pieces nobody near them has,
+// and both fetch some of them (simulated, 3 x 6 hosts at W = L/4: 81 of
+// 512 pieces, so the seeder's datacenter sent 1.23 copies). So a host asks
+// a remote peer first for the pieces its own datacenter owns: each piece
+// is owned by one of the datacenters this host and its remote peers that
+// are not seeds are in, by rendezvous hashing of the piece and the
+// datacenter's name, which every gateway computes alike. The rest of
+// each gateway's copy comes from the other gateways.
+
+// ownsLocked reports whether this host's datacenter owns piece k among
+// the datacenters of its remote peers that are not seeds (see above); it
+// owns every piece while it knows no such peer.
+func (s *Swarm) ownsLocked(k int) bool {
+	if s.shareDCs == "" {
+		return true
+	}
+	return s.owned.Has(k)
+}
+
+// updateSharesLocked recomputes the pieces this host's datacenter owns
+// when the datacenters of its remote peers that are not seeds change.
+func (s *Swarm) updateSharesLocked() {
+	if !s.place.Known() {
+		s.shareDCs = ""
+		return
+	}
+	dcs := []string{s.place.Datacenter}
+	for c := range s.conns {
+		if c.near.Load() != nearRemote || c.seed {
+			continue
+		}
+		if p, ok := s.placeOf[c.addr.Addr()]; ok && !slices.Contains(dcs, p.Datacenter) {
+			dcs = append(dcs, p.Datacenter)
+		}
+	}
+	if len(dcs) == 1 {
+		s.shareDCs = ""
+		return
+	}
+	slices.Sort(dcs)
+	key := strings.Join(dcs, "\x00")
+	if key == s.shareDCs {
+		return
+	}
+	s.shareDCs = key
+	if s.owned == nil {
+		s.owned = storage.NewBitfield(s.numPieces)
+	}
+	for k := range s.numPieces {
+		best, owner := uint64(0), ""
+		for _, dc := range dcs {
+			if w := shareWeight(k, dc); owner == "" || w > best {
+				best, owner = w, dc
+			}
+		}
+		if owner == s.place.Datacenter {
+			s.owned.Set(k)
+		} else {
+			s.owned.Clear(k)
+		}
+	}
+}
+
+// shareWeight is piece k's rendezvous weight for datacenter dc (FNV-1a).
+func shareWeight(k int, dc string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(k))
+	h.Write(b[:])
+	h.Write([]byte(dc))
+	return h.Sum64()
+}
 
 // remoteShare: 1/remoteShare of MaxConns is kept for remote peers.
 const remoteShare = 5

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/murder-deploy/murder/internal/peerwire"
+	"github.com/murder-deploy/murder/internal/storage"
 	"github.com/murder-deploy/murder/internal/tracker"
 )
 
@@ -151,5 +152,58 @@ func TestReadFirst(t *testing.T) {
 				t.Errorf("place %v, want %v", got, tc.wantPlace)
 			}
 		})
+	}
+}
+
+// TestSharesBetweenDatacenters: two hosts in different datacenters, each
+// with a remote peer that is not a seed in the other, split the pieces
+// between them, and each asks a remote seed first for its own share.
+func TestSharesBetweenDatacenters(t *testing.T) {
+	const n = 64
+	owned := map[string]*storage.Bitfield{}
+	for _, dc := range []string{"east", "west"} {
+		other := map[string]string{"east": "west", "west": "east"}[dc]
+		s, add := pickerSwarm(t, n, 16<<10)
+		s.place = tracker.Place{Datacenter: dc}
+		all := make([]int, n)
+		for k := range all {
+			all[k] = k
+		}
+		gw := add(0)
+		gw.addr = netip.MustParseAddrPort("198.18.1.1:6881")
+		s.placeOf[gw.addr.Addr()] = tracker.Place{Datacenter: other}
+		gw.near.Store(nearRemote)
+		seed := add(all...)
+		seed.addr = netip.MustParseAddrPort("198.18.2.1:6881")
+		s.placeOf[seed.addr.Addr()] = tracker.Place{Datacenter: "origin"}
+		s.becameSeed(seed)
+		seed.near.Store(nearRemote)
+		s.have.Set(0)
+		s.have.Set(1)
+		s.have.Set(2)
+		s.have.Set(3) // past the random first pieces
+		for k := range 4 {
+			s.want.Clear(k)
+		}
+		s.mu.Lock()
+		s.updateSharesLocked()
+		owned[dc] = s.owned
+		// pickNew breaks ties at random: 20 picks all in the share.
+		for range 20 {
+			if k := s.pickNew(seed, false); k < 0 || !s.owned.Has(k) {
+				t.Errorf("%s: asked the remote seed for piece %d, want one of its own share", dc, k)
+				break
+			}
+		}
+		s.mu.Unlock()
+	}
+	mine, theirs := owned["east"].Count(), owned["west"].Count()
+	if mine+theirs != n || mine == 0 || theirs == 0 {
+		t.Fatalf("east owns %d and west %d of %d pieces, want a split of all", mine, theirs, n)
+	}
+	for k := range n {
+		if owned["east"].Has(k) == owned["west"].Has(k) {
+			t.Errorf("piece %d: owned by both or neither", k)
+		}
 	}
 }

@@ -246,6 +246,8 @@ type Swarm struct {
 	cfgPlace    tracker.Place // Config's place
 	place       tracker.Place // this host's place: Config's, else the tracker's
 	placeOf     map[netip.Addr]tracker.Place
+	shareDCs    string            // the datacenters owned is for, joined; "" when none (place.go)
+	owned       *storage.Bitfield // pieces this host's datacenter owns among shareDCs
 	pieces      []*piece          // by index: the pieces being downloaded, else nil
 	active      []*piece          // same pieces, in start order
 	want        *storage.Bitfield // pieces neither verified nor in progress
