@@ -263,9 +263,10 @@ func (s *Swarm) updateInterest(c *conn) {
 // bytes it delivers in a few round trips (at least 50 ms worth), within
 // the peer's reqq, plus headroom for the rate to grow. The headroom is
 // headroomWindow of our highest download rate so far shared among the
-// connections (between minHeadroom and minDepth blocks each): with many
+// connections (between minHeadroom and maxHeadroom blocks each, more
+// toward a peer in another datacenter, whose queues vary more): with many
 // connections a fixed headroom per connection would have every uploader
-// queue seconds of blocks (each of its peers keeping minDepth requests
+// queue seconds of blocks (each of its peers keeping maxHeadroom requests
 // there), so pieces picked now arrive late, and in endgame the same blocks
 // wait in several queues.
 //
@@ -277,10 +278,14 @@ func (s *Swarm) updateInterest(c *conn) {
 // uploading at full speed, and finished 5-9 s after the median.
 func (c *conn) updateDepth() {
 	window := max(4*c.minRTT, 50*time.Millisecond)
-	headroom := minDepth
+	most := maxHeadroom
+	if c.near.Load() == nearRemote {
+		most = maxRemoteHeadroom
+	}
+	headroom := most
 	if n := len(c.s.conns); n > 0 && c.s.peakDown > 0 {
 		h := int(c.s.peakDown * headroomWindow.Seconds() / peerwire.BlockSize / float64(n))
-		headroom = min(max(h, minHeadroom), minDepth)
+		headroom = min(max(h, minHeadroom), most)
 	}
 	d := int(c.rate*window.Seconds()/peerwire.BlockSize) + headroom
 	if c.snubbed {

@@ -322,22 +322,23 @@ func TestBlockBeingReceivedNotAskedAgain(t *testing.T) {
 }
 
 // TestDepthHeadroomShared: the headroom is a share of the highest download
-// rate seen, so a peer whose rate fell keeps asking as much.
+// rate seen, so a peer whose rate fell keeps asking as much, between
+// minHeadroom and maxRemoteHeadroom blocks toward a peer in another
+// datacenter; toward one nearby it is maxHeadroom.
 func TestDepthHeadroomShared(t *testing.T) {
 	tests := []struct {
 		name  string
 		conns int
 		rates []float64 // bytes/s of the whole swarm, one per tick
-		want  int       // depth of an idle connection (rate 0)
+		want  int       // depth of an idle remote connection (rate 0)
 	}{
-		{"one peer", 1, []float64{8 << 20}, minDepth},
-		{"no rate yet", 16, nil, minDepth},
+		{"one peer", 1, []float64{8 << 20}, maxRemoteHeadroom},
+		{"no rate yet", 16, nil, maxRemoteHeadroom},
 		{"16 peers at 2 MB/s", 16, []float64{2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6, 2e6}, minHeadroom},
 		{"16 peers at 3.2 MB/s", 16, []float64{3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6}, 3},
 		{"16 peers, fallen from 3.2 to 1 MB/s", 16, []float64{3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 3.2e6, 1e6, 1e6, 1e6, 1e6}, 3},
-		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
-		{"4 peers at 8 MB/s", 4, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, minDepth},
-		{"200 peers fast", 200, []float64{1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9}, minDepth},
+		{"16 peers at 8 MB/s", 16, []float64{8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6, 8e6}, maxRemoteHeadroom},
+		{"200 peers fast", 200, []float64{1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9}, maxRemoteHeadroom},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,9 +350,15 @@ func TestDepthHeadroomShared(t *testing.T) {
 			for _, r := range tt.rates {
 				s.updateRates(r, 0)
 			}
+			c.near.Store(nearRemote)
 			c.updateDepth()
 			if c.depth != tt.want {
-				t.Errorf("depth %d, want %d (download rate %.0f, highest %.0f)", c.depth, tt.want, s.downRate, s.peakDown)
+				t.Errorf("remote: depth %d, want %d (download rate %.0f, highest %.0f)", c.depth, tt.want, s.downRate, s.peakDown)
+			}
+			c.near.Store(nearDatacenter)
+			c.updateDepth()
+			if c.depth != maxHeadroom {
+				t.Errorf("nearby: depth %d, want %d", c.depth, maxHeadroom)
 			}
 		})
 	}

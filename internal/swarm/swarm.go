@@ -162,32 +162,33 @@ type Received struct {
 
 // Timeouts and sizes of the engine.
 const (
-	handshakeTimeout = 10 * time.Second
-	dialTimeout      = 5 * time.Second
-	keepAliveEvery   = 60 * time.Second
-	idleTimeout      = 4 * time.Minute // others send keep-alives every 2 minutes
-	requestTimeout   = 20 * time.Second
-	redialAfter      = 15 * time.Second // before dialing a listed peer again
-	redialFirst      = 2 * time.Second  // after a failed dial, doubling per failure
-	maxDialFailures  = 6
-	tickEvery        = 500 * time.Millisecond
-	ourReqq          = 2000 // requests we queue per peer
-	defaultReqq      = 250  // assumed when a peer does not say
-	maxDepth         = 1000
-	minDepth         = 4                      // most headroom per connection (updateDepth); bench/sim/README.md
-	minHeadroom      = 2                      // pipeline headroom per connection at least
-	headroomWindow   = 250 * time.Millisecond // of download rate, as pipeline headroom
-	activeBudget     = 256 << 20              // bytes of pieces in flight
-	randomFirst      = 4                      // pieces picked at random before rarest-first
-	rejectMemory     = 3 * time.Second
-	steerMemory      = time.Second // a seed's refusal makes it be asked only for pieces no peer has
-	maxSuggested     = 64
-	haveDelay        = 40 * time.Millisecond // most a have waits for a write
-	minHaveDelay     = time.Millisecond
-	haveBatch        = 8               // pieces a have waits for at most (see flushLater)
-	offerTTL         = 2 * time.Second // a suggested piece is kept for the peer
-	endgameDups      = 2               // duplicate block requests per connection in endgame
-	notSentLowat     = 64 << 10        // unsent bytes a socket holds
+	handshakeTimeout  = 10 * time.Second
+	dialTimeout       = 5 * time.Second
+	keepAliveEvery    = 60 * time.Second
+	idleTimeout       = 4 * time.Minute // others send keep-alives every 2 minutes
+	requestTimeout    = 20 * time.Second
+	redialAfter       = 15 * time.Second // before dialing a listed peer again
+	redialFirst       = 2 * time.Second  // after a failed dial, doubling per failure
+	maxDialFailures   = 6
+	tickEvery         = 500 * time.Millisecond
+	ourReqq           = 2000 // requests we queue per peer
+	defaultReqq       = 250  // assumed when a peer does not say
+	maxDepth          = 1000
+	maxHeadroom       = 2                      // pipeline headroom per connection at most (updateDepth); bench/sim/README.md
+	maxRemoteHeadroom = 4                      // the same toward a peer in another datacenter
+	minHeadroom       = 2                      // pipeline headroom per connection at least
+	headroomWindow    = 250 * time.Millisecond // of download rate, as pipeline headroom
+	activeBudget      = 256 << 20              // bytes of pieces in flight
+	randomFirst       = 4                      // pieces picked at random before rarest-first
+	rejectMemory      = 3 * time.Second
+	steerMemory       = time.Second // a seed's refusal makes it be asked only for pieces no peer has
+	maxSuggested      = 64
+	haveDelay         = 40 * time.Millisecond // most a have waits for a write
+	minHaveDelay      = time.Millisecond
+	haveBatch         = 8               // pieces a have waits for at most (see flushLater)
+	offerTTL          = 2 * time.Second // a suggested piece is kept for the peer
+	endgameDups       = 2               // duplicate block requests per connection in endgame
+	notSentLowat      = 64 << 10        // unsent bytes a socket holds
 )
 
 // Swarm transfers one torrent. Create it with New and start it with Run.
