@@ -59,18 +59,9 @@ func TestActivateRollbackCommands(t *testing.T) {
 // TestFleetTaskNothingSelected: a task none of whose hosts --limit or
 // --role selects connects to nothing and succeeds with an empty result.
 func TestFleetTaskNothingSelected(t *testing.T) {
-	dir := t.TempDir()
-	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
-	known := filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(known, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv := filepath.Join(dir, "murder.toml")
-	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" +
-		"[roles]\ntracker = \"192.0.2.1\"\npeers = [\"192.0.2.2\", \"192.0.2.3\"]\n"
-	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	inv := offlineInventory(t, func(string) string {
+		return "[roles]\ntracker = \"192.0.2.1\"\npeers = [\"192.0.2.2\", \"192.0.2.3\"]\n"
+	})
 	for _, args := range [][]string{
 		{"fleet", "-c", inv, "--limit", "192.0.2.2", "--json", "stop-tracker"},
 		{"fleet", "-c", inv, "--role", "tracker", "--json", "stop-peering", "--tag", "v1"},
@@ -92,18 +83,9 @@ func TestFleetTaskNothingSelected(t *testing.T) {
 
 // TestDeployDryRun prints each host's commands without connecting to any.
 func TestDeployDryRun(t *testing.T) {
-	dir := t.TempDir()
-	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
-	known := filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(known, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv := filepath.Join(dir, "murder.toml")
-	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" +
-		"[roles]\npeers = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]\n"
-	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	inv := offlineInventory(t, func(string) string {
+		return "[roles]\npeers = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]\n"
+	})
 	out, err := execute(t, "deploy", "-c", inv, "--tag", "v42", "--files-path", "/srv/build", "--destination-path", "/srv/app",
 		"--activate", "--canary", "1", "--batch", "1", "--limit", "192.0.2.3", "--dry-run", "--json")
 	if err != nil {
@@ -127,19 +109,10 @@ func TestDeployDryRun(t *testing.T) {
 // TestDeployDryRunSigned checks that a dry run of a signed deploy shows
 // the signing and the check.
 func TestDeployDryRunSigned(t *testing.T) {
-	dir := t.TempDir()
-	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
-	known := filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(known, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv := filepath.Join(dir, "murder.toml")
-	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" +
-		"[trust]\nsign_key = \"/etc/murder/release_key\"\nallowed_signers = \"" + filepath.Join(dir, "allowed_signers") + "\"\n" +
-		"[roles]\npeers = [\"192.0.2.1\", \"192.0.2.2\"]\n"
-	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	inv := offlineInventory(t, func(dir string) string {
+		return "[trust]\nsign_key = \"/etc/murder/release_key\"\nallowed_signers = \"" + filepath.Join(dir, "allowed_signers") + "\"\n" +
+			"[roles]\npeers = [\"192.0.2.1\", \"192.0.2.2\"]\n"
+	})
 	out, err := execute(t, "deploy", "-c", inv, "--tag", "v42", "--files-path", "/srv/build", "--destination-path", "/srv/app", "--dry-run")
 	if err != nil {
 		t.Fatalf("deploy --dry-run: %v\n%s", err, out)
@@ -153,4 +126,24 @@ func TestDeployDryRunSigned(t *testing.T) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// offlineInventory writes a murder.toml in a temporary directory for tasks
+// that connect to nothing (dry runs, empty selections): an SSH key, an
+// empty known_hosts and the [ssh] table, then what more gives for the
+// directory. It returns the file.
+func offlineInventory(t *testing.T, more func(dir string) string) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := fleettest.NewKey(t).WriteKey(t, dir, "id_ed25519")
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(dir, "murder.toml")
+	body := "[ssh]\nidentity_files = [\"" + key + "\"]\nknown_hosts = \"" + known + "\"\nconfig = \"none\"\n" + more(dir)
+	if err := os.WriteFile(inv, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }
