@@ -31,22 +31,7 @@ func (f *Fleet) Plan(opt Options) error {
 		f.inv.Seeder.Spec, bin, fleet.Quote(opt.Tag), remotePath(opt.FilesPath), f.inv.TrackerPort, fleet.Quote(f.inv.TempPath), f.signArgs())
 	f.say("  start-seeding on %s: %s", f.inv.Seeder.Spec, bin+" "+shellWords(seedCommand{Torrent: f.remoteTemp(torrentName(opt.Tag)), IP: "HOST", MaxUploadRate: f.inv.MaxUploadRate, AllowFrom: f.inv.Trust.AllowFrom}.args()))
 	for _, h := range selected {
-		args := peerCommand{
-			Torrent:            f.remoteTemp(torrentName(opt.Tag)),
-			Destination:        opt.Destination,
-			TempPath:           f.inv.TempPath,
-			IP:                 "HOST",
-			SeedTime:           f.inv.SeedTime,
-			Timeout:            f.inv.PeerTimeout + f.inv.SeedTime,
-			NoTagDirectory:     opt.NoTagDirectory,
-			UnsafePleaseDelete: opt.UnsafePleaseDelete,
-			MaxUploadRate:      f.inv.MaxUploadRate,
-			MaxDownloadRate:    f.inv.MaxDownloadRate,
-			Datacenter:         h.Datacenter,
-			Rack:               h.Rack,
-			AllowFrom:          f.inv.Trust.AllowFrom,
-			AllowedSigners:     f.allowedSignersArg(),
-		}.args()
+		args := f.peerCommand(opt.Tag, opt.PeerOptions, h, "HOST").args()
 		f.say("  peer on %s: %s %s", h.Spec, bin, shellWords(args))
 	}
 	f.say("  stop-seeding, stop-tracker (if this run started it), clean-temp-files")

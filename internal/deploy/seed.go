@@ -19,15 +19,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 		return err
 	}
 	if f.dryRun("start-seeding", []fleet.Host{f.inv.Seeder}, func(h fleet.Host) string {
-		return f.bin() + " " + shellWords(seedCommand{
-			Torrent:       f.remoteTemp(torrentName(tag)),
-			IP:            dryAnnounce(h),
-			MaxUploadRate: f.inv.MaxUploadRate,
-			MetricsListen: seederMetricsListen(f.inv.MetricsPort),
-			AllowFrom:     f.inv.Trust.AllowFrom,
-			Datacenter:    h.Datacenter,
-			Rack:          h.Rack,
-		}.args()) + " (detached, pid in " + f.dryTemp(seedPid(tag)) + "; unless it runs), then wait until the tracker lists it"
+		return f.bin() + " " + shellWords(f.seedCommand(tag, dryAnnounce(h)).args()) + " (detached, pid in " + f.dryTemp(seedPid(tag)) + "; unless it runs), then wait until the tracker lists it"
 	}) {
 		return nil
 	}
@@ -41,11 +33,7 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 		return err
 	}
 	return f.one(ctx, f.inv.Seeder, func(ctx context.Context, c *fleet.Conn) error {
-		out, err := c.Output(ctx, f.script(
-			"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
-			"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+shellWords(f.seedCommand(tag, c).args()),
-			"echo started",
-		))
+		out, err := c.Output(ctx, f.script(f.startSeedLines(tag, c)...))
 		if err != nil {
 			return fmt.Errorf("deploy: start seeding: %w", err)
 		}
@@ -53,12 +41,21 @@ func (f *Fleet) StartSeeding(ctx context.Context, tag string) error {
 	})
 }
 
-// seedCommand is the command line of the seeder of tag on the seeder host
-// (c).
-func (f *Fleet) seedCommand(tag string, c *fleet.Conn) seedCommand {
+// startSeedLines are the shell lines that start the seeder of tag on c
+// unless it runs, printing "running" or "started".
+func (f *Fleet) startSeedLines(tag string, c *fleet.Conn) []string {
+	return []string{
+		"if murder_alive " + seedPid(tag) + " seed >/dev/null; then echo running; exit 0; fi",
+		"murder_start " + seedPid(tag) + " " + seedLog(tag) + " " + seedLog(tag) + " " + shellWords(f.seedCommand(tag, announceIP(f.inv.Seeder, c)).args()),
+		"echo started",
+	}
+}
+
+// seedCommand is the command line of the seeder of tag, announcing ip.
+func (f *Fleet) seedCommand(tag, ip string) seedCommand {
 	return seedCommand{
 		Torrent:       f.remoteTemp(torrentName(tag)),
-		IP:            announceIP(f.inv.Seeder, c),
+		IP:            ip,
 		MaxUploadRate: f.inv.MaxUploadRate,
 		MetricsListen: seederMetricsListen(f.inv.MetricsPort),
 		AllowFrom:     f.inv.Trust.AllowFrom,

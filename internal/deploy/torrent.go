@@ -94,13 +94,8 @@ func (f *Fleet) createSession(ctx context.Context, c *fleet.Conn, tag, filesPath
 	lines := append([]string{
 		`"$BIN" create --tag ` + fleet.Quote(tag) + ` --files-path ` + remotePath(filesPath) + trackerArgs + ` --temp-path "$T"` + f.signArgs() + ` --force`,
 	}, send...)
-	lines = append(lines,
-		`read -r go || exit 0`,
-		`[ "$go" = seed ] || exit 0`,
-		"if murder_alive "+seedPid(tag)+" seed >/dev/null; then echo running; exit 0; fi",
-		"murder_start "+seedPid(tag)+" "+seedLog(tag)+" "+seedLog(tag)+" "+shellWords(f.seedCommand(tag, c).args()),
-		"echo started",
-	)
+	lines = append(lines, `read -r go || exit 0`, `[ "$go" = seed ] || exit 0`)
+	lines = append(lines, f.startSeedLines(tag, c)...)
 	var state string
 	var got, talkErr error
 	runErr := c.Interact(ctx, f.script(lines...), func(stdin io.WriteCloser, stdout io.Reader) {
