@@ -75,7 +75,7 @@ func TestBench(t *testing.T) {
 	if *benchLog != "" {
 		// Kept in memory until the end: writing to a file as it goes
 		// changes the order in which the hosts' goroutines run.
-		cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: virtualTime}))
 		defer func() {
 			if err := os.WriteFile(*benchLog, []byte(logBuf.String()), 0o644); err != nil {
 				t.Error(err)
@@ -115,6 +115,10 @@ func TestBench(t *testing.T) {
 			fmt.Printf("%.3f %d\n", d.Seconds(), i+1)
 		}
 	}
+	fmt.Println("# x_bound uplinks_busy downlinks_busy done")
+	for _, c := range res.Curve {
+		fmt.Printf("%.1f %.2f %.2f %.3f\n", c.At.Seconds()/b, c.Up, c.Down, c.Done)
+	}
 	if *benchJSON {
 		j, _ := json.Marshal(out)
 		fmt.Fprintln(os.Stdout, string(j))
@@ -123,6 +127,18 @@ func TestBench(t *testing.T) {
 		t.Errorf("%d peers did not finish", res.Missing)
 	}
 }
+
+// virtualTime logs times as seconds since the bubble's epoch, to the
+// microsecond: the simulated swarm's events are microseconds apart.
+func virtualTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		return slog.String("t", fmt.Sprintf("%.6f", a.Value.Time().Sub(epoch).Seconds()))
+	}
+	return a
+}
+
+// epoch is where testing/synctest's clock starts.
+var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func benchConfig() (Config, int64, error) {
 	size, err := bytesize.ParseRate(*benchSize)

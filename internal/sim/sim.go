@@ -107,6 +107,21 @@ type Result struct {
 	ConnsPerHost float64
 	// Virtual is the virtual time the deploy took.
 	Virtual time.Duration
+	// Curve samples the deploy every tenth of the bound until the last
+	// peer is done.
+	Curve []Sample
+}
+
+// Sample is how busy the links were over one tenth of the bound, and how
+// far the peers were at its end.
+type Sample struct {
+	At time.Duration // the end of the interval
+	// Up is the payload the uplinks of all hosts carried over the
+	// interval, as a fraction of what they could carry; Down the same of
+	// the peers' downlinks.
+	Up, Down float64
+	// Done is the mean fraction of the artifact the peers had verified.
+	Done float64
 }
 
 // Quantile returns the q-quantile (0..1) of the finish times.
@@ -327,6 +342,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		atBound <- sum / float64(cfg.Hosts)
 	}()
+	curveCh := make(chan []Sample, 1)
+	go func() {
+		bound := Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)
+		curveCh <- sample(ctx, hosts[0].h, hostsOf(hosts[1:], func(hs *host) (*Host, *swarm.Swarm) { return hs.h, hs.sw }), bound/10)
+	}()
 	done.Wait()
 	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), InfoHash: mi.InfoHash(), Virtual: time.Since(start),
 		Bound: Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)}
@@ -368,6 +388,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Announces = announces.Load()
 	cancel()
+	res.Curve = <-curveCh
 	wg.Wait()
 	network.Wait()
 	close(runErr)
@@ -376,6 +397,67 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	slices.Sort(res.Done)
 	return res, errors.Join(errs...)
+}
+
+// peerHost is a peer's network host and engine, as sample reads them.
+type peerHost struct {
+	h  *Host
+	sw *swarm.Swarm
+}
+
+func hostsOf[T any](hs []T, f func(T) (*Host, *swarm.Swarm)) []peerHost {
+	out := make([]peerHost, len(hs))
+	for i, h := range hs {
+		out[i].h, out[i].sw = f(h)
+	}
+	return out
+}
+
+// sample reads the links' byte counts and the peers' progress every
+// period until ctx ends.
+func sample(ctx context.Context, seeder *Host, peers []peerHost, period time.Duration) []Sample {
+	if period <= 0 {
+		return nil
+	}
+	var upCap, downCap float64
+	upCap = float64(nonZero(seeder.link.Up))
+	for _, p := range peers {
+		upCap += float64(nonZero(p.h.link.Up))
+		downCap += float64(nonZero(p.h.link.Down))
+	}
+	totals := func() (up, down int64) {
+		up = seeder.BytesSent()
+		for _, p := range peers {
+			up += p.h.BytesSent()
+			down += p.h.BytesReceived()
+		}
+		return up, down
+	}
+	start := time.Now()
+	lastUp, lastDown := totals()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var out []Sample
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+		}
+		up, down := totals()
+		var done float64
+		for _, p := range peers {
+			st := p.sw.Stats()
+			done += float64(st.BytesDone) / float64(st.BytesTotal)
+		}
+		sec := period.Seconds()
+		out = append(out, Sample{At: time.Since(start), Up: float64(up-lastUp) / (upCap * sec),
+			Down: float64(down-lastDown) / (downCap * sec), Done: done / float64(len(peers))})
+		lastUp, lastDown = up, down
+		if done == float64(len(peers)) {
+			return out
+		}
+	}
 }
 
 // halfway returns a channel closed once sw has half the artifact.
