@@ -767,3 +767,58 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 		t.Errorf("4 dialed remote and 10 local of 16: room for a local %v, to accept a remote %v; want false, true", local, accept)
 	}
 }
+
+func TestRequestsInFlightBudget(t *testing.T) {
+	tests := []struct {
+		name   string
+		near   int32
+		pieces int // in the torrent; 4 connections of depth 4 take 16 blocks
+		want   int // requests a connection with one left out sends
+	}{
+		{"over the budget", nearDatacenter, 64, 0},
+		{"toward another datacenter", nearRemote, 64, 3},
+		{"in endgame", nearDatacenter, 16, 3}, // every block asked for: no budget
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, add := pickerSwarm(t, tt.pieces, 16<<10)
+			all := make([]int, tt.pieces)
+			for k := range all {
+				all[k] = k
+			}
+			var conns []*conn
+			for range 4 {
+				c := add(all...)
+				c.depth = 4
+				c.near.Store(tt.near)
+				s.fill(c) // a connection with nothing out takes its first batch
+				if len(c.reqs) != 4 {
+					t.Fatalf("first batch of %d requests, want 4", len(c.reqs))
+				}
+				decodeRequests(t, c)
+				conns = append(conns, c)
+			}
+			if s.inFlight != 16 || s.inFlightBudget() != minInFlight {
+				t.Fatalf("%d requests in flight, budget %d; want 16 and %d", s.inFlight, s.inFlightBudget(), minInFlight)
+			}
+			c := conns[0]
+			for k := range maps.Keys(c.reqs) {
+				if len(c.reqs) == 1 {
+					break
+				}
+				s.release(c, k, false) // as if the block arrived
+			}
+			s.fill(c)
+			if got := len(decodeRequests(t, c)); got != tt.want {
+				t.Errorf("%d more requests with %d in flight, want %d", got, s.inFlight, tt.want)
+			}
+			n := 0
+			for _, c := range conns {
+				n += len(c.reqs)
+			}
+			if n != s.inFlight {
+				t.Errorf("inFlight %d, connections hold %d requests", s.inFlight, n)
+			}
+		})
+	}
+}

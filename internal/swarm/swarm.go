@@ -178,6 +178,8 @@ const (
 	maxRemoteHeadroom = 4                      // the same toward a peer in another datacenter
 	minHeadroom       = 2                      // pipeline headroom per connection at least
 	headroomWindow    = 250 * time.Millisecond // of download rate, as pipeline headroom
+	minInFlight       = 8                      // block requests a host keeps out at least (inFlightBudget)
+	inFlightWindow    = 2 * time.Millisecond   // of download rate, as block requests out
 	activeBudget      = 256 << 20              // bytes of pieces in flight
 	randomFirst       = 4                      // pieces picked at random before rarest-first
 	rejectMemory      = 3 * time.Second
@@ -279,6 +281,7 @@ type Swarm struct {
 	flushArmed  bool          // flushLater's timer is set
 	lastPiece   time.Time     // when the last piece was verified
 	pieceGap    time.Duration // between verified pieces, smoothed
+	inFlight    int           // block requests outstanding on every connection
 }
 
 // offer is a piece the seeder suggested to c at a time.
