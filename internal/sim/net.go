@@ -54,13 +54,15 @@ type Network struct {
 	mu    sync.Mutex
 	hosts map[netip.Addr]*Host
 	dcs   []*Datacenter
-	pool  sync.Pool
+	pool  sync.Pool // segment buffers
+	segs  sync.Pool // segments
 }
 
 // NewNetwork returns an empty network whose links serve until ctx ends.
 func NewNetwork(ctx context.Context) *Network {
 	n := &Network{ctx: ctx, hosts: make(map[netip.Addr]*Host)}
 	n.pool.New = func() any { b := make([]byte, segmentSize); return &b }
+	n.segs.New = func() any { return new(segment) }
 	return n
 }
 
@@ -218,6 +220,7 @@ func (l *listener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }
 
 // link is a first-in first-out queue of segments served at a rate.
 type link struct {
+	n     *Network
 	rate  int64
 	bytes atomic.Int64
 	mu    sync.Mutex
@@ -226,7 +229,7 @@ type link struct {
 }
 
 func (n *Network) newLink(rate int64) *link {
-	l := &link{rate: rate, wake: make(chan struct{}, 1)}
+	l := &link{n: n, rate: rate, wake: make(chan struct{}, 1)}
 	n.wg.Go(func() { l.serve(n.ctx) })
 	return l
 }
@@ -273,6 +276,7 @@ func (l *link) serve(ctx context.Context) {
 			}
 		}
 		if s.p == nil {
+			l.n.free(s)
 			continue // an acknowledgement, which only takes its time
 		}
 		l.bytes.Add(int64(len(s.b)))
@@ -324,7 +328,8 @@ type pipe struct {
 	roff     int
 	inflight int         // bytes written and not yet read
 	delayQ   []*segment  // waiting out delay, in order
-	armed    bool        // a timer serves delayQ
+	armed    bool        // delayT is set to serve delayQ
+	delayT   *time.Timer // serves delayQ; reused, as there are millions of segments
 	wclosed  bool        // the writer closed: EOF once all is read
 	rclosed  bool        // the reader closed: writes fail
 	rdead    bool        // read deadline passed
@@ -366,32 +371,43 @@ func (p *pipe) drop(s *segment) { p.n.free(s) }
 func (n *Network) free(s *segment) {
 	if s.buf != nil {
 		n.pool.Put(s.buf)
-		s.buf = nil
 	}
+	*s = segment{}
+	n.segs.Put(s)
 }
+
+// newSegment returns an empty segment, from the pool.
+func (n *Network) newSegment() *segment { return n.segs.Get().(*segment) }
 
 // forward moves s past the link it just crossed.
 func (p *pipe) forward(s *segment) {
 	s.hop++
 	switch {
 	case s.hop == len(p.path):
+		ack := p.n.newSegment()
+		ack.ack = ((len(s.b)+mss-1)/mss + 1) / 2 * headerBytes
 		p.mu.Lock()
 		if p.rclosed {
 			p.mu.Unlock()
 			p.drop(s)
+			p.n.free(ack)
 			return
 		}
-		p.rq = append(p.rq, s)
+		p.rq = append(p.rq, s) // the reader may free s from now on
 		p.mu.Unlock()
 		p.cond.Broadcast()
-		p.ackLink.push(&segment{ack: ((len(s.b)+mss-1)/mss + 1) / 2 * headerBytes})
+		p.ackLink.push(ack)
 	case s.hop == len(p.path)-1 && p.delay > 0:
 		p.mu.Lock()
 		s.due = time.Now().Add(p.delay)
 		p.delayQ = append(p.delayQ, s)
 		if !p.armed {
 			p.armed = true
-			time.AfterFunc(p.delay, p.release)
+			if p.delayT == nil {
+				p.delayT = time.AfterFunc(p.delay, p.release)
+			} else {
+				p.delayT.Reset(p.delay)
+			}
 		}
 		p.mu.Unlock()
 	default:
@@ -403,14 +419,15 @@ func (p *pipe) forward(s *segment) {
 func (p *pipe) release() {
 	p.mu.Lock()
 	now := time.Now()
-	var out []*segment
+	var buf [8]*segment
+	out := buf[:0]
 	for len(p.delayQ) > 0 && !p.delayQ[0].due.After(now) {
 		out = append(out, p.delayQ[0])
 		p.delayQ[0] = nil
 		p.delayQ = p.delayQ[1:]
 	}
 	if len(p.delayQ) > 0 {
-		time.AfterFunc(p.delayQ[0].due.Sub(now), p.release)
+		p.delayT.Reset(p.delayQ[0].due.Sub(now))
 	} else {
 		p.armed = false
 	}
@@ -441,7 +458,8 @@ func (p *pipe) write(b []byte) (int, error) {
 		k := min(len(b), segmentSize)
 		p.inflight += k
 		p.mu.Unlock()
-		s := &segment{p: p}
+		s := p.n.newSegment()
+		s.p = p
 		if k < segmentSize/4 {
 			// Small writes (haves, requests) take only their size.
 			s.b = make([]byte, k)
