@@ -188,15 +188,11 @@ func Activate(ctx context.Context, opt Options) (*Result, error) {
 		}
 		return nil, fmt.Errorf("release: no release %s in %s (%v): deploy it first", opt.Tag, dest, unwrapPath(err))
 	}
-	unlock, err := lock(dest)
+	st, unlock, err := loadLocked(dest)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	st, err := load(dest)
-	if err != nil {
-		return nil, err
-	}
 	if st.current == opt.Tag {
 		return &Result{Tag: opt.Tag, Previous: st.previousTag(), Unchanged: true}, nil
 	}
@@ -263,15 +259,11 @@ func Rollback(ctx context.Context, dest string) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	unlock, err := lock(dest)
+	st, unlock, err := loadLocked(dest)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	st, err := load(dest)
-	if err != nil {
-		return nil, err
-	}
 	if st.current == "" {
 		return nil, fmt.Errorf("%w in %s (no %s link)", ErrNoRelease, dest, CurrentLink)
 	}
@@ -290,6 +282,19 @@ func Rollback(ctx context.Context, dest string) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Tag: prev, Previous: st.current}, nil
+}
+
+// loadLocked takes dest's lock and reads its state; the caller calls
+// unlock when done with it.
+func loadLocked(dest string) (st *state, unlock func(), err error) {
+	if unlock, err = lock(dest); err != nil {
+		return nil, nil, err
+	}
+	if st, err = load(dest); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return st, unlock, nil
 }
 
 // switchLink points dest/current at tag: a new link under a temporary
