@@ -187,6 +187,7 @@ func TestFillRespectsDepthAndBlockSize(t *testing.T) {
 	s, add := pickerSwarm(t, 8, 64<<10)
 	c := add(0, 1, 2, 3, 4, 5, 6, 7)
 	c.depth = 10
+	s.peakDown = 1 << 30 // a budget of requests in flight (inFlightBudget) above the depth
 	s.fill(c)
 	reqs := decodeRequests(t, c)
 	if len(reqs) != 10 || len(c.reqs) != 10 {
@@ -772,12 +773,17 @@ func TestRequestsInFlightBudget(t *testing.T) {
 	tests := []struct {
 		name   string
 		near   int32
-		pieces int // in the torrent; 4 connections of depth 4 take 16 blocks
-		want   int // requests a connection with one left out sends
+		pieces int // in the torrent
+		first  []int
+		want   int // requests the first connection sends with one left out
 	}{
-		{"over the budget", nearDatacenter, 64, 0},
-		{"toward another datacenter", nearRemote, 64, 3},
-		{"in endgame", nearDatacenter, 16, 3}, // every block asked for: no budget
+		// 4 and 4 fill the budget of 8; the other two keep minHeadroom.
+		// With 9 in flight, one left out may become minHeadroom again.
+		{"over the budget", nearDatacenter, 64, []int{4, 4, 2, 2}, 1},
+		{"toward another datacenter", nearRemote, 64, []int{4, 4, 4, 4}, 3},
+		// The last connection's batch starts the last piece: endgame,
+		// where the budget no longer holds.
+		{"in endgame", nearDatacenter, 12, []int{4, 4, 2, 2}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -787,19 +793,16 @@ func TestRequestsInFlightBudget(t *testing.T) {
 				all[k] = k
 			}
 			var conns []*conn
-			for range 4 {
+			for i, want := range tt.first {
 				c := add(all...)
 				c.depth = 4
 				c.near.Store(tt.near)
-				s.fill(c) // a connection with nothing out takes its first batch
-				if len(c.reqs) != 4 {
-					t.Fatalf("first batch of %d requests, want 4", len(c.reqs))
+				s.fill(c)
+				if len(c.reqs) != want {
+					t.Fatalf("connection %d: first batch of %d requests, want %d", i, len(c.reqs), want)
 				}
 				decodeRequests(t, c)
 				conns = append(conns, c)
-			}
-			if s.inFlight != 16 || s.inFlightBudget() != minInFlight {
-				t.Fatalf("%d requests in flight, budget %d; want 16 and %d", s.inFlight, s.inFlightBudget(), minInFlight)
 			}
 			c := conns[0]
 			for k := range maps.Keys(c.reqs) {
