@@ -306,7 +306,9 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 }
 
 // keys returns a torrent's keys: its shard's torrent index, its seeders,
-// leechers, peer records and completed downloads.
+// leechers, peer records and completed downloads. The keys that hold
+// members are named after the members' format (":2:", the second): those
+// of an older format are never read and expire by themselves.
 func (s *RedisStore) keys(ih *[20]byte) []string {
 	base := s.shards[int(ih[0])%redisShards]
 	// One string holds all five keys.
@@ -314,7 +316,7 @@ func (s *RedisStore) keys(ih *[20]byte) []string {
 	b := append(buf[:0], base...)
 	b = append(b, "torrents"...)
 	ends := [5]int{len(b)}
-	for i, suffix := range [...]string{":seeders", ":leechers", ":peers", ":downloaded"} {
+	for i, suffix := range [...]string{":2:seeders", ":2:leechers", ":2:peers", ":downloaded"} {
 		b = append(b, base...)
 		b = hex.AppendEncode(b, ih[:])
 		b = append(b, suffix...)
@@ -361,10 +363,49 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 	if err != nil {
 		return dst, ScrapeStats{}, err
 	}
+	if len(res) > 3 {
+		if k, ok := res[3].(int64); ok {
+			return drawRedisPeers(dst, res[4:], int(k), &a.Peer.ID, st)
+		}
+	}
 	for _, m := range res[3:] {
 		p, ok := parseRedisMember(m)
 		if !ok {
 			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad peer %q", m)
+		}
+		dst = append(dst, p)
+	}
+	return dst, st, nil
+}
+
+// drawRedisPeers appends to dst up to k peers drawn at random from the
+// packed lists (members end to end, see redis_announce.lua), never the
+// peer self.
+func drawRedisPeers(dst []Peer, packed []any, k int, self *[20]byte, st ScrapeStats) ([]Peer, ScrapeStats, error) {
+	var buf [128]string
+	cand := buf[:0]
+	for _, v := range packed {
+		b, ok := v.(string)
+		if !ok {
+			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: packed peers are %T, want a string", v)
+		}
+		for len(b) > 0 {
+			n := redisMemberLen(b)
+			if n == 0 {
+				return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad packed peers %q", b)
+			}
+			if b[:20] != string(self[:]) {
+				cand = append(cand, b[:n])
+			}
+			b = b[n:]
+		}
+	}
+	for i := range min(k, len(cand)) {
+		j := i + rand.IntN(len(cand)-i)
+		cand[i], cand[j] = cand[j], cand[i]
+		p, ok := parseRedisMember(cand[i])
+		if !ok {
+			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad peer %q", cand[i])
 		}
 		dst = append(dst, p)
 	}
@@ -397,28 +438,47 @@ func redisStats(res []any) (ScrapeStats, error) {
 
 // appendRedisPeer appends what follows the peer id in the store's member
 // of p (see redis_announce.lua): the length of the compact address, the
-// address, and the place.
+// address, the length of the place and the place.
 func appendRedisPeer(dst []byte, p Peer) []byte {
 	n := len(dst)
 	dst = append(dst, 0)
 	dst = appendCompact(dst, p.Addr)
 	dst[n] = byte(len(dst) - n - 1)
-	return append(dst, p.Place.String()...)
+	place := p.Place.String()
+	dst = append(dst, byte(len(place)))
+	return append(dst, place...)
+}
+
+// redisMemberLen returns the length of the member that starts b, 0 when b
+// does not start with one.
+func redisMemberLen(b string) int {
+	if len(b) < 21 {
+		return 0
+	}
+	n := 21 + int(b[20])
+	if len(b) <= n {
+		return 0
+	}
+	n += 1 + int(b[n])
+	if len(b) < n {
+		return 0
+	}
+	return n
 }
 
 // parseRedisMember reads a peer as the store keeps it: the peer id, the
 // length of the compact address (6 for IPv4, 18 for IPv6), the address,
-// and the place.
+// the length of the place and the place.
 func parseRedisMember(m any) (Peer, bool) {
 	b, ok := m.(string)
-	if !ok || len(b) < 21 {
+	if !ok || redisMemberLen(b) != len(b) {
 		return Peer{}, false
 	}
 	var p Peer
 	copy(p.ID[:], b)
 	n := int(b[20])
 	b = b[21:]
-	if (n != 6 && n != 18) || len(b) < n {
+	if n != 6 && n != 18 {
 		return Peer{}, false
 	}
 	var ip netip.Addr
@@ -428,7 +488,7 @@ func parseRedisMember(m any) (Peer, bool) {
 		ip = netip.AddrFrom16([16]byte([]byte(b[:16])))
 	}
 	p.Addr = netip.AddrPortFrom(ip, uint16(b[n-2])<<8|uint16(b[n-1]))
-	place, err := ParsePlace(b[n:])
+	place, err := ParsePlace(b[n+1:])
 	if err != nil {
 		return Peer{}, false
 	}
