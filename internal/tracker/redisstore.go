@@ -311,8 +311,9 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 // of an older format are never read and expire by themselves.
 func (s *RedisStore) keys(ih *[20]byte) []string {
 	base := s.shards[int(ih[0])%redisShards]
-	// One string holds all five keys.
-	var buf [256]byte
+	// One string holds all five keys (about 270 bytes with the default
+	// prefix).
+	var buf [384]byte
 	b := append(buf[:0], base...)
 	b = append(b, "torrents"...)
 	ends := [5]int{len(b)}
