@@ -21,8 +21,10 @@
 -- when they exist, hold the members of those lists end to end: a peer of
 -- unknown place with a small swarm gets them whole, which costs Redis far
 -- less than picking members one by one in Lua, and the tracker draws
--- from them. A change of a list appends to its packed copy or deletes it;
--- the next announce that wants it whole builds it again. Peers of known
+-- from them. A new member is appended to its packed list while the list
+-- is small enough to be wanted whole by an announce like this one; any
+-- other change deletes the packed list, and the next announce that wants
+-- it whole builds it again. Peers of known
 -- place are also listed under their datacenter (PREFIX d:DC:s and :l) and
 -- rack (PREFIX r:DC/RACK:s and :l), and PREFIX seeded counts the seeders
 -- of each datacenter; PREFIX g:DC lists the datacenter's gateways and
@@ -215,14 +217,16 @@ local out = {0, 0, 0}
 -- list Redis 7.0 copies the whole list into a dictionary, so such lists
 -- are read whole instead.
 local card = {[S] = cs, [L] = cl} -- list sizes known so far
-local rnd -- state of the fast path's generator (Park-Miller)
+-- rand returns a random integer from 0 to n-1 (Park-Miller: cheaper in
+-- Lua than math.random).
+local rnd
+local function rand(n)
+  rnd = rnd * 16807 % 2147483647
+  return rnd % n
+end
 local function sample(lists, k, accept)
   if k <= 0 then return 0 end
-  if not rnd then
-    local seed = tonumber(ARGV[14])
-    math.randomseed(seed)
-    rnd = seed % 2147483646 + 1
-  end
+  if not rnd then rnd = tonumber(ARGV[14]) % 2147483646 + 1 end
   local sizes, n = {}, 0
   for i, z in ipairs(lists) do
     sizes[i] = card[z] or redis.call('ZCARD', z)
@@ -267,15 +271,17 @@ local function sample(lists, k, accept)
       for _, m in ipairs(redis.call('ZRANGE', z, '0', '-1')) do consider(m) end
     end
   else
-    -- How many come from each list is drawn as from one list.
+    -- How many come from each list is drawn as from one list. With no
+    -- filter, k draws and one for the peer itself are enough.
     local want, remaining = 2 * k + 8, n
+    if accept == nil then want = k + 1 end
     for i, z in ipairs(lists) do
       local c = want
       if i < #lists then
         local left, good = remaining, sizes[i]
         c = 0
         for _ = 1, want do
-          if math.random(left) <= good then
+          if rand(left) < good then
             c, good = c + 1, good - 1
           end
           left = left - 1
@@ -301,7 +307,7 @@ local function sample(lists, k, accept)
       elseif c > 0 then
         local all = redis.call('ZRANGE', z, '0', '-1')
         for j = 1, math.min(c, #all) do
-          local r = math.random(j, #all)
+          local r = j + rand(#all - j + 1)
           all[j], all[r] = all[r], all[j]
           consider(all[j])
         end
@@ -316,7 +322,7 @@ local function sample(lists, k, accept)
   end
   local taken = math.min(k, #cand)
   for i = 1, taken do
-    local r = math.random(i, #cand)
+    local r = i + rand(#cand - i + 1)
     cand[i], cand[r] = cand[r], cand[i]
     out[#out + 1] = cand[i]
   end
@@ -421,7 +427,12 @@ do
   local z = seeder and S or L
   local exp = now + life
   if redis.call('ZADD', z, exp, member) == 1 and redis.call('EXISTS', packed[z]) == 1 then
-    redis.call('APPEND', packed[z], member)
+    -- A list is packed while it is small enough to be wanted whole.
+    if redis.call('ZCARD', z) <= 2 * numwant + 8 then
+      redis.call('APPEND', packed[z], member)
+    else
+      redis.call('DEL', packed[z])
+    end
   end
   if not cur or moved or selfgone then
     placeAdd(member, seeder, exp)

@@ -68,16 +68,18 @@ type RedisStoreConfig struct {
 //
 // Each torrent has a sorted set of seeders and one of leechers (member:
 // peer id, compact address and place; score: when the peer expires), a
-// hash from peer id to its record (list, last announce, learned gap,
-// member), a counter of completed downloads, and for peers of known place
-// the lists of each datacenter and rack, the seeders and gateways counted
-// per datacenter, so that peers are chosen by place as in MemStore (see
-// redis_announce.lua). One announce is one Lua script, so one
-// round trip: it drops up to redisTrim expired peers of each list, checks
-// that the peer's entry belongs to the announce's Owner, samples the swarm
-// with ZRANDMEMBER, records the peer and sets the keys to expire with
-// their longest-lived peer, and the counter TorrentTTL after the torrent's
-// last announce. Nothing sweeps; a torrent nobody announces to
+// packed copy of each small list (its members end to end), a hash from
+// peer id to its record (list, last announce, learned gap, member), a
+// counter of completed downloads, and for peers of known place the lists
+// of each datacenter and rack, the seeders and gateways counted per
+// datacenter, so that peers are chosen by place as in MemStore (see
+// redis_announce.lua). One announce is one Lua script, so one round trip:
+// it drops up to redisTrim expired peers of each list, checks that the
+// peer's entry belongs to the announce's Owner, samples the swarm (with
+// ZRANDMEMBER from large lists; from small ones, for a peer of unknown
+// place, it returns the packed copies and Announce draws the sample),
+// records the peer and sets the keys to expire with their longest-lived
+// peer, and the counter TorrentTTL after the torrent's last announce. Nothing sweeps; a torrent nobody announces to
 // vanishes by itself. Peers expire as in MemStore (two intervals, or two of
 // the longer gaps they are seen to keep, learned per peer); an expired
 // peer's record stays until an announce to its torrent drops it, so a peer
