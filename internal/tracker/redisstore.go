@@ -79,11 +79,12 @@ type RedisStoreConfig struct {
 // ZRANDMEMBER from large lists; from small ones, for a peer of unknown
 // place, it returns the packed copies and Announce draws the sample),
 // records the peer and sets the keys to expire with their longest-lived
-// peer, and the counter TorrentTTL after the torrent's last announce. Nothing sweeps; a torrent nobody announces to
-// vanishes by itself. Peers expire as in MemStore (two intervals, or two of
-// the longer gaps they are seen to keep, learned per peer); an expired
-// peer's record stays until an announce to its torrent drops it, so a peer
-// that comes back late keeps its gap unless others announced meanwhile.
+// peer, and the counter TorrentTTL after the torrent's last announce.
+// Nothing sweeps; a torrent nobody announces to vanishes by itself. Peers
+// expire as in MemStore (two intervals, or two of the longer gaps they are
+// seen to keep, learned per peer); an expired peer's record stays until an
+// announce to its torrent drops it, so a peer that comes back late keeps
+// its gap unless others announced meanwhile.
 //
 // Each torrent index (one sorted set per shard of info hashes) lists the
 // torrents announced within TorrentTTL, for scrapes of every torrent and
