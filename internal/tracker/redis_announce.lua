@@ -8,14 +8,23 @@
 --       torrent's keys, FirstPeers, RemotePeers, the peer's datacenter and
 --       rack ("" when unknown), how many expired peers to drop per list,
 --       the announce's owner (8 bytes).
--- Reply: seeders, leechers, downloaded, then up to numwant members; or
--- an error "murder: too many torrents", "murder: too many peers" or
--- "murder: not owner" for an announce refused with nothing changed.
+-- Reply: seeders, leechers, downloaded, then up to numwant members, or
+-- numwant and the packed lists (see below) to draw them from; or an error
+-- "murder: too many torrents", "murder: too many peers" or "murder: not
+-- owner" for an announce refused with nothing changed.
 --
 -- A member names a peer: its id (20 bytes), the length of its compact
--- address (one byte, 6 or 18), the address, then its place ("DC/RACK",
--- "DC" or ""). The seeders' and leechers' lists hold members scored by
--- when the peer expires (ms); a peer is listed until then. Peers of known
+-- address (one byte, 6 or 18), the address, the length of its place (one
+-- byte), then the place ("DC/RACK", "DC" or ""). The seeders' and
+-- leechers' lists hold members scored by when the peer expires (ms); a
+-- peer is listed until then. PREFIX seeders:packed and leechers:packed,
+-- when they exist, hold the members of those lists end to end: a peer of
+-- unknown place with a small swarm gets them whole, which costs Redis far
+-- less than picking members one by one in Lua, and the tracker draws
+-- from them. A new member is appended to its packed list while the list
+-- is small enough to be wanted whole by an announce like this one; any
+-- other change deletes the packed list, and the next announce that wants
+-- it whole builds it again. Peers of known
 -- place are also listed under their datacenter (PREFIX d:DC:s and :l) and
 -- rack (PREFIX r:DC/RACK:s and :l), and PREFIX seeded counts the seeders
 -- of each datacenter; PREFIX g:DC lists the datacenter's gateways and
@@ -32,19 +41,16 @@ local now = tonumber(ARGV[7])
 local ttl = tonumber(ARGV[8])
 local maxgap = tonumber(ARGV[9])
 local cgap = tonumber(ARGV[10])
-local keep = tonumber(ARGV[11])
-local maxpeers = tonumber(ARGV[12])
-local maxtorrents = tonumber(ARGV[13])
 local T = ARGV[15]
-local firstpeers, remotepeers = tonumber(ARGV[16]), tonumber(ARGV[17])
 local mydc, myrack = ARGV[18], ARGV[19]
 local owner = ARGV[21]
 local keylife = math.max(ttl, 2 * maxgap)
 local SEEDED, GATEWAYS = T .. 'seeded', T .. 'gw'
+local packed = {[S] = T .. 'seeders:packed', [L] = T .. 'leechers:packed'}
 
 -- placeOf returns a member's datacenter and rack.
 local function placeOf(m)
-  local p = string.sub(m, 22 + string.byte(m, 21))
+  local p = string.sub(m, 23 + string.byte(m, 21))
   local slash = string.find(p, '/', 1, true)
   if slash then return string.sub(p, 1, slash - 1), string.sub(p, slash + 1) end
   return p, ''
@@ -101,9 +107,10 @@ end
 -- was one of them.
 local selfgone = false
 local function trim(z)
-  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. ARGV[7], 'LIMIT', 0, ARGV[20])
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. ARGV[7], 'LIMIT', '0', ARGV[20])
   if #gone > 0 then
     redis.call('ZREM', z, unpack(gone))
+    redis.call('DEL', packed[z])
     for i = 1, #gone do
       if gone[i] == old then selfgone = true end
       placeRemove(gone[i], z == S)
@@ -125,6 +132,7 @@ if cur and not selfgone and curowner ~= owner then
   end
   if exp then
     redis.call('ZREM', z, old)
+    redis.call('DEL', packed[z])
     placeRemove(old, was == 's')
   end
   redis.call('HDEL', P, id)
@@ -137,14 +145,16 @@ end
 
 if event == 'stopped' then
   if cur then
-    if redis.call('ZREM', was == 's' and S or L, old) == 1 then
+    local z = was == 's' and S or L
+    if redis.call('ZREM', z, old) == 1 then
+      redis.call('DEL', packed[z])
       placeRemove(old, was == 's')
     end
     redis.call('HDEL', P, id)
     if was == 'l' and seeder then
       -- finished and left at once, as aria2c does
       redis.call('INCR', D)
-      redis.call('PEXPIRE', D, keep)
+      redis.call('PEXPIRE', D, ARGV[11])
     end
   end
   local ns, nl, d = redis.call('ZCARD', S), redis.call('ZCARD', L), downloaded()
@@ -161,17 +171,17 @@ if not seen and not cur and event == 'completed' then
   -- No torrent is made for a peer nobody listed.
   return {0, 0, 0}
 end
-if not seen and redis.call('ZCARD', idx) >= maxtorrents then
-  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now - keep)
-  if redis.call('ZCARD', idx) >= maxtorrents then
+if not seen and redis.call('ZCARD', idx) >= tonumber(ARGV[13]) then
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now - tonumber(ARGV[11]))
+  if redis.call('ZCARD', idx) >= tonumber(ARGV[13]) then
     return redis.error_reply('murder: too many torrents')
   end
 end
 local refresh = not seen or tonumber(seen) < now - 60000
 if refresh then
   redis.call('ZADD', idx, now, ih)
-  redis.call('PEXPIRE', idx, keep)
-  redis.call('PEXPIRE', D, keep)
+  redis.call('PEXPIRE', idx, ARGV[11])
+  redis.call('PEXPIRE', D, ARGV[11])
 end
 
 -- The peer's lifetime: two of its intervals (see MemStore).
@@ -189,7 +199,7 @@ if g == 0 then g = cgap end
 local life = math.max(ttl, 2 * g)
 
 local cs, cl = redis.call('ZCARD', S), redis.call('ZCARD', L)
-if not cur and cs + cl >= maxpeers then
+if not cur and cs + cl >= tonumber(ARGV[12]) then
   return redis.error_reply('murder: too many peers')
 end
 local selfS, selfL = 0, 0
@@ -206,32 +216,72 @@ local out = {0, 0, 0}
 -- ZRANDMEMBER is quick for a few members of many; for a large part of a
 -- list Redis 7.0 copies the whole list into a dictionary, so such lists
 -- are read whole instead.
+local card = {[S] = cs, [L] = cl} -- list sizes known so far
+-- rand returns a random integer from 0 to n-1 (Park-Miller: cheaper in
+-- Lua than math.random).
+local rnd
+local function rand(n)
+  rnd = rnd * 16807 % 2147483647
+  return rnd % n
+end
 local function sample(lists, k, accept)
   if k <= 0 then return 0 end
+  if not rnd then rnd = tonumber(ARGV[14]) % 2147483646 + 1 end
   local sizes, n = {}, 0
   for i, z in ipairs(lists) do
-    sizes[i] = redis.call('ZCARD', z)
+    sizes[i] = card[z] or redis.call('ZCARD', z)
     n = n + sizes[i]
   end
   if n == 0 then return 0 end
+  if accept == nil and n <= 2 * k + 8 then
+    -- Small lists, every member wanted: k draws of a partial shuffle of
+    -- the lists read whole, the peer itself put out of the way when drawn.
+    local all = redis.call('ZRANGE', lists[1], '0', '-1')
+    local m = #all
+    for i = 2, #lists do
+      for _, v in ipairs(redis.call('ZRANGE', lists[i], '0', '-1')) do
+        m = m + 1
+        all[m] = v
+      end
+    end
+    local taken, o, x = 0, #out, rnd
+    while taken < k and taken < m do
+      x = x * 16807 % 2147483647
+      local j = taken + 1 + x % (m - taken)
+      local v = all[j]
+      if v == old then
+        all[j], all[m] = all[m], nil
+        m = m - 1
+      else
+        taken = taken + 1
+        all[j], all[taken] = all[taken], v
+        o = o + 1
+        out[o] = v
+      end
+    end
+    rnd = x
+    return taken
+  end
   local cand = {}
   local function consider(m)
     if m ~= old and (accept == nil or accept(m)) then cand[#cand + 1] = m end
   end
   if n <= 2 * k + 8 then
     for _, z in ipairs(lists) do
-      for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do consider(m) end
+      for _, m in ipairs(redis.call('ZRANGE', z, '0', '-1')) do consider(m) end
     end
   else
-    -- How many come from each list is drawn as from one list.
+    -- How many come from each list is drawn as from one list. With no
+    -- filter, k draws and one for the peer itself are enough.
     local want, remaining = 2 * k + 8, n
+    if accept == nil then want = k + 1 end
     for i, z in ipairs(lists) do
       local c = want
       if i < #lists then
         local left, good = remaining, sizes[i]
         c = 0
         for _ = 1, want do
-          if math.random(left) <= good then
+          if rand(left) < good then
             c, good = c + 1, good - 1
           end
           left = left - 1
@@ -255,9 +305,9 @@ local function sample(lists, k, accept)
           end
         end
       elseif c > 0 then
-        local all = redis.call('ZRANGE', z, 0, -1)
+        local all = redis.call('ZRANGE', z, '0', '-1')
         for j = 1, math.min(c, #all) do
-          local r = math.random(j, #all)
+          local r = j + rand(#all - j + 1)
           all[j], all[r] = all[r], all[j]
           consider(all[j])
         end
@@ -266,13 +316,13 @@ local function sample(lists, k, accept)
     if #cand < k then
       cand = {}
       for _, z in ipairs(lists) do
-        for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do consider(m) end
+        for _, m in ipairs(redis.call('ZRANGE', z, '0', '-1')) do consider(m) end
       end
       end
   end
   local taken = math.min(k, #cand)
   for i = 1, taken do
-    local r = math.random(i, #cand)
+    local r = i + rand(#cand - i + 1)
     cand[i], cand[r] = cand[r], cand[i]
     out[#out + 1] = cand[i]
   end
@@ -283,13 +333,31 @@ end
 -- it becomes one with this announce.
 local gateway, becomes = false, false
 if numwant > 0 or mydc ~= '' then -- a peer of known place may become a gateway
-  math.randomseed(tonumber(ARGV[14]))
   local pool = {L}
   if not seeder then pool = {S, L} end
   if mydc == '' then
-    -- A peer of unknown place gets a uniform sample of the swarm.
-    sample(pool, numwant, nil)
+    -- A peer of unknown place gets a uniform sample of the swarm: the
+    -- tracker draws it from the packed lists when they are small.
+    local n = cl
+    if not seeder then n = n + cs end
+    if n > 0 and n <= 2 * numwant + 8 then
+      out[4] = numwant
+      for _, z in ipairs(pool) do
+        if card[z] > 0 then
+          local p = redis.call('GET', packed[z])
+          if not p then
+            p = table.concat(redis.call('ZRANGE', z, '0', '-1'))
+            redis.call('SET', packed[z], p, 'PX', keylife)
+            redis.call('PEXPIRE', z, keylife)
+          end
+          out[#out + 1] = p
+        end
+      end
+    else
+      sample(pool, numwant, nil)
+    end
   else
+    local firstpeers, remotepeers = tonumber(ARGV[16]), tonumber(ARGV[17])
     -- See "Choosing peers by place" in place.go.
     local function lists(prefix)
       if seeder then return {prefix .. ':l'} end
@@ -350,13 +418,22 @@ local member = id .. suffix
 do
   local moved = cur and (old ~= member or (was == 's') ~= seeder)
   if moved then
-    if redis.call('ZREM', was == 's' and S or L, old) == 1 then
+    local oz = was == 's' and S or L
+    if redis.call('ZREM', oz, old) == 1 then
+      redis.call('DEL', packed[oz])
       placeRemove(old, was == 's')
     end
   end
   local z = seeder and S or L
   local exp = now + life
-  redis.call('ZADD', z, exp, member)
+  if redis.call('ZADD', z, exp, member) == 1 and redis.call('EXISTS', packed[z]) == 1 then
+    -- A list is packed while it is small enough to be wanted whole.
+    if redis.call('ZCARD', z) <= 2 * numwant + 8 then
+      redis.call('APPEND', packed[z], member)
+    else
+      redis.call('DEL', packed[z])
+    end
+  end
   if not cur or moved or selfgone then
     placeAdd(member, seeder, exp)
   end
@@ -373,6 +450,8 @@ do
     redis.call('PEXPIRE', S, keylife)
     redis.call('PEXPIRE', L, keylife)
     redis.call('PEXPIRE', P, keylife)
+    redis.call('PEXPIRE', packed[S], keylife)
+    redis.call('PEXPIRE', packed[L], keylife)
   else
     if (seeder and cs or cl) == 0 then redis.call('PEXPIRE', z, keylife) end
     if added == 1 then redis.call('PEXPIRE', P, keylife) end
@@ -381,7 +460,7 @@ do
   if seeder then cs = cs + 1 else cl = cl + 1 end
   if seeder and ((cur and was == 'l') or (not cur and event == 'completed')) then
     redis.call('INCR', D)
-    redis.call('PEXPIRE', D, keep)
+    redis.call('PEXPIRE', D, ARGV[11])
   end
 end
 out[1], out[2], out[3] = cs, cl, downloaded()

@@ -68,27 +68,30 @@ type RedisStoreConfig struct {
 //
 // Each torrent has a sorted set of seeders and one of leechers (member:
 // peer id, compact address and place; score: when the peer expires), a
-// hash from peer id to its record (list, last announce, learned gap,
-// member), a counter of completed downloads, and for peers of known place
-// the lists of each datacenter and rack, the seeders and gateways counted
-// per datacenter, so that peers are chosen by place as in MemStore (see
-// redis_announce.lua). One announce is one Lua script, so one
-// round trip: it drops up to redisTrim expired peers of each list, checks
-// that the peer's entry belongs to the announce's Owner, samples the swarm
-// with ZRANDMEMBER, records the peer and sets the keys to expire with
-// their longest-lived peer, and the counter TorrentTTL after the torrent's
-// last announce. Nothing sweeps; a torrent nobody announces to
-// vanishes by itself. Peers expire as in MemStore (two intervals, or two of
-// the longer gaps they are seen to keep, learned per peer); an expired
-// peer's record stays until an announce to its torrent drops it, so a peer
-// that comes back late keeps its gap unless others announced meanwhile.
+// packed copy of each small list (its members end to end), a hash from
+// peer id to its record (list, last announce, learned gap, member), a
+// counter of completed downloads, and for peers of known place the lists
+// of each datacenter and rack, the seeders and gateways counted per
+// datacenter, so that peers are chosen by place as in MemStore (see
+// redis_announce.lua). One announce is one Lua script, so one round trip:
+// it drops up to redisTrim expired peers of each list, checks that the
+// peer's entry belongs to the announce's Owner, samples the swarm (with
+// ZRANDMEMBER from large lists; from small ones, for a peer of unknown
+// place, it returns the packed copies and Announce draws the sample),
+// records the peer and sets the keys to expire with their longest-lived
+// peer, and the counter TorrentTTL after the torrent's last announce.
+// Nothing sweeps; a torrent nobody announces to vanishes by itself. Peers
+// expire as in MemStore (two intervals, or two of the longer gaps they are
+// seen to keep, learned per peer); an expired peer's record stays until an
+// announce to its torrent drops it, so a peer that comes back late keeps
+// its gap unless others announced meanwhile.
 //
 // Each torrent index (one sorted set per shard of info hashes) lists the
 // torrents announced within TorrentTTL, for scrapes of every torrent and
 // the torrent cap.
 type RedisStore struct {
 	rdb         redis.UniversalClient
-	ap          *redis.AutoPipeliner // batches concurrent announces into one write
+	ap          *redis.AutoPipeliner // pipelines concurrent announces on one connection
 	prefix      string
 	ttl         int64 // milliseconds
 	maxGap      int64 // milliseconds
@@ -183,7 +186,12 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	redis.SetLogger(redisLog{log})
 	opts.DisableIdentity = true
 	s.rdb = redis.NewUniversalClient(opts)
-	if s.ap, err = s.rdb.AutoPipeline(); err != nil {
+	// Full duplex: concurrent announces share one connection, written and
+	// read at once (faster here than batch by batch; see
+	// bench/tracker/README.md).
+	apo := redis.DefaultBlockingAutoPipelineOptions()
+	apo.FullDuplex = true
+	if s.ap, err = s.rdb.AutoPipelineWithOptions(apo); err != nil {
 		s.rdb.Close()
 		return nil, fmt.Errorf("tracker: redis: %w", err)
 	}
@@ -306,15 +314,18 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 }
 
 // keys returns a torrent's keys: its shard's torrent index, its seeders,
-// leechers, peer records and completed downloads.
+// leechers, peer records and completed downloads. The keys that hold
+// members are named after the members' format (":2:", the second): those
+// of an older format are never read and expire by themselves.
 func (s *RedisStore) keys(ih *[20]byte) []string {
 	base := s.shards[int(ih[0])%redisShards]
-	// One string holds all five keys.
-	var buf [256]byte
+	// One string holds all five keys (about 270 bytes with the default
+	// prefix).
+	var buf [384]byte
 	b := append(buf[:0], base...)
 	b = append(b, "torrents"...)
 	ends := [5]int{len(b)}
-	for i, suffix := range [...]string{":seeders", ":leechers", ":peers", ":downloaded"} {
+	for i, suffix := range [...]string{":2:seeders", ":2:leechers", ":2:peers", ":downloaded"} {
 		b = append(b, base...)
 		b = hex.AppendEncode(b, ih[:])
 		b = append(b, suffix...)
@@ -361,10 +372,49 @@ func (s *RedisStore) Announce(ctx context.Context, a *PeerAnnounce, dst []Peer) 
 	if err != nil {
 		return dst, ScrapeStats{}, err
 	}
+	if len(res) > 3 {
+		if k, ok := res[3].(int64); ok {
+			return drawRedisPeers(dst, res[4:], int(k), &a.Peer.ID, st)
+		}
+	}
 	for _, m := range res[3:] {
 		p, ok := parseRedisMember(m)
 		if !ok {
 			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad peer %q", m)
+		}
+		dst = append(dst, p)
+	}
+	return dst, st, nil
+}
+
+// drawRedisPeers appends to dst up to k peers drawn at random from the
+// packed lists (members end to end, see redis_announce.lua), never the
+// peer self.
+func drawRedisPeers(dst []Peer, packed []any, k int, self *[20]byte, st ScrapeStats) ([]Peer, ScrapeStats, error) {
+	var buf [128]string
+	cand := buf[:0]
+	for _, v := range packed {
+		b, ok := v.(string)
+		if !ok {
+			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: packed peers are %T, want a string", v)
+		}
+		for len(b) > 0 {
+			n := redisMemberLen(b)
+			if n == 0 {
+				return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad packed peers %q", b)
+			}
+			if b[:20] != string(self[:]) {
+				cand = append(cand, b[:n])
+			}
+			b = b[n:]
+		}
+	}
+	for i := range min(k, len(cand)) {
+		j := i + rand.IntN(len(cand)-i)
+		cand[i], cand[j] = cand[j], cand[i]
+		p, ok := parseRedisMember(cand[i])
+		if !ok {
+			return dst, ScrapeStats{}, fmt.Errorf("tracker: redis announce: bad peer %q", cand[i])
 		}
 		dst = append(dst, p)
 	}
@@ -397,28 +447,47 @@ func redisStats(res []any) (ScrapeStats, error) {
 
 // appendRedisPeer appends what follows the peer id in the store's member
 // of p (see redis_announce.lua): the length of the compact address, the
-// address, and the place.
+// address, the length of the place and the place.
 func appendRedisPeer(dst []byte, p Peer) []byte {
 	n := len(dst)
 	dst = append(dst, 0)
 	dst = appendCompact(dst, p.Addr)
 	dst[n] = byte(len(dst) - n - 1)
-	return append(dst, p.Place.String()...)
+	place := p.Place.String()
+	dst = append(dst, byte(len(place)))
+	return append(dst, place...)
+}
+
+// redisMemberLen returns the length of the member that starts b, 0 when b
+// does not start with one.
+func redisMemberLen(b string) int {
+	if len(b) < 21 {
+		return 0
+	}
+	n := 21 + int(b[20])
+	if len(b) <= n {
+		return 0
+	}
+	n += 1 + int(b[n])
+	if len(b) < n {
+		return 0
+	}
+	return n
 }
 
 // parseRedisMember reads a peer as the store keeps it: the peer id, the
 // length of the compact address (6 for IPv4, 18 for IPv6), the address,
-// and the place.
+// the length of the place and the place.
 func parseRedisMember(m any) (Peer, bool) {
 	b, ok := m.(string)
-	if !ok || len(b) < 21 {
+	if !ok || redisMemberLen(b) != len(b) {
 		return Peer{}, false
 	}
 	var p Peer
 	copy(p.ID[:], b)
 	n := int(b[20])
 	b = b[21:]
-	if (n != 6 && n != 18) || len(b) < n {
+	if n != 6 && n != 18 {
 		return Peer{}, false
 	}
 	var ip netip.Addr
@@ -428,7 +497,7 @@ func parseRedisMember(m any) (Peer, bool) {
 		ip = netip.AddrFrom16([16]byte([]byte(b[:16])))
 	}
 	p.Addr = netip.AddrPortFrom(ip, uint16(b[n-2])<<8|uint16(b[n-1]))
-	place, err := ParsePlace(b[n:])
+	place, err := ParsePlace(b[n+1:])
 	if err != nil {
 		return Peer{}, false
 	}

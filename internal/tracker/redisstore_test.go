@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -339,6 +340,7 @@ func BenchmarkRedisStoreAnnounce(b *testing.B) {
 		}
 	}
 	b.SetParallelism(8)
+	redisCPU, ownCPU := redisCPUTime(b, st), processCPUTime(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		buf := make([]Peer, 0, 50)
@@ -351,6 +353,40 @@ func BenchmarkRedisStoreAnnounce(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	b.ReportMetric(float64(redisCPUTime(b, st)-redisCPU)/float64(time.Microsecond)/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(processCPUTime(b)-ownCPU)/float64(time.Microsecond)/float64(b.N), "client-µs/op")
+}
+
+// redisCPUTime returns the CPU time redis-server has used (INFO cpu).
+func redisCPUTime(b *testing.B, st *RedisStore) time.Duration {
+	b.Helper()
+	info, err := st.rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			d, err := time.ParseDuration(v + "s")
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += d
+		}
+	}
+	return total
+}
+
+// processCPUTime returns the CPU time this process has used.
+func processCPUTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // checkRedisPlaceIndex checks the invariant of a torrent's place lists in
@@ -463,14 +499,18 @@ func TestParseRedisMember(t *testing.T) {
 		want         Peer
 		ok           bool
 	}{
-		{"IPv4, no place", id + "\x06\x7f\x00\x00\x01\x1a\xe1", Peer{Addr: netip.MustParseAddrPort("127.0.0.1:6881")}, true},
-		{"IPv6 with rack", id + "\x12" + string(netip.MustParseAddr("2001:db8::1").AsSlice()) + "\x1a\xe1east/r1",
+		{"IPv4, no place", id + "\x06\x7f\x00\x00\x01\x1a\xe1\x00", Peer{Addr: netip.MustParseAddrPort("127.0.0.1:6881")}, true},
+		{"IPv6 with rack", id + "\x12" + string(netip.MustParseAddr("2001:db8::1").AsSlice()) + "\x1a\xe1\x07east/r1",
 			Peer{Addr: netip.MustParseAddrPort("[2001:db8::1]:6881"), Place: Place{"east", "r1"}}, true},
-		{"datacenter only", id + "\x06\x0a\x00\x00\x02\x00\x50west", Peer{Addr: netip.MustParseAddrPort("10.0.0.2:80"), Place: Place{"west", ""}}, true},
+		{"datacenter only", id + "\x06\x0a\x00\x00\x02\x00\x50\x04west", Peer{Addr: netip.MustParseAddrPort("10.0.0.2:80"), Place: Place{"west", ""}}, true},
 		{"short", id[:19], Peer{}, false},
-		{"bad address length", id + "\x05\x7f\x00\x00\x01\x1a", Peer{}, false},
+		{"bad address length", id + "\x05\x7f\x00\x00\x01\x1a\x00", Peer{}, false},
 		{"address cut short", id + "\x06\x7f\x00", Peer{}, false},
-		{"bad place", id + "\x06\x7f\x00\x00\x01\x1a\xe1east/", Peer{}, false},
+		{"no place length", id + "\x06\x7f\x00\x00\x01\x1a\xe1", Peer{}, false},
+		{"place cut short", id + "\x06\x7f\x00\x00\x01\x1a\xe1\x05west", Peer{}, false},
+		{"bytes after the place", id + "\x06\x7f\x00\x00\x01\x1a\xe1\x03westX", Peer{}, false},
+		{"format 1, without the place length", id + "\x06\x7f\x00\x00\x01\x1a\xe1west", Peer{}, false},
+		{"bad place", id + "\x06\x7f\x00\x00\x01\x1a\xe1\x05east/", Peer{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -502,4 +542,92 @@ func FuzzParseRedisMember(f *testing.F) {
 			t.Errorf("member %q parsed as %+v encodes as %q", m, p, again)
 		}
 	})
+}
+
+// TestRedisPackedLists runs random announces (joins, re-announces, moves
+// between the lists, new addresses, stops and expiries) on one torrent and
+// checks after each that a packed list, when it exists, holds exactly the
+// members of its list, and that the peers drawn from it are listed peers
+// other than the announcing one, each once.
+func TestRedisPackedLists(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	st := openRedisStore(t, RedisStoreConfig{PeerTTL: 10 * time.Second, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	ih := hash20("packed")
+	keys := st.keys(&ih)
+	prefix := strings.TrimSuffix(keys[1], "seeders")
+	rng := rand.New(rand.NewPCG(1, 2))
+	ports := map[int]uint16{}
+	events := []string{EventNone, EventNone, EventNone, EventStarted, EventCompleted, EventStopped}
+	packedSeen := 0
+	for step := range 600 {
+		if step%60 == 59 {
+			now = now.Add(11 * time.Second) // every peer expires
+		} else {
+			now = now.Add(100 * time.Millisecond)
+		}
+		i := rng.IntN(24)
+		if ports[i] == 0 || rng.IntN(10) == 0 {
+			ports[i] = uint16(2000 + rng.IntN(1000))
+		}
+		p := testPeer(i)
+		p.Addr = netip.AddrPortFrom(p.Addr.Addr(), ports[i])
+		a := PeerAnnounce{InfoHash: ih, Peer: p, Seeder: rng.IntN(3) == 0, Event: events[rng.IntN(len(events))], NumWant: []int{0, 5, 50}[rng.IntN(3)]}
+		got, _, err := st.Announce(ctx, &a, nil)
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		listed := map[Peer]bool{}
+		for _, side := range []string{"seeders", "leechers"} {
+			members, err := st.rdb.ZRange(ctx, prefix+side, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range members {
+				p, ok := parseRedisMember(m)
+				if !ok {
+					t.Fatalf("step %d: %s holds a bad member %q", step, side, m)
+				}
+				listed[p] = true
+			}
+			packed, err := st.rdb.Get(ctx, prefix+side+":packed").Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			packedSeen++
+			var unpacked []string
+			for len(packed) > 0 {
+				n := redisMemberLen(packed)
+				if n == 0 {
+					t.Fatalf("step %d: bad packed %s %q", step, side, packed)
+				}
+				unpacked = append(unpacked, packed[:n])
+				packed = packed[n:]
+			}
+			slices.Sort(unpacked)
+			slices.Sort(members)
+			if !slices.Equal(unpacked, members) {
+				t.Fatalf("step %d: packed %s holds %q, want %q", step, side, unpacked, members)
+			}
+		}
+		seen := map[[20]byte]bool{}
+		for _, q := range got {
+			if q.ID == a.Peer.ID {
+				t.Errorf("step %d: peer %d got itself", step, i)
+			}
+			if seen[q.ID] {
+				t.Errorf("step %d: peer %q returned twice", step, q.ID)
+			}
+			seen[q.ID] = true
+			if !listed[q] {
+				t.Errorf("step %d: returned %+v, which is not listed", step, q)
+			}
+		}
+	}
+	if packedSeen < 100 {
+		t.Errorf("packed lists existed %d times in 600 steps, want the test to reach them", packedSeen)
+	}
 }
