@@ -475,8 +475,11 @@ func (p *pipe) write(b []byte) (int, error) {
 	return n, nil
 }
 
-func (p *pipe) read(b []byte) (int, error) {
-	if len(b) == 0 {
+func (p *pipe) read(b []byte) (int, error) { return p.readv(b, nil) }
+
+// readv reads into b, then into c once b is full.
+func (p *pipe) readv(b, c []byte) (int, error) {
+	if len(b)+len(c) == 0 {
 		return 0, nil
 	}
 	p.mu.Lock()
@@ -493,9 +496,13 @@ func (p *pipe) read(b []byte) (int, error) {
 		p.cond.Wait()
 	}
 	n := 0
-	for n < len(b) && len(p.rq) > 0 {
+	for len(p.rq) > 0 && (len(b) > 0 || len(c) > 0) {
+		if len(b) == 0 {
+			b, c = c, nil
+		}
 		s := p.rq[0]
-		k := copy(b[n:], s.b[p.roff:])
+		k := copy(b, s.b[p.roff:])
+		b = b[k:]
 		n += k
 		p.roff += k
 		if p.roff == len(s.b) {
@@ -567,7 +574,11 @@ type conn struct {
 	once          sync.Once
 }
 
-func (c *conn) Read(b []byte) (int, error)  { return c.r.read(b) }
+func (c *conn) Read(b []byte) (int, error) { return c.r.read(b) }
+
+// ReadScatter reads into p, then q, in one call (swarm.ScatterReader).
+func (c *conn) ReadScatter(p, q []byte) (int, error) { return c.r.readv(p, q) }
+
 func (c *conn) Write(b []byte) (int, error) { return c.w.write(b) }
 
 func (c *conn) Close() error {

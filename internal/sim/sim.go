@@ -71,7 +71,8 @@ type Config struct {
 	// default.
 	MaxConns int
 	// ReadBuffer and WriteBuffer are each connection's buffers; 0 means
-	// 16 KiB and one block message, to keep thousands of hosts in memory.
+	// 4 KiB (blocks are read straight into their pieces) and one block
+	// message, to keep thousands of hosts in memory.
 	ReadBuffer, WriteBuffer int
 	// Seed makes the artifact, the slow, late and stopping hosts and the
 	// places of the hosts repeatable.
@@ -174,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Timeout = time.Hour
 	}
 	if cfg.ReadBuffer <= 0 {
-		cfg.ReadBuffer = 16 << 10
+		cfg.ReadBuffer = 4 << 10
 	}
 	if cfg.WriteBuffer <= 0 {
 		cfg.WriteBuffer = peerwire.PieceHeaderLen + peerwire.BlockSize

@@ -22,7 +22,19 @@ type readBuffer struct {
 }
 
 func newReadBuffer(nc net.Conn, size int) *readBuffer {
-	return &readBuffer{src: nc, scat: scatterReader(nc), buf: make([]byte, size)}
+	scat := scatterReader(nc)
+	if sc, ok := nc.(ScatterReader); ok {
+		scat = sc.ReadScatter
+	}
+	return &readBuffer{src: nc, scat: scat, buf: make([]byte, size)}
+}
+
+// ScatterReader is a connection that reads into two slices in one call,
+// p first, as readv(2) does. A Network's connections may implement it
+// (the simulated network's do) so that blocks arrive in their pieces with
+// no copy, as they do from the OS network.
+type ScatterReader interface {
+	ReadScatter(p, q []byte) (int, error)
 }
 
 // Read copies buffered bytes into p or, with none left, reads from the
