@@ -16,18 +16,8 @@ import (
 // keygen makes an ed25519 key (with passphrase when not "") and returns
 // its path and an allowed_signers line for principal.
 func keygen(t *testing.T, dir, principal, passphrase string) (string, string) {
-	t.Helper()
-	testenv.Require(t, "ssh-keygen")
-	key := filepath.Join(dir, "key-"+principal)
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(pub))
-	return key, principal + " " + f[0] + " " + f[1] + "\n"
+	key, pub := testenv.SigningKey(t, dir, "key-"+principal, passphrase)
+	return key, principal + " " + pub + "\n"
 }
 
 // TestCreateSignShow signs with create --sign-key, checks the signature

@@ -21,18 +21,8 @@ import (
 // sshKey makes an ed25519 key with ssh-keygen and returns its path and
 // an allowed_signers line for it.
 func sshKey(t *testing.T, dir, name, principal string) (key, line string) {
-	t.Helper()
-	testenv.Require(t, "ssh-keygen")
-	key = filepath.Join(dir, name)
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(pub))
-	return key, principal + ` namespaces="murder" ` + f[0] + " " + f[1] + "\n"
+	key, pub := testenv.SigningKey(t, dir, name, "")
+	return key, principal + ` namespaces="murder" ` + pub + "\n"
 }
 
 func writeFile(t *testing.T, path, s string) string {

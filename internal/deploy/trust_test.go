@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,18 +12,8 @@ import (
 // signKey makes an ed25519 key with ssh-keygen in dir and returns its
 // path and an allowed_signers line for it.
 func signKey(t *testing.T, dir, name string) (string, string) {
-	t.Helper()
-	testenv.Require(t, "ssh-keygen")
-	key := filepath.Join(dir, name)
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(pub))
-	return key, name + `@example.com namespaces="murder" ` + f[0] + " " + f[1] + "\n"
+	key, pub := testenv.SigningKey(t, dir, name, "")
+	return key, name + `@example.com namespaces="murder" ` + pub + "\n"
 }
 
 // TestFleetDeploySigned deploys with [trust] set: the seeder signs, every

@@ -324,41 +324,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		})
 	}
-	// How far the peers are when the bound has passed: what is left then
-	// is the tail the bound does not account for.
-	atBound := make(chan float64, 1)
-	go func() {
-		t := time.NewTimer(Bound(cfg.Size, cfg.SeedLink.Up, ups, downs))
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			atBound <- 0
-			return
-		}
-		var sum float64
-		for _, hs := range hosts[1:] {
-			st := hs.sw.Stats()
-			sum += float64(st.BytesDone) / float64(st.BytesTotal)
-		}
-		atBound <- sum / float64(cfg.Hosts)
-	}()
+	bound := Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)
+	peers := make([]peerHost, 0, cfg.Hosts)
+	for _, hs := range hosts[1:] {
+		peers = append(peers, peerHost{hs.h, hs.sw})
+	}
 	curveCh := make(chan []Sample, 1)
-	go func() {
-		bound := Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)
-		curveCh <- sample(ctx, hosts[0].h, hostsOf(hosts[1:], func(hs *host) (*Host, *swarm.Swarm) { return hs.h, hs.sw }), bound/10)
-	}()
+	go func() { curveCh <- sample(ctx, hosts[0].h, peers, bound/10) }()
 	done.Wait()
 	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), InfoHash: mi.InfoHash(), Virtual: time.Since(start),
-		Bound: Bound(cfg.Size, cfg.SeedLink.Up, ups, downs)}
+		Bound: bound}
 	if ndc > 1 && cfg.WAN > 0 {
 		// Each other datacenter takes in at least one copy over its WAN
 		// link.
 		res.Bound = max(res.Bound, time.Duration(float64(cfg.Size)/float64(cfg.WAN)*float64(time.Second)))
-	}
-	select {
-	case res.AtBound = <-atBound:
-	default:
 	}
 	res.SeedSent = float64(hosts[0].sw.Stats().Uploaded) / float64(cfg.Size)
 	var peaks int
@@ -390,6 +369,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Announces = announces.Load()
 	cancel()
 	res.Curve = <-curveCh
+	if len(res.Curve) >= 10 {
+		// How far the peers are when the bound has passed: what is
+		// left then is the tail the bound does not account for.
+		res.AtBound = res.Curve[9].Done
+	}
 	wg.Wait()
 	network.Wait()
 	close(runErr)
@@ -404,14 +388,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type peerHost struct {
 	h  *Host
 	sw *swarm.Swarm
-}
-
-func hostsOf[T any](hs []T, f func(T) (*Host, *swarm.Swarm)) []peerHost {
-	out := make([]peerHost, len(hs))
-	for i, h := range hs {
-		out[i].h, out[i].sw = f(h)
-	}
-	return out
 }
 
 // sample reads the links' byte counts and the peers' progress every

@@ -12,10 +12,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metainfo"
 	"github.com/murder-deploy/murder/internal/peerwire"
 	"github.com/murder-deploy/murder/internal/storage"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // dialFrom connects to s from the loopback address from (127.0.0.2 and
@@ -200,7 +200,7 @@ func TestAllowFromLoopback(t *testing.T) {
 	mi, data := makeTorrent(t, 512<<10, 64<<10, nil)
 	seeder, _ := newNode(t, mi, data, true, Config{})
 	outsider := startTestPeer(t, mi, data, func(b *testPeer) { b.host = "127.0.0.2" })
-	p, path := newNode(t, mi, nil, false, Config{AllowFrom: mustCIDR(t, "127.0.0.1/32")})
+	p, path := newNode(t, mi, nil, false, Config{AllowFrom: testenv.CIDR(t, "127.0.0.1/32")})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	wait := runAll(t, ctx, seeder, p)
@@ -223,15 +223,6 @@ func TestAllowFromLoopback(t *testing.T) {
 	if st.Refused == 0 {
 		t.Error("refused count is 0, want the outsider's connection counted")
 	}
-}
-
-func mustCIDR(t *testing.T, entries ...string) cidr.List {
-	t.Helper()
-	l, err := cidr.Parse(entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // handlerBed is a swarm that wants mi and one registered connection from

@@ -12,7 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/murder-deploy/murder/internal/cidr"
 )
 
 // PythonLT is the interpreter that has Debian's python3-libtorrent.
@@ -85,4 +88,35 @@ func FreePort(t testing.TB, ip string) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// SigningKey makes an ed25519 key at dir/name with ssh-keygen (with a
+// passphrase when not "") and returns its path and its public key as
+// "TYPE BASE64", the middle of an allowed_signers line.
+func SigningKey(t testing.TB, dir, name, passphrase string) (key, pub string) {
+	t.Helper()
+	Require(t, "ssh-keygen")
+	key = filepath.Join(dir, name)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		t.Fatalf("%s.pub: %q is no public key", key, b)
+	}
+	return key, f[0] + " " + f[1]
+}
+
+// CIDR parses a list of addresses and prefixes, or ends t.
+func CIDR(t testing.TB, entries ...string) cidr.List {
+	t.Helper()
+	l, err := cidr.Parse(entries...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/murder-deploy/murder/internal/cidr"
 	"github.com/murder-deploy/murder/internal/metrics/metricstest"
+	"github.com/murder-deploy/murder/internal/testenv"
 )
 
 // limitsQuery is an announce query with the given key ("" for none).
@@ -62,15 +63,6 @@ func startOnStore(t *testing.T, kind storeKind, mc MemStoreConfig, cfg Config) (
 	cfg.Store = st
 	_, base := startServer(t, cfg)
 	return base, st
-}
-
-func mustCIDR(t *testing.T, entries ...string) cidr.List {
-	t.Helper()
-	l, err := cidr.Parse(entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 func refusedSample(reason string) sample {
@@ -287,8 +279,8 @@ func testServerForgedAnnounces(t *testing.T, kind storeKind) {
 func TestUsableIPParam(t *testing.T) {
 	lo, lo2, bed := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("198.18.0.9")
 	bed6 := netip.MustParseAddr("2001:db8::9")
-	trustLo2 := mustCIDR(t, "127.0.0.2")
-	trustBed := mustCIDR(t, "198.18.0.0/15", "2001:db8::/32")
+	trustLo2 := testenv.CIDR(t, "127.0.0.2")
+	trustBed := testenv.CIDR(t, "198.18.0.0/15", "2001:db8::/32")
 	tests := []struct {
 		ip      string
 		src     netip.Addr
@@ -351,8 +343,8 @@ func TestServerIPParam(t *testing.T) {
 		{"multicast", Config{}, "127.0.0.1", "224.0.0.1", "127.0.0.1"},
 		{"broadcast", Config{}, "127.0.0.1", "255.255.255.255", "127.0.0.1"},
 		{"not an address", Config{}, "127.0.0.1", "peer.example", "127.0.0.1"},
-		{"untrusted source", Config{TrustIPFrom: mustCIDR(t, "127.0.0.2/32")}, "127.0.0.1", "198.18.0.5", "127.0.0.1"},
-		{"trusted source", Config{TrustIPFrom: mustCIDR(t, "127.0.0.2/32")}, "127.0.0.2", "198.18.0.5", "198.18.0.5"},
+		{"untrusted source", Config{TrustIPFrom: testenv.CIDR(t, "127.0.0.2/32")}, "127.0.0.1", "198.18.0.5", "127.0.0.1"},
+		{"trusted source", Config{TrustIPFrom: testenv.CIDR(t, "127.0.0.2/32")}, "127.0.0.2", "198.18.0.5", "198.18.0.5"},
 		{"ignored", Config{IgnoreIPParam: true}, "127.0.0.1", "198.18.0.5", "127.0.0.1"},
 	}
 	for _, tt := range tests {
@@ -377,7 +369,7 @@ func TestServerIPParam(t *testing.T) {
 // TestServerAllowFrom checks that a tracker with AllowFrom closes
 // connections from elsewhere and counts them.
 func TestServerAllowFrom(t *testing.T) {
-	_, base := startServer(t, Config{AllowFrom: mustCIDR(t, "127.0.0.2/32")})
+	_, base := startServer(t, Config{AllowFrom: testenv.CIDR(t, "127.0.0.2/32")})
 	ih := hash20("allow from")
 	if _, err := announceVia(t, clientFrom("127.0.0.2"), base, limitsQuery(ih, hash20("in"), 7001, 1, "", "")); err != nil {
 		t.Fatalf("announce from an allowed address: %v", err)
