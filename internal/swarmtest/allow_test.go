@@ -1,9 +1,11 @@
 package swarmtest
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +67,10 @@ func TestAllowFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if got, err := io.ReadAll(c); len(got) != 0 || err != nil {
+	// The seeder closes without reading, so the kernel may answer the
+	// unread handshake with a reset instead of an orderly close: both
+	// are a closed connection.
+	if got, err := io.ReadAll(c); len(got) != 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
 		t.Errorf("a raw handshake from outside allow-from got %d bytes back (%v), want none and the connection closed", len(got), err)
 	}
 	if ev := out.progress(); ev.BytesDone != 0 || ev.Peers != 0 {
