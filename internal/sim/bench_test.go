@@ -59,6 +59,10 @@ type benchResult struct {
 	WANOutF      []float64 `json:"wan_out_f,omitempty"`
 	AnnouncesPS  float64   `json:"announces_per_s"`
 	ConnsPerHost float64   `json:"conns_per_host"`
+	ReadsPerMiB  float64   `json:"reads_per_mib"`
+	WritesPerMiB float64   `json:"writes_per_mib"`
+	CPUS         float64   `json:"cpu_s"`
+	CPUPerGiB    float64   `json:"cpu_s_per_gib"`
 	WallS        float64   `json:"wall_s"`
 	MaxRSSMiB    float64   `json:"max_rss_mib"`
 }
@@ -92,7 +96,11 @@ func TestBench(t *testing.T) {
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	// Per MiB and GiB that reached the peers.
+	mib := float64(len(res.Done)) * float64(res.Size) / (1 << 20)
 	out := benchResult{
+		ReadsPerMiB: float64(res.Reads) / mib, WritesPerMiB: float64(res.Writes) / mib, CPUS: cpu, CPUPerGiB: cpu / (mib / 1024),
 		N: res.Hosts, Size: res.Size, Pieces: res.Pieces, RateBps: rate,
 		BoundS: res.Bound.Seconds(), FirstS: res.Quantile(0).Seconds(), MedianS: res.Quantile(0.5).Seconds(),
 		P99S: res.Quantile(0.99).Seconds(), LastS: res.Quantile(1).Seconds(), Missing: res.Missing, Stopped: res.Stopped,
@@ -108,7 +116,8 @@ func TestBench(t *testing.T) {
 	if len(out.WANOutF) > 0 {
 		fmt.Printf("WAN: into datacenters 2.. %.2f F, out of datacenters 1.. %.2f F\n", out.WANInF, out.WANOutF)
 	}
-	fmt.Printf("wall %.1f s, max RSS %.0f MiB\n", out.WallS, out.MaxRSSMiB)
+	fmt.Printf("%.1f reads and %.1f writes per MiB delivered, CPU %.1f s (%.2f s per GiB delivered), wall %.1f s, max RSS %.0f MiB\n",
+		out.ReadsPerMiB, out.WritesPerMiB, out.CPUS, out.CPUPerGiB, out.WallS, out.MaxRSSMiB)
 	fmt.Println("# seconds hosts_done")
 	for i, d := range res.Done {
 		if i == 0 || i == len(res.Done)-1 || (i+1)%max(1, len(res.Done)/20) == 0 {

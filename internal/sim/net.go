@@ -56,7 +56,13 @@ type Network struct {
 	dcs   []*Datacenter
 	pool  sync.Pool // segment buffers
 	segs  sync.Pool // segments
+	// reads and writes count the connections' Read and Write calls, the
+	// system calls a host would make on a real network.
+	reads, writes atomic.Int64
 }
+
+// Calls returns how many reads and writes the connections took so far.
+func (n *Network) Calls() (reads, writes int64) { return n.reads.Load(), n.writes.Load() }
 
 // NewNetwork returns an empty network whose links serve until ctx ends.
 func NewNetwork(ctx context.Context) *Network {
@@ -438,6 +444,7 @@ func (p *pipe) release() {
 }
 
 func (p *pipe) write(b []byte) (int, error) {
+	p.n.writes.Add(1)
 	n := 0
 	for len(b) > 0 {
 		p.mu.Lock()
@@ -482,6 +489,7 @@ func (p *pipe) readv(b, c []byte) (int, error) {
 	if len(b)+len(c) == 0 {
 		return 0, nil
 	}
+	p.n.reads.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.rq) == 0 {

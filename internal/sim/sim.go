@@ -106,6 +106,10 @@ type Result struct {
 	// ConnsPerHost is the mean number of connections a peer had when it
 	// finished.
 	ConnsPerHost float64
+	// Reads and Writes count the Read and Write calls on all connections
+	// until the last peer finished: the system calls of a real network,
+	// a measure of the engine's work that the simulation does not bias.
+	Reads, Writes int64
 	// Virtual is the virtual time the deploy took.
 	Virtual time.Duration
 	// Curve samples the deploy every tenth of the bound until the last
@@ -332,7 +336,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	curveCh := make(chan []Sample, 1)
 	go func() { curveCh <- sample(ctx, hosts[0].h, peers, bound/10) }()
 	done.Wait()
-	res := Result{Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), InfoHash: mi.InfoHash(), Virtual: time.Since(start),
+	reads, writes := network.Calls()
+	res := Result{Reads: reads, Writes: writes, Hosts: cfg.Hosts, Size: cfg.Size, Pieces: mi.Info.NumPieces(), InfoHash: mi.InfoHash(), Virtual: time.Since(start),
 		Bound: bound}
 	if ndc > 1 && cfg.WAN > 0 {
 		// Each other datacenter takes in at least one copy over its WAN
