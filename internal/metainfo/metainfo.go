@@ -433,19 +433,22 @@ func WriteFile(path string, m *MetaInfo, force bool) error {
 }
 
 // ChoosePieceLength picks a power-of-two piece length for an artifact of
-// total bytes: the largest that still gives at least 2048 pieces, from 32
-// KiB for small artifacts up to 4 MiB (512 KiB at 1 GiB). A piece must
-// arrive whole before a peer can pass it on, so at the start of a swarm of
-// N peers sharing a seeder each waits about N/pieces of the transfer for
-// its first piece, and the last pieces take a relay per hop; two thousand
-// pieces or more keep that small (16 peers, 64 MiB: 1.156 T median with
-// 32 KiB pieces against 1.169 T with 64 KiB), while the bookkeeping (a
-// .torrent of 20 bytes per piece, a HAVE per piece and peer) stays cheap
-// and one peer on loopback is as fast (1 GiB at 512 KiB or 1 MiB pieces,
-// within the bench's noise).
+// total bytes: the largest that still gives at least 2048 pieces, from 16
+// KiB (one block) for small artifacts up to 4 MiB (512 KiB at 1 GiB). A
+// piece must arrive whole before a peer can pass it on, so at the start
+// of a swarm of N peers sharing a seeder each waits about N/pieces of the
+// transfer for its first piece, and every hop of a piece through the
+// swarm takes its time on a link at least; two thousand pieces or more
+// keep that small (16 peers, 64 MiB: 1.156 T median with 32 KiB pieces
+// against 1.169 T with 64 KiB; 300 simulated hosts, 8 MiB: the last at
+// 1.44x the bound with 16 KiB pieces against 1.48-1.51x with 32 KiB,
+// bench/sim/README.md), while the bookkeeping (a .torrent of 20 bytes per
+// piece, a HAVE per piece and peer) stays cheap and one peer on loopback
+// is as fast (1 GiB at 512 KiB or 1 MiB pieces, within the bench's
+// noise).
 func ChoosePieceLength(total int64) int64 {
 	const (
-		minLen = 32 << 10
+		minLen = 16 << 10
 		maxLen = 4 << 20
 		target = 2048
 	)
