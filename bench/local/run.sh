@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU time per byte of `murder deploy --local N` as N grows: every process
 # (tracker, seeder, N peers) on this machine, a 19 MiB artifact of random
-# bytes (608 pieces of 32 KiB), for N = 10, 30 and 100 by default. Prints
+# bytes (1216 pieces of 16 KiB), for N = 10, 30 and 100 by default. Prints
 # the CPU time (user + sys, of all processes) per GiB delivered (N times
 # the artifact) for each build given, alternating the builds.
 #
