@@ -108,19 +108,16 @@ func (s *Swarm) dropActive(p *piece) {
 // then new pieces (random at first, then rarest-first with random
 // tie-break), then in endgame blocks already requested from others.
 //
-// A connection keeps one piece out whatever else is out (its blocks, at
-// most minHeadroom), and more only while the host's requests in flight on
-// all its connections are within inFlightBudget (not in endgame, and not
-// toward another datacenter, whose round trips are long). Every request a host
+// A connection keeps up to minHeadroom blocks out whatever else is out,
+// and more only while the host's requests in flight on all its
+// connections are within inFlightBudget (not in endgame, and not toward
+// another datacenter, whose round trips are long). Every request a host
 // keeps out waits in some uploader's queue: sixteen connections each
 // keeping their pipeline full (two blocks, and 50 ms of their rate once
 // rates are measured) queued 4 ms to 50 ms of blocks on every uploader,
 // so each hop of a piece through the swarm took that long. With the
 // budget, 100 simulated hosts with 64 MiB finish at 1.16x the bound
-// instead of 1.18-1.23x (bench/sim/README.md). One piece, not two blocks
-// whatever the piece: with pieces of one block, two pieces out on each
-// connection put 300 and 1,000 simulated hosts with 8 MiB at 1.43-1.52x
-// and 1.49x the bound, one at 1.37-1.38x and 1.44x.
+// instead of 1.18-1.23x (bench/sim/README.md).
 //
 // A seed that refused a piece within steerMemory is taken to be
 // super-seeding (as murder's seeder does): it sends only pieces that no
@@ -136,7 +133,7 @@ func (s *Swarm) fill(c *conn) {
 	}
 	need := c.depth - len(c.reqs)
 	if s.want.Count() > 0 && c.near.Load() != nearRemote {
-		need = min(need, max(s.floor-len(c.reqs), s.inFlightBudget()-s.inFlight))
+		need = min(need, max(minHeadroom-len(c.reqs), s.inFlightBudget()-s.inFlight))
 	}
 	if need <= 0 {
 		return
@@ -226,7 +223,7 @@ func (s *Swarm) fill(c *conn) {
 }
 
 // inFlightBudget is how many block requests the host keeps out on all
-// its connections, beyond a piece on each (fill): the blocks inFlightWindow
+// its connections, beyond minHeadroom on each: the blocks inFlightWindow
 // of its highest download rate holds, at least minInFlight.
 func (s *Swarm) inFlightBudget() int {
 	return max(minInFlight, int(s.peakDown*inFlightWindow.Seconds()/peerwire.BlockSize))

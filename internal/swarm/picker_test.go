@@ -771,26 +771,23 @@ func TestRoomKeptForRemotePeers(t *testing.T) {
 
 func TestRequestsInFlightBudget(t *testing.T) {
 	tests := []struct {
-		name      string
-		near      int32
-		pieces    int // in the torrent
-		pieceSize int64
-		first     []int
-		want      int // requests the first connection sends with one left out
+		name   string
+		near   int32
+		pieces int // in the torrent
+		first  []int
+		want   int // requests the first connection sends with one left out
 	}{
-		// 4 and 4 fill the budget of 8; the other two keep a piece out,
-		// two blocks. With 7 in flight, one more fits the budget.
-		{"over the budget", nearDatacenter, 64, 32 << 10, []int{4, 4, 2, 2}, 1},
-		// With pieces of one block, a connection keeps one.
-		{"over the budget, pieces of one block", nearDatacenter, 64, 16 << 10, []int{4, 4, 1, 1}, 1},
-		{"toward another datacenter", nearRemote, 64, 32 << 10, []int{4, 4, 4, 4}, 3},
+		// 4 and 4 fill the budget of 8; the other two keep minHeadroom.
+		// With 9 in flight, one left out may become minHeadroom again.
+		{"over the budget", nearDatacenter, 64, []int{4, 4, 2, 2}, 1},
+		{"toward another datacenter", nearRemote, 64, []int{4, 4, 4, 4}, 3},
 		// The last connection's batch starts the last piece: endgame,
 		// where the budget no longer holds.
-		{"in endgame", nearDatacenter, 6, 32 << 10, []int{4, 4, 2, 2}, 3},
+		{"in endgame", nearDatacenter, 12, []int{4, 4, 2, 2}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, add := pickerSwarm(t, tt.pieces, tt.pieceSize)
+			s, add := pickerSwarm(t, tt.pieces, 16<<10)
 			all := make([]int, tt.pieces)
 			for k := range all {
 				all[k] = k

@@ -176,7 +176,7 @@ const (
 	maxDepth          = 1000
 	maxHeadroom       = 2                      // pipeline headroom per connection at most (updateDepth); bench/sim/README.md
 	maxRemoteHeadroom = 4                      // the same toward a peer in another datacenter
-	minHeadroom       = 2                      // pipeline headroom per connection at least, and a piece's blocks at most (see fill)
+	minHeadroom       = 2                      // pipeline headroom per connection at least
 	headroomWindow    = 250 * time.Millisecond // of download rate, as pipeline headroom
 	minInFlight       = 8                      // block requests a host keeps out at least (inFlightBudget)
 	inFlightWindow    = 2 * time.Millisecond   // of download rate, as block requests out
@@ -207,9 +207,6 @@ type Swarm struct {
 	numPieces int
 	total     int64
 	maxActive int
-	// floor is what a connection keeps out whatever else is out: one
-	// piece's blocks, at most minHeadroom (see fill).
-	floor int
 	// superSeed is set for a swarm that starts as the seeder: until every
 	// piece went out once, it steers peers to pieces nobody has.
 	superSeed bool
@@ -383,7 +380,6 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 	}
 	s.rng = mrand.New(mrand.NewChaCha8(seed))
 	s.maxActive = max(8, int(activeBudget/max(info.PieceLength, 1)))
-	s.floor = int(min(minHeadroom, max(1, (info.PieceLength+peerwire.BlockSize-1)/peerwire.BlockSize)))
 	s.verifyCh = make(chan verifyJob, min(s.maxActive, n)+1)
 	pl := int(info.PieceLength)
 	s.bufPool.New = func() any { b := make([]byte, pl); return &b }
