@@ -440,8 +440,8 @@ func WriteFile(path string, m *MetaInfo, force bool) error {
 // transfer for its first piece, and every hop of a piece through the
 // swarm takes its time on a link at least; two thousand pieces or more
 // keep that small (16 peers, 64 MiB: 1.156 T median with 32 KiB pieces
-// against 1.169 T with 64 KiB; 300 simulated hosts, 8 MiB: the last at
-// 1.44x the bound with 16 KiB pieces against 1.48-1.51x with 32 KiB,
+// against 1.169 T with 64 KiB; 1,000 simulated hosts, 8 MiB: the last at
+// 1.49x the bound with 16 KiB pieces against 1.60x with 32 KiB,
 // bench/sim/README.md), while the bookkeeping (a .torrent of 20 bytes per
 // piece, a HAVE per piece and peer) stays cheap and one peer on loopback
 // is as fast (1 GiB at 512 KiB or 1 MiB pieces, within the bench's
