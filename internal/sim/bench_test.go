@@ -97,15 +97,17 @@ func TestBench(t *testing.T) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	// Per MiB and GiB that reached the peers.
-	mib := float64(len(res.Done)) * float64(res.Size) / (1 << 20)
 	out := benchResult{
-		ReadsPerMiB: float64(res.Reads) / mib, WritesPerMiB: float64(res.Writes) / mib, CPUS: cpu, CPUPerGiB: cpu / (mib / 1024),
 		N: res.Hosts, Size: res.Size, Pieces: res.Pieces, RateBps: rate,
 		BoundS: res.Bound.Seconds(), FirstS: res.Quantile(0).Seconds(), MedianS: res.Quantile(0.5).Seconds(),
 		P99S: res.Quantile(0.99).Seconds(), LastS: res.Quantile(1).Seconds(), Missing: res.Missing, Stopped: res.Stopped,
 		SeederSentF: res.SeedSent, AtBound: res.AtBound, WANInF: res.WANIn, WANOutF: res.WANOut, AnnouncesPS: float64(res.Announces) / res.Virtual.Seconds(),
-		ConnsPerHost: res.ConnsPerHost, WallS: time.Since(wall).Seconds(), MaxRSSMiB: float64(ru.Maxrss) / 1024,
+		ConnsPerHost: res.ConnsPerHost, CPUS: cpu, WallS: time.Since(wall).Seconds(), MaxRSSMiB: float64(ru.Maxrss) / 1024,
+	}
+	// Per MiB and GiB that reached the peers; none when no peer finished
+	// (JSON has no NaN).
+	if mib := float64(len(res.Done)) * float64(res.Size) / (1 << 20); mib > 0 {
+		out.ReadsPerMiB, out.WritesPerMiB, out.CPUPerGiB = float64(res.Reads)/mib, float64(res.Writes)/mib, cpu/(mib/1024)
 	}
 	b := out.BoundS
 	fmt.Printf("%d peers, %d bytes in %d pieces, links %.0f Mbit/s, bound %.3f s\n", out.N, out.Size, out.Pieces, float64(rate)*8/1e6, b)

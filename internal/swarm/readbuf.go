@@ -22,9 +22,11 @@ type readBuffer struct {
 }
 
 func newReadBuffer(nc net.Conn, size int) *readBuffer {
-	scat := scatterReader(nc)
+	var scat func(p, q []byte) (int, error)
 	if sc, ok := nc.(ScatterReader); ok {
 		scat = sc.ReadScatter
+	} else {
+		scat = scatterReader(nc)
 	}
 	return &readBuffer{src: nc, scat: scat, buf: make([]byte, size)}
 }
