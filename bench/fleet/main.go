@@ -71,12 +71,15 @@ type bench struct {
 	bin       string // directory with murder and the aria2 hook, shared into hosts
 	murder    string
 	alt       string // a second murder binary, or ""
-	contender string // the one running now
-	bed       *testbed.Bed
-	tracker   *testbed.Host
-	seeder    *testbed.Host
-	peers     []*testbed.Host
-	torrent   string // inside hosts
+	// murderFlags and altFlags are given to murder seed and murder peer
+	// of the contenders murder and alt.
+	murderFlags, altFlags []string
+	contender             string // the one running now
+	bed                   *testbed.Bed
+	tracker               *testbed.Host
+	seeder                *testbed.Host
+	peers                 []*testbed.Host
+	torrent               string // inside hosts
 	// scrape is the query of a scrape of the torrent alone (a full
 	// scrape is off on murder's tracker by default).
 	scrape   string
@@ -106,6 +109,8 @@ func run() error {
 	archive := fs.Bool("archive", false, "ship a .tgz of a directory holding the file, which murder peers extract (F is then the .tgz's size); without it the file itself, placed with --path-is-file")
 	murderBin := fs.String("murder", "", "murder binary to use (default: go build ./cmd/murder)")
 	altBin := fs.String("alt", "", "a second murder binary, run as the contender \"alt\" (to compare two builds in one run)")
+	murderFlags := fs.String("murder-flags", "", "more flags for murder seed and murder peer, space-separated (e.g. \"--max-upload-rate 60Mbit\")")
+	altFlags := fs.String("alt-flags", "", "the same for the contender alt; -alt defaults to the murder binary when only this is set")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "print each contender's progress")
 	trace := fs.String("trace", "", "directory to write each murder process's progress events and debug log to (ROUND-CONTENDER-HOST.log)")
@@ -131,7 +136,8 @@ func run() error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, archive: *archive, verbose: *verbose, trace: *trace}
+	b := &bench{n: *n, size: size, rate: rate, pieceSize: *pieceSize, archive: *archive, verbose: *verbose, trace: *trace,
+		murderFlags: strings.Fields(*murderFlags), altFlags: strings.Fields(*altFlags)}
 	if b.trace != "" {
 		if err := os.MkdirAll(b.trace, 0o755); err != nil {
 			return err
@@ -153,6 +159,8 @@ func run() error {
 		if b.alt, err = copyBinary(*altBin, b.bin, "murder-alt"); err != nil {
 			return err
 		}
+	} else if *altFlags != "" {
+		b.alt = b.murder
 	}
 	hook := "#!/bin/sh\ndate +%s.%N > /tmp/aria2-done\n"
 	if err := os.WriteFile(filepath.Join(b.bin, "aria2-done.sh"), []byte(hook), 0o755); err != nil {
@@ -184,12 +192,12 @@ func run() error {
 			var res result
 			switch name {
 			case "murder":
-				res, err = b.runMurder(ctx, b.murder)
+				res, err = b.runMurder(ctx, b.murder, b.murderFlags)
 			case "alt":
 				if b.alt == "" {
-					return errors.New("contender alt needs -alt PATH")
+					return errors.New("contender alt needs -alt PATH or -alt-flags")
 				}
-				res, err = b.runMurder(ctx, b.alt)
+				res, err = b.runMurder(ctx, b.alt, b.altFlags)
 			case "aria2":
 				res, err = b.runAria2(ctx)
 			case "central":
@@ -467,7 +475,7 @@ func txOf(ctx context.Context, h *testbed.Host) (linkTx, error) {
 }
 
 // runMurder times murder seed + murder peer on every host.
-func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
+func (b *bench) runMurder(ctx context.Context, murder string, flags []string) (result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := b.startTracker(ctx); err != nil {
@@ -477,6 +485,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 		"--ip", b.seeder.Addr().String(), "--listen", net.JoinHostPort(b.seeder.Addr().String(), peerPort))
 	// At debug level the seeder logs when its unique pass ended.
 	seed.Args = append(seed.Args, "--log-level", "debug")
+	seed.Args = append(seed.Args, flags...)
 	pass := &passWatch{w: b.logTo("seeder")}
 	if f := b.traceFile(b.seeder.Name() + "-seed"); f != nil {
 		defer f.Close()
@@ -507,6 +516,7 @@ func (b *bench) runMurder(ctx context.Context, murder string) (result, error) {
 			"--temp-path", "/tmp/m", "--ip", h.Addr().String(),
 			"--listen", net.JoinHostPort(h.Addr().String(), peerPort),
 			"--progress", "json", "--seed-time", "30m", "--timeout", "15m")
+		cmd.Args = append(cmd.Args, flags...)
 		if !b.archive {
 			cmd.Args = append(cmd.Args, "--path-is-file")
 		}

@@ -159,7 +159,7 @@ verified bytes, rates, peers and state (names in docs/metrics.md). With
 	f.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter this host is in, sent to the tracker, which then hands out peers of the same datacenter first; peers of other datacenters are asked only for pieces none of this one has (default: the tracker's --topology, if any)")
 	f.StringVar(&cfg.Rack, "rack", "", "rack this host is in, within --datacenter; peers of the same rack come first")
 	f.DurationVar(&cfg.SeedTime, "seed-time", agent.DefaultPeerSeedTime, "keep seeding this long after the files are in place (0: exit at once)")
-	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
+	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 940Mbit (0: no limit); blocks are paced at it, so just below the link's rate it keeps the link's queue short")
 	f.StringVar(&download, "max-download-rate", "0", "download limit in bytes per second (0: no limit)")
 	f.StringVar(&progress, "progress", string(agent.ProgressAuto), "progress display: auto (bar on a terminal), bar, json (one JSON object per line on stdout) or none")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "fail if the files are not in place after this long, e.g. 10m (0: no limit); also ends seeding")

@@ -70,7 +70,7 @@ state (names in docs/metrics.md).`,
 	f.StringVar(&cfg.Rack, "rack", "", "rack this host is in, within --datacenter")
 	f.DurationVar(&cfg.SeedTime, "seed-time", 0, "stop seeding after this long, e.g. 10m (default: until stopped)")
 	f.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "fail (exit 1) when no tracker has answered an announce within this long; 0 waits forever")
-	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 100M (0: no limit)")
+	f.StringVar(&upload, "max-upload-rate", "0", "upload limit in bytes per second, e.g. 10MB, 50MiB, 940Mbit (0: no limit); blocks are paced at it, so just below the link's rate it keeps the link's queue short")
 	conns.add(f)
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics while seeding, e.g. 127.0.0.1:9100 (default: off)")
 	f.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug (every connection), info, warn or error")

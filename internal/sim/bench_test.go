@@ -34,6 +34,7 @@ var (
 	benchLateBy   = flag.Duration("sim.late-by", 10*time.Second, "how late the late peers start at most")
 	benchStop     = flag.Float64("sim.stop", 0, "fraction of peers that stop halfway")
 	benchConns    = flag.Int("sim.max-conns", 0, "connection limit of each host (0: the engine's default)")
+	benchUpload   = flag.String("sim.max-upload-rate", "", "every host's upload limit, as murder's --max-upload-rate (default: none)")
 	benchSeed     = flag.Uint64("sim.seed", 1, "random seed")
 	benchJSON     = flag.Bool("sim.json", false, "end with one line of JSON")
 	benchTimeout  = flag.Duration("sim.timeout", time.Hour, "give up on peers not done after this long, in virtual time")
@@ -180,6 +181,12 @@ func benchConfig() (Config, int64, error) {
 			return Config{}, 0, fmt.Errorf("-sim.piece-size: %w", err)
 		}
 	}
+	var upload int64
+	if *benchUpload != "" {
+		if upload, err = bytesize.ParseRate(*benchUpload); err != nil {
+			return Config{}, 0, fmt.Errorf("-sim.max-upload-rate: %w", err)
+		}
+	}
 	l := Link{Up: rate, Down: rate, Latency: *benchLatency}
 	return Config{
 		Hosts: *benchN, Size: size, PieceSize: piece,
@@ -187,6 +194,6 @@ func benchConfig() (Config, int64, error) {
 		Datacenters: *benchDCs, WAN: wan, Unplaced: *benchUnplaced,
 		Slow: *benchSlow, SlowLink: Link{Up: slow, Down: slow, Latency: *benchLatency},
 		Late: *benchLate, LateBy: *benchLateBy, Stop: *benchStop,
-		MaxConns: *benchConns, Seed: *benchSeed, Timeout: *benchTimeout,
+		MaxConns: *benchConns, UploadRate: upload, Seed: *benchSeed, Timeout: *benchTimeout,
 	}, rate, nil
 }

@@ -70,6 +70,9 @@ type Config struct {
 	// MaxConns is each host's connection limit; 0 means the engine's
 	// default.
 	MaxConns int
+	// UploadRate is each host's upload limit in payload bytes per second,
+	// as murder's --max-upload-rate; 0 means none.
+	UploadRate int64
 	// ReadBuffer and WriteBuffer are each connection's buffers; 0 means
 	// 4 KiB (blocks are read straight into their pieces) and one block
 	// message, to keep thousands of hosts in memory.
@@ -266,6 +269,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		hs.sw, err = swarm.New(swarm.Config{
 			ListenAddr:  ":0",
 			MaxConns:    cfg.MaxConns,
+			UploadRate:  cfg.UploadRate,
 			Logger:      log.With("host", hs.h.Addr()),
 			Network:     hs.h,
 			Datacenter:  place,

@@ -5,8 +5,8 @@ import "time"
 // Clock is where the engine reads the time and sets its timers. The real
 // one is the default; a test or a simulation may give its own (a
 // simulation under testing/synctest can keep the real one, whose time is
-// then the bubble's). Rate limits (Config.UploadRate, DownloadRate) keep
-// the time package's clock.
+// then the bubble's). The upload rate is paced on this clock; the download
+// limit (Config.DownloadRate) keeps the time package's.
 type Clock interface {
 	Now() time.Time
 	// NewTimer returns a timer that fires once on its channel after d.

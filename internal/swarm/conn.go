@@ -386,6 +386,25 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 		}
 		spare = ctrl
+		if hasUp && s.pace != nil {
+			// The block waits for its turn with nothing held back, so
+			// that what is written meanwhile goes out at once.
+			if bw.Buffered() > 0 {
+				if err := bw.Flush(); err != nil {
+					fail()
+					return
+				}
+			}
+			if corked {
+				setCork(tcp, false)
+				corked = false
+			}
+			if t := s.pace.enter(int(u.length)); t != nil && !c.waitTurn(ctx, bw, t) {
+				s.pace.leave(t)
+				fail()
+				return
+			}
+		}
 		if hasUp {
 			if tcp != nil && !corked && bw.Available() < peerwire.PieceHeaderLen+int(u.length) {
 				// The batch outgrows the buffer: hold back partial
@@ -431,6 +450,38 @@ func (c *conn) writeLoop(ctx context.Context) {
 	}
 }
 
+// waitTurn waits for a block's turn t on the host's link (pacer),
+// writing the control messages queued meanwhile; false when the
+// connection or the swarm closed first.
+func (c *conn) waitTurn(ctx context.Context, bw *bufio.Writer, t *turn) bool {
+	var ctrl []byte
+	for {
+		select {
+		case <-t.ch:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-c.wsig:
+		}
+		c.wmu.Lock()
+		closed := c.wclosed
+		ctrl, c.ctrl = c.ctrl, ctrl[:0]
+		c.wmu.Unlock()
+		if closed {
+			return false
+		}
+		if len(ctrl) == 0 {
+			continue
+		}
+		if _, err := bw.Write(ctrl); err != nil {
+			return false
+		}
+		if err := bw.Flush(); err != nil {
+			return false
+		}
+	}
+}
+
 // writeBlock appends a piece message to bw, reading the block from storage
 // straight into bw's free space when it fits there. Uploads are copied
 // through user space on purpose: on loopback and veth links a 16 KiB
@@ -441,11 +492,6 @@ func (c *conn) writeLoop(ctx context.Context) {
 func (c *conn) writeBlock(ctx context.Context, bw *bufio.Writer, blockBuf *[]byte, u upload) error {
 	s := c.s
 	n := int(u.length)
-	if s.upLimit != nil {
-		if err := s.upLimit.WaitN(ctx, n); err != nil {
-			return err
-		}
-	}
 	off := int64(u.index)*s.info.PieceLength + int64(u.begin)
 	msgLen := peerwire.PieceHeaderLen + n
 	if bw.Available() < msgLen && msgLen <= bw.Size() {

@@ -57,7 +57,8 @@ type Config struct {
 	// MaxConns limits connections; 0 means DefaultMaxConns.
 	MaxConns int
 	// UploadRate and DownloadRate limit payload bytes per second; 0 means
-	// unlimited.
+	// unlimited. Uploads are paced block by block at UploadRate (pacer),
+	// so a rate just below the host's link keeps the link's queue short.
 	UploadRate   int64
 	DownloadRate int64
 	// ClientName is sent as the BEP 10 "v" field; "" means "murder".
@@ -211,7 +212,7 @@ type Swarm struct {
 	// piece went out once, it steers peers to pieces nobody has.
 	superSeed bool
 
-	upLimit   *rate.Limiter
+	pace      *pacer // nil without an upload rate
 	downLimit *rate.Limiter
 	verifyCh  chan verifyJob
 	bufPool   sync.Pool
@@ -364,7 +365,7 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 		complete:    make(chan struct{}),
 		announced:   make(chan struct{}),
 		wake:        make(chan struct{}, 1),
-		upLimit:     newLimiter(cfg.UploadRate),
+		pace:        newPacer(clock, cfg.UploadRate),
 		downLimit:   newLimiter(cfg.DownloadRate),
 	}
 	s.place = s.cfgPlace

@@ -60,9 +60,25 @@ func testLogger(t testing.TB) *slog.Logger {
 // and returns a listening swarm.
 func newNode(t testing.TB, mi *metainfo.MetaInfo, data []byte, seed bool, cfg Config) (*Swarm, string) {
 	t.Helper()
-	dir := t.TempDir()
+	var content []byte
 	if seed {
-		if err := os.WriteFile(filepath.Join(dir, mi.Info.Name), data, 0o644); err != nil {
+		content = data
+	}
+	s, path := newNodeWith(t, mi, content, cfg)
+	if seed != s.have.Full() {
+		t.Fatalf("verify: %d of %d pieces, seed %v", s.have.Count(), s.have.Len(), seed)
+	}
+	return s, path
+}
+
+// newNodeWith returns a listening swarm whose storage, in a fresh
+// directory, starts with content (nil: no file); it has the pieces whose
+// bytes are right there.
+func newNodeWith(t testing.TB, mi *metainfo.MetaInfo, content []byte, cfg Config) (*Swarm, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if content != nil {
+		if err := os.WriteFile(filepath.Join(dir, mi.Info.Name), content, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,9 +90,6 @@ func newNode(t testing.TB, mi *metainfo.MetaInfo, data []byte, seed bool, cfg Co
 	have, err := st.Verify(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if seed != have.Full() {
-		t.Fatalf("verify: %d of %d pieces, seed %v", have.Count(), have.Len(), seed)
 	}
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"

@@ -1,0 +1,115 @@
+package swarm
+
+import (
+	"sync"
+	"time"
+)
+
+// pacer sends a host's blocks at its upload rate (Config.UploadRate), one
+// after another across all its connections, in the order they became
+// ready. The blocks wait here, not in the sockets: a connection whose
+// block waits for its turn still writes its requests and haves at once
+// (conn.waitTurn), so they reach the peer after at most the block on the
+// wire, not behind every block queued for the link. Set just below the
+// host's link rate, it keeps the link's queue short, and what is queued
+// is the engine's (bench/sim/README.md, step 11).
+//
+// The previous limit, a token bucket of one second's bytes waited for in
+// the connection's writer, let a second of blocks into the link's queue
+// after an idle spell, and held the connection's requests and haves while
+// its block waited.
+type pacer struct {
+	clock Clock
+	rate  float64 // bytes per second
+
+	mu    sync.Mutex
+	next  time.Time // when the link is free for the next block
+	queue []*turn   // waiting, first in first out
+	armed bool      // a timer will grant queue[0]
+}
+
+// turn is a block's place in a pacer's queue; ch is closed when it may go.
+type turn struct {
+	n  int
+	ch chan struct{}
+}
+
+func newPacer(c Clock, bps int64) *pacer {
+	if bps <= 0 {
+		return nil
+	}
+	return &pacer{clock: c, rate: float64(bps)}
+}
+
+func (p *pacer) time(n int) time.Duration {
+	return time.Duration(float64(n) / p.rate * float64(time.Second))
+}
+
+// sendLocked books the link for n bytes from now. A block may start up to
+// half its time early, so that a timer that fires a little late costs no
+// rate, and at most a block and a half goes out at once after a pause.
+func (p *pacer) sendLocked(now time.Time, n int) {
+	d := p.time(n)
+	p.next = later(p.next, now.Add(-d/2)).Add(d)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// enter asks to send a block of n bytes: nil when it may go now, else a
+// turn to wait for (or to give back with leave).
+func (p *pacer) enter(n int) *turn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	if len(p.queue) == 0 && !now.Before(p.next) {
+		p.sendLocked(now, n)
+		return nil
+	}
+	t := &turn{n: n, ch: make(chan struct{})}
+	p.queue = append(p.queue, t)
+	p.armLocked(now)
+	return t
+}
+
+// leave gives back a turn that was not granted; a granted one's time is
+// spent.
+func (p *pacer) leave(t *turn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, q := range p.queue {
+		if q == t {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+func (p *pacer) armLocked(now time.Time) {
+	if p.armed || len(p.queue) == 0 {
+		return
+	}
+	p.armed = true
+	p.clock.AfterFunc(p.next.Sub(now), p.grant)
+}
+
+// grant lets the first waiting block go.
+func (p *pacer) grant() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.armed = false
+	if len(p.queue) == 0 {
+		return
+	}
+	now := p.clock.Now()
+	t := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	p.sendLocked(now, t.n)
+	close(t.ch)
+	p.armLocked(now)
+}
