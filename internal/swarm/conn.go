@@ -387,22 +387,19 @@ func (c *conn) writeLoop(ctx context.Context) {
 		}
 		spare = ctrl
 		if hasUp && s.pace != nil {
-			// The block waits for its turn with nothing held back, so
-			// that what is written meanwhile goes out at once.
-			if bw.Buffered() > 0 {
-				if err := bw.Flush(); err != nil {
+			if t := s.pace.enter(int(u.length)); t != nil {
+				// The block waits for its turn with nothing held back,
+				// so that what is written meanwhile goes out at once.
+				ok := bw.Flush() == nil
+				if corked {
+					setCork(tcp, false)
+					corked = false
+				}
+				if !ok || !c.waitTurn(ctx, bw, t) {
+					s.pace.leave(t)
 					fail()
 					return
 				}
-			}
-			if corked {
-				setCork(tcp, false)
-				corked = false
-			}
-			if t := s.pace.enter(int(u.length)); t != nil && !c.waitTurn(ctx, bw, t) {
-				s.pace.leave(t)
-				fail()
-				return
 			}
 		}
 		if hasUp {

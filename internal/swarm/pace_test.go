@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -9,28 +10,28 @@ import (
 	"github.com/murder-deploy/murder/internal/peerwire"
 )
 
-// TestPacerSpacesBlocks checks, in virtual time, that blocks go one after
-// another at the rate, in the order they asked, and that a turn given
-// back passes to the next.
+// TestPacerSpacesBlocks checks, in virtual time, that after a burst of
+// paceBurst blocks the blocks go one after another at the rate, in the
+// order they asked, and that a turn given back passes to the next.
 func TestPacerSpacesBlocks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = peerwire.BlockSize
 		p := newPacer(realClock{}, 1<<20)
 		d := p.time(n) // 15.625 ms
 		start := time.Now()
-		if p.enter(n) != nil {
-			t.Fatal("the first block had to wait")
+		for i := range paceBurst {
+			if p.enter(n) != nil {
+				t.Fatalf("block %d of the first burst had to wait", i+1)
+			}
 		}
 		turns := make([]*turn, 4)
 		for i := range turns {
 			if turns[i] = p.enter(n); turns[i] == nil {
-				t.Fatalf("block %d went at once behind another", i+1)
+				t.Fatalf("block %d after the burst went at once", i+1)
 			}
 		}
 		p.leave(turns[1])
-		// The first block may start half its time early (sendLocked), so
-		// the second goes after half a block's time, then one per block.
-		want := []time.Duration{d / 2, 0, d/2 + d, d/2 + 2*d}
+		want := []time.Duration{d, 0, 2 * d, 3 * d}
 		for i, tn := range turns {
 			if i == 1 {
 				continue
@@ -49,44 +50,61 @@ func TestPacerSpacesBlocks(t *testing.T) {
 }
 
 // TestPacerKeepsRate sends blocks from several writers and checks the
-// rate over the whole run.
+// rate over the whole run, with timers on time and with timers that fire
+// late, as on a busy machine.
 func TestPacerKeepsRate(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const rate, writers, each = 4 << 20, 4, 50
-		p := newPacer(realClock{}, rate)
-		start := time.Now()
-		done := make(chan struct{})
-		for range writers {
-			go func() {
-				for range each {
-					if tn := p.enter(peerwire.BlockSize); tn != nil {
-						<-tn.ch
-					}
+	const rate, writers, each = 16384 * 1000, 4, 100 // a block a millisecond
+	for _, late := range []time.Duration{0, 3 * time.Millisecond} {
+		t.Run(fmt.Sprint("late ", late), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newPacer(lateClock{late}, rate)
+				start := time.Now()
+				done := make(chan struct{})
+				for range writers {
+					go func() {
+						for range each {
+							if tn := p.enter(peerwire.BlockSize); tn != nil {
+								<-tn.ch
+							}
+						}
+						done <- struct{}{}
+					}()
 				}
-				done <- struct{}{}
-			}()
-		}
-		for range writers {
-			<-done
-		}
-		// The last block's turn comes after all the others, less the half
-		// block the first may start early.
-		got := time.Since(start)
-		want := p.time((writers*each-1)*peerwire.BlockSize) - p.time(peerwire.BlockSize)/2
-		if got != want {
-			t.Errorf("%d blocks took %v, want %v", writers*each, got, want)
-		}
-	})
+				for range writers {
+					<-done
+				}
+				got := time.Since(start)
+				ideal := p.time(writers * each * peerwire.BlockSize)
+				if want := ideal - paceBurst*p.block; late == 0 && got != want {
+					// The first burst at once, then a block at a time.
+					t.Errorf("%d blocks took %v, want %v", writers*each, got, want)
+				}
+				if got > ideal+ideal/20 {
+					t.Errorf("%d blocks took %v, more than 5 %% over %v", writers*each, got, ideal)
+				}
+			})
+		})
+	}
+}
+
+// lateClock is the real clock whose AfterFunc timers fire late.
+type lateClock struct{ late time.Duration }
+
+func (lateClock) Now() time.Time                 { return time.Now() }
+func (lateClock) NewTimer(d time.Duration) Timer { return realClock{}.NewTimer(d) }
+func (c lateClock) AfterFunc(d time.Duration, f func()) Timer {
+	return realClock{}.AfterFunc(d+c.late, f)
 }
 
 // TestPacedPeerStillAsks has a peer whose uploads are paced at one block
 // a second download from a peer that is not: its requests must not wait
-// for its blocks' turns. It holds the first 8 of 64 pieces and the other
-// peer the rest; its pipeline is a few blocks deep, so it asks for the 56
-// pieces in many rounds while its 8 blocks go out over 6.5 s (the first at once, the second half a block early).
+// for its blocks' turns. It holds the first 16 of 64 pieces and the other
+// peer the rest; its pipeline is a few blocks deep, so it asks for the 48
+// pieces in many rounds while its 16 blocks go out over 12 s (a burst of
+// paceBurst, then one a second).
 func TestPacedPeerStillAsks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const pieces, held = 64, 8
+		const pieces, held = 64, 16
 		mi, data := makeTorrent(t, pieces*peerwire.BlockSize, peerwire.BlockSize, nil)
 		split := held * peerwire.BlockSize
 		first := append(append([]byte(nil), data[:split]...), make([]byte, len(data)-split)...)
@@ -111,10 +129,10 @@ func TestPacedPeerStillAsks(t *testing.T) {
 		checkFile(t, slowPath, data)
 		checkFile(t, fastPath, data)
 		if slowTook > time.Second {
-			t.Errorf("the paced peer took %v to download 56 blocks over a pipe", slowTook)
+			t.Errorf("the paced peer took %v to download %d blocks over a pipe", slowTook, pieces-held)
 		}
-		if want := 6500 * time.Millisecond; fastTook < want {
-			t.Errorf("8 blocks paced at one a second arrived in %v, want at least %v", fastTook, want)
+		if want := (held - paceBurst) * time.Second; fastTook < want {
+			t.Errorf("%d blocks paced at one a second arrived in %v, want at least %v", held, fastTook, want)
 		}
 	})
 }
