@@ -33,9 +33,10 @@ type pacer struct {
 
 // paceBurst is the most blocks that may go at once, after a pause or when
 // the pacer's timer fired late: on a busy machine timers and the writers
-// they wake run milliseconds late, and a pacer that let half a block's
-// time go by unused sent the test bed's 64 Mbit/s links 4-10 % below its
-// rate, while this keeps its rate there (bench/sim/README.md, step 11).
+// they wake run milliseconds late. A pacer that let half a block's time
+// go by unused made the test bed's seeder, paced at 60 Mbit/s, take 8-20 %
+// longer than its rate allows to send every piece once; with 4 blocks it
+// keeps the rate (bench/sim/README.md, step 11).
 const paceBurst = 4
 
 // turn is a block's place in a pacer's queue; ch is closed when it may go.
