@@ -232,6 +232,7 @@ type link struct {
 	mu    sync.Mutex
 	q     []*segment
 	wake  chan struct{}
+	free  time.Time // when the last segment sent finished, exactly
 }
 
 func (n *Network) newLink(rate int64) *link {
@@ -241,6 +242,7 @@ func (n *Network) newLink(rate int64) *link {
 }
 
 func (l *link) push(s *segment) {
+	s.at = time.Now()
 	l.mu.Lock()
 	l.q = append(l.q, s)
 	first := len(l.q) == 1
@@ -276,7 +278,10 @@ func (l *link) serve(ctx context.Context) {
 			continue
 		}
 		if l.rate > 0 {
-			time.Sleep(time.Duration(s.wire() * int64(time.Second) / l.rate))
+			// The segment goes when the link is free or when it came,
+			// from the exact times: the wake-up is on the grid.
+			l.free = later(l.free, s.at).Add(time.Duration(s.wire() * int64(time.Second) / l.rate))
+			time.Sleep(untilGrid(time.Now(), l.free))
 			if ctx.Err() != nil {
 				return
 			}
@@ -316,6 +321,7 @@ type segment struct {
 	b   []byte
 	buf *[]byte   // from the pool, or nil
 	hop int       // index in p.path of the link it is on
+	at  time.Time // when it reached that link
 	due time.Time // when its delay ends
 }
 
@@ -405,14 +411,15 @@ func (p *pipe) forward(s *segment) {
 		p.ackLink.push(ack)
 	case s.hop == len(p.path)-1 && p.delay > 0:
 		p.mu.Lock()
-		s.due = time.Now().Add(p.delay)
+		now := time.Now()
+		s.due = now.Add(p.delay)
 		p.delayQ = append(p.delayQ, s)
 		if !p.armed {
 			p.armed = true
 			if p.delayT == nil {
-				p.delayT = time.AfterFunc(p.delay, p.release)
+				p.delayT = time.AfterFunc(untilGrid(now, s.due), p.release)
 			} else {
-				p.delayT.Reset(p.delay)
+				p.delayT.Reset(untilGrid(now, s.due))
 			}
 		}
 		p.mu.Unlock()
@@ -433,7 +440,7 @@ func (p *pipe) release() {
 		p.delayQ = p.delayQ[1:]
 	}
 	if len(p.delayQ) > 0 {
-		p.delayT.Reset(p.delayQ[0].due.Sub(now))
+		p.delayT.Reset(untilGrid(now, p.delayQ[0].due))
 	} else {
 		p.armed = false
 	}

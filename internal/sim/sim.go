@@ -272,6 +272,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			UploadRate:  cfg.UploadRate,
 			Logger:      log.With("host", hs.h.Addr()),
 			Network:     hs.h,
+			Clock:       gridClock{},
 			Datacenter:  place,
 			HTTPClient:  hc,
 			ReadBuffer:  cfg.ReadBuffer,
