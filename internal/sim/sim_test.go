@@ -139,6 +139,73 @@ func TestNetworkPaces(t *testing.T) {
 	})
 }
 
+// TestSmallSegmentsKeepRate sends segments that take about a third of a
+// grid step more than one step each: a link that rounded each one to the
+// grid would take half as long again.
+func TestSmallSegmentsKeepRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		nw := NewNetwork(ctx)
+		const rate, n, size = 125_000_000, 10_000, 100
+		l := Link{Up: rate, Down: rate}
+		a, _ := nw.AddHost(hostAddr(0), nil, l)
+		b, _ := nw.AddHost(hostAddr(1), nil, l)
+		ln, err := b.Listen(":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := a.Dial(context.Background(), netip.MustParseAddrPort(ln.Addr().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		go func() {
+			msg := make([]byte, size)
+			for range n {
+				if _, err := c.Write(msg); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		if _, err := io.ReadFull(s, make([]byte, n*size)); err != nil {
+			t.Fatal(err)
+		}
+		wire := (&segment{b: make([]byte, size), p: &pipe{}}).wire()
+		want := time.Duration(n * wire * int64(time.Second) / rate)
+		within(t, "10,000 segments of 100 bytes at 1 Gbit/s", time.Since(start), want, 20*time.Microsecond)
+		c.Close()
+		s.Close()
+		cancel()
+		nw.Wait()
+	})
+}
+
+func TestUntilGrid(t *testing.T) {
+	now := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(5 * grid)
+	for _, tc := range []struct {
+		at, want time.Duration // from now
+	}{
+		{0, 0},
+		{-3 * grid, 0},
+		{grid, grid},
+		{grid / 3, grid},
+		{7*grid + 1, 8 * grid},
+	} {
+		if got := untilGrid(now, now.Add(tc.at)); got != tc.want {
+			t.Errorf("untilGrid(now, now+%v) = %v, want %v", tc.at, got, tc.want)
+		}
+	}
+	if got := untilGrid(now.Add(grid/2), now.Add(grid)); got != grid/2 {
+		t.Errorf("from off the grid: got %v, want %v", got, grid/2)
+	}
+}
+
 func TestConnSemantics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
