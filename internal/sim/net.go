@@ -232,7 +232,7 @@ type link struct {
 	mu    sync.Mutex
 	q     []*segment
 	wake  chan struct{}
-	free  time.Time // when the last segment sent finished, exactly
+	free  time.Time // when what was sent or booked ends, exactly; guarded by mu
 }
 
 func (n *Network) newLink(rate int64) *link {
@@ -273,26 +273,40 @@ func (l *link) serve(ctx context.Context) {
 			}
 			continue
 		}
-		if s.p != nil && s.p.dead() {
+		if s.p.dead() {
 			s.p.drop(s)
 			continue
 		}
 		if l.rate > 0 {
 			// The segment goes when the link is free or when it came,
 			// from the exact times: the wake-up is on the grid.
-			l.free = later(l.free, s.at).Add(time.Duration(s.wire() * int64(time.Second) / l.rate))
-			time.Sleep(untilGrid(time.Now(), l.free))
+			l.mu.Lock()
+			l.free = later(l.free, s.at).Add(l.time(s.wire()))
+			end := l.free
+			l.mu.Unlock()
+			time.Sleep(untilGrid(time.Now(), end))
 			if ctx.Err() != nil {
 				return
 			}
 		}
-		if s.p == nil {
-			l.n.free(s)
-			continue // an acknowledgement, which only takes its time
-		}
 		l.bytes.Add(int64(len(s.b)))
 		s.p.forward(s)
 	}
+}
+
+func (l *link) time(wire int64) time.Duration {
+	return time.Duration(wire * int64(time.Second) / l.rate)
+}
+
+// book takes wire bytes' time on l without a segment: an acknowledgement,
+// which carries nothing to forward. The next segment goes after it.
+func (l *link) book(wire int64) {
+	if l.rate <= 0 {
+		return
+	}
+	l.mu.Lock()
+	l.free = later(l.free, time.Now()).Add(l.time(wire))
+	l.mu.Unlock()
 }
 
 // TCP over Ethernet: a link carries headers with every MSS of payload,
@@ -306,17 +320,18 @@ const (
 
 // wire returns the bytes s takes on a link.
 func (s *segment) wire() int64 {
-	if s.p == nil {
-		return int64(s.ack)
-	}
 	n := int64(len(s.b))
 	return n + (n+mss-1)/mss*headerBytes
 }
 
-// segment is a piece of one direction of a connection on its way, or an
-// acknowledgement (p nil) of ack wire bytes.
+// ackWire returns the bytes of the acknowledgements of n bytes of payload:
+// one for every two MSS.
+func ackWire(n int) int64 {
+	return int64(((n+mss-1)/mss + 1) / 2 * headerBytes)
+}
+
+// segment is a piece of one direction of a connection on its way.
 type segment struct {
-	ack int
 	p   *pipe
 	b   []byte
 	buf *[]byte   // from the pool, or nil
@@ -396,19 +411,17 @@ func (p *pipe) forward(s *segment) {
 	s.hop++
 	switch {
 	case s.hop == len(p.path):
-		ack := p.n.newSegment()
-		ack.ack = ((len(s.b)+mss-1)/mss + 1) / 2 * headerBytes
+		ack := ackWire(len(s.b))
 		p.mu.Lock()
 		if p.rclosed {
 			p.mu.Unlock()
 			p.drop(s)
-			p.n.free(ack)
 			return
 		}
 		p.rq = append(p.rq, s) // the reader may free s from now on
 		p.mu.Unlock()
 		p.cond.Broadcast()
-		p.ackLink.push(ack)
+		p.ackLink.book(ack)
 	case s.hop == len(p.path)-1 && p.delay > 0:
 		p.mu.Lock()
 		now := time.Now()
