@@ -10,10 +10,11 @@ import (
 // delays and the engine's own timers (gridClock) fire on whole multiples
 // of it. The bubble's clock advances only when every goroutine waits,
 // once per distinct instant a timer is due; with timers at exact
-// nanoseconds a swarm of 1,000 hosts had tens of millions of such
-// instants, each running a goroutine or two, so the simulation used
-// little more than one of the machine's cores. On the grid the events of
-// one microsecond run together, on every core. The links keep their
+// nanoseconds a swarm of 1,000 hosts had millions of such instants (a few
+// for every segment), each running a goroutine or two, so the simulation
+// used 1.2 of the machine's 2 cores. On the grid the events of one
+// microsecond run together, on every core (1.7-1.8 of 2, and the same
+// swarm in 40 % of the wall time, bench/sim/README.md step 13). The links keep their
 // exact rates (link.serve books each segment from when the previous one
 // left, not from when it woke), so the grid delays an event by less than
 // one grid step and does not accumulate.
