@@ -322,3 +322,36 @@ func TestChokedMidBlockFreed(t *testing.T) {
 		}
 	})
 }
+
+// TestSilentDialerTakesNoPlace: a dialer that has not spoken after the
+// handshakes (as one that closes its connection there, having no room
+// for it, has not) takes no place: the seeder, with room for one
+// connection, takes in the peer that dials next, which completes.
+func TestSilentDialerTakesNoPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
+		pn := newPipeNet()
+		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host(), MaxConns: 1})
+		p, path := newNode(t, mi, nil, false, Config{Network: pn.host()})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		wait := runAll(t, ctx, seeder, p)
+
+		silent, err := pn.host().Dial(ctx, addrOf(t, seeder))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		sendHandshake(t, silent, mi.InfoHash(), 1)
+		if _, err := peerwire.ReadHandshake(bufio.NewReader(silent)); err != nil {
+			t.Fatalf("the seeder did not answer the handshake: %v", err)
+		}
+		synctest.Wait()
+
+		p.AddPeer(addrOf(t, seeder))
+		waitComplete(t, ctx, p)
+		cancel()
+		wait()
+		checkFile(t, path, data)
+	})
+}

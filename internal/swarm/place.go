@@ -178,12 +178,12 @@ func (s *Swarm) placeFirst(c *conn) bool {
 	return s.place.Known() && !listed
 }
 
-// readFirst reads c's messages up to its extension handshake, at most
-// maxFirst of them (a peer sends its bitfield, or have all or have none,
-// and then its extension handshake), and records the place it tells. It
-// returns the messages read, for the caller to handle once c is
-// registered.
-func (s *Swarm) readFirst(c *conn, dec *peerwire.Decoder) ([]peerwire.Message, error) {
+// readFirst reads c's first message, or with untilPlace its messages up
+// to its extension handshake, at most maxFirst of them (a peer sends its
+// bitfield, or have all or have none, and then its extension handshake),
+// and records the place it tells. It returns the messages read, for the
+// caller to handle once c is registered.
+func (s *Swarm) readFirst(c *conn, dec *peerwire.Decoder, untilPlace bool) ([]peerwire.Message, error) {
 	var first []peerwire.Message
 	for range maxFirst {
 		m, err := dec.Decode()
@@ -197,6 +197,9 @@ func (s *Swarm) readFirst(c *conn, dec *peerwire.Decoder) ([]peerwire.Message, e
 		m.Payload = bytes.Clone(m.Payload)
 		m.Block = bytes.Clone(m.Block)
 		first = append(first, m)
+		if !untilPlace {
+			break
+		}
 		if m.ID == peerwire.Extended && m.ExtID == peerwire.ExtHandshakeID {
 			if h, err := peerwire.ParseExtHandshake(m.Payload); err == nil {
 				if p, err := tracker.ParsePlace(h.Place); err == nil {

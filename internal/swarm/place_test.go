@@ -141,7 +141,7 @@ func TestReadFirst(t *testing.T) {
 			for _, m := range tc.msgs {
 				b = peerwire.AppendMessage(b, m)
 			}
-			first, err := s.readFirst(c, peerwire.NewDecoder(bytes.NewReader(b), 0))
+			first, err := s.readFirst(c, peerwire.NewDecoder(bytes.NewReader(b), 0), true)
 			if err != nil {
 				t.Fatal(err)
 			}
