@@ -238,7 +238,7 @@ func handlerBed(t testing.TB, mi *metainfo.MetaInfo, fast bool) (*Swarm, *conn) 
 	t.Cleanup(func() { a.Close(); b.Close() })
 	c := s.newConn(a, netip.MustParseAddrPort("198.18.0.9:6881"), true)
 	c.id[0], c.fast, c.ext = 1, fast, true
-	if !s.register(c) {
+	if !s.register(c, nil) {
 		t.Fatal("register refused the connection")
 	}
 	return s, c
@@ -323,35 +323,102 @@ func TestChokedMidBlockFreed(t *testing.T) {
 	})
 }
 
-// TestSilentDialerTakesNoPlace: a dialer that has not spoken after the
-// handshakes (as one that closes its connection there, having no room
-// for it, has not) takes no place: the seeder, with room for one
-// connection, takes in the peer that dials next, which completes.
-func TestSilentDialerTakesNoPlace(t *testing.T) {
+// gatedHost is a pipeNet host whose dials wait until gate is closed.
+type gatedHost struct {
+	*pipeHost
+	gate chan struct{}
+}
+
+func (h gatedHost) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	select {
+	case <-h.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return h.pipeHost.Dial(ctx, addr)
+}
+
+// TestDialedSeedKept: a peer with room for one connection dials the
+// seeder, and while the dial is on its way a peer with nothing dials it
+// and takes the place. Once the seeder has taken in the dialed connection
+// and said it has every piece, the peer keeps that one, closes the
+// other, and completes. Had it closed its connection to the seeder, it
+// would never have completed.
+func TestDialedSeedKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
 		pn := newPipeNet()
-		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host(), MaxConns: 1})
-		p, path := newNode(t, mi, nil, false, Config{Network: pn.host()})
+		gate := make(chan struct{})
+		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host()})
+		p, path := newNode(t, mi, nil, false, Config{Network: gatedHost{pn.host(), gate}, MaxConns: 1})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		wait := runAll(t, ctx, seeder, p)
+		p.AddPeer(addrOf(t, seeder))
+		synctest.Wait()
 
-		silent, err := pn.host().Dial(ctx, addrOf(t, seeder))
+		other, err := pn.host().Dial(ctx, addrOf(t, p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer silent.Close()
-		sendHandshake(t, silent, mi.InfoHash(), 1)
-		if _, err := peerwire.ReadHandshake(bufio.NewReader(silent)); err != nil {
-			t.Fatalf("the seeder did not answer the handshake: %v", err)
-		}
+		defer other.Close()
+		sendHandshake(t, other, mi.InfoHash(), 1)
+		closed := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, other); closed <- err }()
 		synctest.Wait()
+		if n := p.Stats().Peers; n != 1 {
+			t.Fatalf("%d connections before the dial completed, want the one that dialed in", n)
+		}
 
-		p.AddPeer(addrOf(t, seeder))
+		close(gate)
 		waitComplete(t, ctx, p)
+		select {
+		case <-closed:
+		default:
+			t.Error("the connection that dialed in is still open")
+		}
 		cancel()
 		wait()
 		checkFile(t, path, data)
+	})
+}
+
+// TestDialedPeerTurnedAway: the same with a dialed peer that is not a
+// seed: the peer that dialed in keeps its place, and the dialed
+// connection is closed.
+func TestDialedPeerTurnedAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mi, _ := makeTorrent(t, 256<<10, 32<<10, nil)
+		pn := newPipeNet()
+		gate := make(chan struct{})
+		q, _ := newNode(t, mi, nil, false, Config{Network: pn.host()})
+		p, _ := newNode(t, mi, nil, false, Config{Network: gatedHost{pn.host(), gate}, MaxConns: 1})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		wait := runAll(t, ctx, q, p)
+		p.AddPeer(addrOf(t, q))
+		synctest.Wait()
+
+		other, err := pn.host().Dial(ctx, addrOf(t, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		sendHandshake(t, other, mi.InfoHash(), 1)
+		closed := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, other); closed <- err }()
+		synctest.Wait()
+		close(gate)
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Error("the connection that dialed in was closed for one to a peer that is not a seed")
+		default:
+		}
+		if n := p.Stats().Peers; n != 1 {
+			t.Errorf("%d connections, want the one that dialed in", n)
+		}
+		cancel()
+		wait()
 	})
 }

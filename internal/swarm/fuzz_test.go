@@ -48,7 +48,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		c := s.newConn(nopConn{}, fuzzPeer, true)
 		c.id[0], c.fast, c.ext = 1, role&roleFast != 0, true
-		if !s.register(c) {
+		if !s.register(c, nil) {
 			t.Fatal("register refused the connection")
 		}
 		r := bytes.NewReader(in)

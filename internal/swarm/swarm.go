@@ -256,6 +256,7 @@ type Swarm struct {
 	active      []*piece          // same pieces, in start order
 	want        *storage.Bitfield // pieces neither verified nor in progress
 	conns       map[*conn]struct{}
+	joins       uint64 // connections register took in
 	pending     []netip.AddrPort
 	deferred    []netip.AddrPort // listed peers not dialed for want of room; pending again when a connection ends
 	dialing     map[netip.AddrPort]bool
