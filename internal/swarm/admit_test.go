@@ -338,47 +338,56 @@ func (h gatedHost) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, err
 	return h.pipeHost.Dial(ctx, addr)
 }
 
-// TestDialedSeedKept: a peer with room for one connection dials the
-// seeder, and while the dial is on its way a peer with nothing dials it
-// and takes the place. Once the seeder has taken in the dialed connection
-// and said it has every piece, the peer keeps that one, closes the
-// other, and completes. Had it closed its connection to the seeder, it
-// would never have completed.
+// dialWhileFull starts a peer with room for one connection that dials
+// dialed (holding content: the data, or nil), and while the dial is on
+// its way has a peer with nothing dial it and take the place; then it
+// lets the dial through. It returns the peer, its file, a channel that
+// receives once the connection that dialed in is closed, and ctx and a
+// stop function for both swarms. Run it in a synctest bubble.
+func dialWhileFull(t *testing.T, mi *metainfo.MetaInfo, content []byte) (p *Swarm, path string, closed chan error, ctx context.Context, stop func()) {
+	t.Helper()
+	pn := newPipeNet()
+	gate := make(chan struct{})
+	dialed, _ := newNodeWith(t, mi, content, Config{Network: pn.host()})
+	p, path = newNode(t, mi, nil, false, Config{Network: gatedHost{pn.host(), gate}, MaxConns: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	wait := runAll(t, ctx, dialed, p)
+	stop = sync.OnceFunc(func() { cancel(); wait() })
+	p.AddPeer(addrOf(t, dialed))
+	synctest.Wait()
+
+	other, err := pn.host().Dial(ctx, addrOf(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	sendHandshake(t, other, mi.InfoHash(), 1)
+	closed = make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, other); closed <- err }()
+	synctest.Wait()
+	if n := p.Stats().Peers; n != 1 {
+		t.Fatalf("%d connections before the dial completed, want the one that dialed in", n)
+	}
+	close(gate)
+	return p, path, closed, ctx, stop
+}
+
+// TestDialedSeedKept: once the seeder has taken in the connection of a
+// full peer's dial and said it has every piece, the peer keeps that one,
+// closes the one that dialed in, and completes. Had it closed its
+// connection to the seeder, it would never have completed.
 func TestDialedSeedKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mi, data := makeTorrent(t, 256<<10, 32<<10, nil)
-		pn := newPipeNet()
-		gate := make(chan struct{})
-		seeder, _ := newNode(t, mi, data, true, Config{Network: pn.host()})
-		p, path := newNode(t, mi, nil, false, Config{Network: gatedHost{pn.host(), gate}, MaxConns: 1})
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		wait := runAll(t, ctx, seeder, p)
-		p.AddPeer(addrOf(t, seeder))
-		synctest.Wait()
-
-		other, err := pn.host().Dial(ctx, addrOf(t, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		sendHandshake(t, other, mi.InfoHash(), 1)
-		closed := make(chan error, 1)
-		go func() { _, err := io.Copy(io.Discard, other); closed <- err }()
-		synctest.Wait()
-		if n := p.Stats().Peers; n != 1 {
-			t.Fatalf("%d connections before the dial completed, want the one that dialed in", n)
-		}
-
-		close(gate)
+		p, path, closed, ctx, stop := dialWhileFull(t, mi, data)
+		defer stop()
 		waitComplete(t, ctx, p)
 		select {
 		case <-closed:
 		default:
 			t.Error("the connection that dialed in is still open")
 		}
-		cancel()
-		wait()
+		stop()
 		checkFile(t, path, data)
 	})
 }
@@ -389,26 +398,8 @@ func TestDialedSeedKept(t *testing.T) {
 func TestDialedPeerTurnedAway(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mi, _ := makeTorrent(t, 256<<10, 32<<10, nil)
-		pn := newPipeNet()
-		gate := make(chan struct{})
-		q, _ := newNode(t, mi, nil, false, Config{Network: pn.host()})
-		p, _ := newNode(t, mi, nil, false, Config{Network: gatedHost{pn.host(), gate}, MaxConns: 1})
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		wait := runAll(t, ctx, q, p)
-		p.AddPeer(addrOf(t, q))
-		synctest.Wait()
-
-		other, err := pn.host().Dial(ctx, addrOf(t, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		sendHandshake(t, other, mi.InfoHash(), 1)
-		closed := make(chan error, 1)
-		go func() { _, err := io.Copy(io.Discard, other); closed <- err }()
-		synctest.Wait()
-		close(gate)
+		p, _, closed, _, stop := dialWhileFull(t, mi, nil)
+		defer stop()
 		synctest.Wait()
 		select {
 		case <-closed:
@@ -418,7 +409,5 @@ func TestDialedPeerTurnedAway(t *testing.T) {
 		if n := p.Stats().Peers; n != 1 {
 			t.Errorf("%d connections, want the one that dialed in", n)
 		}
-		cancel()
-		wait()
 	})
 }
