@@ -248,7 +248,8 @@ func (s *Swarm) seedSays(first []peerwire.Message) bool {
 // that would have stayed; 100 simulated hosts with 8 MiB ran on 7 of its
 // 16 connections, at 2.1x the bound instead of 1.4x (bench/sim/README.md,
 // step 14). Only a seed bumps: making room for every dialed connection
-// cut late peers off, whose only connections are those they dial.
+// left a late peer in 1,000 simulated hosts with 64 MiB, the last at
+// 1.26x the bound instead of 1.20x.
 func (s *Swarm) bumpLocked() bool {
 	var last *conn
 	for o := range s.conns {
