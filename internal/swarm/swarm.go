@@ -54,7 +54,8 @@ type Config struct {
 	AnnounceIP string
 	// PeerID identifies this peer; zero means random with murder's prefix.
 	PeerID [20]byte
-	// MaxConns limits connections; 0 means DefaultMaxConns.
+	// MaxConns limits connections; 0 means DefaultMaxConns, or
+	// DefaultSeedConns for a swarm that starts with every piece.
 	MaxConns int
 	// UploadRate and DownloadRate limit payload bytes per second; 0 means
 	// unlimited. Uploads are paced block by block at UploadRate (pacer),
@@ -129,7 +130,12 @@ type Store interface {
 
 // Defaults of a Config left zero.
 const (
-	DefaultMaxConns    = 16 // bench/sim/README.md: more were slower, and cost CPU and memory
+	DefaultMaxConns = 16 // bench/sim/README.md: more were slower, and cost CPU and memory
+	// DefaultSeedConns is the seeder's: the first copy of each piece goes
+	// to one of them, so more connections put the first copies with more
+	// peers, each with more of its link left to pass them on
+	// (bench/sim/README.md, step 15).
+	DefaultSeedConns   = 32
 	DefaultReadBuffer  = 256 << 10
 	DefaultWriteBuffer = 128 << 10
 )
@@ -315,6 +321,9 @@ func New(cfg Config, mi *metainfo.MetaInfo, st Store, have *storage.Bitfield) (*
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
+		if have.Full() {
+			cfg.MaxConns = DefaultSeedConns
+		}
 	}
 	if cfg.ClientName == "" {
 		cfg.ClientName = "murder"

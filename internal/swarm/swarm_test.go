@@ -919,3 +919,30 @@ func TestPieceSpreadLogged(t *testing.T) {
 		t.Errorf("seeder logged %d first sends, want %d:\n%s", len(m), n, seedLog.String())
 	}
 }
+
+// TestSeederConns: a swarm that starts with every piece (the seeder)
+// takes DefaultSeedConns connections unless told otherwise; others
+// DefaultMaxConns.
+func TestSeederConns(t *testing.T) {
+	mi, _ := makeTorrent(t, 4<<14, 1<<14, nil)
+	full := storage.NewBitfield(4)
+	full.SetAll()
+	for _, tt := range []struct {
+		name string
+		max  int
+		have *storage.Bitfield
+		want int
+	}{
+		{"seeder", 0, full, DefaultSeedConns},
+		{"peer", 0, storage.NewBitfield(4), DefaultMaxConns},
+		{"seeder told", 5, full, 5},
+	} {
+		s, err := New(Config{MaxConns: tt.max}, mi, nil, tt.have)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.cfg.MaxConns != tt.want {
+			t.Errorf("%s: %d connections, want %d", tt.name, s.cfg.MaxConns, tt.want)
+		}
+	}
+}
