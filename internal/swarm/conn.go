@@ -246,8 +246,8 @@ func (s *Swarm) seedSays(first []peerwire.Message) bool {
 // had filled closed their connections to the seeder, the seeder's places
 // went to connections that closed at once while it turned away peers
 // that would have stayed; 100 simulated hosts with 8 MiB ran on 7 of its
-// 16 connections, at 2.1x the bound instead of 1.4x (bench/sim/README.md,
-// step 14). Only a seed bumps: making room for every dialed connection
+// 16 connections (its limit then; DefaultSeedConns now), at 2.1x the bound
+// instead of 1.4x (bench/sim/README.md, step 14). Only a seed bumps: making room for every dialed connection
 // left a late peer in 1,000 simulated hosts with 64 MiB, the last at
 // 1.26x the bound instead of 1.20x.
 func (s *Swarm) bumpLocked() bool {
